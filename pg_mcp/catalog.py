@@ -1,0 +1,315 @@
+"""Schema introspection: fixed pg_catalog queries with `$n` parameters, nothing spliced in.
+
+Only schemas the connected role may use are exposed (optionally narrowed by PG_MCP_SCHEMAS),
+and only relations it may read. Partitions are folded into their partitioned parent to keep
+listings short.
+"""
+
+from __future__ import annotations
+
+import difflib
+from dataclasses import dataclass, field
+from typing import Any
+
+from pg_mcp.db import Database
+from pg_mcp.errors import NotFoundError
+from pg_mcp.names import parse_qualified_name, qualified
+
+KINDS = {
+    "r": "table",
+    "p": "partitioned table",
+    "v": "view",
+    "m": "materialized view",
+    "f": "foreign table",
+}
+
+#: A schema is exposed when it is not a system schema, the role can use it, and it is in $1 (if given).
+_EXPOSED_SCHEMA = """
+    n.nspname NOT IN ('pg_catalog', 'information_schema', 'pg_toast')
+    AND n.nspname NOT LIKE 'pg\\_temp\\_%' AND n.nspname NOT LIKE 'pg\\_toast\\_temp\\_%'
+    AND has_schema_privilege(n.oid, 'USAGE')
+    AND ($1::text[] IS NULL OR n.nspname = ANY($1::text[]))
+"""
+#: A relation is listed when it is a readable table-like object and not a partition.
+_LISTED_RELATION = """
+    c.relkind IN ('r', 'p', 'v', 'm', 'f') AND NOT c.relispartition
+    AND (has_table_privilege(c.oid, 'SELECT') OR has_any_column_privilege(c.oid, 'SELECT'))
+"""
+#: Planner row estimate; partitioned tables sum their partitions; -1 (never analyzed) becomes NULL.
+_ROW_ESTIMATE = """
+    CASE WHEN c.relkind = 'p' THEN (
+        SELECT sum(greatest(p.reltuples, 0))::bigint FROM pg_inherits i
+        JOIN pg_class p ON p.oid = i.inhrelid WHERE i.inhparent = c.oid)
+    WHEN c.reltuples < 0 THEN NULL ELSE c.reltuples::bigint END
+"""
+
+LIST_SCHEMAS_SQL = f"""
+SELECT n.nspname AS name, obj_description(n.oid, 'pg_namespace') AS comment,
+       count(c.oid) AS tables
+FROM pg_namespace n
+LEFT JOIN pg_class c ON c.relnamespace = n.oid AND {_LISTED_RELATION}
+WHERE {_EXPOSED_SCHEMA}
+GROUP BY n.oid, n.nspname ORDER BY n.nspname
+"""
+
+LIST_TABLES_SQL = f"""
+SELECT n.nspname AS schema, c.relname AS name, c.relkind::text AS kind, {_ROW_ESTIMATE} AS estimated_rows,
+       obj_description(c.oid, 'pg_class') AS comment
+FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+WHERE {_EXPOSED_SCHEMA} AND {_LISTED_RELATION}
+  AND ($2::text IS NULL OR n.nspname = $2)
+  AND (n.nspname, c.relname) > ($3::text COLLATE "C", $4::text COLLATE "C")
+ORDER BY n.nspname COLLATE "C", c.relname COLLATE "C"
+LIMIT $5
+"""
+
+FIND_RELATION_SQL = f"""
+SELECT c.oid, n.nspname AS schema, c.relname AS name, pg_table_is_visible(c.oid) AS visible
+FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+WHERE {_EXPOSED_SCHEMA} AND c.relkind IN ('r', 'p', 'v', 'm', 'f')
+  AND (has_table_privilege(c.oid, 'SELECT') OR has_any_column_privilege(c.oid, 'SELECT'))
+  AND lower(c.relname) = lower($2) AND ($3::text IS NULL OR lower(n.nspname) = lower($3))
+"""
+
+ALL_RELATION_NAMES_SQL = f"""
+SELECT n.nspname AS schema, c.relname AS name
+FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+WHERE {_EXPOSED_SCHEMA} AND {_LISTED_RELATION}
+"""
+
+EXPOSED_SCHEMA_NAMES_SQL = f"SELECT n.nspname FROM pg_namespace n WHERE {_EXPOSED_SCHEMA}"
+
+RELATION_SQL = f"""
+SELECT n.nspname AS schema, c.relname AS name, c.relkind::text AS kind, {_ROW_ESTIMATE} AS estimated_rows,
+       obj_description(c.oid, 'pg_class') AS comment,
+       CASE WHEN c.relkind IN ('v', 'm') THEN pg_get_viewdef(c.oid, true) END AS definition,
+       CASE WHEN c.relkind = 'p' THEN pg_get_partkeydef(c.oid) END AS partition_key,
+       (SELECT count(*) FROM pg_inherits i WHERE i.inhparent = c.oid) AS partitions
+FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+WHERE c.oid = $1
+"""
+
+COLUMNS_SQL = """
+SELECT a.attname AS name, format_type(a.atttypid, a.atttypmod) AS type, a.attnotnull AS not_null,
+       pg_get_expr(d.adbin, d.adrelid) AS default, col_description(a.attrelid, a.attnum) AS comment,
+       a.attidentity::text AS identity, a.attgenerated::text AS generated,
+       (SELECT array_agg(e.enumlabel ORDER BY e.enumsortorder) FROM pg_enum e
+        WHERE e.enumtypid = a.atttypid) AS enum_values
+FROM pg_attribute a
+LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
+WHERE a.attrelid = $1 AND a.attnum > 0 AND NOT a.attisdropped
+ORDER BY a.attnum
+"""
+
+CONSTRAINTS_SQL = """
+SELECT con.conname AS name, con.contype::text AS type, pg_get_constraintdef(con.oid, true) AS definition,
+       sn.nspname AS source_schema, s.relname AS source_table,
+       (SELECT array_agg(a.attname ORDER BY k.ord) FROM unnest(con.conkey) WITH ORDINALITY k(num, ord)
+        JOIN pg_attribute a ON a.attrelid = con.conrelid AND a.attnum = k.num) AS columns,
+       tn.nspname AS target_schema, t.relname AS target_table,
+       (SELECT array_agg(a.attname ORDER BY k.ord) FROM unnest(con.confkey) WITH ORDINALITY k(num, ord)
+        JOIN pg_attribute a ON a.attrelid = con.confrelid AND a.attnum = k.num) AS target_columns
+FROM pg_constraint con
+JOIN pg_class s ON s.oid = con.conrelid JOIN pg_namespace sn ON sn.oid = s.relnamespace
+LEFT JOIN pg_class t ON t.oid = con.confrelid LEFT JOIN pg_namespace tn ON tn.oid = t.relnamespace
+WHERE (con.conrelid = $1 OR (con.confrelid = $1 AND con.contype = 'f'))
+  AND con.contype IN ('p', 'u', 'f', 'c', 'x')
+  AND (con.conparentid = 0 OR con.conrelid = $1)
+ORDER BY con.contype, con.conname
+"""
+
+INDEXES_SQL = """
+SELECT ic.relname AS name, pg_get_indexdef(i.indexrelid) AS definition, i.indisunique AS is_unique
+FROM pg_index i JOIN pg_class ic ON ic.oid = i.indexrelid
+WHERE i.indrelid = $1
+  AND NOT EXISTS (SELECT 1 FROM pg_constraint con WHERE con.conindid = i.indexrelid AND con.conrelid = $1)
+ORDER BY ic.relname
+"""
+
+
+@dataclass(frozen=True)
+class RelationRef:
+    """A resolved, exposed relation."""
+
+    oid: int
+    schema: str
+    name: str
+
+    @property
+    def display(self) -> str:
+        return qualified(self.schema, self.name)
+
+
+@dataclass
+class TableDescription:
+    """Everything describe_table reports, as plain data for both the text and structured outputs."""
+
+    schema: str
+    name: str
+    kind: str
+    estimated_rows: int | None
+    comment: str | None
+    columns: list[dict[str, Any]]
+    primary_key: list[str] = field(default_factory=list)
+    foreign_keys: list[dict[str, Any]] = field(default_factory=list)
+    referenced_by: list[dict[str, Any]] = field(default_factory=list)
+    unique_constraints: list[dict[str, Any]] = field(default_factory=list)
+    check_constraints: list[dict[str, Any]] = field(default_factory=list)
+    indexes: list[dict[str, Any]] = field(default_factory=list)
+    definition: str | None = None
+    partition_key: str | None = None
+    partitions: int = 0
+
+
+class Catalog:
+    """Read-only views of the schema, limited to what the operator exposed."""
+
+    def __init__(self, db: Database, schemas: tuple[str, ...] = ()) -> None:
+        self.db = db
+        self._schemas: list[str] | None = list(schemas) or None
+
+    async def list_schemas(self) -> list[dict[str, Any]]:
+        rows = await self.db.fetch_fixed(LIST_SCHEMAS_SQL, self._schemas)
+        return [dict(row) for row in rows]
+
+    async def list_tables(
+        self, schema: str | None = None, *, after: tuple[str, str] = ("", ""), limit: int = 1000
+    ) -> list[dict[str, Any]]:
+        """Relations ordered by (schema, name), starting after `after` (keyset pagination)."""
+        if schema is not None:
+            schema = await self.resolve_schema(schema)
+        rows = await self.db.fetch_fixed(LIST_TABLES_SQL, self._schemas, schema, after[0], after[1], limit)
+        return [{**dict(row), "kind": KINDS[row["kind"]]} for row in rows]
+
+    async def resolve_schema(self, schema: str) -> str:
+        """The exposed schema matching `schema` (exactly, else case-insensitively), or NotFoundError."""
+        names = [row[0] for row in await self.db.fetch_fixed(EXPOSED_SCHEMA_NAMES_SQL, self._schemas)]
+        parts = parse_qualified_name(schema)
+        wanted = parts[-1].text if len(parts) == 1 else schema
+        for candidate in (wanted, wanted.lower()):
+            if candidate in names:
+                return candidate
+        matches = [name for name in names if name.lower() == wanted.lower()]
+        if len(matches) == 1:
+            return matches[0]
+        close = difflib.get_close_matches(wanted, names, n=5, cutoff=0.4)
+        raise NotFoundError(
+            f"Schema {schema!r} does not exist or is not exposed.",
+            f"Did you mean: {', '.join(close)}?" if close else f"Exposed schemas: {', '.join(names[:20])}.",
+        )
+
+    async def resolve_table(self, table: str, schema: str | None = None) -> RelationRef:
+        """Find an exposed relation by `table`, `schema.table` or quoted names; NotFoundError lists close names."""
+        parts = parse_qualified_name(table)
+        if len(parts) == 2:
+            if schema is not None and schema != parts[0].text:
+                raise NotFoundError(
+                    f"The table {table!r} names schema {parts[0].text!r} but schema={schema!r} was also given.",
+                    "Give the schema once.",
+                )
+            schema_part: str | None = parts[0].text
+        else:
+            schema_part = parse_qualified_name(schema)[-1].text if schema else None
+        name = parts[-1]
+        rows = await self.db.fetch_fixed(FIND_RELATION_SQL, self._schemas, name.text, schema_part)
+        exact = [
+            r for r in rows if r["name"] == name.text and (schema_part is None or r["schema"] == schema_part)
+        ]
+        candidates = exact or ([] if name.quoted else rows)
+        if len(candidates) > 1:
+            visible = [r for r in candidates if r["visible"]]
+            if len(visible) == 1:
+                candidates = visible
+        if len(candidates) == 1:
+            row = candidates[0]
+            return RelationRef(row["oid"], row["schema"], row["name"])
+        if len(candidates) > 1:
+            options = ", ".join(qualified(r["schema"], r["name"]) for r in candidates)
+            raise NotFoundError(
+                f"{table!r} is ambiguous: {options}.", "Qualify it with the schema: schema.table."
+            )
+        raise NotFoundError(
+            f"Table {table!r}{f' in schema {schema!r}' if schema else ''} does not exist or is not exposed.",
+            await self._suggest(name.text),
+        )
+
+    async def _suggest(self, name: str) -> str:
+        rows = await self.db.fetch_fixed(ALL_RELATION_NAMES_SQL, self._schemas)
+        by_name: dict[str, list[str]] = {}
+        for row in rows:
+            by_name.setdefault(row["name"].lower(), []).append(qualified(row["schema"], row["name"]))
+        close = difflib.get_close_matches(name.lower(), list(by_name), n=5, cutoff=0.5)
+        if not close:
+            return "Use list_tables to see the available tables."
+        return "Closest existing names: " + ", ".join(q for key in close for q in by_name[key][:2]) + "."
+
+    async def describe(self, ref: RelationRef) -> TableDescription:
+        rel = await self.db.fetch_fixed(RELATION_SQL, ref.oid)
+        if not rel:
+            raise NotFoundError(
+                f"Table {ref.display} no longer exists.", "Use list_tables to see current tables."
+            )
+        info = rel[0]
+        columns = [_column(dict(row)) for row in await self.db.fetch_fixed(COLUMNS_SQL, ref.oid)]
+        description = TableDescription(
+            schema=info["schema"],
+            name=info["name"],
+            kind=KINDS.get(info["kind"], info["kind"]),
+            estimated_rows=info["estimated_rows"],
+            comment=info["comment"],
+            columns=columns,
+            definition=info["definition"],
+            partition_key=info["partition_key"],
+            partitions=info["partitions"],
+        )
+        for con in await self.db.fetch_fixed(CONSTRAINTS_SQL, ref.oid):
+            _add_constraint(description, dict(con), ref)
+        description.indexes = [
+            {"name": row["name"], "definition": row["definition"], "unique": row["is_unique"]}
+            for row in await self.db.fetch_fixed(INDEXES_SQL, ref.oid)
+        ]
+        return description
+
+
+def _column(row: dict[str, Any]) -> dict[str, Any]:
+    column: dict[str, Any] = {"name": row["name"], "type": row["type"], "nullable": not row["not_null"]}
+    if row["identity"]:
+        column["identity"] = "always" if row["identity"] == "a" else "by default"
+    elif row["generated"]:
+        column["generated"] = row["default"]
+    elif row["default"] is not None:
+        column["default"] = row["default"]
+    if row["enum_values"]:
+        column["enum_values"] = list(row["enum_values"])
+    if row["comment"]:
+        column["comment"] = row["comment"]
+    return column
+
+
+def _add_constraint(description: TableDescription, con: dict[str, Any], ref: RelationRef) -> None:
+    columns = list(con["columns"] or [])
+    outgoing = (con["source_schema"], con["source_table"]) == (ref.schema, ref.name)
+    if con["type"] == "p":
+        description.primary_key = columns
+    elif con["type"] == "f" and outgoing:
+        description.foreign_keys.append(
+            {
+                "name": con["name"],
+                "columns": columns,
+                "references": qualified(con["target_schema"], con["target_table"]),
+                "referenced_columns": list(con["target_columns"] or []),
+            }
+        )
+    elif con["type"] == "f":
+        description.referenced_by.append(
+            {
+                "name": con["name"],
+                "table": qualified(con["source_schema"], con["source_table"]),
+                "columns": columns,
+                "referenced_columns": list(con["target_columns"] or []),
+            }
+        )
+    elif con["type"] == "u":
+        description.unique_constraints.append({"name": con["name"], "columns": columns})
+    else:
+        description.check_constraints.append({"name": con["name"], "definition": con["definition"]})

@@ -1,0 +1,220 @@
+"""The `pg-mcp` command: serve (stdio, the default), check, demo and call.
+
+Stdout belongs to the MCP protocol when serving; everything human-readable goes to stderr,
+except the output of `check` and `call`, which are for people and scripts.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import sys
+from collections.abc import Sequence
+from types import TracebackType
+from typing import Any
+
+from pg_mcp import __version__
+from pg_mcp.config import ENV_NAMES, Settings, load_settings
+from pg_mcp.errors import ConfigError, PgMcpError
+
+log = logging.getLogger("pg_mcp")
+
+COMMANDS = ("serve", "check", "demo", "call")
+EXIT_CONFIG = 2
+
+
+class _NoTracebackFormatter(logging.Formatter):
+    """Log lines never carry tracebacks (they may hold data or connection details): the type is enough."""
+
+    def formatException(
+        self, ei: tuple[type[BaseException], BaseException, TracebackType | None] | Any
+    ) -> str:
+        return f"({ei[0].__name__})" if ei and ei[0] else ""
+
+
+def configure_logging(level: str) -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(_NoTracebackFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level)
+    for noisy in ("mcp", "httpx", "uvicorn.access"):
+        logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLevelName(level)))
+
+
+def _add_settings_flags(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("settings (each also an environment variable)")
+    flags: list[tuple[str, str, type, str]] = [
+        ("max_rows", "--max-rows", int, "rows returned when the caller does not ask (default 100)"),
+        ("max_rows_limit", "--max-rows-limit", int, "the most rows a caller may ask for (default 1000)"),
+        ("statement_timeout", "--statement-timeout", float, "seconds before a statement is cancelled (30)"),
+        ("lock_timeout", "--lock-timeout", float, "seconds to wait for a lock (5)"),
+        ("connect_timeout", "--connect-timeout", float, "seconds to wait for a connection (10)"),
+        ("pool_min", "--pool-min", int, "connections kept open (1)"),
+        ("pool_max", "--pool-max", int, "most connections opened (5)"),
+        ("schemas", "--schemas", str, "comma-separated schemas to expose (default: all the role can use)"),
+        ("allow_functions", "--allow-functions", str, "comma-separated extra functions queries may call"),
+        ("max_cell_chars", "--max-cell-chars", int, "characters shown per value before it is cut (1000)"),
+        ("max_result_bytes", "--max-result-bytes", int, "bytes of text per result before rows are cut"),
+        ("log_level", "--log-level", str, "DEBUG, INFO, WARNING or ERROR (INFO)"),
+    ]
+    for dest, flag, kind, text in flags:
+        group.add_argument(flag, dest=dest, type=kind, default=None, help=f"{text} [{ENV_NAMES[dest]}]")
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="pg-mcp",
+        description="A read-only PostgreSQL explorer for AI assistants over the Model Context Protocol.",
+        epilog="Commands: serve (default), check, demo, call. Run 'pg-mcp COMMAND --help' for each.",
+    )
+    parser.add_argument("--version", action="version", version=f"pg-mcp {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    serve = commands.add_parser("serve", help="serve MCP over stdio (the default)")
+    serve.add_argument(
+        "database_url", nargs="?", help="postgresql://user:password@host:port/db [DATABASE_URL]"
+    )
+    _add_settings_flags(serve)
+
+    check = commands.add_parser("check", help="connect, report the role's privileges and risks, and exit")
+    check.add_argument("database_url", nargs="?", help="postgresql://... [DATABASE_URL]")
+    _add_settings_flags(check)
+
+    demo = commands.add_parser(
+        "demo", help="start a throwaway PostgreSQL with demo data and serve MCP over stdio against it"
+    )
+    _add_settings_flags(demo)
+
+    call = commands.add_parser("call", help="call one tool and print what the model would see")
+    call.add_argument("tool", help="query, list_schemas, list_tables or describe_table")
+    call.add_argument("arguments", nargs="*", metavar="key=value", help='tool arguments, e.g. sql="SELECT 1"')
+    call.add_argument("--url", dest="database_url", help="postgresql://... [DATABASE_URL]")
+    call.add_argument("--demo", action="store_true", help="run against a throwaway demo database")
+    call.add_argument("--json", action="store_true", help="print the structured content as JSON")
+    _add_settings_flags(call)
+    return parser
+
+
+def parse_args(argv: Sequence[str]) -> argparse.Namespace:
+    args = list(argv)
+    if not args or (args[0] not in COMMANDS and args[0] not in ("-h", "--help", "--version")):
+        args.insert(0, "serve")
+    return _parser().parse_args(args)
+
+
+def _settings(args: argparse.Namespace, **extra: Any) -> Settings:
+    overrides = {key: getattr(args, key, None) for key in ENV_NAMES}
+    overrides.update(extra)
+    return load_settings(overrides)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(sys.argv[1:] if argv is None else argv)
+    try:
+        settings = _settings(args, database_url=None if args.command == "demo" else args.database_url)
+    except ConfigError as exc:
+        print(f"pg-mcp: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    configure_logging(settings.log_level)
+    try:
+        if args.command == "serve":
+            return serve(settings)
+        if args.command == "check":
+            return asyncio.run(check(settings))
+        if args.command == "demo":
+            return demo(settings)
+        return call(settings, args)
+    except ConfigError as exc:
+        print(f"pg-mcp: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    except KeyboardInterrupt:
+        return 130
+
+
+def serve(settings: Settings) -> int:
+    from pg_mcp.server import build_server
+
+    settings.dsn  # noqa: B018 -- fail fast with a clear message when DATABASE_URL is missing
+    log.info("pg-mcp %s serving %s over stdio", __version__, settings.safe_dsn)
+    build_server(settings).run("stdio")
+    return 0
+
+
+async def check(settings: Settings) -> int:
+    from pg_mcp.catalog import Catalog
+    from pg_mcp.db import Database
+    from pg_mcp.health import format_report, role_report
+
+    db = Database(settings)
+    try:
+        report = await role_report(db, Catalog(db, settings.schemas))
+    except PgMcpError as exc:
+        print(f"Cannot serve {settings.safe_dsn}:\n{exc}", file=sys.stderr)
+        return 1
+    finally:
+        await db.close()
+    print(f"Connected to {settings.safe_dsn}")
+    print(format_report(report))
+    return 0
+
+
+def demo(settings: Settings) -> int:
+    from pg_mcp.local_pg import load_demo, start_local_postgres
+
+    print("Starting a throwaway PostgreSQL with the demo database...", file=sys.stderr)
+    with start_local_postgres() as cluster:
+        url = asyncio.run(load_demo(cluster.url(), cluster.password))
+        entry = {"mcpServers": {"postgres-demo": {"command": "pg-mcp", "args": ["demo"]}}}
+        print(
+            f"Demo database running at 127.0.0.1:{cluster.port} (data in {cluster.root}, removed on exit).\n"
+            f"Connect with psql: psql '{url}'\n"
+            f"Claude Desktop entry (claude_desktop_config.json):\n{json.dumps(entry, indent=2)}\n"
+            "Serving MCP over stdio; press Ctrl-C to stop.",
+            file=sys.stderr,
+        )
+        return serve(settings.model_copy(update={"database_url": _secret(url)}))
+
+
+def call(settings: Settings, args: argparse.Namespace) -> int:
+    arguments = dict(_parse_argument(item) for item in args.arguments)
+    if args.demo:
+        from pg_mcp.local_pg import load_demo, start_local_postgres
+
+        with start_local_postgres() as cluster:
+            url = asyncio.run(load_demo(cluster.url(), cluster.password))
+            return asyncio.run(
+                _call(settings.model_copy(update={"database_url": _secret(url)}), args, arguments)
+            )
+    settings.dsn  # noqa: B018 -- fail fast with a clear message when DATABASE_URL is missing
+    return asyncio.run(_call(settings, args, arguments))
+
+
+async def _call(settings: Settings, args: argparse.Namespace, arguments: dict[str, Any]) -> int:
+    from mcp import Client
+
+    from pg_mcp.server import build_server
+
+    async with Client(build_server(settings)) as client:
+        result = await client.call_tool(args.tool, arguments)
+    if args.json and result.structured_content is not None:
+        print(json.dumps(result.structured_content, indent=2, ensure_ascii=False))
+    else:
+        print("\n".join(getattr(block, "text", "") for block in result.content))
+    return 1 if result.is_error else 0
+
+
+def _parse_argument(item: str) -> tuple[str, Any]:
+    """`max_rows=5` gives an int, anything else a string (`sql=SELECT 1`)."""
+    key, sep, value = item.partition("=")
+    if not sep or not key:
+        raise ConfigError(f"Tool arguments are key=value, not {item!r}.")
+    return key, int(value) if value.lstrip("-").isdigit() else value
+
+
+def _secret(url: str) -> Any:
+    from pydantic import SecretStr
+
+    return SecretStr(url)

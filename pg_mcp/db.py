@@ -1,0 +1,331 @@
+"""The asyncpg pool and the only code that executes SQL.
+
+Every statement runs inside a `READ ONLY` transaction that is always rolled back, with
+`statement_timeout`, `lock_timeout` and `idle_in_transaction_session_timeout` set for that
+transaction. User SQL goes through `Database.run_query` alone: extended protocol (one
+statement per message), rows pulled through a cursor so no more than the cap ever reaches
+this process. Connections are reset before they return to the pool, and asyncpg's statement
+cache is off so no server-side prepared statement outlives a call (and PgBouncer in
+transaction mode works).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import socket
+import ssl
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import unquote, urlsplit
+
+import asyncpg
+
+from pg_mcp.config import Settings
+from pg_mcp.errors import DatabaseUnavailableError, QueryError
+from pg_mcp.guard import CheckedQuery
+
+log = logging.getLogger(__name__)
+
+#: Types decoded as PostgreSQL's own text so nothing is lost in a Python round trip
+#: (BC dates, infinity, intervals with months, numeric precision, geometric syntax).
+TEXT_DECODED_TYPES = (
+    "numeric", "date", "timestamp", "timestamptz", "time", "timetz", "interval",
+    "point", "line", "lseg", "box", "path", "polygon", "circle",
+    "inet", "cidr", "macaddr", "macaddr8", "bit", "varbit",
+)  # fmt: skip
+
+RESET_SQL = (
+    "RESET ALL; RESET ROLE; RESET SESSION AUTHORIZATION; CLOSE ALL; UNLISTEN *; DEALLOCATE ALL; "
+    "SELECT pg_advisory_unlock_all();"
+)
+#: Errors after which the connection is gone but the database may be fine: retry once.
+CONNECTION_LOST = (
+    asyncpg.ConnectionDoesNotExistError,
+    asyncpg.InterfaceError,
+    asyncpg.AdminShutdownError,
+    asyncpg.CannotConnectNowError,
+    ConnectionError,
+    OSError,
+)
+
+
+@dataclass(frozen=True)
+class Column:
+    """A result column: its name and PostgreSQL type name (e.g. `int4`, `_text` for text[])."""
+
+    name: str
+    type_name: str
+    type_schema: str
+
+
+@dataclass(frozen=True)
+class QueryResult:
+    """Rows of one statement; `truncated` means more rows existed than `rows` holds."""
+
+    columns: list[Column]
+    rows: list[tuple[Any, ...]]
+    truncated: bool
+    elapsed_ms: float
+
+
+class Database:
+    """A lazily created pool: the server starts while the database is down and recovers when it returns."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self._pool: asyncpg.Pool | None = None
+        self._lock = asyncio.Lock()
+
+    async def connect(self) -> None:
+        """Create the pool now (raising DatabaseUnavailableError) instead of at the first call."""
+        await self._get_pool()
+
+    async def close(self) -> None:
+        if self._pool is not None:
+            pool, self._pool = self._pool, None
+            try:
+                await asyncio.wait_for(pool.close(), timeout=5)
+            except (TimeoutError, Exception):
+                pool.terminate()
+
+    async def run_query(self, checked: CheckedQuery) -> QueryResult:
+        """Execute one guard-approved statement and return at most `checked.max_rows` rows."""
+        started = time.perf_counter()
+        async with self._read_only() as conn:
+            try:
+                statement = await conn.prepare(checked.sql)
+                cursor = await statement.cursor()
+                records = await cursor.fetch(checked.max_rows + 1)
+            except asyncpg.PostgresError as exc:
+                raise _query_error(exc, checked) from None
+            columns = [Column(a.name, a.type.name, a.type.schema) for a in statement.get_attributes()]
+        rows = [tuple(record) for record in records[: checked.max_rows]]
+        elapsed = (time.perf_counter() - started) * 1000
+        return QueryResult(columns, rows, len(records) > checked.max_rows, elapsed)
+
+    async def fetch_fixed(self, sql: str, *args: Any) -> list[asyncpg.Record]:
+        """Run one of this package's own catalog queries (fixed text, `$n` parameters)."""
+        async with self._read_only() as conn:
+            try:
+                rows: list[asyncpg.Record] = await conn.fetch(sql, *args)
+            except asyncpg.PostgresError as exc:
+                raise QueryError(f"Catalog query failed: {exc}") from None
+            return rows
+
+    @asynccontextmanager
+    async def _read_only(self) -> AsyncIterator[asyncpg.Connection]:
+        """A pooled connection inside a read-only transaction that is rolled back afterwards.
+
+        A connection found dead before anything ran on it (server restart, network cut) is
+        replaced once, transparently, so the first call after an outage succeeds.
+        """
+        deadline = self.settings.statement_timeout + self.settings.connect_timeout
+        try:
+            async with asyncio.timeout(deadline):
+                pool, conn = await self._begin()
+                try:
+                    yield conn
+                except CONNECTION_LOST as exc:
+                    await self._discard_pool(pool)
+                    raise _unavailable(exc, self.settings) from None
+                finally:
+                    await self._finish(pool, conn)
+        except TimeoutError:
+            raise QueryError(
+                f"The call did not finish within {deadline:g} s and was cancelled.",
+                "The database may be overloaded or unreachable; try again, or simplify the query.",
+            ) from None
+
+    async def _begin(self) -> tuple[asyncpg.Pool, asyncpg.Connection]:
+        for attempt in (1, 2):
+            pool = await self._get_pool()
+            conn: asyncpg.Connection | None = None
+            try:
+                conn = await pool.acquire()
+                await conn.execute(self._begin_sql())
+                return pool, conn
+            except CONNECTION_LOST as exc:
+                if conn is not None:
+                    await _release_quietly(pool, conn)
+                await self._discard_pool(pool)
+                if attempt == 2:
+                    raise _unavailable(exc, self.settings) from None
+                log.warning("database connection lost (%s); reconnecting", type(exc).__name__)
+        raise AssertionError("unreachable")
+
+    async def _finish(self, pool: asyncpg.Pool, conn: asyncpg.Connection) -> None:
+        """Roll back and return the connection; a connection in an unknown state is closed instead."""
+        try:
+            if not conn.is_closed():
+                await conn.execute("ROLLBACK")
+        except (asyncpg.PostgresError, *CONNECTION_LOST):
+            conn.terminate()
+        await _release_quietly(pool, conn)
+
+    def _begin_sql(self) -> str:
+        s = self.settings
+        return (
+            "BEGIN TRANSACTION READ ONLY; "
+            f"SET LOCAL statement_timeout = {int(s.statement_timeout * 1000)}; "
+            f"SET LOCAL lock_timeout = {int(s.lock_timeout * 1000)}; "
+            f"SET LOCAL idle_in_transaction_session_timeout = {int((s.statement_timeout + 5) * 1000)};"
+        )
+
+    async def _get_pool(self) -> asyncpg.Pool:
+        if self._pool is not None:
+            return self._pool
+        async with self._lock:
+            if self._pool is None:
+                self._pool = await self._create_pool()
+            return self._pool
+
+    async def _create_pool(self) -> asyncpg.Pool:
+        s = self.settings
+        try:
+            pool: asyncpg.Pool = await asyncpg.create_pool(
+                s.dsn,
+                min_size=s.pool_min,
+                max_size=s.pool_max,
+                timeout=s.connect_timeout,
+                statement_cache_size=0,
+                max_inactive_connection_lifetime=300,
+                init=_init_connection,
+                reset=_reset_connection,
+                server_settings={"application_name": "pg-mcp"},
+            )
+        except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, TimeoutError, ssl.SSLError) as exc:
+            raise _unavailable(exc, s) from None
+        return pool
+
+    async def _discard_pool(self, pool: asyncpg.Pool) -> None:
+        async with self._lock:
+            if self._pool is pool:
+                self._pool = None
+        pool.terminate()
+
+
+async def _release_quietly(pool: asyncpg.Pool, conn: asyncpg.Connection) -> None:
+    try:
+        await pool.release(conn)
+    except (asyncpg.PostgresError, *CONNECTION_LOST):
+        conn.terminate()
+
+
+async def _init_connection(conn: asyncpg.Connection) -> None:
+    for type_name in TEXT_DECODED_TYPES:
+        try:
+            await conn.set_type_codec(type_name, schema="pg_catalog", encoder=str, decoder=str, format="text")
+        except ValueError:  # type absent on this server version
+            continue
+
+
+async def _reset_connection(conn: asyncpg.Connection) -> None:
+    await conn.execute(RESET_SQL)
+
+
+def _query_error(exc: asyncpg.PostgresError, checked: CheckedQuery) -> QueryError:
+    """PostgreSQL's message, with the error position mapped back onto the caller's own text."""
+    if isinstance(exc, asyncpg.QueryCanceledError):
+        return QueryError(
+            f"The query was cancelled by the server: {exc.args[0] if exc.args else exc}.",
+            "It ran past the statement timeout (PG_MCP_STATEMENT_TIMEOUT). Narrow it with WHERE, "
+            "aggregate instead of listing, or check its plan.",
+        )
+    if isinstance(exc, asyncpg.LockNotAvailableError):
+        return QueryError(f"{exc}.", "A table it reads is locked by another session; try again later.")
+    message = str(exc)
+    position = _user_position(getattr(exc, "position", None), checked)
+    if position:
+        message += f" (at line {position[0]}, column {position[1]})"
+    detail = getattr(exc, "detail", None)
+    if detail:
+        message += f"\nDetail: {detail}"
+    hint = getattr(exc, "hint", None)
+    if isinstance(exc, asyncpg.UndefinedTableError | asyncpg.UndefinedColumnError) and not hint:
+        hint = "Use list_tables and describe_table to find the exact names (quote mixed-case names)."
+    return QueryError(message, hint)
+
+
+def _user_position(position: str | None, checked: CheckedQuery) -> tuple[int, int] | None:
+    """Convert PostgreSQL's 1-based character offset in the executed SQL to a line/column in the statement."""
+    if not position or not str(position).isdigit():
+        return None
+    offset = int(position) - 1 - checked.sql.index(checked.statement)
+    if not 0 <= offset <= len(checked.statement):
+        return None
+    before = checked.statement[:offset]
+    return before.count("\n") + 1, offset - (before.rfind("\n") + 1) + 1
+
+
+def describe_target(dsn: str) -> str:
+    """`user@host:port/db` for messages: never the password."""
+    try:
+        parts = urlsplit(dsn)
+        host = parts.hostname or "localhost"
+        port = parts.port or 5432
+        user = unquote(parts.username or "") or "(default user)"
+        database = unquote(parts.path.lstrip("/")) or user
+    except ValueError:
+        return "(unparseable DATABASE_URL)"
+    return f"{user}@{host}:{port}/{database}"
+
+
+def _unavailable(exc: BaseException, settings: Settings) -> DatabaseUnavailableError:
+    """Explain a connection failure by its cause, with what to check next."""
+    target = describe_target(settings.dsn)
+    if isinstance(exc, asyncpg.InvalidPasswordError):
+        return DatabaseUnavailableError(
+            f"Authentication failed for {target}.", "Check the user name and password in DATABASE_URL."
+        )
+    if isinstance(exc, asyncpg.InvalidCatalogNameError):
+        return DatabaseUnavailableError(
+            f"The database in {target} does not exist.", "Check the database name at the end of DATABASE_URL."
+        )
+    if isinstance(exc, asyncpg.InvalidAuthorizationSpecificationError):
+        text = str(exc)
+        hint = "Check that the role exists and that pg_hba.conf allows it to connect from here."
+        if "no encryption" in text or "SSL off" in text:
+            hint = "The server requires SSL: add ?sslmode=require to DATABASE_URL."
+        return DatabaseUnavailableError(f"The server refused {target}: {text}", hint)
+    if isinstance(exc, asyncpg.TooManyConnectionsError):
+        return DatabaseUnavailableError(
+            f"The server has no free connection slots for {target}.",
+            "Lower PG_MCP_POOL_MAX, close other clients, or connect through PgBouncer.",
+        )
+    if isinstance(exc, asyncpg.CannotConnectNowError | asyncpg.AdminShutdownError):
+        return DatabaseUnavailableError(
+            f"The server at {target} is starting up or shutting down.", "Try again in a few seconds."
+        )
+    if isinstance(exc, socket.gaierror):
+        return DatabaseUnavailableError(
+            f"The host in {target} could not be resolved.",
+            "Check the host name in DATABASE_URL and the network.",
+        )
+    if isinstance(exc, ConnectionRefusedError):
+        return DatabaseUnavailableError(
+            f"Connection refused by {target}.",
+            "Is PostgreSQL running and listening on that host and port? Check the port in DATABASE_URL.",
+        )
+    if isinstance(exc, TimeoutError):
+        return DatabaseUnavailableError(
+            f"Connecting to {target} timed out.",
+            "Check the host, the port, firewalls and VPNs; raise PG_MCP_CONNECT_TIMEOUT for slow networks.",
+        )
+    if isinstance(exc, ssl.SSLError) or "SSL" in str(exc):
+        return DatabaseUnavailableError(
+            f"The SSL connection to {target} failed: {exc}",
+            "Check sslmode in DATABASE_URL (require, verify-full) and the server's certificate.",
+        )
+    return DatabaseUnavailableError(
+        f"Cannot reach the database at {target} ({type(exc).__name__}: {_first_line(exc)}).",
+        "Check DATABASE_URL and that the server is running; the next call will try again.",
+    )
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0][:300] if text else "no details"

@@ -1,0 +1,106 @@
+"""What `pg-mcp check` and the start-up log report: the server, the role, and the role's risks."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from pg_mcp.catalog import Catalog
+from pg_mcp.db import Database
+
+ROLE_SQL = """
+SELECT current_setting('server_version') AS server_version, current_database() AS database,
+       current_user AS role, r.rolsuper AS superuser, r.rolcreaterole AS createrole, r.rolcreatedb AS createdb,
+       r.rolreplication AS replication, r.rolbypassrls AS bypassrls,
+       pg_is_in_recovery() AS standby,
+       has_database_privilege(current_database(), 'CREATE') AS can_create_schema,
+       has_database_privilege(current_database(), 'TEMP') AS can_create_temp,
+       current_setting('default_transaction_read_only') AS default_read_only,
+       (SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+        WHERE c.relkind IN ('r', 'p') AND n.nspname NOT IN ('pg_catalog', 'information_schema')
+          AND n.nspname NOT LIKE 'pg\\_%'
+          AND (has_table_privilege(c.oid, 'INSERT') OR has_table_privilege(c.oid, 'UPDATE')
+               OR has_table_privilege(c.oid, 'DELETE') OR has_table_privilege(c.oid, 'TRUNCATE')))
+         AS writable_tables,
+       (SELECT count(*) FROM pg_namespace n WHERE has_schema_privilege(n.oid, 'CREATE')
+          AND n.nspname NOT LIKE 'pg\\_%' AND n.nspname <> 'information_schema') AS creatable_schemas,
+       ARRAY(SELECT b.rolname::text FROM pg_auth_members m JOIN pg_roles b ON b.oid = m.roleid
+             WHERE m.member = r.oid ORDER BY 1) AS member_of,
+       ARRAY(SELECT p.name FROM unnest(ARRAY['pg_read_server_files', 'pg_write_server_files',
+                 'pg_execute_server_program', 'pg_signal_backend']) AS p(name)
+             WHERE EXISTS (SELECT 1 FROM pg_roles x WHERE x.rolname = p.name)
+               AND pg_has_role(current_user, p.name, 'MEMBER')) AS dangerous_roles,
+       ARRAY(SELECT e.extname::text FROM pg_extension e
+             WHERE e.extname IN ('dblink', 'postgres_fdw', 'adminpack', 'file_fdw') ORDER BY 1) AS risky_extensions
+FROM pg_roles r WHERE r.rolname = current_user
+"""
+
+
+@dataclass
+class RoleReport:
+    """Facts about the connection and a list of risks, each with its fix."""
+
+    facts: dict[str, Any]
+    visible_tables: int
+    risks: list[str] = field(default_factory=list)
+
+    @property
+    def over_privileged(self) -> bool:
+        return bool(self.risks)
+
+
+async def role_report(db: Database, catalog: Catalog) -> RoleReport:
+    facts = dict((await db.fetch_fixed(ROLE_SQL))[0])
+    tables = await catalog.list_tables(limit=100_000)
+    report = RoleReport(facts, len(tables))
+    role = facts["role"]
+    fix = "see sql/readonly_role.sql for a least-privilege role"
+    if facts["superuser"]:
+        report.risks.append(
+            f"Role {role} is a SUPERUSER: it could read server files and bypass every grant. Connect as a "
+            f"dedicated read-only role instead ({fix})."
+        )
+    for flag, what in (("createrole", "CREATEROLE"), ("createdb", "CREATEDB"), ("bypassrls", "BYPASSRLS")):
+        if facts[flag] and not facts["superuser"]:
+            report.risks.append(f"Role {role} has {what}: ALTER ROLE {role} NO{what};")
+    if facts["writable_tables"] and not facts["superuser"]:
+        report.risks.append(
+            f"Role {role} can write to {facts['writable_tables']} tables: "
+            f"REVOKE INSERT, UPDATE, DELETE, TRUNCATE ON ALL TABLES IN SCHEMA <schema> FROM {role};"
+        )
+    if facts["creatable_schemas"] and not facts["superuser"]:
+        report.risks.append(
+            f"Role {role} can create objects in {facts['creatable_schemas']} schemas: "
+            f"REVOKE CREATE ON SCHEMA <schema> FROM {role}; (and FROM PUBLIC for public on PostgreSQL < 15)"
+        )
+    for member in facts["dangerous_roles"]:
+        if not facts["superuser"]:
+            report.risks.append(f"Role {role} is a member of {member}: REVOKE {member} FROM {role};")
+    if facts["member_of"]:
+        report.risks.append(
+            f"Role {role} inherits from {', '.join(facts['member_of'])}: check that none of them can write."
+        )
+    for extension in facts["risky_extensions"]:
+        report.risks.append(
+            f"Extension {extension} is installed: it can reach outside the database; make sure {role} has no "
+            f"EXECUTE on its functions or USAGE on its servers."
+        )
+    return report
+
+
+def format_report(report: RoleReport) -> str:
+    f = report.facts
+    lines = [
+        f"PostgreSQL {f['server_version']}{' (standby)' if f['standby'] else ''}, database {f['database']}",
+        f"Role: {f['role']}{' (SUPERUSER)' if f['superuser'] else ''}",
+        f"Role default_transaction_read_only: {f['default_read_only']}",
+        "pg-mcp runs every statement in a READ ONLY transaction that is rolled back, with statement and lock "
+        "timeouts, and refuses anything but reads before it reaches the database.",
+        f"Visible tables and views: {report.visible_tables}",
+    ]
+    if report.risks:
+        lines.append("Risks (the server still refuses writes, but fix these for defence in depth):")
+        lines.extend(f"  - {risk}" for risk in report.risks)
+    else:
+        lines.append("Role privileges: least privilege, no risks found.")
+    return "\n".join(lines)

@@ -1,0 +1,207 @@
+"""A throwaway local PostgreSQL cluster (initdb + pg_ctl), shared by `pg-mcp demo` and the tests.
+
+The cluster lives in a temporary directory, listens on 127.0.0.1 on a free port with a random
+password, runs with durability switched off (it is disposable), and is removed on `stop()`.
+PostgreSQL refuses to run as root, so when we are root the server runs as an unprivileged
+system user (`postgres` if it exists, else `nobody`).
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import pwd
+import secrets
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import quote, urlsplit, urlunsplit
+
+from pg_mcp.errors import ConfigError
+
+INSTALL_HINT = (
+    "Install the PostgreSQL server binaries (they provide initdb and pg_ctl): "
+    "Debian/Ubuntu: sudo apt-get install postgresql; Fedora: sudo dnf install postgresql-server; "
+    "macOS: brew install postgresql@16. If they are installed but not on PATH, set PG_BIN to their directory."
+)
+SEARCH_DIRS = (
+    "/usr/lib/postgresql/*/bin",
+    "/usr/pgsql-*/bin",
+    "/opt/homebrew/opt/postgresql@*/bin",
+    "/usr/local/opt/postgresql@*/bin",
+    "/Applications/Postgres.app/Contents/Versions/*/bin",
+)
+
+
+def find_pg_bin() -> Path:
+    """The directory holding initdb and pg_ctl, or ConfigError saying what to install."""
+    candidates: list[str] = []
+    if os.environ.get("PG_BIN"):
+        candidates.append(os.environ["PG_BIN"])
+    on_path = shutil.which("initdb")
+    if on_path:
+        candidates.append(str(Path(on_path).resolve().parent))
+    for pattern in SEARCH_DIRS:
+        candidates.extend(sorted(glob.glob(pattern), reverse=True))
+    for directory in candidates:
+        if (Path(directory) / "initdb").exists() and (Path(directory) / "pg_ctl").exists():
+            return Path(directory)
+    raise ConfigError("PostgreSQL server binaries (initdb, pg_ctl) were not found.", INSTALL_HINT)
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def _run_as_user() -> str | None:
+    """The user PostgreSQL runs as: ourselves, or an unprivileged account when we are root."""
+    if os.geteuid() != 0:
+        return None
+    for name in ("postgres", "nobody"):
+        try:
+            pwd.getpwnam(name)
+            return name
+        except KeyError:
+            continue
+    raise ConfigError("Running as root and no unprivileged user (postgres, nobody) exists to run PostgreSQL.")
+
+
+@dataclass
+class LocalPostgres:
+    """A running throwaway cluster; `url` connects as its superuser."""
+
+    bin_dir: Path
+    root: Path
+    port: int
+    password: str
+    os_user: str | None
+    superuser: str = "postgres"
+
+    @property
+    def data_dir(self) -> Path:
+        return self.root / "data"
+
+    def url(self, database: str = "postgres") -> str:
+        return f"postgresql://{self.superuser}:{self.password}@127.0.0.1:{self.port}/{database}"
+
+    def _run(self, *args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            args, user=self.os_user, capture_output=True, text=True, check=False, cwd=self.root, timeout=120
+        )
+
+    def start(self) -> None:
+        """initdb (with a random password) and start the server; ConfigError with its log on failure."""
+        pwfile = self.root / "pwfile"
+        pwfile.write_text(self.password + "\n")
+        if self.os_user:
+            for path in (self.root, pwfile):
+                shutil.chown(path, user=self.os_user)
+        init = self._run(
+            str(self.bin_dir / "initdb"),
+            "-D", str(self.data_dir), "-U", self.superuser, "--pwfile", str(pwfile),
+            "--auth=scram-sha-256", "-E", "UTF8", "--locale=C", "--no-sync",
+        )  # fmt: skip
+        pwfile.unlink()
+        if init.returncode != 0:
+            raise ConfigError(f"initdb failed: {init.stderr.strip()[-2000:]}")
+        options = (
+            f"-p {self.port} -c listen_addresses=127.0.0.1 -c unix_socket_directories='{self.root}' "
+            "-c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=50"
+        )
+        log = self.root / "server.log"
+        started = self._run(
+            str(self.bin_dir / "pg_ctl"), "start", "-w", "-t", "60", "-D", str(self.data_dir),
+            "-l", str(log), "-o", options,
+        )  # fmt: skip
+        if started.returncode != 0:
+            tail = log.read_text(errors="replace")[-2000:] if log.exists() else started.stderr
+            raise ConfigError(f"PostgreSQL did not start: {tail.strip()}")
+
+    def stop(self) -> None:
+        """Stop the server (fast shutdown) and remove every file of the cluster."""
+        if self.data_dir.exists():
+            self._run(str(self.bin_dir / "pg_ctl"), "stop", "-m", "immediate", "-w", "-D", str(self.data_dir))
+        shutil.rmtree(self.root, ignore_errors=True)
+
+    def __enter__(self) -> LocalPostgres:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def start_local_postgres() -> LocalPostgres:
+    """Create and start a throwaway cluster; the caller must `stop()` it (or use it as a context manager)."""
+    cluster = LocalPostgres(
+        bin_dir=find_pg_bin(),
+        root=Path(tempfile.mkdtemp(prefix="pg-mcp-")),
+        port=_free_port(),
+        password=secrets.token_urlsafe(18),
+        os_user=_run_as_user(),
+    )
+    try:
+        cluster.start()
+    except BaseException:
+        cluster.stop()
+        raise
+    return cluster
+
+
+def demo_sql_path() -> Path:
+    """`sql/demo.sql` from a source checkout, or the copy installed under `<prefix>/share/pg-mcp`."""
+    for candidate in (
+        Path(__file__).resolve().parent.parent / "sql" / "demo.sql",
+        Path(sys.prefix) / "share" / "pg-mcp" / "demo.sql",
+    ):
+        if candidate.exists():
+            return candidate
+    raise ConfigError("The demo data (sql/demo.sql) is missing from this installation.")
+
+
+DEMO_SCHEMAS = ("sales", "inventory", "hr", "analytics")
+
+
+async def load_demo(
+    admin_url: str, password: str, database: str = "demo", reader: str = "pg_mcp_reader"
+) -> str:
+    """Create `database` with the demo data and a least-privilege `reader` role; return the reader's URL.
+
+    `database` and `reader` are our own fixed identifiers (letters, digits, underscores).
+    """
+    import asyncpg  # imported here so `find_pg_bin` stays usable without a driver
+
+    for name in (database, reader):
+        if not name.replace("_", "").isalnum():
+            raise ValueError(f"not a plain identifier: {name!r}")
+    admin = await asyncpg.connect(admin_url)
+    try:
+        await admin.execute(f"CREATE DATABASE {database}")
+    finally:
+        await admin.close()
+    parts = urlsplit(admin_url)
+    conn = await asyncpg.connect(urlunsplit(parts._replace(path=f"/{database}")))
+    try:
+        await conn.execute(demo_sql_path().read_text())
+        schemas = ", ".join(DEMO_SCHEMAS)
+        await conn.execute(
+            f"""
+            CREATE ROLE {reader} LOGIN PASSWORD '{password.replace("'", "''")}'
+                NOSUPERUSER NOCREATEDB NOCREATEROLE NOINHERIT;
+            REVOKE ALL ON DATABASE {database} FROM PUBLIC;
+            GRANT CONNECT ON DATABASE {database} TO {reader};
+            GRANT USAGE ON SCHEMA {schemas} TO {reader};
+            GRANT SELECT ON ALL TABLES IN SCHEMA {schemas} TO {reader};
+            ALTER ROLE {reader} SET default_transaction_read_only = on;
+            """
+        )
+    finally:
+        await conn.close()
+    host = f"{parts.hostname}:{parts.port or 5432}"
+    return f"postgresql://{reader}:{quote(password, safe='')}@{host}/{database}"

@@ -1,0 +1,289 @@
+"""PostgreSQL values to JSON-safe values and compact text a model reads cheaply (pure, no I/O).
+
+Text results are tab-separated: a header of `name:type` cells, one line per row, and a final
+line that gives the row count and says exactly how the result was cut, if it was. A string
+cell is written bare unless that would be ambiguous (empty, `NULL`, tabs, newlines, edge
+whitespace, a leading quote), in which case it is a JSON string literal.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from pg_mcp.catalog import TableDescription
+from pg_mcp.db import Column, QueryResult
+from pg_mcp.names import qualified, quote_ident
+
+MAX_SAFE_INTEGER = 2**53 - 1
+_SQL_TYPE_NAMES = {
+    "int2": "smallint",
+    "int4": "integer",
+    "int8": "bigint",
+    "float4": "real",
+    "float8": "double precision",
+    "bool": "boolean",
+    "bpchar": "char",
+    "varchar": "varchar",
+    "timestamptz": "timestamptz",
+    "timetz": "timetz",
+}
+_NEEDS_QUOTES = re.compile(r'^\s|\s$|[\t\n\r]|^"')
+
+
+def type_label(column: Column) -> str:
+    """`integer`, `text[]`, `sales.order_status`: the name a model would write in SQL."""
+    name, suffix = column.type_name, ""
+    if name.startswith("_"):
+        name, suffix = name[1:], "[]"
+    name = _SQL_TYPE_NAMES.get(name, name)
+    if column.type_schema not in ("pg_catalog", ""):
+        name = qualified(column.type_schema, name)
+    return name + suffix
+
+
+@dataclass(frozen=True)
+class Limits:
+    """How much of a result is shown: characters per cell, bytes per result."""
+
+    max_cell_chars: int = 1000
+    max_result_bytes: int = 1_000_000
+
+
+def json_value(value: Any, type_name: str = "", limits: Limits = Limits()) -> Any:
+    """A JSON-safe value that loses nothing, or says how it was shortened."""
+    if value is None or (isinstance(value, bool | str) and type_name not in ("json", "jsonb")):
+        return _shorten(value, limits) if isinstance(value, str) else value
+    if isinstance(value, int):
+        return value if abs(value) <= MAX_SAFE_INTEGER else str(value)
+    if isinstance(value, float):
+        return value if math.isfinite(value) else ("NaN" if math.isnan(value) else _infinity(value))
+    if isinstance(value, str):  # json / jsonb arrive as PostgreSQL's text
+        return _parse_json(value, limits)
+    if isinstance(value, Decimal):
+        return str(value)
+    if isinstance(value, bytes | bytearray | memoryview):
+        return _bytea(bytes(value), limits)
+    if isinstance(value, uuid.UUID):
+        return str(value)
+    if isinstance(value, Mapping):  # composite types arrive as Records
+        return {str(key): json_value(item, "", limits) for key, item in value.items()}
+    if isinstance(value, Sequence):
+        element = type_name[1:] if type_name.startswith("_") else ""
+        return [json_value(item, element, limits) for item in value]
+    return _shorten(str(value), limits)
+
+
+def _infinity(value: float) -> str:
+    return "Infinity" if value > 0 else "-Infinity"
+
+
+def _shorten(text: str, limits: Limits) -> str:
+    if len(text) <= limits.max_cell_chars:
+        return text
+    return f"{text[: limits.max_cell_chars]}…[cut: {len(text):,} chars in all]"
+
+
+def _bytea(data: bytes, limits: Limits) -> str:
+    shown = max(1, limits.max_cell_chars // 2 - 1)
+    hex_text = "\\x" + data[:shown].hex()
+    return hex_text if len(data) <= shown else f"{hex_text}…[cut: {len(data):,} bytes in all]"
+
+
+def _parse_json(text: str, limits: Limits) -> Any:
+    """Parse json/jsonb text, keeping numbers that a float would change as their exact text."""
+    if len(text) > limits.max_cell_chars:
+        return _shorten(text, limits)
+    try:
+        return json.loads(text, parse_float=_exact_float, parse_int=_exact_int)
+    except ValueError:
+        return text
+
+
+def _exact_float(text: str) -> float | str:
+    as_float = float(text)
+    try:
+        same = math.isfinite(as_float) and Decimal(repr(as_float)) == Decimal(text)
+    except InvalidOperation:
+        same = False
+    return as_float if same else text
+
+
+def _exact_int(text: str) -> int | str:
+    number = int(text)
+    return number if abs(number) <= MAX_SAFE_INTEGER else text
+
+
+def text_cell(value: Any) -> str:
+    """One cell of the text table; `value` is already JSON-safe."""
+    if value is None:
+        return "NULL"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        if value == "" or value == "NULL" or _NEEDS_QUOTES.search(value):
+            return json.dumps(value, ensure_ascii=False)
+        return value
+    if isinstance(value, int | float):
+        return str(value)
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+
+
+@dataclass(frozen=True)
+class RenderedResult:
+    """A query result as the model reads it (text) and as structured content."""
+
+    text: str
+    structured: dict[str, Any]
+
+
+def render_result(result: QueryResult, max_rows: int, limits: Limits, max_rows_limit: int) -> RenderedResult:
+    """Text and structured forms of the same rows, cut at the byte budget with the cut stated."""
+    columns = [{"name": c.name, "type": type_label(c)} for c in result.columns]
+    header = "\t".join(f"{c['name']}:{c['type']}" for c in columns)
+    lines = [header]
+    size = len(header.encode())
+    rows: list[list[Any]] = []
+    byte_cut = False
+    for raw in result.rows:
+        row = [json_value(v, c.type_name, limits) for v, c in zip(raw, result.columns, strict=True)]
+        line = "\t".join(text_cell(v) for v in row)
+        size += len(line.encode()) + 1
+        if size > limits.max_result_bytes and rows:
+            byte_cut = True
+            break
+        rows.append(row)
+        lines.append(line)
+    truncated = result.truncated or byte_cut
+    note = _truncation_note(len(rows), max_rows, byte_cut, result.truncated, limits, max_rows_limit)
+    lines.append(note)
+    structured = {
+        "columns": columns,
+        "rows": rows,
+        "row_count": len(rows),
+        "truncated": truncated,
+        "note": note,
+    }
+    return RenderedResult("\n".join(lines), structured)
+
+
+def _truncation_note(
+    shown: int, max_rows: int, byte_cut: bool, more_rows: bool, limits: Limits, max_rows_limit: int
+) -> str:
+    noun = "row" if shown == 1 else "rows"
+    if byte_cut:
+        return (
+            f"({shown} {noun} shown: output cut at {limits.max_result_bytes:,} bytes; more rows exist. "
+            "Select fewer or narrower columns, or page with ORDER BY ... LIMIT/OFFSET.)"
+        )
+    if more_rows:
+        more = f", or pass max_rows up to {max_rows_limit}" if max_rows < max_rows_limit else ""
+        return (
+            f"({shown} {noun} shown: cut at max_rows={max_rows}; more rows exist. Aggregate or filter "
+            f"with WHERE{more}, or page with ORDER BY ... LIMIT/OFFSET.)"
+        )
+    return f"({shown} {noun})"
+
+
+def render_tables(tables: Sequence[Mapping[str, Any]], more: bool) -> str:
+    """One line per relation: name, kind (unless table), estimated rows, comment."""
+    lines = []
+    for t in tables:
+        parts = [qualified(t["schema"], t["name"])]
+        if t["kind"] != "table":
+            parts.append(f"[{t['kind']}]")
+        if t["estimated_rows"] is not None:
+            parts.append(f"~{t['estimated_rows']:,} rows")
+        if t["comment"]:
+            parts.append(f"— {_one_line(t['comment'])}")
+        lines.append(" ".join(parts))
+    if not tables:
+        lines.append("(no tables visible to this role in the exposed schemas)")
+    if more:
+        lines.append(f"(first {len(tables)} shown; more exist: pass schema= to narrow the list)")
+    return "\n".join(lines)
+
+
+def render_schemas(schemas: Sequence[Mapping[str, Any]]) -> str:
+    lines = [
+        f"{quote_ident(s['name'])} ({s['tables']} tables)"
+        + (f" — {_one_line(s['comment'])}" if s["comment"] else "")
+        for s in schemas
+    ]
+    return "\n".join(lines) if lines else "(no schemas visible to this role)"
+
+
+def render_description(d: TableDescription) -> str:
+    """A compact, complete description: what a model needs to write correct SQL against the table."""
+    rows = f", ~{d.estimated_rows:,} rows" if d.estimated_rows is not None else ""
+    lines = [f"{qualified(d.schema, d.name)} ({d.kind}{rows})"]
+    if d.comment:
+        lines.append(_one_line(d.comment))
+    fk_by_column = {
+        fk["columns"][0]: f"→ {fk['references']}({', '.join(fk['referenced_columns'])})"
+        for fk in d.foreign_keys
+        if len(fk["columns"]) == 1
+    }
+    lines.append("Columns:")
+    for c in d.columns:
+        lines.append("  " + _column_line(c, fk_by_column.get(c["name"])))
+    if d.primary_key:
+        lines.append(f"Primary key: ({', '.join(map(quote_ident, d.primary_key))})")
+    for fk in d.foreign_keys:
+        if len(fk["columns"]) > 1:
+            lines.append(
+                f"Foreign key: ({', '.join(fk['columns'])}) → {fk['references']}({', '.join(fk['referenced_columns'])})"
+            )
+    for ref in d.referenced_by:
+        lines.append(
+            f"Referenced by: {ref['table']}({', '.join(ref['columns'])}) → ({', '.join(ref['referenced_columns'])})"
+        )
+    for u in d.unique_constraints:
+        lines.append(f"Unique: ({', '.join(u['columns'])})")
+    for check in d.check_constraints:
+        lines.append(f"Check: {check['definition']}")
+    for index in d.indexes:
+        lines.append(f"Index: {_short_index(index['definition'])}")
+    if d.partition_key:
+        lines.append(f"Partitioned by {d.partition_key} into {d.partitions} partitions")
+    if d.definition:
+        lines.append("Definition: " + " ".join(d.definition.split()))
+    return "\n".join(lines)
+
+
+def _column_line(c: Mapping[str, Any], fk: str | None) -> str:
+    parts = [quote_ident(c["name"]), c["type"]]
+    if not c["nullable"]:
+        parts.append("NOT NULL")
+    if "identity" in c:
+        parts.append(f"identity {c['identity']}")
+    if "generated" in c:
+        parts.append(f"generated as {c['generated']}")
+    if "default" in c:
+        parts.append(f"default {c['default']}")
+    if fk:
+        parts.append(fk)
+    if "enum_values" in c:
+        parts.append("{" + "|".join(c["enum_values"]) + "}")
+    if "comment" in c:
+        parts.append(f"— {_one_line(c['comment'])}")
+    return " ".join(parts)
+
+
+def _short_index(definition: str) -> str:
+    """`CREATE UNIQUE INDEX x ON s.t USING btree (a)` → `x unique btree (a)`."""
+    match = re.match(r'CREATE (UNIQUE )?INDEX ("(?:[^"]|"")+"|\S+) ON .+? USING (.*)', definition)
+    if not match:
+        return definition
+    unique, name, rest = match.groups()
+    return f"{name} {'unique ' if unique else ''}{rest}"
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split())

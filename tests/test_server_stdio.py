@@ -1,0 +1,224 @@
+"""End to end: `pg-mcp` as a subprocess, driven by the official MCP client over stdio, on the demo database."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import asyncpg
+import pytest
+from conftest import TestDatabase
+from mcp_helpers import mcp_client, text_of
+
+pytestmark = pytest.mark.asyncio
+
+
+async def _fetchval(url: str, sql: str) -> Any:
+    conn = await asyncpg.connect(url)
+    try:
+        return await conn.fetchval(sql)
+    finally:
+        await conn.close()
+
+
+async def test_initialize_and_list_tools(pg: TestDatabase) -> None:
+    async with mcp_client(pg.url) as client:
+        assert client.server_info is not None and client.server_info.name == "pg-mcp"
+        tools = {tool.name: tool for tool in (await client.list_tools()).tools}
+    assert set(tools) == {"query", "list_schemas", "list_tables", "describe_table"}
+    for tool in tools.values():
+        assert tool.annotations is not None and tool.annotations.read_only_hint is True
+        assert tool.description and len(tool.description) > 40
+    assert tools["query"].output_schema is not None
+    assert {"columns", "rows", "row_count", "truncated"} <= set(tools["query"].output_schema["properties"])
+
+
+async def test_list_schemas_and_tables(pg: TestDatabase) -> None:
+    async with mcp_client(pg.url) as client:
+        schemas = await client.call_tool("list_schemas", {})
+        tables = await client.call_tool("list_tables", {})
+        sales = await client.call_tool("list_tables", {"schema": "sales"})
+        missing = await client.call_tool("list_tables", {"schema": "salse"})
+    assert not schemas.is_error
+    names = {s["name"] for s in schemas.structured_content["schemas"]}
+    assert {"sales", "inventory", "hr", "analytics"} <= names
+    listed = {f"{t['schema']}.{t['name']}": t for t in tables.structured_content["tables"]}
+    assert listed["analytics.page_views"]["kind"] == "partitioned table"
+    assert listed["analytics.daily_revenue"]["kind"] == "materialized view"
+    assert listed["sales.customer_order_summary"]["kind"] == "view"
+    assert not any(name.startswith("analytics.page_views_2025") for name in listed), "partitions are folded"
+    assert 900_000 <= listed["sales.order_items"]["estimated_rows"] <= 1_100_000
+    assert 90_000 <= listed["analytics.page_views"]["estimated_rows"] <= 110_000
+    assert "sales.order_items ~1,000,000 rows" in text_of(tables)
+    assert {t["schema"] for t in sales.structured_content["tables"]} == {"sales"}
+    assert missing.is_error and "sales" in text_of(missing)
+
+
+async def test_describe_table(pg: TestDatabase) -> None:
+    async with mcp_client(pg.url) as client:
+        orders = await client.call_tool("describe_table", {"table": "sales.orders"})
+        gift = await client.call_tool("describe_table", {"table": 'sales."Gift Cards"'})
+        gift_plain = await client.call_tool("describe_table", {"table": "gift cards", "schema": "sales"})
+        upper = await client.call_tool("describe_table", {"table": "SALES.ORDERS"})
+        unknown = await client.call_tool("describe_table", {"table": "sales.order"})
+    assert not orders.is_error, text_of(orders)
+    d = orders.structured_content
+    columns = {c["name"]: c for c in d["columns"]}
+    assert d["primary_key"] == ["id"]
+    assert columns["status"]["type"] == "sales.order_status"
+    assert columns["status"]["enum_values"][:2] == ["pending", "paid"]
+    assert columns["customer_id"]["nullable"] is False
+    assert any(fk["references"] == "sales.customers" and fk["columns"] == ["customer_id"] for fk in d["foreign_keys"])
+    assert any(r["table"] == "sales.order_items" and r["columns"] == ["order_id"] for r in d["referenced_by"])
+    assert d["indexes"], "secondary indexes are listed"
+    text = text_of(orders)
+    assert text.startswith("sales.orders (table, ~")
+    assert "customer_id bigint NOT NULL → sales.customers(id)" in text
+    assert len(text) < 4000
+    assert not gift.is_error and gift.structured_content["name"] == "Gift Cards"
+    assert '"Code" text' in text_of(gift)
+    assert not gift_plain.is_error and gift_plain.structured_content["name"] == "Gift Cards"
+    assert not upper.is_error and upper.structured_content["name"] == "orders"
+    assert unknown.is_error
+    assert "does not exist" in text_of(unknown) and "sales.orders" in text_of(unknown)
+
+
+async def test_table_name_injection_is_just_a_missing_name(pg: TestDatabase) -> None:
+    before = await _fetchval(pg.admin_url, "SELECT count(*) FROM sales.products")
+    attempts = [
+        "products; DROP TABLE sales.products",
+        "sales.products' OR '1'='1",
+        'sales."products"; DELETE FROM sales.products; --"',
+        "pg_sleep(10)",
+        "x" * 5000,
+        "\x00\x01binary",
+    ]
+    async with mcp_client(pg.url) as client:
+        for attempt in attempts:
+            result = await client.call_tool("describe_table", {"table": attempt})
+            assert result.is_error, attempt
+            assert "Traceback" not in text_of(result)
+        ok = await client.call_tool("describe_table", {"table": "sales.products"})
+    assert not ok.is_error
+    assert await _fetchval(pg.admin_url, "SELECT count(*) FROM sales.products") == before
+
+
+async def test_query_results_and_limits(pg: TestDatabase) -> None:
+    async with mcp_client(pg.url) as client:
+        small = await client.call_tool(
+            "query", {"sql": "SELECT id, status, total FROM sales.orders ORDER BY id LIMIT 3;"}
+        )
+        capped = await client.call_tool("query", {"sql": "SELECT * FROM sales.order_items", "max_rows": 5})
+        default = await client.call_tool("query", {"sql": "SELECT * FROM sales.order_items"})
+        too_many = await client.call_tool("query", {"sql": "SELECT 1", "max_rows": 1_000_000})
+    assert not small.is_error, text_of(small)
+    s = small.structured_content
+    assert s["row_count"] == 3 and s["truncated"] is False
+    assert [c["name"] for c in s["columns"]] == ["id", "status", "total"]
+    assert [c["type"] for c in s["columns"]] == ["bigint", "sales.order_status", "numeric"]
+    assert [row[0] for row in s["rows"]] == [1, 2, 3]
+    assert isinstance(s["rows"][0][2], str), "numeric stays exact text"
+    assert text_of(small).splitlines()[0] == "id:bigint\tstatus:sales.order_status\ttotal:numeric"
+    assert text_of(small).endswith("(3 rows)")
+    assert capped.structured_content["row_count"] == 5 and capped.structured_content["truncated"] is True
+    assert "cut at max_rows=5; more rows exist" in text_of(capped)
+    assert default.structured_content["row_count"] == 100 and default.structured_content["truncated"]
+    assert too_many.is_error and "max_rows must be between 1 and 1000" in text_of(too_many)
+
+
+async def test_huge_results_return_the_first_page_quickly(pg: TestDatabase) -> None:
+    queries = [
+        "SELECT * FROM sales.order_items",
+        "SELECT a.*, b.* FROM sales.order_items a CROSS JOIN sales.order_items b",
+        "SELECT generate_series(1, 1000000000) AS n",
+    ]
+    async with mcp_client(pg.url) as client:
+        for sql in queries:
+            started = time.perf_counter()
+            result = await client.call_tool("query", {"sql": sql})
+            elapsed = time.perf_counter() - started
+            assert not result.is_error, text_of(result)
+            assert result.structured_content["row_count"] == 100 and result.structured_content["truncated"]
+            assert "more rows exist" in text_of(result).splitlines()[-1]
+            assert elapsed < 5, f"{sql} took {elapsed:.1f}s"
+
+
+@pytest.mark.parametrize(
+    ("sql", "expected"),
+    [
+        ("", "empty"),
+        ("   -- nothing here\n", "empty"),
+        ("SELEC id FROM sales.orders", "line 1"),
+        ("SELECT 1; SELECT 2", "one statement"),
+        ("SELECT 1; COMMIT; DROP SCHEMA sales CASCADE;", "one statement"),
+        ("DELETE FROM sales.products", "read-only"),
+        ("UPDATE sales.products SET price = 0", "read-only"),
+        ("INSERT INTO sales.products (id) VALUES (999999)", "read-only"),
+        ("DROP TABLE sales.products", "read-only"),
+        ("TRUNCATE sales.products", "read-only"),
+        ("CREATE TABLE sales.x (id int)", "read-only"),
+        ("WITH d AS (DELETE FROM sales.products RETURNING *) SELECT * FROM d", "DELETE"),
+        ("SELECT * INTO sales.copy FROM sales.products", "INTO"),
+        ("SELECT * FROM sales.products FOR UPDATE", "FOR UPDATE"),
+        ("SELECT pg_sleep(10)", "pg_sleep"),
+        ("SELECT * FROM pg_read_file('/etc/passwd')", "pg_read_file"),
+        ("SELECT nonexistent_column FROM sales.products", "does not exist"),
+        ("SELECT * FROM sales.no_such_table", "does not exist"),
+    ],
+)
+async def test_bad_queries_are_refused_clearly(pg: TestDatabase, sql: str, expected: str) -> None:
+    before = await _fetchval(pg.admin_url, "SELECT count(*) FROM sales.products")
+    async with mcp_client(pg.url) as client:
+        result = await client.call_tool("query", {"sql": sql})
+        after_ok = await client.call_tool("query", {"sql": "SELECT count(*) AS n FROM sales.products"})
+    assert result.is_error
+    text = text_of(result)
+    assert expected.lower() in text.lower(), text
+    assert "Traceback" not in text and "Hint:" in text or "does not exist" in text
+    assert not after_ok.is_error and after_ok.structured_content["rows"][0][0] == before
+    assert await _fetchval(pg.admin_url, "SELECT count(*) FROM sales.products") == before
+    assert await _fetchval(pg.admin_url, "SELECT to_regclass('sales.copy') IS NULL")
+
+
+async def test_statement_timeout_cancels_and_the_next_call_works(pg: TestDatabase) -> None:
+    slow = "SELECT count(*) FROM sales.order_items a CROSS JOIN sales.order_items b"
+    async with mcp_client(pg.url, "--statement-timeout", "1") as client:
+        started = time.perf_counter()
+        result = await client.call_tool("query", {"sql": slow})
+        elapsed = time.perf_counter() - started
+        after = await client.call_tool("query", {"sql": "SELECT 42 AS answer"})
+    assert result.is_error and "cancel" in text_of(result).lower() and "timeout" in text_of(result).lower()
+    assert elapsed < 8
+    assert not after.is_error and after.structured_content["rows"] == [[42]]
+    running = await _fetchval(
+        pg.admin_url, f"SELECT count(*) FROM pg_stat_activity WHERE query LIKE '%{slow[:40]}%' AND state = 'active' AND pid <> pg_backend_pid()"
+    )
+    assert running == 0, "the cancelled statement must not keep running on the server"
+
+
+async def test_connection_loss_between_calls_recovers(pg: TestDatabase) -> None:
+    async with mcp_client(pg.url) as client:
+        first = await client.call_tool("query", {"sql": "SELECT 1 AS one"})
+        killed = await _fetchval(
+            pg.admin_url,
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE application_name = 'pg-mcp'",
+        )
+        second = await client.call_tool("query", {"sql": "SELECT 2 AS two"})
+        third = await client.call_tool("list_tables", {"schema": "hr"})
+    assert not first.is_error and killed >= 1
+    assert not second.is_error, text_of(second)
+    assert second.structured_content["rows"] == [[2]]
+    assert not third.is_error
+
+
+async def test_resources_list_read_and_template(pg: TestDatabase) -> None:
+    async with mcp_client(pg.url) as client:
+        listed = await client.list_resources()
+        templates = await client.list_resource_templates()
+        orders = await client.read_resource("postgres://sales/orders")
+        gift = await client.read_resource("postgres://sales/Gift%20Cards")
+    uris = {str(r.uri) for r in listed.resources}
+    assert {"postgres://sales/orders", "postgres://sales/Gift%20Cards", "postgres://analytics/page_views"} <= uris
+    assert [t.uri_template for t in templates.resource_templates] == ["postgres://{schema}/{table}"]
+    assert orders.contents[0].text.startswith("sales.orders (table")
+    assert gift.contents[0].text.startswith('sales."Gift Cards" (table')
