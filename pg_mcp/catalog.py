@@ -183,15 +183,21 @@ class Catalog:
 
     async def resolve_schema(self, schema: str) -> str:
         """The exposed schema matching `schema` (exactly, else case-insensitively), or NotFoundError."""
-        names = [row[0] for row in await self.db.fetch_fixed(EXPOSED_SCHEMA_NAMES_SQL, self._schemas)]
-        parts = parse_qualified_name(schema)
-        wanted = parts[-1].text if len(parts) == 1 else schema
-        for candidate in (wanted, wanted.lower()):
-            if candidate in names:
-                return candidate
-        matches = [name for name in names if name.lower() == wanted.lower()]
-        if len(matches) == 1:
-            return matches[0]
+        names: list[str] = [
+            str(row[0]) for row in await self.db.fetch_fixed(EXPOSED_SCHEMA_NAMES_SQL, self._schemas)
+        ]
+        wanted = schema.strip()
+        if len(wanted) > 1 and wanted[0] == wanted[-1] == '"':
+            wanted = wanted[1:-1].replace('""', '"')
+            if wanted in names:
+                return wanted
+        else:
+            matches = [name for name in names if name.lower() == wanted.lower()]
+            for candidate in (wanted, wanted.lower()):
+                if candidate in names:
+                    return candidate
+            if len(matches) == 1:
+                return matches[0]
         close = difflib.get_close_matches(wanted, names, n=5, cutoff=0.4)
         raise NotFoundError(
             f"Schema {schema!r} does not exist or is not exposed.",

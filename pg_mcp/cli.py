@@ -10,6 +10,7 @@ import argparse
 import asyncio
 import json
 import logging
+import os
 import sys
 from collections.abc import Sequence
 from types import TracebackType
@@ -113,6 +114,8 @@ def _settings(args: argparse.Namespace, **extra: Any) -> Settings:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(sys.argv[1:] if argv is None else argv)
+    if args.command in ("call", "check") and args.log_level is None and "PG_MCP_LOG_LEVEL" not in os.environ:
+        args.log_level = "WARNING"  # the output is the point; keep stderr for problems
     try:
         settings = _settings(args, database_url=None if args.command == "demo" else args.database_url)
     except ConfigError as exc:

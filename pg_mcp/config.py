@@ -90,10 +90,10 @@ class Settings(BaseSettings):
     def _check_ranges(self) -> Settings:
         if self.max_rows > self.max_rows_limit:
             raise ValueError(
-                f"max_rows ({self.max_rows}) must not exceed max_rows_limit ({self.max_rows_limit})"
+                f"PG_MCP_MAX_ROWS ({self.max_rows}) exceeds PG_MCP_MAX_ROWS_LIMIT ({self.max_rows_limit})"
             )
         if self.pool_min > self.pool_max:
-            raise ValueError(f"pool_min ({self.pool_min}) must not exceed pool_max ({self.pool_max})")
+            raise ValueError(f"PG_MCP_POOL_MIN ({self.pool_min}) exceeds PG_MCP_POOL_MAX ({self.pool_max})")
         return self
 
     @property
@@ -145,8 +145,10 @@ def _describe(exc: ValidationError) -> str:
     """One line per invalid setting, naming its environment variable and what it accepts (never the value)."""
     lines = []
     for error in exc.errors(include_input=False, include_url=False):
-        field = str(error["loc"][0]) if error["loc"] else ""
-        name = ENV_NAMES.get(field, field.upper() or "settings")
         message = error["msg"].removeprefix("Value error, ")
-        lines.append(f"Invalid setting {name}: {message}")
+        if not error["loc"]:
+            lines.append(f"Invalid settings: {message}")
+            continue
+        field = str(error["loc"][0])
+        lines.append(f"Invalid setting {ENV_NAMES.get(field, field.upper())}: {message}")
     return "\n".join(lines)

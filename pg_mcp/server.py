@@ -9,7 +9,7 @@ from typing import Annotated, Any
 
 from mcp.server.context import ServerRequestContext
 from mcp.server.mcpserver import MCPServer
-from mcp.server.mcpserver.exceptions import ResourceError, ToolError
+from mcp.server.mcpserver.exceptions import ResourceError
 from mcp_types import (
     CallToolResult,
     ListResourcesResult,
@@ -74,23 +74,23 @@ class PgMcpServer(MCPServer[None]):
 
 
 async def _tool_call(call: Callable[[], Awaitable[ToolOutput]]) -> CallToolResult:
-    """Run a tool, turning our errors into tool errors and anything else into a message without internals."""
+    """Run a tool; our errors become tool errors with their message, anything else a message without internals."""
     try:
         output = await call()
     except PgMcpError as exc:
-        raise ToolError(str(exc)) from None
-    except Exception as exc:  # never show a traceback to the client
-        log.error(
-            "internal error in tool: %s: %s",
-            type(exc).__name__,
-            str(exc).splitlines()[0][:300] if str(exc) else "",
+        return _error(str(exc))
+    except Exception as exc:  # never show a traceback or internals to the client
+        log.error("internal error in a tool: %s", type(exc).__name__)
+        return _error(
+            f"Internal error ({type(exc).__name__}); the server is still running. Try again or simplify."
         )
-        raise ToolError(
-            f"Internal error ({type(exc).__name__}). The server is still running; try again or simplify the request."
-        ) from None
     return CallToolResult(
         content=[TextContent(type="text", text=output.text)], structured_content=output.structured
     )
+
+
+def _error(text: str) -> CallToolResult:
+    return CallToolResult(content=[TextContent(type="text", text=text)], is_error=True)
 
 
 def build_server(settings: Settings, db: Database | None = None) -> PgMcpServer:

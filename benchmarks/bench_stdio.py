@@ -1,0 +1,134 @@
+"""Latency, start-up time and memory of `pg-mcp` over stdio, next to raw asyncpg on the same database.
+
+Starts a throwaway PostgreSQL with the demo data (needs the PostgreSQL server binaries), then prints:
+- p50/p95 of a primary-key `query` call over stdio, of the same statement through raw asyncpg, and
+  of the same call in-process (the server's own work without the stdio transport);
+- time and the server's peak memory for `SELECT *` on tables of growing size;
+- time from process start to the `initialize` response.
+
+Usage: python benchmarks/bench_stdio.py [--calls 500]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import statistics
+import sys
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+import asyncpg
+from mcp import Client, StdioServerParameters
+
+from pg_mcp.config import load_settings
+from pg_mcp.db import Database
+from pg_mcp.local_pg import load_demo, start_local_postgres
+from pg_mcp.tools import Explorer
+
+PK_QUERY = "SELECT * FROM sales.orders WHERE id = 123456"
+BIG_QUERIES = {
+    "SELECT * FROM hr.employees (300 rows)": "SELECT * FROM hr.employees",
+    "SELECT * FROM sales.orders (200k rows)": "SELECT * FROM sales.orders",
+    "SELECT * FROM sales.order_items (1M rows)": "SELECT * FROM sales.order_items",
+    "SELECT generate_series(1, 1e9)": "SELECT generate_series(1, 1000000000) AS n",
+}
+
+
+def percentiles(samples: list[float]) -> str:
+    ordered = sorted(samples)
+    p50 = statistics.median(ordered)
+    p95 = ordered[int(len(ordered) * 0.95) - 1]
+    return f"p50 {p50 * 1000:7.3f} ms   p95 {p95 * 1000:7.3f} ms"
+
+
+async def timed(call: Callable[[], Awaitable[object]], n: int) -> list[float]:
+    for _ in range(20):  # warm up
+        await call()
+    samples = []
+    for _ in range(n):
+        started = time.perf_counter()
+        await call()
+        samples.append(time.perf_counter() - started)
+    return samples
+
+
+def server_pid() -> int | None:
+    """The pg-mcp child of this process (the stdio client starts it)."""
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            status = (entry / "status").read_text()
+            cmdline = (entry / "cmdline").read_bytes()
+        except OSError:
+            continue
+        ppid = next(line.split()[1] for line in status.splitlines() if line.startswith("PPid:"))
+        if int(ppid) == os.getpid() and b"pg_mcp" in cmdline:
+            return int(entry.name)
+    return None
+
+
+def memory_kib(pid: int, field: str) -> int:
+    status = Path(f"/proc/{pid}/status").read_text()
+    return int(next(line.split()[1] for line in status.splitlines() if line.startswith(field + ":")))
+
+
+def params(url: str) -> StdioServerParameters:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PG_MCP_") and k != "DATABASE_URL"}
+    return StdioServerParameters(command=sys.executable, args=["-m", "pg_mcp", url], env=env)
+
+
+async def main(calls: int) -> None:
+    with start_local_postgres() as cluster:
+        started = time.perf_counter()
+        url = await load_demo(cluster.url(), cluster.password)
+        print(f"demo database loaded in {time.perf_counter() - started:.1f} s")
+
+        conn = await asyncpg.connect(url)
+        raw = await timed(lambda: conn.fetch(PK_QUERY), calls)
+        await conn.close()
+
+        db = Database(load_settings({"database_url": url}, dotenv=False))
+        explorer = Explorer(db.settings, db)
+        in_process = await timed(lambda: explorer.query(PK_QUERY), calls)
+        await db.close()
+
+        async with Client(params(url)) as client:
+            stdio = await timed(lambda: client.call_tool("query", {"sql": PK_QUERY}), calls)
+            pid = server_pid()
+            print(f"\nprimary-key query, {calls} calls each")
+            print(f"  raw asyncpg (prepared-statement cache on)   {percentiles(raw)}")
+            print(f"  pg-mcp in-process (guard+db+render)         {percentiles(in_process)}")
+            print(f"  pg-mcp tools/call over stdio                {percentiles(stdio)}")
+            overhead = statistics.median(stdio) - statistics.median(raw)
+            print(f"  p50 overhead over raw asyncpg: {overhead * 1000:.3f} ms")
+
+            print("\nSELECT * through tools/call over stdio (first page of 100 rows)")
+            if pid:
+                print(f"  server RSS before: {memory_kib(pid, 'VmRSS') / 1024:.1f} MiB")
+            for label, sql in BIG_QUERIES.items():
+                samples = []
+                for _ in range(5):
+                    begun = time.perf_counter()
+                    result = await client.call_tool("query", {"sql": sql})
+                    samples.append(time.perf_counter() - begun)
+                    assert not result.is_error and result.structured_content
+                peak = f"   server peak RSS {memory_kib(pid, 'VmHWM') / 1024:.1f} MiB" if pid else ""
+                print(f"  {label:42s} median {statistics.median(samples) * 1000:7.2f} ms{peak}")
+
+        startup = []
+        for _ in range(5):
+            begun = time.perf_counter()
+            async with Client(params(url)):
+                startup.append(time.perf_counter() - begun)
+        print(f"\nprocess start to initialize response: median {statistics.median(startup) * 1000:.0f} ms "
+              f"(min {min(startup) * 1000:.0f}, max {max(startup) * 1000:.0f})")
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--calls", type=int, default=500)
+    asyncio.run(main(parser.parse_args().calls))

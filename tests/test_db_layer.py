@@ -1,0 +1,159 @@
+"""The database layer on its own, with the guard bypassed: it must still keep the read-only promise.
+
+Statements are handed to `Database.run_query` exactly as written (no wrapper, no parsing), which is
+what would happen if the guard had a hole.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import asyncpg
+import pytest
+import pytest_asyncio
+from conftest import TestDatabase
+
+from pg_mcp.config import load_settings
+from pg_mcp.db import Database
+from pg_mcp.errors import PgMcpError, QueryError
+from pg_mcp.guard import CheckedQuery
+
+pytestmark = pytest.mark.asyncio(loop_scope="session")
+
+
+def unguarded(sql: str, max_rows: int = 10) -> CheckedQuery:
+    return CheckedQuery(statement=sql, sql=sql, max_rows=max_rows)
+
+
+@pytest_asyncio.fixture(loop_scope="session")
+async def db(pg: TestDatabase) -> AsyncIterator[Database]:
+    # One connection, so every statement below runs on the session the previous one may have tainted.
+    database = Database(load_settings({"database_url": pg.url, "pool_min": 1, "pool_max": 1}, dotenv=False))
+    yield database
+    await database.close()
+
+
+@pytest_asyncio.fixture(loop_scope="session")
+async def admin_db(pg: TestDatabase) -> AsyncIterator[Database]:
+    """A superuser session: only the session layer stands between it and the data."""
+    database = Database(load_settings({"database_url": pg.admin_url, "pool_max": 1}, dotenv=False))
+    yield database
+    await database.close()
+
+
+async def _snapshot(pg: TestDatabase) -> tuple[object, ...]:
+    conn = await asyncpg.connect(pg.admin_url)
+    try:
+        return (
+            await conn.fetchval("SELECT count(*) FROM sales.products"),
+            await conn.fetchval("SELECT sum(price) FROM sales.products"),
+            await conn.fetchval("SELECT count(*) FROM pg_class"),
+            await conn.fetchval("SELECT count(*) FROM pg_roles"),
+            await conn.fetchval("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory'"),
+        )
+    finally:
+        await conn.close()
+
+
+@pytest.mark.parametrize(
+    "sql",
+    [
+        "SELECT 1; DROP TABLE sales.products",
+        "SELECT 1; COMMIT; DROP SCHEMA sales CASCADE;",
+        "DELETE FROM sales.products",
+        "UPDATE sales.products SET price = 0",
+        "INSERT INTO sales.products (id, sku, name, price) VALUES (-1, 'x', 'x', 1)",
+        "WITH d AS (DELETE FROM sales.products RETURNING *) SELECT count(*) FROM d",
+        "CREATE TABLE sales.evil (id int)",
+        "DROP TABLE sales.products",
+        "TRUNCATE sales.products",
+        "SELECT * INTO sales.copy FROM sales.products",
+        "CREATE TEMP TABLE t AS SELECT 1",
+        "SELECT nextval('sales.customers_id_seq')",
+        "COPY sales.products TO STDOUT",
+        "VACUUM sales.products",
+        "BEGIN; DELETE FROM sales.products; COMMIT",
+    ],
+)
+async def test_writes_fail_without_the_guard(admin_db: Database, pg: TestDatabase, sql: str) -> None:
+    before = await _snapshot(pg)
+    with pytest.raises(PgMcpError):
+        await admin_db.run_query(unguarded(sql))
+    assert await _snapshot(pg) == before
+    ok = await admin_db.run_query(unguarded("SELECT count(*) FROM sales.products"))
+    assert ok.rows[0][0] == before[0]
+
+
+async def test_session_state_does_not_outlive_a_call(db: Database) -> None:
+    async def setting(name: str) -> str:
+        result = await db.run_query(unguarded(f"SELECT current_setting('{name}')"))
+        return str(result.rows[0][0])
+
+    timeout_before = await setting("statement_timeout")
+    for sql in (
+        "SET statement_timeout = 0",
+        "SET SESSION statement_timeout = 0",
+        "SELECT set_config('statement_timeout', '0', false)",
+        "SET search_path = pg_temp",
+        "SET SESSION CHARACTERISTICS AS TRANSACTION READ WRITE",
+        "SET default_transaction_read_only = off",
+    ):
+        try:
+            await db.run_query(unguarded(sql))
+        except PgMcpError:
+            pass
+    assert await setting("statement_timeout") == timeout_before
+    assert await setting("search_path") == '"$user", public'
+    assert await setting("transaction_read_only") == "on"
+    with pytest.raises(QueryError, match="read-only transaction"):
+        await db.run_query(unguarded("CREATE TABLE sales.after_set (id int)"))
+
+
+async def test_prepared_statements_cursors_and_listen_do_not_survive(db: Database) -> None:
+    for sql in (
+        "PREPARE sneaky AS SELECT 1",
+        "DECLARE held CURSOR WITH HOLD FOR SELECT 1",
+        "LISTEN channel",
+    ):
+        try:
+            await db.run_query(unguarded(sql))
+        except PgMcpError:
+            pass
+    prepared = await db.run_query(unguarded("SELECT count(*) FROM pg_prepared_statements"))
+    cursors = await db.run_query(unguarded("SELECT count(*) FROM pg_cursors"))
+    channels = await db.run_query(unguarded("SELECT count(*) FROM pg_listening_channels()"))
+    assert (prepared.rows[0][0], channels.rows[0][0]) == (0, 0)
+    assert cursors.rows[0][0] == 1, "only the cursor of the statement itself"
+
+
+async def test_advisory_locks_are_released_before_reuse(db: Database, pg: TestDatabase) -> None:
+    await db.run_query(unguarded("SELECT pg_advisory_lock(4242)"))
+    await db.run_query(unguarded("SELECT pg_advisory_lock_shared(4343)"))
+    conn = await asyncpg.connect(pg.admin_url)
+    try:
+        held = await conn.fetchval("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory'")
+        got = await conn.fetchval("SELECT pg_try_advisory_lock(4242)")
+        await conn.execute("SELECT pg_advisory_unlock_all()")
+    finally:
+        await conn.close()
+    assert held == 0 and got is True
+
+
+async def test_fetch_is_bounded_without_the_limit_wrapper(db: Database) -> None:
+    result = await db.run_query(unguarded("SELECT * FROM sales.order_items", max_rows=7))
+    assert len(result.rows) == 7 and result.truncated
+    huge = await asyncio.wait_for(db.run_query(unguarded("SELECT generate_series(1, 1000000000)", 3)), 10)
+    assert len(huge.rows) == 3 and huge.truncated
+
+
+async def test_statement_timeout_applies_without_the_guard(pg: TestDatabase) -> None:
+    settings = load_settings({"database_url": pg.url, "statement_timeout": 0.5, "pool_max": 1}, dotenv=False)
+    database = Database(settings)
+    try:
+        with pytest.raises(QueryError, match="cancelled"):
+            await database.run_query(unguarded("SELECT pg_sleep(30)"))
+        after = await database.run_query(unguarded("SELECT 1"))
+        assert after.rows == [(1,)]
+    finally:
+        await database.close()
