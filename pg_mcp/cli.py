@@ -43,6 +43,7 @@ def configure_logging(level: str) -> None:
     root.setLevel(level)
     for noisy in ("mcp", "httpx", "uvicorn.access"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLevelName(level)))
+    logging.getLogger("sqlglot").setLevel(logging.ERROR)  # it would log statements it cannot classify
 
 
 def _add_settings_flags(parser: argparse.ArgumentParser) -> None:

@@ -169,7 +169,7 @@ class Database:
     def _begin_sql(self) -> str:
         s = self.settings
         return (
-            "BEGIN TRANSACTION READ ONLY; "
+            "BEGIN TRANSACTION READ ONLY; SET LOCAL standard_conforming_strings = on; "
             f"SET LOCAL statement_timeout = {int(s.statement_timeout * 1000)}; "
             f"SET LOCAL lock_timeout = {int(s.lock_timeout * 1000)}; "
             f"SET LOCAL idle_in_transaction_session_timeout = {int((s.statement_timeout + 5) * 1000)};"

@@ -111,6 +111,10 @@ class LocalPostgres:
         pwfile.unlink()
         if init.returncode != 0:
             raise ConfigError(f"initdb failed: {init.stderr.strip()[-2000:]}")
+        self.start_server()
+
+    def start_server(self) -> None:
+        """Start (or restart) the server on the existing data directory."""
         options = (
             f"-p {self.port} -c listen_addresses=127.0.0.1 -c unix_socket_directories='{self.root}' "
             "-c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=50"
@@ -124,10 +128,14 @@ class LocalPostgres:
             tail = log.read_text(errors="replace")[-2000:] if log.exists() else started.stderr
             raise ConfigError(f"PostgreSQL did not start: {tail.strip()}")
 
-    def stop(self) -> None:
-        """Stop the server (fast shutdown) and remove every file of the cluster."""
+    def stop_server(self) -> None:
+        """Stop the server immediately, keeping its files (a crash, as far as clients can tell)."""
         if self.data_dir.exists():
             self._run(str(self.bin_dir / "pg_ctl"), "stop", "-m", "immediate", "-w", "-D", str(self.data_dir))
+
+    def stop(self) -> None:
+        """Stop the server and remove every file of the cluster."""
+        self.stop_server()
         shutil.rmtree(self.root, ignore_errors=True)
 
     def __enter__(self) -> LocalPostgres:

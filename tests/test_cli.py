@@ -1,0 +1,126 @@
+"""The command line: check, call and demo, and how connection problems are explained."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+from urllib.parse import urlsplit
+
+import pytest
+from conftest import TestDatabase
+from mcp import Client, StdioServerParameters
+from mcp_helpers import ROOT, server_env, text_of
+
+from pg_mcp.local_pg import find_pg_bin
+
+
+def run(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "pg_mcp", *args],
+        capture_output=True, text=True, timeout=timeout, env=server_env(), cwd=ROOT, stdin=subprocess.DEVNULL,
+    )  # fmt: skip
+
+
+def _with(url: str, *, password: str | None = None, database: str | None = None, port: int | None = None) -> str:
+    parts = urlsplit(url)
+    user = parts.username or ""
+    netloc = f"{user}:{password or parts.password}@{parts.hostname}:{port or parts.port}"
+    return parts._replace(netloc=netloc, path=f"/{database}" if database else parts.path).geturl()
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def test_check_reports_a_least_privilege_role(pg: TestDatabase) -> None:
+    result = run("check", pg.url)
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    assert "PostgreSQL " in out and "Role: pg_mcp_reader" in out
+    assert "SUPERUSER" not in out
+    assert "Visible tables and views: 1" in out  # at least 10 in the demo database
+    assert "no risks found" in out
+    assert urlsplit(pg.url).password not in out + result.stderr
+
+
+def test_check_warns_about_a_superuser(pg: TestDatabase) -> None:
+    result = run("check", pg.admin_url)
+    assert result.returncode == 0
+    assert "SUPERUSER" in result.stdout and "readonly_role.sql" in result.stdout
+    assert urlsplit(pg.admin_url).password not in result.stdout + result.stderr
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"password": "wrong-password"}, "Authentication failed"),
+        ({"database": "no_such_database"}, "does not exist"),
+        ({"port": 0}, "Connection refused"),
+    ],
+)
+def test_check_explains_connection_failures(pg: TestDatabase, change: dict[str, object], message: str) -> None:
+    if change.get("port") == 0:
+        change = {"port": _free_port()}
+    url = _with(pg.url, **change)  # type: ignore[arg-type]
+    result = run("check", url, "--connect-timeout", "5")
+    assert result.returncode == 1
+    assert message in result.stderr, result.stderr
+    assert "Hint:" in result.stderr and "Traceback" not in result.stderr
+    assert urlsplit(url).password not in result.stderr + result.stdout
+
+
+def test_check_explains_an_unknown_host() -> None:
+    result = run("check", "postgresql://u:pw@host.invalid:5432/db", "--connect-timeout", "5")
+    assert result.returncode == 1
+    assert "could not be resolved" in result.stderr or "timed out" in result.stderr, result.stderr
+    assert "pw@" not in result.stderr
+
+
+def test_call_prints_what_the_model_sees(pg: TestDatabase) -> None:
+    ok = run("call", "--url", pg.url, "query", "sql=SELECT 1 AS one, 'x' AS two", "max_rows=5")
+    assert ok.returncode == 0, ok.stderr
+    assert ok.stdout.splitlines() == ["one:integer\ttwo:text", "1\tx", "(1 row)"]
+    refused = run("call", "--url", pg.url, "query", "sql=DROP TABLE sales.products")
+    assert refused.returncode == 1
+    assert "read-only" in refused.stdout
+    structured = run("call", "--url", pg.url, "--json", "describe_table", "table=hr.employees")
+    assert structured.returncode == 0 and '"primary_key": [' in structured.stdout
+
+
+async def test_database_restart_between_calls_recovers(tmp_path: object) -> None:
+    try:
+        find_pg_bin()
+    except Exception as exc:
+        pytest.skip(f"needs PostgreSQL binaries to restart a server: {exc}")
+    from pg_mcp.local_pg import start_local_postgres
+
+    with start_local_postgres() as cluster:
+        params = StdioServerParameters(
+            command=sys.executable, args=["-m", "pg_mcp", cluster.url()], env=server_env(), cwd=str(ROOT)
+        )
+        async with Client(params, read_timeout_seconds=60) as client:
+            before = await client.call_tool("query", {"sql": "SELECT 1 AS n"})
+            cluster.stop_server()
+            down = await client.call_tool("query", {"sql": "SELECT 2 AS n"})
+            cluster.start_server()
+            after = await client.call_tool("query", {"sql": "SELECT 3 AS n"})
+    assert not before.is_error
+    assert down.is_error and "Connection refused" in text_of(down), text_of(down)
+    assert not after.is_error and after.structured_content["rows"] == [[3]], text_of(after)
+
+
+async def test_demo_serves_the_demo_database_over_stdio() -> None:
+    try:
+        find_pg_bin()
+    except Exception as exc:
+        pytest.skip(f"pg-mcp demo needs PostgreSQL binaries: {exc}")
+    params = StdioServerParameters(command=sys.executable, args=["-m", "pg_mcp", "demo"], env=server_env(), cwd=str(ROOT))
+    async with Client(params, read_timeout_seconds=120) as client:
+        tables = await client.call_tool("list_tables", {"schema": "sales"})
+        count = await client.call_tool("query", {"sql": "SELECT count(*) AS n FROM sales.order_items"})
+    assert "sales.orders" in text_of(tables)
+    assert count.structured_content["rows"] == [[1_000_000]]
