@@ -84,9 +84,15 @@ SELECT n.nspname AS schema, c.relname AS name, c.relkind::text AS kind, {_ROW_ES
        obj_description(c.oid, 'pg_class') AS comment,
        CASE WHEN c.relkind IN ('v', 'm') THEN pg_get_viewdef(c.oid, true) END AS definition,
        CASE WHEN c.relkind = 'p' THEN pg_get_partkeydef(c.oid) END AS partition_key,
-       (SELECT count(*) FROM pg_inherits i WHERE i.inhparent = c.oid) AS partitions
+       CASE WHEN c.relkind IN ('r', 'p', 'm') THEN pg_total_relation_size(c.oid) END AS total_bytes
 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
 WHERE c.oid = $1
+"""
+
+PARTITIONS_SQL = """
+SELECT n.nspname AS schema, c.relname AS name, pg_get_expr(c.relpartbound, c.oid) AS bound
+FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid JOIN pg_namespace n ON n.oid = c.relnamespace
+WHERE i.inhparent = $1 ORDER BY c.relname
 """
 
 COLUMNS_SQL = """
@@ -94,8 +100,14 @@ SELECT a.attname AS name, format_type(a.atttypid, a.atttypmod) AS type, a.attnot
        pg_get_expr(d.adbin, d.adrelid) AS default, col_description(a.attrelid, a.attnum) AS comment,
        a.attidentity::text AS identity, a.attgenerated::text AS generated,
        (SELECT array_agg(e.enumlabel ORDER BY e.enumsortorder) FROM pg_enum e
-        WHERE e.enumtypid = a.atttypid) AS enum_values
+        WHERE e.enumtypid IN (a.atttypid, t.typelem, t.typbasetype)) AS enum_values,
+       CASE WHEN t.typtype = 'd' THEN format_type(t.typbasetype, t.typtypmod) END AS domain_base,
+       (SELECT array_agg(pg_get_constraintdef(dc.oid, true) ORDER BY dc.conname) FROM pg_constraint dc
+        WHERE dc.contypid = a.atttypid) AS domain_checks,
+       CASE WHEN a.attcollation <> t.typcollation THEN coll.collname END AS collation
 FROM pg_attribute a
+JOIN pg_type t ON t.oid = a.atttypid
+LEFT JOIN pg_collation coll ON coll.oid = a.attcollation
 LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
 WHERE a.attrelid = $1 AND a.attnum > 0 AND NOT a.attisdropped
 ORDER BY a.attnum
@@ -124,6 +136,87 @@ FROM pg_index i JOIN pg_class ic ON ic.oid = i.indexrelid
 WHERE i.indrelid = $1
   AND NOT EXISTS (SELECT 1 FROM pg_constraint con WHERE con.conindid = i.indexrelid AND con.conrelid = $1)
 ORDER BY ic.relname
+"""
+
+
+#: Tables, views and columns whose name or comment contains $2 (LIKE-escaped), best matches first.
+SEARCH_SQL = f"""
+WITH rels AS (
+    SELECT c.oid, n.nspname, c.relname, c.relkind, obj_description(c.oid, 'pg_class') AS comment
+    FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+    WHERE {_EXPOSED_SCHEMA} AND {_LISTED_RELATION}
+), hits AS (
+    SELECT r.nspname AS schema, r.relname AS table_name, r.relkind::text AS kind, NULL::text AS column_name,
+           NULL::text AS type, r.comment,
+           CASE WHEN lower(r.relname) = lower($2) THEN 0 WHEN r.relname ILIKE $2 || '%' THEN 1
+                WHEN r.relname ILIKE '%' || $2 || '%' THEN 2 ELSE 4 END AS rank
+    FROM rels r
+    WHERE r.relname ILIKE '%' || $2 || '%' OR r.comment ILIKE '%' || $2 || '%'
+    UNION ALL
+    SELECT r.nspname, r.relname, r.relkind::text, a.attname, format_type(a.atttypid, a.atttypmod),
+           col_description(r.oid, a.attnum),
+           CASE WHEN lower(a.attname) = lower($2) THEN 1 WHEN a.attname ILIKE $2 || '%' THEN 2
+                WHEN a.attname ILIKE '%' || $2 || '%' THEN 3 ELSE 5 END
+    FROM rels r JOIN pg_attribute a ON a.attrelid = r.oid AND a.attnum > 0 AND NOT a.attisdropped
+    WHERE a.attname ILIKE '%' || $2 || '%' OR col_description(r.oid, a.attnum) ILIKE '%' || $2 || '%'
+)
+SELECT * FROM hits ORDER BY rank, schema, table_name, column_name NULLS FIRST LIMIT $3
+"""
+
+#: Foreign keys among exposed relations (partition copies of a parent's key left out).
+FOREIGN_KEYS_SQL = f"""
+SELECT con.conname AS name, con.conrelid AS source_oid, sn.nspname AS source_schema, s.relname AS source_table,
+       (SELECT array_agg(a.attname ORDER BY k.ord) FROM unnest(con.conkey) WITH ORDINALITY k(num, ord)
+        JOIN pg_attribute a ON a.attrelid = con.conrelid AND a.attnum = k.num) AS columns,
+       con.confrelid AS target_oid, tn.nspname AS target_schema, t.relname AS target_table,
+       (SELECT array_agg(a.attname ORDER BY k.ord) FROM unnest(con.confkey) WITH ORDINALITY k(num, ord)
+        JOIN pg_attribute a ON a.attrelid = con.confrelid AND a.attnum = k.num) AS target_columns
+FROM pg_constraint con
+JOIN pg_class s ON s.oid = con.conrelid JOIN pg_namespace sn ON sn.oid = s.relnamespace
+JOIN pg_class t ON t.oid = con.confrelid JOIN pg_namespace tn ON tn.oid = t.relnamespace
+WHERE con.contype = 'f' AND con.conparentid = 0 AND NOT s.relispartition
+  AND EXISTS (SELECT 1 FROM pg_namespace n WHERE n.oid = s.relnamespace AND {_EXPOSED_SCHEMA})
+  AND EXISTS (SELECT 1 FROM pg_namespace n WHERE n.oid = t.relnamespace AND {_EXPOSED_SCHEMA})
+ORDER BY sn.nspname, s.relname, con.conname
+"""
+
+#: Planner statistics per column ($2 = schema, $3 = table, $4 = column or NULL); inherited rows for partitioned parents.
+STATS_SQL = """
+SELECT attname AS column, null_frac, n_distinct, most_common_vals::text AS most_common_vals,
+       most_common_freqs, histogram_bounds::text AS histogram_bounds, correlation, avg_width
+FROM pg_stats
+WHERE schemaname = $1 AND tablename = $2 AND ($3::text IS NULL OR attname = $3)
+ORDER BY inherited DESC
+"""
+
+ROW_ESTIMATE_SQL = (
+    f"SELECT {_ROW_ESTIMATE} AS estimated_rows, c.relkind::text AS kind FROM pg_class c WHERE c.oid = $1"
+)
+
+COLUMN_NAMES_SQL = """
+SELECT a.attname AS name, format_type(a.atttypid, a.atttypmod) AS type
+FROM pg_attribute a WHERE a.attrelid = $1 AND a.attnum > 0 AND NOT a.attisdropped ORDER BY a.attnum
+"""
+
+SEARCH_LIMIT = 50
+
+COMPLETE_SCHEMAS_SQL = f"""
+SELECT n.nspname FROM pg_namespace n
+WHERE {_EXPOSED_SCHEMA} AND starts_with(lower(n.nspname), lower($2))
+ORDER BY n.nspname LIMIT 100
+"""
+
+COMPLETE_TABLES_SQL = f"""
+SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+WHERE {_EXPOSED_SCHEMA} AND {_LISTED_RELATION}
+  AND ($2::text IS NULL OR n.nspname = $2) AND starts_with(lower(c.relname), lower($3))
+ORDER BY c.relname LIMIT 100
+"""
+
+OVERVIEW_SQL = """
+SELECT version() AS version, current_database() AS database, current_user AS role,
+       pg_database_size(current_database()) AS size_bytes,
+       ARRAY(SELECT extname || ' ' || extversion FROM pg_extension ORDER BY extname) AS extensions
 """
 
 
@@ -158,7 +251,8 @@ class TableDescription:
     indexes: list[dict[str, Any]] = field(default_factory=list)
     definition: str | None = None
     partition_key: str | None = None
-    partitions: int = 0
+    partitions: list[dict[str, Any]] = field(default_factory=list)
+    total_bytes: int | None = None
 
 
 class Catalog:
@@ -266,8 +360,13 @@ class Catalog:
             columns=columns,
             definition=info["definition"],
             partition_key=info["partition_key"],
-            partitions=info["partitions"],
+            total_bytes=info["total_bytes"],
         )
+        if info["partition_key"]:
+            rows = await self.db.fetch_fixed(PARTITIONS_SQL, ref.oid)
+            description.partitions = [
+                {"name": qualified(row["schema"], row["name"]), "bound": row["bound"]} for row in rows
+            ]
         for con in await self.db.fetch_fixed(CONSTRAINTS_SQL, ref.oid):
             _add_constraint(description, dict(con), ref)
         description.indexes = [
@@ -275,6 +374,43 @@ class Catalog:
             for row in await self.db.fetch_fixed(INDEXES_SQL, ref.oid)
         ]
         return description
+
+    async def search(self, pattern: str, limit: int = SEARCH_LIMIT) -> list[dict[str, Any]]:
+        """Tables, views and columns matching `pattern` in name or comment, best first."""
+        escaped = pattern.strip().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        rows = await self.db.fetch_fixed(SEARCH_SQL, self._schemas, escaped, limit)
+        return [{**dict(row), "kind": KINDS.get(row["kind"], row["kind"])} for row in rows]
+
+    async def foreign_keys(self) -> list[dict[str, Any]]:
+        """Every foreign key between exposed relations, with the join columns on both sides."""
+        return [dict(row) for row in await self.db.fetch_fixed(FOREIGN_KEYS_SQL, self._schemas)]
+
+    async def stats(self, ref: RelationRef, column: str | None) -> list[dict[str, Any]]:
+        rows = await self.db.fetch_fixed(STATS_SQL, ref.schema, ref.name, column)
+        seen: dict[str, dict[str, Any]] = {}
+        for row in rows:  # inherited (whole partition tree) rows come first and win
+            seen.setdefault(row["column"], dict(row))
+        return list(seen.values())
+
+    async def complete_schema(self, prefix: str) -> list[str]:
+        return [str(r[0]) for r in await self.db.fetch_fixed(COMPLETE_SCHEMAS_SQL, self._schemas, prefix)]
+
+    async def complete_table(self, schema: str | None, prefix: str) -> list[str]:
+        rows = await self.db.fetch_fixed(COMPLETE_TABLES_SQL, self._schemas, schema, prefix)
+        return [str(r[0]) for r in rows]
+
+    async def overview(self) -> dict[str, Any]:
+        """Server version, size, extensions and schemas: what a model reads first about a database."""
+        info = dict((await self.db.fetch_fixed(OVERVIEW_SQL))[0])
+        return {**info, "schemas": await self.list_schemas()}
+
+    async def row_estimate(self, ref: RelationRef) -> tuple[int | None, str]:
+        """The planner's row estimate and the relation kind code (r, p, v, m, f)."""
+        row = (await self.db.fetch_fixed(ROW_ESTIMATE_SQL, ref.oid))[0]
+        return row["estimated_rows"], row["kind"]
+
+    async def columns(self, ref: RelationRef) -> list[dict[str, Any]]:
+        return [dict(row) for row in await self.db.fetch_fixed(COLUMN_NAMES_SQL, ref.oid)]
 
 
 def _column(row: dict[str, Any]) -> dict[str, Any]:
@@ -285,6 +421,12 @@ def _column(row: dict[str, Any]) -> dict[str, Any]:
         column["generated"] = row["default"]
     elif row["default"] is not None:
         column["default"] = row["default"]
+    if row["domain_base"]:
+        column["domain_base"] = row["domain_base"]
+        if row["domain_checks"]:
+            column["domain_checks"] = list(row["domain_checks"])
+    if row["collation"]:
+        column["collation"] = row["collation"]
     if row["enum_values"]:
         column["enum_values"] = list(row["enum_values"])
     if row["comment"]:

@@ -17,11 +17,14 @@ from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
+from asyncpg import Range, Record
+
 from pg_mcp.catalog import TableDescription
 from pg_mcp.db import Column, QueryResult
 from pg_mcp.names import qualified, quote_ident
 
 MAX_SAFE_INTEGER = 2**53 - 1
+MAX_PARTITIONS_SHOWN = 24
 _SQL_TYPE_NAMES = {
     "int2": "smallint",
     "int4": "integer",
@@ -72,12 +75,30 @@ def json_value(value: Any, type_name: str = "", limits: Limits = Limits()) -> An
         return _bytea(bytes(value), limits)
     if isinstance(value, uuid.UUID):
         return str(value)
-    if isinstance(value, Mapping):  # composite types arrive as Records
+    if isinstance(value, Range):
+        return _range_text(value)
+    if isinstance(value, Mapping | Record):  # composite types arrive as Records
         return {str(key): json_value(item, "", limits) for key, item in value.items()}
     if isinstance(value, Sequence):
         element = type_name[1:] if type_name.startswith("_") else ""
         return [json_value(item, element, limits) for item in value]
     return _shorten(str(value), limits)
+
+
+def _range_text(value: Range) -> str:
+    """PostgreSQL's own range syntax: `[1,10)`, `empty`, `["2025-01-01 00:00:00+00",)`."""
+    if value.isempty:
+        return "empty"
+    lower = "" if value.lower_inf or value.lower is None else _range_bound(value.lower)
+    upper = "" if value.upper_inf or value.upper is None else _range_bound(value.upper)
+    return f"{'[' if value.lower_inc else '('}{lower},{upper}{']' if value.upper_inc else ')'}"
+
+
+def _range_bound(bound: Any) -> str:
+    text = str(bound)
+    if text == "" or re.search(r'[\s,()\[\]"\\]', text):
+        return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    return text
 
 
 def _infinity(value: float) -> str:
@@ -222,7 +243,8 @@ def render_schemas(schemas: Sequence[Mapping[str, Any]]) -> str:
 def render_description(d: TableDescription) -> str:
     """A compact, complete description: what a model needs to write correct SQL against the table."""
     rows = f", ~{d.estimated_rows:,} rows" if d.estimated_rows is not None else ""
-    lines = [f"{qualified(d.schema, d.name)} ({d.kind}{rows})"]
+    size = f", {_size(d.total_bytes)}" if d.total_bytes else ""
+    lines = [f"{qualified(d.schema, d.name)} ({d.kind}{rows}{size})"]
     if d.comment:
         lines.append(_one_line(d.comment))
     fk_by_column = {
@@ -251,7 +273,10 @@ def render_description(d: TableDescription) -> str:
     for index in d.indexes:
         lines.append(f"Index: {_short_index(index['definition'])}")
     if d.partition_key:
-        lines.append(f"Partitioned by {d.partition_key} into {d.partitions} partitions")
+        lines.append(f"Partitioned by {d.partition_key} into {len(d.partitions)} partitions:")
+        lines.extend(f"  {p['name']} {p['bound']}" for p in d.partitions[:MAX_PARTITIONS_SHOWN])
+        if len(d.partitions) > MAX_PARTITIONS_SHOWN:
+            lines.append(f"  … and {len(d.partitions) - MAX_PARTITIONS_SHOWN} more")
     if d.definition:
         lines.append("Definition: " + " ".join(d.definition.split()))
     return "\n".join(lines)
@@ -259,6 +284,12 @@ def render_description(d: TableDescription) -> str:
 
 def _column_line(c: Mapping[str, Any], fk: str | None) -> str:
     parts = [quote_ident(c["name"]), c["type"]]
+    if "domain_base" in c:
+        parts.append(
+            f"(domain over {c['domain_base']}{''.join(' ' + x for x in c.get('domain_checks', []))})"
+        )
+    if "collation" in c:
+        parts.append(f'collate "{c["collation"]}"')
     if not c["nullable"]:
         parts.append("NOT NULL")
     if "identity" in c:
@@ -285,5 +316,161 @@ def _short_index(definition: str) -> str:
     return f"{name} {'unique ' if unique else ''}{rest}"
 
 
+def _size(size: int) -> str:
+    value = float(size)
+    for unit in ("bytes", "kB", "MB", "GB", "TB"):
+        if value < 1024 or unit == "TB":
+            return f"{value:.0f} {unit}" if unit == "bytes" else f"{value:.1f} {unit}"
+        value /= 1024
+    raise AssertionError("unreachable")
+
+
 def _one_line(text: str) -> str:
     return " ".join(text.split())
+
+
+def render_search(pattern: str, hits: Sequence[Mapping[str, Any]], limit: int) -> str:
+    """One line per hit: the table (and column with its type) and the comment that matched."""
+    if not hits:
+        return f"(nothing matches {pattern!r}; try a shorter word, or list_tables)"
+    lines = []
+    for hit in hits:
+        where = qualified(hit["schema"], hit["table_name"])
+        if hit["column_name"] is None:
+            line = f"{where} [{hit['kind']}]"
+        else:
+            line = f"{where}.{quote_ident(hit['column_name'])} {hit['type']}"
+        if hit["comment"]:
+            line += f" — {_clip(_one_line(hit['comment']), 120)}"
+        lines.append(line)
+    if len(hits) >= limit:
+        lines.append(f"(first {limit} matches; use a more specific pattern for the rest)")
+    return "\n".join(lines)
+
+
+def render_relationships(scope: str, edges: Sequence[Mapping[str, Any]]) -> str:
+    """Join paths: `a(x) → b(y)` per foreign key, which is exactly the ON clause to write."""
+    if not edges:
+        return f"No foreign keys involve {scope}."
+    lines = [f"Foreign keys ({len(edges)}) involving {scope}; join ON from.col = to.col:"]
+    for e in edges:
+        lines.append(
+            f"  {e['from']}({', '.join(e['from_columns'])}) → {e['to']}({', '.join(e['to_columns'])})"
+        )
+    return "\n".join(lines)
+
+
+def render_stats(table: str, estimated_rows: int | None, columns: Sequence[Mapping[str, Any]]) -> str:
+    rows = f"~{estimated_rows:,} rows" if estimated_rows is not None else "row count unknown"
+    lines = [f"{table} ({rows})"]
+    for c in columns:
+        lines.append(f"{quote_ident(c['column'])} {c['type']}: {_stats_line(c, estimated_rows)}")
+    return "\n".join(lines)
+
+
+def _stats_line(c: Mapping[str, Any], estimated_rows: int | None) -> str:
+    parts: list[str] = []
+    if c.get("null_frac") is not None:
+        parts.append(f"nulls {c['null_frac'] * 100:.1f}%")
+    n_distinct = c.get("n_distinct")
+    if n_distinct is not None:
+        if n_distinct < 0 and estimated_rows:
+            parts.append(f"~{round(-n_distinct * estimated_rows):,} distinct")
+        elif n_distinct > 0:
+            parts.append(f"~{round(n_distinct):,} distinct")
+    if c.get("most_common_vals"):
+        values = parse_pg_array(c["most_common_vals"])
+        freqs = c.get("most_common_freqs") or []
+        shown = [f"{_clip(v or 'NULL', 40)} {f * 100:.1f}%" for v, f in zip(values, freqs, strict=False)][:10]
+        parts.append("most common: " + ", ".join(shown))
+    if c.get("histogram_bounds"):
+        bounds = parse_pg_array(c["histogram_bounds"])
+        if bounds:
+            picks = [bounds[round(i * (len(bounds) - 1) / 4)] for i in range(5)]
+            parts.append("min/quartiles/max ≈ " + " | ".join(_clip(b or "NULL", 40) for b in picks))
+    if "source" in c:
+        parts.append(f"(no planner statistics; from the {c['source']})")
+        if c.get("min") is not None:
+            parts.append(f"range {_clip(c['min'], 40)} … {_clip(c['max'], 40)}")
+        if c.get("distinct_in_sample") is not None:
+            parts.append(f"{c['distinct_in_sample']:,} distinct in sample")
+    return "; ".join(parts) if parts else "no statistics (run ANALYZE)"
+
+
+def parse_pg_array(text: str) -> list[str | None]:
+    """Elements of a one-dimensional PostgreSQL array literal such as `{a,"b c",NULL}`."""
+    body = text.strip()
+    if not (body.startswith("{") and body.endswith("}")):
+        return [text]
+    items: list[str | None] = []
+    current: list[str] = []
+    quoted = in_quotes = False
+    i = 1
+    while i < len(body) - 1:
+        ch = body[i]
+        if in_quotes:
+            if ch == "\\" and i + 1 < len(body) - 1:
+                i += 1
+                current.append(body[i])
+            elif ch == '"':
+                in_quotes = False
+            else:
+                current.append(ch)
+        elif ch == '"':
+            in_quotes = quoted = True
+        elif ch == ",":
+            items.append(_array_item(current, quoted))
+            current, quoted = [], False
+        else:
+            current.append(ch)
+        i += 1
+    if current or quoted or items:
+        items.append(_array_item(current, quoted))
+    return items
+
+
+def _array_item(chars: list[str], quoted: bool) -> str | None:
+    value = "".join(chars)
+    return None if not quoted and value == "NULL" else value
+
+
+def render_plan(plan: Mapping[str, Any]) -> str:
+    """The plan tree, one node per line: what it does, on what, estimated rows and cost."""
+    lines = [f"Estimated total cost {plan.get('Total Cost')}, rows {plan.get('Plan Rows')} (not executed)"]
+    _plan_lines(plan, 0, lines)
+    return "\n".join(lines)
+
+
+def _plan_lines(node: Mapping[str, Any], depth: int, lines: list[str]) -> None:
+    label = node.get("Node Type", "?")
+    if node.get("Join Type"):
+        label = f"{node['Join Type']} {label}"
+    if node.get("Relation Name"):
+        schema = node.get("Schema")
+        target = qualified(schema, node["Relation Name"]) if schema else quote_ident(node["Relation Name"])
+        label += f" on {target}"
+    if node.get("Index Name"):
+        label += f" using {node['Index Name']}"
+    details = [f"rows≈{node.get('Plan Rows')}", f"cost {node.get('Startup Cost')}..{node.get('Total Cost')}"]
+    for key in ("Index Cond", "Hash Cond", "Merge Cond", "Filter", "Sort Key", "Group Key"):
+        if node.get(key):
+            value = node[key] if isinstance(node[key], str) else ", ".join(map(str, node[key]))
+            details.append(f"{key.lower()}: {_clip(value, 120)}")
+    lines.append(f"{'  ' * depth}{label} ({'; '.join(details)})")
+    for child in node.get("Plans", []):
+        _plan_lines(child, depth + 1, lines)
+
+
+def _clip(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def render_overview(info: Mapping[str, Any]) -> str:
+    lines = [
+        f"Database {info['database']} ({_size(info['size_bytes'])}), connected as {info['role']}",
+        str(info["version"]),
+        f"Extensions: {', '.join(info['extensions']) or 'none'}",
+        "Schemas:",
+        *("  " + line for line in render_schemas(info["schemas"]).splitlines()),
+    ]
+    return "\n".join(lines)

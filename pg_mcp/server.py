@@ -12,9 +12,13 @@ from mcp.server.mcpserver import MCPServer
 from mcp.server.mcpserver.exceptions import ResourceError
 from mcp_types import (
     CallToolResult,
+    Completion,
+    CompletionArgument,
     ListResourcesResult,
     PaginatedRequestParams,
+    PromptReference,
     Resource,
+    ResourceTemplateReference,
     TextContent,
     ToolAnnotations,
 )
@@ -29,10 +33,39 @@ from pg_mcp.tools import Explorer, ToolOutput
 log = logging.getLogger(__name__)
 
 INSTRUCTIONS = """\
-Read-only access to a PostgreSQL database. Orient with list_schemas and list_tables, read a
-table's columns, keys and relationships with describe_table, then answer with one SELECT through
-query. Results are capped (the last line always says whether rows were cut). Nothing you run can
-change the database."""
+Read-only access to a PostgreSQL database. Orient with list_schemas / list_tables (or search_schema
+for a concept), read columns, keys and joins with describe_table and relationships, check real values
+with column_stats or sample_rows, then answer with one SELECT through query (explain first if it may
+be heavy). Results are capped and the last line always says whether rows were cut. Nothing you run
+can change the database."""
+
+TABLE_TEMPLATE = "postgres://{schema}/{table}"
+
+EXPLORE_PROMPT = """\
+Get oriented in this PostgreSQL database before answering anything:
+1. Read the resource postgres://database (or call list_schemas) for the schemas and their size.
+2. list_tables for the schemas that matter; note the biggest tables and the comments.
+3. describe_table on the central tables (the ones most foreign keys point to); relationships shows how
+   they join.
+4. sample_rows and column_stats on a table show what its values look like.
+Then summarise: what the business does, the main entities and how they relate, where the facts
+(events, orders, payments) and the dimensions (customers, products) are, and any caveats you noticed
+(nullable keys, enum values, soft deletes, time zones). Keep the summary short."""
+
+ANSWER_PROMPT = """\
+Answer this question from the database: {question}
+
+Work in this order, and keep each step small:
+1. Find the tables: search_schema with the key nouns of the question, then describe_table on candidates.
+2. Check how they join with relationships, and the real values of any filter column with column_stats
+   (exact enum or status spellings, date ranges) before writing a WHERE clause.
+3. Write ONE query that computes the answer in the database (aggregate; do not fetch raw rows to count
+   them yourself). If it touches large tables, run explain first and avoid sequential scans of
+   millions of rows when an index exists.
+4. Run it with query. If the result says rows were cut, aggregate or filter more instead of raising
+   max_rows.
+5. Answer in plain language, then show the SQL you ran and state any assumption (time zone, what
+   counts as "active", how ties or NULLs were treated)."""
 
 READ_ONLY = ToolAnnotations(
     read_only_hint=True, destructive_hint=False, idempotent_hint=True, open_world_hint=False
@@ -154,8 +187,61 @@ def build_server(settings: Settings, db: Database | None = None) -> PgMcpServer:
         """
         return await _tool_call(lambda: explorer.describe_table(table, schema))
 
+    @app.tool(annotations=READ_ONLY)
+    async def search_schema(pattern: str) -> CallToolResult:
+        """Find tables, views and columns whose name or comment contains pattern (case-insensitive), best
+        matches first, each with its table, column and type. Use it when you know the concept ("churn",
+        "email", "invoice") but not where it lives.
+        """
+        return await _tool_call(lambda: explorer.search_schema(pattern))
+
+    @app.tool(annotations=READ_ONLY)
+    async def relationships(table: str | None = None, schema: str | None = None) -> CallToolResult:
+        """Foreign keys around a table (both directions) or within a schema, as `a(col) → b(col)`: the
+        join conditions to use. With neither argument, every foreign key in the exposed schemas.
+        """
+        return await _tool_call(lambda: explorer.relationships(table, schema))
+
+    @app.tool(annotations=READ_ONLY)
+    async def sample_rows(table: str, n: int = 10, schema: str | None = None) -> CallToolResult:
+        """A few rows of a table (n, default 10, at most 100) to see what the values look like. Cheap on
+        huge tables: it samples blocks instead of scanning.
+        """
+        return await _tool_call(lambda: explorer.sample_rows(table, n, schema))
+
+    @app.tool(annotations=READ_ONLY)
+    async def column_stats(
+        table: str, column: str | None = None, schema: str | None = None
+    ) -> CallToolResult:
+        """What values a column holds, from the planner's statistics: null fraction, distinct count, most
+        common values with frequencies, min/quartiles/max. Use it to pick the right filter values
+        (e.g. the exact spelling of a status) without scanning the table.
+        """
+        return await _tool_call(lambda: explorer.column_stats(table, column, schema))
+
+    @app.tool(annotations=READ_ONLY)
+    async def explain(sql: str) -> CallToolResult:
+        """The execution plan PostgreSQL would use for a read-only statement, without running it:
+        node types, estimated rows and cost, indexes used. Check a query that may be heavy before
+        running it with query.
+        """
+        return await _tool_call(lambda: explorer.explain(sql))
+
     @app.resource(
-        "postgres://{schema}/{table}",
+        "postgres://database",
+        name="database",
+        title="Database overview",
+        description="Server version, database size, extensions and schemas with table counts.",
+        mime_type="text/plain",
+    )
+    async def database_resource() -> str:
+        try:
+            return await explorer.overview()
+        except PgMcpError as exc:
+            raise ResourceError(str(exc)) from None
+
+    @app.resource(
+        TABLE_TEMPLATE,
         name="table",
         title="Table description",
         description="Columns, keys, relationships and size of one table or view (same as describe_table).",
@@ -166,5 +252,28 @@ def build_server(settings: Settings, db: Database | None = None) -> PgMcpServer:
             return await explorer.describe_resource(schema, table)
         except PgMcpError as exc:
             raise ResourceError(str(exc)) from None
+
+    @app.completion()  # type: ignore[untyped-decorator, no-untyped-call]  # the SDK leaves it unannotated
+    async def complete(
+        ref: PromptReference | ResourceTemplateReference, argument: CompletionArgument, context: Any
+    ) -> Completion | None:
+        if not isinstance(ref, ResourceTemplateReference) or ref.uri != TABLE_TEMPLATE:
+            return None
+        known = (context.arguments if context is not None else None) or {}
+        try:
+            values = await explorer.complete(argument.name, argument.value, known)
+        except PgMcpError:
+            values = []
+        return Completion(values=values, total=len(values), has_more=len(values) >= 100)
+
+    @app.prompt(title="Explore this database")
+    def explore_database() -> str:
+        """How to get oriented in an unfamiliar database with these tools."""
+        return EXPLORE_PROMPT
+
+    @app.prompt(title="Answer a question with SQL")
+    def answer_question(question: str) -> str:
+        """A disciplined workflow for answering one question from the data, showing the SQL used."""
+        return ANSWER_PROMPT.format(question=question)
 
     return app

@@ -9,23 +9,46 @@ from __future__ import annotations
 
 import base64
 import binascii
+import difflib
 import json
 import logging
+import re
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 from urllib.parse import quote
 
-from pg_mcp.catalog import Catalog, RelationRef
+from pg_mcp.catalog import SEARCH_LIMIT, Catalog, RelationRef
 from pg_mcp.config import Settings
 from pg_mcp.db import Database
 from pg_mcp.errors import GuardError, NotFoundError, PgMcpError, QueryError
 from pg_mcp.guard import GuardPolicy, check_query
-from pg_mcp.render import Limits, render_description, render_result, render_schemas, render_tables
+from pg_mcp.names import qualified, quote_ident
+from pg_mcp.render import (
+    Limits,
+    render_description,
+    render_overview,
+    render_plan,
+    render_relationships,
+    render_result,
+    render_schemas,
+    render_search,
+    render_stats,
+    render_tables,
+)
 
 audit = logging.getLogger("pg_mcp.audit")
 
 LIST_TABLES_LIMIT = 500
+MAX_SAMPLE_ROWS = 100
+SAMPLE_OVERSHOOT = 20
+PROBE_ROWS = 10_000
+MAX_PROBED_COLUMNS = 40
+#: Types with a total order, so min()/max()/count(DISTINCT) are defined and meaningful.
+ORDERABLE = re.compile(
+    r"^(smallint|integer|bigint|numeric|real|double precision|money|date|time|timestamp|interval|text|"
+    r"character|uuid|inet|cidr|macaddr)"
+)
 RESOURCE_PAGE_SIZE = 200
 URI_SCHEME = "postgres"
 
@@ -57,7 +80,7 @@ class Explorer:
         self.policy = GuardPolicy(allowed_functions=frozenset(settings.allow_functions))
         self.limits = Limits(settings.max_cell_chars, settings.max_result_bytes)
 
-    async def query(self, sql: str, max_rows: int | None = None) -> ToolOutput:
+    async def query(self, sql: str, max_rows: int | None = None, *, tool: str = "query") -> ToolOutput:
         """Guard, execute and render one read-only statement."""
         rows_cap = self._rows_cap(max_rows)
         started = time.perf_counter()
@@ -65,10 +88,10 @@ class Explorer:
             checked = check_query(sql, rows_cap, self.policy)
             result = await self.db.run_query(checked)
         except PgMcpError as exc:
-            _audit("query", sql, started, outcome=_outcome(exc), reason=exc.message)
+            _audit(tool, sql, started, outcome=_outcome(exc), reason=exc.message)
             raise
         rendered = render_result(result, rows_cap, self.limits, self.settings.max_rows_limit)
-        _audit("query", sql, started, outcome="ok", rows=rendered.structured["row_count"])
+        _audit(tool, sql, started, outcome="ok", rows=rendered.structured["row_count"])
         return ToolOutput(rendered.text, rendered.structured)
 
     def _rows_cap(self, max_rows: int | None) -> int:
@@ -119,8 +142,142 @@ class Explorer:
         )
         return entries, next_cursor
 
-    async def relation(self, table: str, schema: str | None = None) -> RelationRef:
-        return await self.catalog.resolve_table(table, schema)
+    async def overview(self) -> str:
+        return render_overview(await self.catalog.overview())
+
+    async def complete(self, argument: str, value: str, context: dict[str, str]) -> list[str]:
+        """Completions for the table resource template: schema names, then table names in that schema."""
+        if argument == "schema":
+            return await self.catalog.complete_schema(value)
+        if argument == "table":
+            return await self.catalog.complete_table(context.get("schema"), value)
+        return []
+
+    async def search_schema(self, pattern: str) -> ToolOutput:
+        if not pattern.strip():
+            raise NotFoundError(
+                "The search pattern is empty.", "Give part of a table or column name, or a word."
+            )
+        hits = await self.catalog.search(pattern)
+        return ToolOutput(render_search(pattern, hits, SEARCH_LIMIT), {"hits": hits})
+
+    async def relationships(self, table: str | None = None, schema: str | None = None) -> ToolOutput:
+        """Foreign keys touching one table (both directions), or all of those within a schema."""
+        keys = await self.catalog.foreign_keys()
+        if table:
+            ref = await self.catalog.resolve_table(table, schema)
+            keys = [k for k in keys if ref.oid in (k["source_oid"], k["target_oid"])]
+            scope = ref.display
+        elif schema:
+            name = await self.catalog.resolve_schema(schema)
+            keys = [k for k in keys if name in (k["source_schema"], k["target_schema"])]
+            scope = f"schema {quote_ident(name)}"
+        else:
+            scope = "all exposed schemas"
+        edges = [_edge(k) for k in keys]
+        return ToolOutput(render_relationships(scope, edges), {"scope": scope, "foreign_keys": edges})
+
+    async def sample_rows(self, table: str, n: int = 10, schema: str | None = None) -> ToolOutput:
+        """A few rows, sampled by block (TABLESAMPLE SYSTEM) on big tables so nothing is scanned in full."""
+        if not 1 <= n <= MAX_SAMPLE_ROWS:
+            raise QueryError(
+                f"n must be between 1 and {MAX_SAMPLE_ROWS}, not {n}.", "Ask for a handful of rows."
+            )
+        ref = await self.catalog.resolve_table(table, schema)
+        estimate, kind = await self.catalog.row_estimate(ref)
+        sql = f"SELECT * FROM {ref.display}"
+        if kind in ("r", "m") and estimate and estimate > n * SAMPLE_OVERSHOOT:
+            percent = max(0.001, min(100.0, 100.0 * n * SAMPLE_OVERSHOOT / estimate))
+            output = await self.query(f"{sql} TABLESAMPLE SYSTEM ({percent:.4f})", n, tool="sample_rows")
+            if output.structured["row_count"] >= n:
+                return output
+        return await self.query(sql, n, tool="sample_rows")
+
+    async def column_stats(
+        self, table: str, column: str | None = None, schema: str | None = None
+    ) -> ToolOutput:
+        """Planner statistics where ANALYZE has run; otherwise bounded min/max/distinct over the first rows."""
+        ref = await self.catalog.resolve_table(table, schema)
+        columns = await self.catalog.columns(ref)
+        if column is not None:
+            column = _pick_column(column, [c["name"] for c in columns], ref.display)
+            columns = [c for c in columns if c["name"] == column]
+        estimate, _ = await self.catalog.row_estimate(ref)
+        stats = {row["column"]: row for row in await self.catalog.stats(ref, column)}
+        missing = [c for c in columns if c["name"] not in stats][:MAX_PROBED_COLUMNS]
+        probed = await self._probe(ref, missing) if missing else {}
+        report = [
+            {"column": c["name"], "type": c["type"], **(stats.get(c["name"]) or probed.get(c["name"]) or {})}
+            for c in columns
+        ]
+        text = render_stats(ref.display, estimate, report)
+        return ToolOutput(text, {"table": ref.display, "estimated_rows": estimate, "columns": report})
+
+    async def _probe(self, ref: RelationRef, columns: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+        """min/max/null count/distinct count over the first PROBE_ROWS rows, in one bounded query."""
+        selects = ["count(*) AS n"]
+        for i, c in enumerate(columns):
+            col = quote_ident(c["name"])
+            selects.append(f"count({col}) AS c{i}")
+            if ORDERABLE.match(c["type"]):
+                selects += [
+                    f"min({col})::text AS lo{i}",
+                    f"max({col})::text AS hi{i}",
+                    f"count(DISTINCT {col}) AS d{i}",
+                ]
+        sql = f"SELECT {', '.join(selects)} FROM (SELECT * FROM {ref.display} LIMIT {PROBE_ROWS}) AS probe"
+        result = await self.query(sql, 1, tool="column_stats")
+        row = dict(
+            zip([c["name"] for c in result.structured["columns"]], result.structured["rows"][0], strict=True)
+        )
+        sampled = int(row["n"])
+        return {
+            c["name"]: {
+                "source": f"first {sampled:,} rows",
+                "null_frac": (1 - int(row[f"c{i}"]) / sampled) if sampled else None,
+                "min": row.get(f"lo{i}"),
+                "max": row.get(f"hi{i}"),
+                "distinct_in_sample": row.get(f"d{i}"),
+            }
+            for i, c in enumerate(columns)
+        }
+
+    async def explain(self, sql: str) -> ToolOutput:
+        """The planner's plan for a guard-approved statement; EXPLAIN without ANALYZE never executes it."""
+        started = time.perf_counter()
+        try:
+            checked = check_query(sql, 1, self.policy)
+            plan_query = replace(checked, sql=f"EXPLAIN (FORMAT JSON, VERBOSE false)\n{checked.statement}")
+            result = await self.db.run_query(plan_query)
+        except PgMcpError as exc:
+            _audit("explain", sql, started, outcome=_outcome(exc), reason=exc.message)
+            raise
+        _audit("explain", sql, started, outcome="ok", rows=1)
+        plan = json.loads(result.rows[0][0])[0]["Plan"]
+        return ToolOutput(render_plan(plan), {"plan": plan})
+
+
+def _edge(key: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "from": qualified(key["source_schema"], key["source_table"]),
+        "from_columns": list(key["columns"] or []),
+        "to": qualified(key["target_schema"], key["target_table"]),
+        "to_columns": list(key["target_columns"] or []),
+        "name": key["name"],
+    }
+
+
+def _pick_column(column: str, names: list[str], table: str) -> str:
+    """The column the caller meant: exact, else case-insensitive; NotFoundError with close names."""
+    wanted = column.strip().strip('"')
+    if wanted in names:
+        return wanted
+    folded = [name for name in names if name.lower() == wanted.lower()]
+    if len(folded) == 1:
+        return folded[0]
+    close = difflib.get_close_matches(wanted, names, n=5, cutoff=0.5)
+    hint = f"Closest: {', '.join(close)}." if close else f"Columns: {', '.join(names[:30])}."
+    raise NotFoundError(f"Column {column!r} does not exist in {table}.", hint)
 
 
 def _quoted(name: str) -> str:
