@@ -124,11 +124,15 @@ async def main(calls: int) -> None:
             begun = time.perf_counter()
             async with Client(params(url)):
                 startup.append(time.perf_counter() - begun)
-        print(f"\nprocess start to initialize response: median {statistics.median(startup) * 1000:.0f} ms "
-              f"(min {min(startup) * 1000:.0f}, max {max(startup) * 1000:.0f})")
+        print(
+            f"\nprocess start to initialize response: median {statistics.median(startup) * 1000:.0f} ms "
+            f"(min {min(startup) * 1000:.0f}, max {max(startup) * 1000:.0f})"
+        )
 
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--calls", type=int, default=500)
     asyncio.run(main(parser.parse_args().calls))

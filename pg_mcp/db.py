@@ -24,6 +24,7 @@ from urllib.parse import unquote, urlsplit
 
 import asyncpg
 
+from pg_mcp.codecs import BINARY_DECODERS, refuse_encoding
 from pg_mcp.config import Settings
 from pg_mcp.errors import DatabaseUnavailableError, QueryError
 from pg_mcp.guard import CheckedQuery
@@ -31,9 +32,10 @@ from pg_mcp.guard import CheckedQuery
 log = logging.getLogger(__name__)
 
 #: Types decoded as PostgreSQL's own text so nothing is lost in a Python round trip
-#: (BC dates, infinity, intervals with months, numeric precision, geometric syntax).
+#: (intervals with months, time zones, geometric and network syntax). Dates and timestamps get
+#: exact binary decoders instead (see codecs.py), so ranges of them still decode.
 TEXT_DECODED_TYPES = (
-    "numeric", "date", "timestamp", "timestamptz", "time", "timetz", "interval",
+    "time", "timetz", "interval",
     "point", "line", "lseg", "box", "path", "polygon", "circle",
     "inet", "cidr", "macaddr", "macaddr8", "bit", "varbit",
 )  # fmt: skip
@@ -45,7 +47,6 @@ RESET_SQL = (
 #: Errors after which the connection is gone but the database may be fine: retry once.
 CONNECTION_LOST = (
     asyncpg.ConnectionDoesNotExistError,
-    asyncpg.InterfaceError,
     asyncpg.AdminShutdownError,
     asyncpg.CannotConnectNowError,
     ConnectionError,
@@ -98,10 +99,22 @@ class Database:
         async with self._read_only() as conn:
             try:
                 statement = await conn.prepare(checked.sql)
+                if not statement.get_attributes():
+                    raise QueryError(
+                        "The statement returns no result columns, so it is not a query; it was not executed.",
+                        "Send a SELECT that returns at least one column.",
+                    )
                 cursor = await statement.cursor()
                 records = await cursor.fetch(checked.max_rows + 1)
             except asyncpg.PostgresError as exc:
                 raise _query_error(exc, checked) from None
+            except asyncpg.InterfaceError as exc:
+                if isinstance(exc, CONNECTION_LOST):
+                    raise
+                raise QueryError(
+                    f"The result cannot be read: {exc}.",
+                    "Cast the column to text (column::text) and try again.",
+                ) from None
             columns = [Column(a.name, a.type.name, a.type.schema) for a in statement.get_attributes()]
         rows = [tuple(record) for record in records[: checked.max_rows]]
         elapsed = (time.perf_counter() - started) * 1000
@@ -158,11 +171,11 @@ class Database:
         raise AssertionError("unreachable")
 
     async def _finish(self, pool: asyncpg.Pool, conn: asyncpg.Connection) -> None:
-        """Roll back and return the connection; a connection in an unknown state is closed instead."""
+        """Roll back and return the connection; one in an unknown state is closed instead of reused."""
         try:
             if not conn.is_closed():
                 await conn.execute("ROLLBACK")
-        except (asyncpg.PostgresError, *CONNECTION_LOST):
+        except (asyncpg.PostgresError, asyncpg.InterfaceError, *CONNECTION_LOST):
             conn.terminate()
         await _release_quietly(pool, conn)
 
@@ -209,13 +222,18 @@ class Database:
 
 
 async def _release_quietly(pool: asyncpg.Pool, conn: asyncpg.Connection) -> None:
+    """Return a connection; if its reset fails, asyncpg has already closed it, which is all we want."""
     try:
         await pool.release(conn)
-    except (asyncpg.PostgresError, *CONNECTION_LOST):
-        conn.terminate()
+    except (asyncpg.PostgresError, asyncpg.InterfaceError, *CONNECTION_LOST) as exc:
+        log.debug("connection discarded on release: %s", type(exc).__name__)
 
 
 async def _init_connection(conn: asyncpg.Connection) -> None:
+    for type_name, decoder in BINARY_DECODERS.items():
+        await conn.set_type_codec(
+            type_name, schema="pg_catalog", encoder=refuse_encoding, decoder=decoder, format="binary"
+        )
     for type_name in TEXT_DECODED_TYPES:
         try:
             await conn.set_type_codec(type_name, schema="pg_catalog", encoder=str, decoder=str, format="text")

@@ -176,9 +176,7 @@ def demo_sql_path() -> Path:
 DEMO_SCHEMAS = ("sales", "inventory", "hr", "analytics")
 
 
-async def load_demo(
-    admin_url: str, password: str, database: str = "demo", reader: str = "pg_mcp_reader"
-) -> str:
+async def load_demo(admin_url: str, password: str, database: str = "demo", reader: str = "mcp_reader") -> str:
     """Create `database` with the demo data and a least-privilege `reader` role; return the reader's URL.
 
     `database` and `reader` are our own fixed identifiers (letters, digits, underscores).

@@ -70,7 +70,7 @@ def json_value(value: Any, type_name: str = "", limits: Limits = Limits()) -> An
     if isinstance(value, str):  # json / jsonb arrive as PostgreSQL's text
         return _parse_json(value, limits)
     if isinstance(value, Decimal):
-        return str(value)
+        return _decimal_text(value)
     if isinstance(value, bytes | bytearray | memoryview):
         return _bytea(bytes(value), limits)
     if isinstance(value, uuid.UUID):
@@ -94,8 +94,13 @@ def _range_text(value: Range) -> str:
     return f"{'[' if value.lower_inc else '('}{lower},{upper}{']' if value.upper_inc else ')'}"
 
 
+def _decimal_text(value: Decimal) -> str:
+    """Positional notation like PostgreSQL prints numeric (`1E+3` would be `1000`), scale kept."""
+    return format(value, "f")
+
+
 def _range_bound(bound: Any) -> str:
-    text = str(bound)
+    text = _decimal_text(bound) if isinstance(bound, Decimal) else str(bound)
     if text == "" or re.search(r'[\s,()\[\]"\\]', text):
         return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
     return text

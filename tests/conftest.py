@@ -22,7 +22,7 @@ from pg_mcp.local_pg import find_pg_bin, load_demo, start_local_postgres
 
 
 @dataclass(frozen=True)
-class TestDatabase:
+class DemoDatabase:
     """The demo database: `url` connects as the least-privilege reader, `admin_url` as a superuser."""
 
     url: str
@@ -40,19 +40,19 @@ def _docker_available() -> bool:
     return True
 
 
-def _demo(admin_url: str, password: str, database: str, reader: str, source: str) -> TestDatabase:
+def _demo(admin_url: str, password: str, database: str, reader: str, source: str) -> DemoDatabase:
     reader_url = asyncio.run(load_demo(admin_url, password, database=database, reader=reader))
     base, _, _ = admin_url.rpartition("/")
-    return TestDatabase(reader_url, f"{base}/{database}", source)
+    return DemoDatabase(reader_url, f"{base}/{database}", source)
 
 
 @pytest.fixture(scope="session")
-def pg() -> Iterator[TestDatabase]:
+def pg() -> Iterator[DemoDatabase]:
     password = secrets.token_urlsafe(16)
     external = os.environ.get("PG_MCP_TEST_DATABASE_URL")
     if external:
         suffix = secrets.token_hex(4)
-        database, reader = f"pg_mcp_test_{suffix}", f"pg_mcp_reader_{suffix}"
+        database, reader = f"pg_mcp_test_{suffix}", f"mcp_reader_{suffix}"
         yield _demo(external, password, database, reader, "PG_MCP_TEST_DATABASE_URL")
         asyncio.run(_drop(external, database, reader))
         return
@@ -60,14 +60,14 @@ def pg() -> Iterator[TestDatabase]:
         from testcontainers.postgres import PostgresContainer
 
         with PostgresContainer("postgres:16-alpine", driver=None) as container:
-            yield _demo(container.get_connection_url(), password, "demo", "pg_mcp_reader", "testcontainers")
+            yield _demo(container.get_connection_url(), password, "demo", "mcp_reader", "testcontainers")
         return
     try:
         find_pg_bin()
     except ConfigError as exc:
         pytest.skip(f"no PostgreSQL for the tests: set PG_MCP_TEST_DATABASE_URL, run Docker, or {exc.hint}")
     with start_local_postgres() as cluster:
-        yield _demo(cluster.url(), cluster.password, "demo", "pg_mcp_reader", "local binaries")
+        yield _demo(cluster.url(), cluster.password, "demo", "mcp_reader", "local binaries")
 
 
 async def _drop(admin_url: str, database: str, reader: str) -> None:

@@ -8,7 +8,7 @@ import sys
 from urllib.parse import urlsplit
 
 import pytest
-from conftest import TestDatabase
+from conftest import DemoDatabase
 from mcp import Client, StdioServerParameters
 from mcp_helpers import ROOT, server_env, text_of
 
@@ -22,7 +22,9 @@ def run(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
     )  # fmt: skip
 
 
-def _with(url: str, *, password: str | None = None, database: str | None = None, port: int | None = None) -> str:
+def _with(
+    url: str, *, password: str | None = None, database: str | None = None, port: int | None = None
+) -> str:
     parts = urlsplit(url)
     user = parts.username or ""
     netloc = f"{user}:{password or parts.password}@{parts.hostname}:{port or parts.port}"
@@ -36,18 +38,18 @@ def _free_port() -> int:
         return port
 
 
-def test_check_reports_a_least_privilege_role(pg: TestDatabase) -> None:
+def test_check_reports_a_least_privilege_role(pg: DemoDatabase) -> None:
     result = run("check", pg.url)
     assert result.returncode == 0, result.stderr
     out = result.stdout
-    assert "PostgreSQL " in out and "Role: pg_mcp_reader" in out
+    assert "PostgreSQL " in out and "Role: mcp_reader" in out
     assert "SUPERUSER" not in out
     assert "Visible tables and views: 1" in out  # at least 10 in the demo database
     assert "no risks found" in out
     assert urlsplit(pg.url).password not in out + result.stderr
 
 
-def test_check_warns_about_a_superuser(pg: TestDatabase) -> None:
+def test_check_warns_about_a_superuser(pg: DemoDatabase) -> None:
     result = run("check", pg.admin_url)
     assert result.returncode == 0
     assert "SUPERUSER" in result.stdout and "readonly_role.sql" in result.stdout
@@ -62,7 +64,9 @@ def test_check_warns_about_a_superuser(pg: TestDatabase) -> None:
         ({"port": 0}, "Connection refused"),
     ],
 )
-def test_check_explains_connection_failures(pg: TestDatabase, change: dict[str, object], message: str) -> None:
+def test_check_explains_connection_failures(
+    pg: DemoDatabase, change: dict[str, object], message: str
+) -> None:
     if change.get("port") == 0:
         change = {"port": _free_port()}
     url = _with(pg.url, **change)  # type: ignore[arg-type]
@@ -80,7 +84,7 @@ def test_check_explains_an_unknown_host() -> None:
     assert "pw@" not in result.stderr
 
 
-def test_call_prints_what_the_model_sees(pg: TestDatabase) -> None:
+def test_call_prints_what_the_model_sees(pg: DemoDatabase) -> None:
     ok = run("call", "--url", pg.url, "query", "sql=SELECT 1 AS one, 'x' AS two", "max_rows=5")
     assert ok.returncode == 0, ok.stderr
     assert ok.stdout.splitlines() == ["one:integer\ttwo:text", "1\tx", "(1 row)"]
@@ -118,7 +122,9 @@ async def test_demo_serves_the_demo_database_over_stdio() -> None:
         find_pg_bin()
     except Exception as exc:
         pytest.skip(f"pg-mcp demo needs PostgreSQL binaries: {exc}")
-    params = StdioServerParameters(command=sys.executable, args=["-m", "pg_mcp", "demo"], env=server_env(), cwd=str(ROOT))
+    params = StdioServerParameters(
+        command=sys.executable, args=["-m", "pg_mcp", "demo"], env=server_env(), cwd=str(ROOT)
+    )
     async with Client(params, read_timeout_seconds=120) as client:
         tables = await client.call_tool("list_tables", {"schema": "sales"})
         count = await client.call_tool("query", {"sql": "SELECT count(*) AS n FROM sales.order_items"})

@@ -38,7 +38,9 @@ def test_defaults_and_overrides(monkeypatch: pytest.MonkeyPatch) -> None:
         ({"DATABASE_URL": "mysql://root:pw@host/db"}, "postgresql://"),
     ],
 )
-def test_invalid_settings_name_the_setting(monkeypatch: pytest.MonkeyPatch, env: dict[str, str], message: str) -> None:
+def test_invalid_settings_name_the_setting(
+    monkeypatch: pytest.MonkeyPatch, env: dict[str, str], message: str
+) -> None:
     for key, value in env.items():
         monkeypatch.setenv(key, value)
     with pytest.raises(ConfigError) as caught:
@@ -58,7 +60,10 @@ def test_missing_url_is_explained() -> None:
     [
         ("postgresql://u:pw@h/db", "postgresql://u:***@h/db"),
         ("postgresql://u@h/db", "postgresql://u@h/db"),
-        ("postgresql://h/db?user=u&password=pw&sslmode=require", "postgresql://h/db?user=u&***&sslmode=require"),
+        (
+            "postgresql://h/db?user=u&password=pw&sslmode=require",
+            "postgresql://h/db?user=u&***&sslmode=require",
+        ),
     ],
 )
 def test_redact_dsn(dsn: str, redacted: str) -> None:

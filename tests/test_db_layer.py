@@ -7,12 +7,14 @@ what would happen if the guard had a hole.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import asyncpg
 import pytest
 import pytest_asyncio
-from conftest import TestDatabase
+from conftest import DemoDatabase
 
 from pg_mcp.config import load_settings
 from pg_mcp.db import Database
@@ -27,7 +29,7 @@ def unguarded(sql: str, max_rows: int = 10) -> CheckedQuery:
 
 
 @pytest_asyncio.fixture(loop_scope="session")
-async def db(pg: TestDatabase) -> AsyncIterator[Database]:
+async def db(pg: DemoDatabase) -> AsyncIterator[Database]:
     # One connection, so every statement below runs on the session the previous one may have tainted.
     database = Database(load_settings({"database_url": pg.url, "pool_min": 1, "pool_max": 1}, dotenv=False))
     yield database
@@ -35,14 +37,14 @@ async def db(pg: TestDatabase) -> AsyncIterator[Database]:
 
 
 @pytest_asyncio.fixture(loop_scope="session")
-async def admin_db(pg: TestDatabase) -> AsyncIterator[Database]:
+async def admin_db(pg: DemoDatabase) -> AsyncIterator[Database]:
     """A superuser session: only the session layer stands between it and the data."""
     database = Database(load_settings({"database_url": pg.admin_url, "pool_max": 1}, dotenv=False))
     yield database
     await database.close()
 
 
-async def _snapshot(pg: TestDatabase) -> tuple[object, ...]:
+async def _snapshot(pg: DemoDatabase) -> tuple[object, ...]:
     conn = await asyncpg.connect(pg.admin_url)
     try:
         return (
@@ -71,16 +73,19 @@ async def _snapshot(pg: TestDatabase) -> tuple[object, ...]:
         "SELECT * INTO sales.copy FROM sales.products",
         "CREATE TEMP TABLE t AS SELECT 1",
         "SELECT nextval('sales.customers_id_seq')",
-        "COPY sales.products TO STDOUT",
+        "COPY sales.products FROM STDIN",
+        "COPY sales.products TO '/tmp/pg_mcp_copy_attack'",
+        "COPY (SELECT 1) TO PROGRAM 'touch /tmp/pg_mcp_program_attack'",
         "VACUUM sales.products",
         "BEGIN; DELETE FROM sales.products; COMMIT",
     ],
 )
-async def test_writes_fail_without_the_guard(admin_db: Database, pg: TestDatabase, sql: str) -> None:
+async def test_writes_fail_without_the_guard(admin_db: Database, pg: DemoDatabase, sql: str) -> None:
     before = await _snapshot(pg)
     with pytest.raises(PgMcpError):
         await admin_db.run_query(unguarded(sql))
     assert await _snapshot(pg) == before
+    assert not Path("/tmp/pg_mcp_copy_attack").exists() and not Path("/tmp/pg_mcp_program_attack").exists()
     ok = await admin_db.run_query(unguarded("SELECT count(*) FROM sales.products"))
     assert ok.rows[0][0] == before[0]
 
@@ -99,15 +104,13 @@ async def test_session_state_does_not_outlive_a_call(db: Database) -> None:
         "SET SESSION CHARACTERISTICS AS TRANSACTION READ WRITE",
         "SET default_transaction_read_only = off",
     ):
-        try:
+        with contextlib.suppress(PgMcpError):
             await db.run_query(unguarded(sql))
-        except PgMcpError:
-            pass
     assert await setting("statement_timeout") == timeout_before
     assert await setting("search_path") == '"$user", public'
     assert await setting("transaction_read_only") == "on"
     with pytest.raises(QueryError, match="read-only transaction"):
-        await db.run_query(unguarded("CREATE TABLE sales.after_set (id int)"))
+        await db.run_query(unguarded("DELETE FROM sales.products WHERE id = 1 RETURNING id"))
 
 
 async def test_prepared_statements_cursors_and_listen_do_not_survive(db: Database) -> None:
@@ -116,10 +119,8 @@ async def test_prepared_statements_cursors_and_listen_do_not_survive(db: Databas
         "DECLARE held CURSOR WITH HOLD FOR SELECT 1",
         "LISTEN channel",
     ):
-        try:
+        with contextlib.suppress(PgMcpError):
             await db.run_query(unguarded(sql))
-        except PgMcpError:
-            pass
     prepared = await db.run_query(unguarded("SELECT count(*) FROM pg_prepared_statements"))
     cursors = await db.run_query(unguarded("SELECT count(*) FROM pg_cursors"))
     channels = await db.run_query(unguarded("SELECT count(*) FROM pg_listening_channels()"))
@@ -127,7 +128,7 @@ async def test_prepared_statements_cursors_and_listen_do_not_survive(db: Databas
     assert cursors.rows[0][0] == 1, "only the cursor of the statement itself"
 
 
-async def test_advisory_locks_are_released_before_reuse(db: Database, pg: TestDatabase) -> None:
+async def test_advisory_locks_are_released_before_reuse(db: Database, pg: DemoDatabase) -> None:
     await db.run_query(unguarded("SELECT pg_advisory_lock(4242)"))
     await db.run_query(unguarded("SELECT pg_advisory_lock_shared(4343)"))
     conn = await asyncpg.connect(pg.admin_url)
@@ -147,7 +148,7 @@ async def test_fetch_is_bounded_without_the_limit_wrapper(db: Database) -> None:
     assert len(huge.rows) == 3 and huge.truncated
 
 
-async def test_statement_timeout_applies_without_the_guard(pg: TestDatabase) -> None:
+async def test_statement_timeout_applies_without_the_guard(pg: DemoDatabase) -> None:
     settings = load_settings({"database_url": pg.url, "statement_timeout": 0.5, "pool_max": 1}, dotenv=False)
     database = Database(settings)
     try:

@@ -31,7 +31,13 @@ def test_parse_refuses(value: str) -> None:
 
 @pytest.mark.parametrize(
     ("name", "quoted"),
-    [("orders", "orders"), ("Gift Cards", '"Gift Cards"'), ("order", '"order"'), ('a"b', '"a""b"'), ("_x1", "_x1")],
+    [
+        ("orders", "orders"),
+        ("Gift Cards", '"Gift Cards"'),
+        ("order", '"order"'),
+        ('a"b', '"a""b"'),
+        ("_x1", "_x1"),
+    ],
 )
 def test_quote_ident(name: str, quoted: str) -> None:
     assert quote_ident(name) == quoted

@@ -7,7 +7,7 @@ from typing import Any
 
 import asyncpg
 import pytest
-from conftest import TestDatabase
+from conftest import DemoDatabase
 from mcp_helpers import mcp_client, text_of
 
 pytestmark = pytest.mark.asyncio
@@ -21,11 +21,14 @@ async def _fetchval(url: str, sql: str) -> Any:
         await conn.close()
 
 
-async def test_initialize_and_list_tools(pg: TestDatabase) -> None:
+async def test_initialize_and_list_tools(pg: DemoDatabase) -> None:
     async with mcp_client(pg.url) as client:
         assert client.server_info is not None and client.server_info.name == "pg-mcp"
         tools = {tool.name: tool for tool in (await client.list_tools()).tools}
-    assert set(tools) == {"query", "list_schemas", "list_tables", "describe_table"}
+    assert set(tools) == {
+        "query", "list_schemas", "list_tables", "describe_table", "search_schema", "relationships",
+        "sample_rows", "column_stats", "explain",
+    }  # fmt: skip
     for tool in tools.values():
         assert tool.annotations is not None and tool.annotations.read_only_hint is True
         assert tool.description and len(tool.description) > 40
@@ -33,7 +36,7 @@ async def test_initialize_and_list_tools(pg: TestDatabase) -> None:
     assert {"columns", "rows", "row_count", "truncated"} <= set(tools["query"].output_schema["properties"])
 
 
-async def test_list_schemas_and_tables(pg: TestDatabase) -> None:
+async def test_list_schemas_and_tables(pg: DemoDatabase) -> None:
     async with mcp_client(pg.url) as client:
         schemas = await client.call_tool("list_schemas", {})
         tables = await client.call_tool("list_tables", {})
@@ -54,7 +57,7 @@ async def test_list_schemas_and_tables(pg: TestDatabase) -> None:
     assert missing.is_error and "sales" in text_of(missing)
 
 
-async def test_describe_table(pg: TestDatabase) -> None:
+async def test_describe_table(pg: DemoDatabase) -> None:
     async with mcp_client(pg.url) as client:
         orders = await client.call_tool("describe_table", {"table": "sales.orders"})
         gift = await client.call_tool("describe_table", {"table": 'sales."Gift Cards"'})
@@ -68,7 +71,9 @@ async def test_describe_table(pg: TestDatabase) -> None:
     assert columns["status"]["type"] == "sales.order_status"
     assert columns["status"]["enum_values"][:2] == ["pending", "paid"]
     assert columns["customer_id"]["nullable"] is False
-    assert any(fk["references"] == "sales.customers" and fk["columns"] == ["customer_id"] for fk in d["foreign_keys"])
+    assert any(
+        fk["references"] == "sales.customers" and fk["columns"] == ["customer_id"] for fk in d["foreign_keys"]
+    )
     assert any(r["table"] == "sales.order_items" and r["columns"] == ["order_id"] for r in d["referenced_by"])
     assert d["indexes"], "secondary indexes are listed"
     text = text_of(orders)
@@ -83,7 +88,7 @@ async def test_describe_table(pg: TestDatabase) -> None:
     assert "does not exist" in text_of(unknown) and "sales.orders" in text_of(unknown)
 
 
-async def test_table_name_injection_is_just_a_missing_name(pg: TestDatabase) -> None:
+async def test_table_name_injection_is_just_a_missing_name(pg: DemoDatabase) -> None:
     before = await _fetchval(pg.admin_url, "SELECT count(*) FROM sales.products")
     attempts = [
         "products; DROP TABLE sales.products",
@@ -103,7 +108,7 @@ async def test_table_name_injection_is_just_a_missing_name(pg: TestDatabase) -> 
     assert await _fetchval(pg.admin_url, "SELECT count(*) FROM sales.products") == before
 
 
-async def test_query_results_and_limits(pg: TestDatabase) -> None:
+async def test_query_results_and_limits(pg: DemoDatabase) -> None:
     async with mcp_client(pg.url) as client:
         small = await client.call_tool(
             "query", {"sql": "SELECT id, status, total FROM sales.orders ORDER BY id LIMIT 3;"}
@@ -126,7 +131,7 @@ async def test_query_results_and_limits(pg: TestDatabase) -> None:
     assert too_many.is_error and "max_rows must be between 1 and 1000" in text_of(too_many)
 
 
-async def test_huge_results_return_the_first_page_quickly(pg: TestDatabase) -> None:
+async def test_huge_results_return_the_first_page_quickly(pg: DemoDatabase) -> None:
     queries = [
         "SELECT * FROM sales.order_items",
         "SELECT a.*, b.* FROM sales.order_items a CROSS JOIN sales.order_items b",
@@ -166,7 +171,7 @@ async def test_huge_results_return_the_first_page_quickly(pg: TestDatabase) -> N
         ("SELECT * FROM sales.no_such_table", "does not exist"),
     ],
 )
-async def test_bad_queries_are_refused_clearly(pg: TestDatabase, sql: str, expected: str) -> None:
+async def test_bad_queries_are_refused_clearly(pg: DemoDatabase, sql: str, expected: str) -> None:
     before = await _fetchval(pg.admin_url, "SELECT count(*) FROM sales.products")
     async with mcp_client(pg.url) as client:
         result = await client.call_tool("query", {"sql": sql})
@@ -174,13 +179,14 @@ async def test_bad_queries_are_refused_clearly(pg: TestDatabase, sql: str, expec
     assert result.is_error
     text = text_of(result)
     assert expected.lower() in text.lower(), text
-    assert "Traceback" not in text and "Hint:" in text or "does not exist" in text
+    assert "Traceback" not in text
+    assert "Hint:" in text or "does not exist" in text
     assert not after_ok.is_error and after_ok.structured_content["rows"][0][0] == before
     assert await _fetchval(pg.admin_url, "SELECT count(*) FROM sales.products") == before
     assert await _fetchval(pg.admin_url, "SELECT to_regclass('sales.copy') IS NULL")
 
 
-async def test_statement_timeout_cancels_and_the_next_call_works(pg: TestDatabase) -> None:
+async def test_statement_timeout_cancels_and_the_next_call_works(pg: DemoDatabase) -> None:
     slow = "SELECT count(*) FROM sales.order_items a CROSS JOIN sales.order_items b"
     async with mcp_client(pg.url, "--statement-timeout", "1") as client:
         started = time.perf_counter()
@@ -191,12 +197,13 @@ async def test_statement_timeout_cancels_and_the_next_call_works(pg: TestDatabas
     assert elapsed < 8
     assert not after.is_error and after.structured_content["rows"] == [[42]]
     running = await _fetchval(
-        pg.admin_url, f"SELECT count(*) FROM pg_stat_activity WHERE query LIKE '%{slow[:40]}%' AND state = 'active' AND pid <> pg_backend_pid()"
+        pg.admin_url,
+        f"SELECT count(*) FROM pg_stat_activity WHERE query LIKE '%{slow[:40]}%' AND state = 'active' AND pid <> pg_backend_pid()",
     )
     assert running == 0, "the cancelled statement must not keep running on the server"
 
 
-async def test_connection_loss_between_calls_recovers(pg: TestDatabase) -> None:
+async def test_connection_loss_between_calls_recovers(pg: DemoDatabase) -> None:
     async with mcp_client(pg.url) as client:
         first = await client.call_tool("query", {"sql": "SELECT 1 AS one"})
         killed = await _fetchval(
@@ -211,14 +218,18 @@ async def test_connection_loss_between_calls_recovers(pg: TestDatabase) -> None:
     assert not third.is_error
 
 
-async def test_resources_list_read_and_template(pg: TestDatabase) -> None:
+async def test_resources_list_read_and_template(pg: DemoDatabase) -> None:
     async with mcp_client(pg.url) as client:
         listed = await client.list_resources()
         templates = await client.list_resource_templates()
         orders = await client.read_resource("postgres://sales/orders")
         gift = await client.read_resource("postgres://sales/Gift%20Cards")
     uris = {str(r.uri) for r in listed.resources}
-    assert {"postgres://sales/orders", "postgres://sales/Gift%20Cards", "postgres://analytics/page_views"} <= uris
+    assert {
+        "postgres://sales/orders",
+        "postgres://sales/Gift%20Cards",
+        "postgres://analytics/page_views",
+    } <= uris
     assert [t.uri_template for t in templates.resource_templates] == ["postgres://{schema}/{table}"]
     assert orders.contents[0].text.startswith("sales.orders (table")
     assert gift.contents[0].text.startswith('sales."Gift Cards" (table')

@@ -8,7 +8,7 @@ from typing import Any
 import asyncpg
 import pytest
 import pytest_asyncio
-from conftest import TestDatabase
+from conftest import DemoDatabase
 from mcp_helpers import mcp_client, text_of
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
@@ -18,7 +18,12 @@ CASES: list[tuple[str, str, str, Any]] = [
     ("i2", "smallint", "-32768", -32768),
     ("i8_small", "bigint", "9007199254740991", 9007199254740991),
     ("i8_big", "bigint", "9223372036854775807", "9223372036854775807"),
-    ("num30", "numeric", "123456789012345678901234567890.123456789", "123456789012345678901234567890.123456789"),
+    (
+        "num30",
+        "numeric",
+        "123456789012345678901234567890.123456789",
+        "123456789012345678901234567890.123456789",
+    ),
     ("num_nan", "numeric", "'NaN'", "NaN"),
     ("num_inf", "numeric", "'Infinity'", "Infinity"),
     ("f8_nan", "double precision", "'NaN'", "NaN"),
@@ -40,8 +45,12 @@ CASES: list[tuple[str, str, str, Any]] = [
     ("iv_neg", "interval", "'-1 month'", "-1 mons"),
     ("uid", "uuid", "'a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11'", "a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11"),
     ("js", "json", """'{"b": 1, "a": [true, null, 2.50]}'""", {"b": 1, "a": [True, None, 2.5]}),
-    ("jsb_nested", "jsonb", """'{"deep": {"x": [1, {"y": "z"}]}, "n": 12345678901234567890}'""",
-     {"deep": {"x": [1, {"y": "z"}]}, "n": "12345678901234567890"}),
+    (
+        "jsb_nested",
+        "jsonb",
+        """'{"deep": {"x": [1, {"y": "z"}]}, "n": 12345678901234567890}'""",
+        {"deep": {"x": [1, {"y": "z"}]}, "n": "12345678901234567890"},
+    ),
     ("arr_empty", "integer[]", "'{}'", []),
     ("arr_nulls", "text[]", "ARRAY['a', NULL, '']", ["a", None, ""]),
     ("arr_2d", "integer[]", "'{{1,2},{3,4}}'", [[1, 2], [3, 4]]),
@@ -64,7 +73,7 @@ CASES: list[tuple[str, str, str, Any]] = [
 
 
 @pytest_asyncio.fixture(loop_scope="session", scope="module")
-async def typed_table(pg: TestDatabase) -> AsyncIterator[str]:
+async def typed_table(pg: DemoDatabase) -> AsyncIterator[str]:
     conn = await asyncpg.connect(pg.admin_url)
     try:
         await conn.execute(
@@ -73,21 +82,23 @@ async def typed_table(pg: TestDatabase) -> AsyncIterator[str]:
             CREATE SCHEMA typetest;
             CREATE TYPE typetest.mood AS ENUM ('sad', 'happy');
             CREATE TYPE typetest.pair AS (a int, b text);
-            GRANT USAGE ON SCHEMA typetest TO pg_mcp_reader;
+            GRANT USAGE ON SCHEMA typetest TO mcp_reader;
             """
         )
         columns = ", ".join(f"{name} {type_}" for name, type_, _, _ in CASES)
         values = ", ".join(literal for _, _, literal, _ in CASES)
         await conn.execute(f"CREATE TABLE typetest.all_types ({columns}, big bytea)")
-        await conn.execute(f"INSERT INTO typetest.all_types VALUES ({values}, decode(repeat('ab', 2000000), 'hex'))")
-        await conn.execute("GRANT SELECT ON typetest.all_types TO pg_mcp_reader")
+        await conn.execute(
+            f"INSERT INTO typetest.all_types VALUES ({values}, decode(repeat('ab', 2000000), 'hex'))"
+        )
+        await conn.execute("GRANT SELECT ON typetest.all_types TO mcp_reader")
         yield "typetest.all_types"
     finally:
         await conn.execute("DROP SCHEMA IF EXISTS typetest CASCADE")
         await conn.close()
 
 
-async def test_every_type_round_trips_exactly(pg: TestDatabase, typed_table: str) -> None:
+async def test_every_type_round_trips_exactly(pg: DemoDatabase, typed_table: str) -> None:
     names = ", ".join(name for name, *_ in CASES)
     async with mcp_client(pg.url, "--max-cell-chars", "100") as client:
         result = await client.call_tool("query", {"sql": f"SELECT {names}, big FROM {typed_table}"})

@@ -1,0 +1,127 @@
+"""Bytes a model reads per tool call, on the demo database and on a generated catalog of 5,000 tables.
+
+Also compares the text of a 100-row result of a wide table with the same rows as pretty-printed JSON.
+Starts a throwaway PostgreSQL (needs the PostgreSQL server binaries).
+
+Usage: python benchmarks/bench_tokens.py
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+from typing import Any
+
+import asyncpg
+from mcp import Client, StdioServerParameters
+
+from pg_mcp.local_pg import load_demo, start_local_postgres
+
+DEMO_CALLS: list[tuple[str, dict[str, Any]]] = [
+    ("list_schemas", {}),
+    ("list_tables", {}),
+    ("describe_table", {"table": "sales.orders"}),
+    ("describe_table", {"table": "analytics.page_views"}),
+    ("search_schema", {"pattern": "customer"}),
+    ("relationships", {"table": "sales.orders"}),
+    ("sample_rows", {"table": "sales.order_items", "n": 10}),
+    ("column_stats", {"table": "sales.orders"}),
+    ("explain", {"sql": "SELECT * FROM sales.orders WHERE customer_id = 42"}),
+    ("query", {"sql": "SELECT status, count(*) FROM sales.orders GROUP BY 1"}),
+]
+WIDE_QUERY = (
+    "SELECT c.*, o.* FROM sales.orders o JOIN sales.customers c ON c.id = o.customer_id ORDER BY o.id"
+)
+
+
+def text_bytes(result: Any) -> int:
+    return sum(len(getattr(block, "text", "").encode()) for block in result.content)
+
+
+def params(url: str) -> StdioServerParameters:
+    return StdioServerParameters(command=sys.executable, args=["-m", "pg_mcp", url])
+
+
+async def make_catalog(admin_url: str, tables: int) -> None:
+    """`tables` tables of 8 columns with comments and a foreign key each, in 10 schemas."""
+    conn = await asyncpg.connect(admin_url)
+    try:
+        await conn.execute("CREATE DATABASE catalog5k")
+    finally:
+        await conn.close()
+    conn = await asyncpg.connect(admin_url.rsplit("/", 1)[0] + "/catalog5k")
+    try:
+        await conn.execute(
+            f"""
+            DO $$
+            BEGIN
+              FOR s IN 0..9 LOOP
+                EXECUTE format('CREATE SCHEMA app_%s', s);
+                EXECUTE format('CREATE TABLE app_%s.root (id int PRIMARY KEY, name text)', s);
+              END LOOP;
+              FOR t IN 1..{tables} LOOP
+                EXECUTE format(
+                  'CREATE TABLE app_%s.entity_%s (id bigint PRIMARY KEY, root_id int REFERENCES app_%s.root(id),
+                     code text, amount numeric(12,2), status text, created_at timestamptz, flags int[], meta jsonb)',
+                  t % 10, t, t % 10);
+                EXECUTE format('COMMENT ON TABLE app_%s.entity_%s IS %L', t % 10, t, 'Business entity number ' || t);
+              END LOOP;
+            END $$;
+            """
+        )
+    finally:
+        await conn.close()
+
+
+async def main() -> None:
+    with start_local_postgres() as cluster:
+        url = await load_demo(cluster.url(), cluster.password)
+        async with Client(params(url)) as client:
+            print("demo database: bytes of text per tool call")
+            for tool, arguments in DEMO_CALLS:
+                result = await client.call_tool(tool, arguments)
+                label = f"{tool}({', '.join(f'{k}={v!r}' for k, v in arguments.items())})"
+                print(f"  {text_bytes(result):7,d}  {label[:90]}")
+            wide = await client.call_tool("query", {"sql": WIDE_QUERY, "max_rows": 100})
+            rows = wide.structured_content["rows"]
+            names = [c["name"] for c in wide.structured_content["columns"]]
+            pretty = json.dumps(
+                [dict(zip(names, row, strict=True)) for row in rows], indent=2, ensure_ascii=False
+            )
+            text = text_bytes(wide)
+            print(
+                f"\n100-row result of a {len(names)}-column join: text {text:,} bytes, "
+                f"pretty JSON {len(pretty.encode()):,} bytes ({text / len(pretty.encode()):.0%})"
+            )
+
+        await make_catalog(cluster.url(), 5000)
+        async with Client(params(cluster.url("catalog5k"))) as client:
+            print("\ncatalog of 5,000 tables: bytes of text per call")
+            for tool, arguments in [
+                ("list_schemas", {}),
+                ("list_tables", {}),
+                ("list_tables", {"schema": "app_3"}),
+                ("search_schema", {"pattern": "entity_42"}),
+                ("describe_table", {"table": "app_1.entity_4201"}),
+                ("relationships", {"table": "app_1.root"}),
+            ]:
+                result = await client.call_tool(tool, arguments)
+                print(f"  {text_bytes(result):7,d}  {tool}({arguments})")
+            pages, resources, largest = 0, 0, 0
+            cursor = None
+            while True:
+                page = await client.list_resources(cursor=cursor)
+                pages += 1
+                resources += len(page.resources)
+                largest = max(largest, len(page.model_dump_json().encode()))
+                cursor = page.next_cursor
+                if not cursor:
+                    break
+            print(
+                f"  resources/list: {resources:,} resources in {pages} pages, largest page {largest:,} bytes"
+            )
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
