@@ -1,0 +1,85 @@
+-- A least-privilege login role for pg-mcp: it can read the schemas you choose and nothing else.
+--
+-- Run it as a database owner or superuser, with psql, once per database:
+--
+--   psql "postgresql://admin@db.example.com/shop" \
+--        -v role_name=mcp_reader -v password='a long random secret' \
+--        -v dbname=shop -v schemas='sales, inventory' \
+--        -f sql/readonly_role.sql
+--
+-- Then give pg-mcp   DATABASE_URL=postgresql://mcp_reader:<password>@db.example.com/shop
+-- and run           pg-mcp check   to confirm it reports no risks.
+--
+-- Variables (all required): role_name, password, dbname, schemas (comma-separated list).
+-- Role names must not start with "pg_" (PostgreSQL reserves that prefix).
+
+\set ON_ERROR_STOP on
+
+-- 1. The role: it can log in and do nothing else.
+--    NOSUPERUSER/NOCREATEDB/NOCREATEROLE/NOREPLICATION/NOBYPASSRLS: no administrative powers.
+--    NOINHERIT: even if someone later grants it membership in another role, it does not silently
+--    gain that role's privileges.
+--    CONNECTION LIMIT: pg-mcp's pool needs PG_MCP_POOL_MAX connections (5 by default) per replica.
+CREATE ROLE :"role_name" WITH LOGIN PASSWORD :'password'
+    NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS NOINHERIT
+    CONNECTION LIMIT 10;
+
+-- 2. Session defaults enforced by the server itself, whatever client connects with this role.
+--    pg-mcp sets its own (stricter) limits per statement; these are the backstop.
+ALTER ROLE :"role_name" SET default_transaction_read_only = on;
+ALTER ROLE :"role_name" SET statement_timeout = '30s';
+ALTER ROLE :"role_name" SET lock_timeout = '5s';
+ALTER ROLE :"role_name" SET idle_in_transaction_session_timeout = '60s';
+
+-- 3. The database: connect, but no CREATE (no new schemas) and no TEMP (no temporary tables).
+--    Note: PUBLIC (every role) gets CONNECT and TEMP on a new database by default, and grants to
+--    PUBLIC cannot be revoked from one role alone. To really take TEMP away, revoke it from PUBLIC
+--    and grant it back to the roles that need it -- uncomment the second line if that suits you:
+REVOKE CREATE, TEMPORARY ON DATABASE :"dbname" FROM :"role_name";
+-- REVOKE TEMPORARY ON DATABASE :"dbname" FROM PUBLIC;   -- opt in: affects every role
+GRANT CONNECT ON DATABASE :"dbname" TO :"role_name";
+
+-- 4. The schemas to expose: USAGE on the schema, SELECT on every table and view in it.
+--    Before PostgreSQL 15 every role could CREATE in schema public; make sure it cannot:
+SELECT format('REVOKE CREATE ON SCHEMA %I FROM %I', nspname, :'role_name')
+FROM pg_namespace WHERE nspname = 'public' \gexec
+
+SELECT format('GRANT USAGE ON SCHEMA %I TO %I', trim(s), :'role_name'),
+       format('GRANT SELECT ON ALL TABLES IN SCHEMA %I TO %I', trim(s), :'role_name')
+FROM unnest(string_to_array(:'schemas', ',')) AS s \gexec
+
+-- 5. Tables created later: default privileges apply to objects created by the role that runs this
+--    script (usually the owner of the schemas). If another role creates tables, run the same
+--    statement with FOR ROLE <that_role>.
+SELECT format('ALTER DEFAULT PRIVILEGES IN SCHEMA %I GRANT SELECT ON TABLES TO %I', trim(s), :'role_name')
+FROM unnest(string_to_array(:'schemas', ',')) AS s \gexec
+
+-- 6. Functions that act outside the current query are executable by PUBLIC by default.
+--    pg-mcp's guard refuses them anyway; revoking EXECUTE removes them for defence in depth.
+--    Revoking from PUBLIC affects every role that relies on the default grant, so this is opt-in:
+--    uncomment what fits your database.
+--    (lo_import/lo_export server-side, pg_read_file, pg_ls_dir, COPY TO/FROM a file or program are
+--    already limited to superusers or the pg_read_server_files/pg_write_server_files/
+--    pg_execute_server_program roles -- never grant those to this role.)
+-- REVOKE EXECUTE ON FUNCTION pg_advisory_lock(bigint), pg_advisory_lock_shared(bigint),
+--        pg_try_advisory_lock(bigint), pg_advisory_xact_lock(bigint) FROM PUBLIC;
+-- REVOKE EXECUTE ON FUNCTION pg_sleep(double precision), pg_sleep_for(interval),
+--        pg_sleep_until(timestamp with time zone) FROM PUBLIC;
+-- REVOKE EXECUTE ON FUNCTION pg_notify(text, text) FROM PUBLIC;
+-- REVOKE EXECUTE ON FUNCTION lo_create(oid), lo_unlink(oid), lo_put(oid, bigint, bytea) FROM PUBLIC;
+-- (pg_cancel_backend/pg_terminate_backend only reach the role's own sessions unless it is a member
+--  of pg_signal_backend -- which this role is not.)
+
+-- 7. Check the result: expect superuser = f, no memberships, read-only default, and SELECT only.
+SELECT r.rolname, r.rolsuper AS superuser, r.rolinherit AS inherits,
+       ARRAY(SELECT b.rolname FROM pg_auth_members m JOIN pg_roles b ON b.oid = m.roleid
+             WHERE m.member = r.oid) AS member_of,
+       (SELECT array_agg(c) FROM pg_db_role_setting s, unnest(s.setconfig) AS c WHERE s.setrole = r.oid)
+           AS settings
+FROM pg_roles r WHERE r.rolname = :'role_name';
+
+SELECT table_schema, count(*) FILTER (WHERE privilege_type = 'SELECT') AS select_grants,
+       count(*) FILTER (WHERE privilege_type <> 'SELECT') AS other_grants
+FROM information_schema.role_table_grants
+WHERE grantee = :'role_name'
+GROUP BY table_schema ORDER BY table_schema;
