@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
 import statistics
 import sys
@@ -76,6 +77,39 @@ def memory_kib(pid: int, field: str) -> int:
     return int(next(line.split()[1] for line in status.splitlines() if line.startswith(field + ":")))
 
 
+async def raw_jsonrpc(url: str, n: int) -> list[float]:
+    """tools/call latency with a bare JSON-RPC client (no SDK on the client side): the server's own cost."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PG_MCP_") and k != "DATABASE_URL"}
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "pg_mcp", url, "--log-level", "WARNING",
+        stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, env=env,
+    )  # fmt: skip
+    assert proc.stdin and proc.stdout
+    stdin, stdout = proc.stdin, proc.stdout
+
+    async def request(ident: int, method: str, params: dict[str, object]) -> None:
+        stdin.write(
+            json.dumps({"jsonrpc": "2.0", "id": ident, "method": method, "params": params}).encode() + b"\n"
+        )
+        await stdin.drain()
+        while json.loads(await stdout.readline()).get("id") != ident:
+            pass
+
+    init = {
+        "protocolVersion": "2025-11-25",
+        "capabilities": {},
+        "clientInfo": {"name": "bench", "version": "0"},
+    }
+    await request(0, "initialize", init)
+    stdin.write(b'{"jsonrpc": "2.0", "method": "notifications/initialized"}\n')
+    call = {"name": "query", "arguments": {"sql": PK_QUERY}}
+    counter = iter(range(1, 1_000_000))
+    samples = await timed(lambda: request(next(counter), "tools/call", call), n)
+    stdin.close()
+    await proc.wait()
+    return samples
+
+
 def params(url: str) -> StdioServerParameters:
     env = {k: v for k, v in os.environ.items() if not k.startswith("PG_MCP_") and k != "DATABASE_URL"}
     return StdioServerParameters(command=sys.executable, args=["-m", "pg_mcp", url], env=env)
@@ -96,15 +130,18 @@ async def main(calls: int) -> None:
         in_process = await timed(lambda: explorer.query(PK_QUERY), calls)
         await db.close()
 
+        bare = await raw_jsonrpc(url, calls)
         async with Client(params(url)) as client:
             stdio = await timed(lambda: client.call_tool("query", {"sql": PK_QUERY}), calls)
             pid = server_pid()
             print(f"\nprimary-key query, {calls} calls each")
             print(f"  raw asyncpg (prepared-statement cache on)   {percentiles(raw)}")
             print(f"  pg-mcp in-process (guard+db+render)         {percentiles(in_process)}")
-            print(f"  pg-mcp tools/call over stdio                {percentiles(stdio)}")
-            overhead = statistics.median(stdio) - statistics.median(raw)
-            print(f"  p50 overhead over raw asyncpg: {overhead * 1000:.3f} ms")
+            print(f"  tools/call over stdio, bare JSON-RPC client {percentiles(bare)}")
+            print(f"  tools/call over stdio, official MCP client  {percentiles(stdio)}")
+            for label, samples in (("in-process", in_process), ("bare stdio", bare), ("MCP client", stdio)):
+                overhead = statistics.median(samples) - statistics.median(raw)
+                print(f"  p50 overhead over raw asyncpg, {label}: {overhead * 1000:.3f} ms")
 
             print("\nSELECT * through tools/call over stdio (first page of 100 rows)")
             if pid:

@@ -4,7 +4,7 @@ Every statement runs inside a `READ ONLY` transaction that is always rolled back
 `statement_timeout`, `lock_timeout` and `idle_in_transaction_session_timeout` set for that
 transaction. User SQL goes through `Database.run_query` alone: extended protocol (one
 statement per message), rows pulled through a cursor so no more than the cap ever reaches
-this process. Connections are reset before they return to the pool, and asyncpg's statement
+this process. Connections are reset (FINISH_SQL) before they return to the pool, and asyncpg's statement
 cache is off so no server-side prepared statement outlives a call (and PgBouncer in
 transaction mode works).
 """
@@ -40,8 +40,9 @@ TEXT_DECODED_TYPES = (
     "inet", "cidr", "macaddr", "macaddr8", "bit", "varbit",
 )  # fmt: skip
 
-RESET_SQL = (
-    "RESET ALL; RESET ROLE; RESET SESSION AUTHORIZATION; CLOSE ALL; UNLISTEN *; DEALLOCATE ALL; "
+#: Ends every call in one round trip: nothing a statement did to the session survives it.
+FINISH_SQL = (
+    "ROLLBACK; RESET ALL; RESET ROLE; RESET SESSION AUTHORIZATION; CLOSE ALL; UNLISTEN *; DEALLOCATE ALL; "
     "SELECT pg_advisory_unlock_all();"
 )
 #: Errors after which the connection is gone but the database may be fine: retry once.
@@ -104,8 +105,11 @@ class Database:
                         "The statement returns no result columns, so it is not a query; it was not executed.",
                         "Send a SELECT that returns at least one column.",
                     )
-                cursor = await statement.cursor()
-                records = await cursor.fetch(checked.max_rows + 1)
+                records = []
+                async for record in statement.cursor(prefetch=checked.max_rows + 1):
+                    records.append(record)  # one Bind+Execute round trip fetches the first max_rows+1
+                    if len(records) > checked.max_rows:
+                        break
             except asyncpg.PostgresError as exc:
                 raise _query_error(exc, checked) from None
             except asyncpg.InterfaceError as exc:
@@ -171,10 +175,10 @@ class Database:
         raise AssertionError("unreachable")
 
     async def _finish(self, pool: asyncpg.Pool, conn: asyncpg.Connection) -> None:
-        """Roll back and return the connection; one in an unknown state is closed instead of reused."""
+        """Roll back, reset and return the connection; one in an unknown state is closed instead of reused."""
         try:
             if not conn.is_closed():
-                await conn.execute("ROLLBACK")
+                await conn.execute(FINISH_SQL)
         except (asyncpg.PostgresError, asyncpg.InterfaceError, *CONNECTION_LOST):
             conn.terminate()
         await _release_quietly(pool, conn)
@@ -242,7 +246,7 @@ async def _init_connection(conn: asyncpg.Connection) -> None:
 
 
 async def _reset_connection(conn: asyncpg.Connection) -> None:
-    await conn.execute(RESET_SQL)
+    """The pool's own reset: nothing left to do, `_finish` has already run FINISH_SQL."""
 
 
 def _query_error(exc: asyncpg.PostgresError, checked: CheckedQuery) -> QueryError:

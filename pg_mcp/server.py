@@ -28,6 +28,7 @@ from pg_mcp import __version__
 from pg_mcp.config import Settings
 from pg_mcp.db import Database
 from pg_mcp.errors import PgMcpError
+from pg_mcp.stdio import fast_stdio_server
 from pg_mcp.tools import Explorer, ToolOutput
 
 log = logging.getLogger(__name__)
@@ -91,6 +92,12 @@ class PgMcpServer(MCPServer[None]):
     def __init__(self, explorer: Explorer, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.explorer = explorer
+
+    async def run_stdio_async(self) -> None:
+        """Serve over stdio without the SDK's per-message worker threads (see pg_mcp/stdio.py)."""
+        async with fast_stdio_server() as (read_stream, write_stream):
+            server = self._lowlevel_server
+            await server.run(read_stream, write_stream, server.create_initialization_options())
 
     async def _handle_list_resources(
         self, ctx: ServerRequestContext[None], params: PaginatedRequestParams | None
