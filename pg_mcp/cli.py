@@ -35,12 +35,23 @@ class _NoTracebackFormatter(logging.Formatter):
         return f"({ei[0].__name__})" if ei and ei[0] else ""
 
 
-def configure_logging(level: str) -> None:
+def configure_logging(level: str, audit_file: str | None = None) -> None:
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(_NoTracebackFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
+    if audit_file:
+        audit = logging.getLogger("pg_mcp.audit")
+        audit.setLevel(logging.INFO)  # the audit file is complete whatever the log level
+        try:
+            file_handler = logging.FileHandler(audit_file, encoding="utf-8")
+        except OSError as exc:
+            raise ConfigError(
+                f"Invalid setting PG_MCP_AUDIT_FILE: cannot open it for appending ({exc.strerror})."
+            ) from None
+        file_handler.setFormatter(_NoTracebackFormatter("%(message)s"))
+        audit.addHandler(file_handler)
     for noisy in ("mcp", "httpx", "uvicorn.access"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLevelName(level)))
     logging.getLogger("sqlglot").setLevel(logging.ERROR)  # it would log statements it cannot classify
@@ -61,6 +72,12 @@ def _add_settings_flags(parser: argparse.ArgumentParser) -> None:
         ("max_cell_chars", "--max-cell-chars", int, "characters shown per value before it is cut (1000)"),
         ("max_result_bytes", "--max-result-bytes", int, "bytes of text per result before rows are cut"),
         ("log_level", "--log-level", str, "DEBUG, INFO, WARNING or ERROR (INFO)"),
+        (
+            "audit_file",
+            "--audit-file",
+            str,
+            "also append the audit log (one JSON object per line) to this file",
+        ),
     ]
     for dest, flag, kind, text in flags:
         group.add_argument(flag, dest=dest, type=kind, default=None, help=f"{text} [{ENV_NAMES[dest]}]")
@@ -122,8 +139,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"pg-mcp: {exc}", file=sys.stderr)
         return EXIT_CONFIG
-    configure_logging(settings.log_level)
     try:
+        configure_logging(settings.log_level, settings.audit_file)
         if args.command == "serve":
             return serve(settings)
         if args.command == "check":

@@ -33,6 +33,7 @@ ENV_NAMES: dict[str, str] = {
     "max_cell_chars": "PG_MCP_MAX_CELL_CHARS",
     "max_result_bytes": "PG_MCP_MAX_RESULT_BYTES",
     "log_level": "PG_MCP_LOG_LEVEL",
+    "audit_file": "PG_MCP_AUDIT_FILE",
 }
 
 
@@ -56,6 +57,7 @@ class Settings(BaseSettings):
     max_cell_chars: int = Field(default=1000, ge=16, le=10_000_000)
     max_result_bytes: int = Field(default=1_000_000, ge=1024, le=100_000_000)
     log_level: LogLevel = "INFO"
+    audit_file: str | None = None
 
     @field_validator("schemas", "allow_functions", mode="before")
     @classmethod

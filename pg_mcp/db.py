@@ -163,7 +163,7 @@ class Database:
             conn: asyncpg.Connection | None = None
             try:
                 conn = await pool.acquire()
-                await conn.execute(self._begin_sql())
+                await conn.execute(self._begin_sql(conn))
                 return pool, conn
             except CONNECTION_LOST as exc:
                 if conn is not None:
@@ -183,14 +183,17 @@ class Database:
             conn.terminate()
         await _release_quietly(pool, conn)
 
-    def _begin_sql(self) -> str:
+    def _begin_sql(self, conn: asyncpg.Connection) -> str:
         s = self.settings
-        return (
+        sql = (
             "BEGIN TRANSACTION READ ONLY; SET LOCAL standard_conforming_strings = on; "
             f"SET LOCAL statement_timeout = {int(s.statement_timeout * 1000)}; "
             f"SET LOCAL lock_timeout = {int(s.lock_timeout * 1000)}; "
             f"SET LOCAL idle_in_transaction_session_timeout = {int((s.statement_timeout + 5) * 1000)};"
         )
+        if conn.get_server_version().major >= 14:  # stop work for a client that went away
+            sql += " SET LOCAL client_connection_check_interval = 1000;"
+        return sql
 
     async def _get_pool(self) -> asyncpg.Pool:
         if self._pool is not None:

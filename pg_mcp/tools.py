@@ -15,6 +15,7 @@ import logging
 import re
 import time
 from dataclasses import asdict, dataclass, replace
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote
 
@@ -319,6 +320,7 @@ def _audit(
         "%s",
         json.dumps(
             {
+                "time": datetime.now(UTC).isoformat(timespec="milliseconds"),
                 "tool": tool,
                 "sql": sql[:2000],
                 "ms": round((time.perf_counter() - started) * 1000, 2),

@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import json
+import sys
 import time
+from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
+import anyio
 import asyncpg
 import pytest
 from conftest import DemoDatabase
-from mcp_helpers import mcp_client, text_of
+from mcp import Client, StdioServerParameters
+from mcp_helpers import ROOT, mcp_client, server_env, text_of
 
 pytestmark = pytest.mark.asyncio
 
@@ -233,3 +239,38 @@ async def test_resources_list_read_and_template(pg: DemoDatabase) -> None:
     assert [t.uri_template for t in templates.resource_templates] == ["postgres://{schema}/{table}"]
     assert orders.contents[0].text.startswith("sales.orders (table")
     assert gift.contents[0].text.startswith('sales."Gift Cards" (table')
+
+
+async def test_client_disconnect_mid_query_stops_the_statement(pg: DemoDatabase) -> None:
+    slow = "SELECT count(*) FROM sales.order_items a CROSS JOIN sales.order_items b WHERE a.quantity > b.quantity"
+    marker = "pg_mcp_disconnect_probe"
+    params = StdioServerParameters(
+        command=sys.executable, args=["-m", "pg_mcp", pg.url], env=server_env(), cwd=str(ROOT)
+    )
+    with anyio.move_on_after(3):  # leave the client (and the server's stdin) while the query runs
+        async with Client(params, read_timeout_seconds=60) as client:
+            await client.call_tool("query", {"sql": f"/* {marker} */ {slow}"})
+    deadline = time.monotonic() + 15
+    running = -1
+    while time.monotonic() < deadline:
+        running = await _fetchval(
+            pg.admin_url,
+            f"SELECT count(*) FROM pg_stat_activity WHERE query LIKE '%{marker}%' "
+            "AND state = 'active' AND pid <> pg_backend_pid()",
+        )
+        if running == 0:
+            break
+        await anyio.sleep(0.5)
+    assert running == 0, "the statement kept running after its client went away"
+
+
+async def test_audit_file_records_every_statement(pg: DemoDatabase, tmp_path: Path) -> None:
+    audit = tmp_path / "audit.jsonl"
+    async with mcp_client(pg.url, "--audit-file", str(audit)) as client:
+        await client.call_tool("query", {"sql": "SELECT 1 AS one"})
+        await client.call_tool("query", {"sql": "DELETE FROM sales.products"})
+    entries = [json.loads(line) for line in audit.read_text().splitlines()]
+    assert [e["outcome"] for e in entries] == ["ok", "refused:not_read_only"]
+    assert entries[0]["sql"] == "SELECT 1 AS one" and entries[0]["rows"] == 1 and entries[0]["ms"] >= 0
+    assert entries[1]["reason"] and entries[1]["time"].endswith("+00:00")
+    assert urlsplit(pg.url).password not in audit.read_text()
