@@ -10,7 +10,9 @@ from typing import Annotated, Any
 from mcp.server.context import ServerRequestContext
 from mcp.server.mcpserver import MCPServer
 from mcp.server.mcpserver.exceptions import ResourceError
+from mcp.shared.exceptions import MCPError
 from mcp_types import (
+    INVALID_PARAMS,
     CallToolResult,
     Completion,
     CompletionArgument,
@@ -105,7 +107,7 @@ class PgMcpServer(MCPServer[None]):
         try:
             entries, next_cursor = await self.explorer.resource_page(params.cursor if params else None)
         except PgMcpError as exc:
-            raise ResourceError(str(exc)) from None
+            raise MCPError(code=INVALID_PARAMS, message=str(exc)) from None
         resources = [
             Resource(uri=e.uri, name=e.name, description=e.description, mime_type="text/plain")
             for e in entries

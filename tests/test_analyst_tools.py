@@ -1,0 +1,240 @@
+"""The analyst toolset over stdio on the demo database: discovery, relationships, values, plans, prompts."""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+import asyncpg
+import pytest
+import pytest_asyncio
+from conftest import DemoDatabase
+from mcp.shared.exceptions import MCPError
+from mcp_helpers import mcp_client, text_of
+from mcp_types import ResourceTemplateReference
+
+pytestmark = pytest.mark.asyncio(loop_scope="session")
+
+
+async def _admin_fetch(pg: DemoDatabase, sql: str, *args: Any) -> list[asyncpg.Record]:
+    conn = await asyncpg.connect(pg.admin_url)
+    try:
+        rows: list[asyncpg.Record] = await conn.fetch(sql, *args)
+        return rows
+    finally:
+        await conn.close()
+
+
+async def test_describe_matches_pg_catalog_field_by_field(pg: DemoDatabase) -> None:
+    expected = await _admin_fetch(
+        pg,
+        """SELECT a.attname, format_type(a.atttypid, a.atttypmod) AS type, NOT a.attnotnull AS nullable,
+                  col_description(a.attrelid, a.attnum) AS comment
+           FROM pg_attribute a WHERE a.attrelid = 'sales.customers'::regclass AND a.attnum > 0
+             AND NOT a.attisdropped ORDER BY a.attnum""",
+    )
+    async with mcp_client(pg.url) as client:
+        result = await client.call_tool("describe_table", {"table": "customers", "schema": "sales"})
+        partitioned = await client.call_tool("describe_table", {"table": "analytics.page_views"})
+        view = await client.call_tool("describe_table", {"table": "sales.customer_order_summary"})
+    d = result.structured_content
+    assert [(c["name"], c["type"], c["nullable"], c.get("comment")) for c in d["columns"]] == [
+        (r["attname"], r["type"], r["nullable"], r["comment"]) for r in expected
+    ]
+    columns = {c["name"]: c for c in d["columns"]}
+    assert columns["id"]["identity"] == "always"
+    assert columns["is_active"]["default"] == "true"
+    assert d["unique_constraints"] == [{"name": "customers_email_key", "columns": ["email"]}]
+    assert {r["table"] for r in d["referenced_by"]} >= {
+        "sales.orders",
+        'sales."Gift Cards"',
+        "analytics.page_views",
+    }
+    assert d["comment"] == "People and companies who have an account in the shop"
+    assert d["total_bytes"] > 1_000_000
+    p = partitioned.structured_content
+    assert p["kind"] == "partitioned table" and p["partition_key"] == "RANGE (viewed_at)"
+    assert len(p["partitions"]) == 13
+    assert p["partitions"][0]["bound"].startswith("FOR VALUES FROM ('2025-01-01")
+    assert "Partitioned by RANGE (viewed_at) into 13 partitions" in text_of(partitioned)
+    assert (
+        view.structured_content["kind"] == "view"
+        and "FROM sales.customers c" in view.structured_content["definition"]
+    )
+
+
+async def test_search_schema_ranks_names_before_comments(pg: DemoDatabase) -> None:
+    async with mcp_client(pg.url) as client:
+        email = await client.call_tool("search_schema", {"pattern": "email"})
+        customers = await client.call_tool("search_schema", {"pattern": "CUSTOMERS"})
+        soft = await client.call_tool("search_schema", {"pattern": "soft delete"})
+        wildcard = await client.call_tool("search_schema", {"pattern": "%"})
+        empty = await client.call_tool("search_schema", {"pattern": "  "})
+    hits = email.structured_content["hits"]
+    assert {(h["table_name"], h["column_name"]) for h in hits[:2]} == {
+        ("customers", "email"),
+        ("employees", "email"),
+    }
+    assert all(h["type"] == "text" for h in hits[:2])
+    first = customers.structured_content["hits"][0]
+    assert (first["schema"], first["table_name"], first["column_name"]) == ("sales", "customers", None)
+    assert [(h["table_name"], h["column_name"]) for h in soft.structured_content["hits"]] == [
+        ("customers", "is_active")
+    ]
+    assert wildcard.structured_content["hits"] == [], "LIKE wildcards in the pattern are literal"
+    assert empty.is_error
+
+
+async def test_relationships_give_join_columns(pg: DemoDatabase) -> None:
+    async with mcp_client(pg.url) as client:
+        orders = await client.call_tool("relationships", {"table": "sales.orders"})
+        hr = await client.call_tool("relationships", {"schema": "hr"})
+        everything = await client.call_tool("relationships", {})
+    edges = {
+        (e["from"], tuple(e["from_columns"]), e["to"], tuple(e["to_columns"]))
+        for e in orders.structured_content["foreign_keys"]
+    }
+    assert edges == {
+        ("sales.orders", ("customer_id",), "sales.customers", ("id",)),
+        ("sales.order_items", ("order_id",), "sales.orders", ("id",)),
+    }
+    assert "sales.order_items(order_id) → sales.orders(id)" in text_of(orders)
+    hr_edges = {(e["from"], e["to"]) for e in hr.structured_content["foreign_keys"]}
+    assert ("hr.employees", "hr.employees") in hr_edges and ("hr.employees", "hr.departments") in hr_edges
+    assert len(everything.structured_content["foreign_keys"]) >= 9
+
+
+async def test_sample_rows_is_cheap_and_bounded(pg: DemoDatabase) -> None:
+    async with mcp_client(pg.url) as client:
+        started = time.perf_counter()
+        big = await client.call_tool("sample_rows", {"table": "sales.order_items", "n": 5})
+        elapsed = time.perf_counter() - started
+        small = await client.call_tool("sample_rows", {"table": "hr.departments"})
+        view = await client.call_tool("sample_rows", {"table": "sales.customer_order_summary", "n": 3})
+        too_many = await client.call_tool("sample_rows", {"table": "hr.departments", "n": 5000})
+    assert not big.is_error, text_of(big)
+    assert big.structured_content["row_count"] == 5 and elapsed < 3
+    assert [c["name"] for c in big.structured_content["columns"]][:2] == ["order_id", "line_no"]
+    assert small.structured_content["row_count"] == 8
+    assert view.structured_content["row_count"] == 3
+    assert too_many.is_error and "between 1 and 100" in text_of(too_many)
+
+
+async def test_column_stats_show_real_values(pg: DemoDatabase) -> None:
+    await _admin_fetch(pg, "DROP TABLE IF EXISTS hr.unanalyzed")
+    await _admin_fetch(
+        pg,
+        "CREATE TABLE hr.unanalyzed AS SELECT g AS n, 'x' || (g % 3) AS label, NULL::text AS empty "
+        "FROM generate_series(1, 50) g",
+    )
+    await _admin_fetch(pg, "GRANT SELECT ON hr.unanalyzed TO mcp_reader")
+    try:
+        async with mcp_client(pg.url) as client:
+            status = await client.call_tool("column_stats", {"table": "sales.orders", "column": "status"})
+            whole = await client.call_tool("column_stats", {"table": "hr.employees"})
+            fresh = await client.call_tool("column_stats", {"table": "hr.unanalyzed"})
+            typo = await client.call_tool("column_stats", {"table": "sales.orders", "column": "stauts"})
+    finally:
+        await _admin_fetch(pg, "DROP TABLE hr.unanalyzed")
+    assert not status.is_error, text_of(status)
+    text = text_of(status)
+    assert re.search(r"most common: delivered (59|60|61)\.\d%, shipped 1\d\.\d%, paid", text), text
+    assert "nulls 0.0%" in text and "~6 distinct" in text
+    assert len(whole.structured_content["columns"]) == 10
+    assert "min/quartiles/max" in text_of(whole)
+    probed = {c["column"]: c for c in fresh.structured_content["columns"]}
+    assert probed["n"]["min"] == "1" and probed["n"]["max"] == "50" and probed["n"]["null_frac"] == 0
+    assert probed["label"]["distinct_in_sample"] == 3 and probed["empty"]["null_frac"] == 1
+    assert "no planner statistics" in text_of(fresh)
+    assert typo.is_error and "status" in text_of(typo)
+
+
+async def test_explain_never_executes(pg: DemoDatabase) -> None:
+    endless = (
+        "SELECT count(*) FROM sales.order_items a CROSS JOIN sales.order_items b CROSS JOIN sales.orders c"
+    )
+    async with mcp_client(pg.url, "--statement-timeout", "2") as client:
+        started = time.perf_counter()
+        plan = await client.call_tool("explain", {"sql": endless})
+        elapsed = time.perf_counter() - started
+        indexed = await client.call_tool(
+            "explain", {"sql": "SELECT * FROM sales.orders WHERE customer_id = 42"}
+        )
+        write = await client.call_tool("explain", {"sql": "DELETE FROM sales.products"})
+        analyze = await client.call_tool("explain", {"sql": "EXPLAIN ANALYZE SELECT 1"})
+    assert not plan.is_error, text_of(plan)
+    assert elapsed < 2, "planning only: executing it would take hours"
+    assert plan.structured_content["plan"]["Total Cost"] > 1e12
+    assert "(not executed)" in text_of(plan) and "Nested Loop" in text_of(plan)
+    assert "using orders_customer_id_idx" in text_of(indexed)
+    assert write.is_error and analyze.is_error
+
+
+async def test_prompts_completions_and_overview(pg: DemoDatabase) -> None:
+    template = ResourceTemplateReference(uri="postgres://{schema}/{table}")
+    async with mcp_client(pg.url) as client:
+        prompts = {p.name: p for p in (await client.list_prompts()).prompts}
+        answer = await client.get_prompt(
+            "answer_question", {"question": "Which customers churned last quarter?"}
+        )
+        explore = await client.get_prompt("explore_database")
+        schemas = await client.complete(template, {"name": "schema", "value": "S"})
+        tables = await client.complete(template, {"name": "table", "value": "ord"}, {"schema": "sales"})
+        overview = await client.read_resource("postgres://database")
+    assert set(prompts) == {"explore_database", "answer_question"}
+    assert [a.name for a in prompts["answer_question"].arguments or []] == ["question"]
+    answer_text = answer.messages[0].content.text  # type: ignore[union-attr]
+    assert "Which customers churned last quarter?" in answer_text and "search_schema" in answer_text
+    assert "list_tables" in explore.messages[0].content.text  # type: ignore[union-attr]
+    assert schemas.completion.values == ["sales"]
+    assert tables.completion.values == ["order_items", "orders"]
+    text = overview.contents[0].text  # type: ignore[union-attr]
+    assert text.startswith("Database demo (") and "PostgreSQL 1" in text and "sales (" in text
+
+
+@pytest_asyncio.fixture(loop_scope="session", scope="module")
+async def bulk_catalog(pg: DemoDatabase) -> AsyncIterator[int]:
+    """A schema of 450 small tables, to see pagination and short listings on a big catalog."""
+    count = 450
+    await _admin_fetch(
+        pg,
+        f"""DO $$ BEGIN
+              CREATE SCHEMA bulk;
+              FOR t IN 1..{count} LOOP
+                EXECUTE format('CREATE TABLE bulk.t_%s (id int PRIMARY KEY, v text)', lpad(t::text, 4, '0'));
+              END LOOP;
+            END $$""",
+    )
+    await _admin_fetch(pg, "GRANT USAGE ON SCHEMA bulk TO mcp_reader")
+    await _admin_fetch(pg, "GRANT SELECT ON ALL TABLES IN SCHEMA bulk TO mcp_reader")
+    yield count
+    await _admin_fetch(pg, "DROP SCHEMA bulk CASCADE")
+
+
+async def test_resource_list_is_paginated(pg: DemoDatabase, bulk_catalog: int) -> None:
+    async with mcp_client(pg.url) as client:
+        pages: list[list[str]] = []
+        cursor = None
+        while True:
+            page = await client.list_resources(cursor=cursor)
+            pages.append([str(r.uri) for r in page.resources])
+            cursor = page.next_cursor
+            if not cursor:
+                break
+        listing = await client.call_tool("list_tables", {"schema": "bulk"})
+        with pytest.raises(MCPError, match="Invalid resource list cursor"):
+            await client.list_resources(cursor="not-a-cursor")
+    uris = [uri for page in pages for uri in page]
+    assert len(pages) >= 3 and all(len(page) <= 200 for page in pages)
+    assert (
+        len(uris) == len(set(uris))
+        and len([u for u in uris if u.startswith("postgres://bulk/")]) == bulk_catalog
+    )
+    assert "postgres://sales/Gift%20Cards" in uris
+    assert (
+        listing.structured_content["truncated"] is False
+        and len(listing.structured_content["tables"]) == bulk_catalog
+    )
+    assert len(text_of(listing)) < 20_000
