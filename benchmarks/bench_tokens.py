@@ -30,9 +30,14 @@ DEMO_CALLS: list[tuple[str, dict[str, Any]]] = [
     ("explain", {"sql": "SELECT * FROM sales.orders WHERE customer_id = 42"}),
     ("query", {"sql": "SELECT status, count(*) FROM sales.orders GROUP BY 1"}),
 ]
-WIDE_QUERY = (
-    "SELECT c.*, o.* FROM sales.orders o JOIN sales.customers c ON c.id = o.customer_id ORDER BY o.id"
-)
+WIDE_QUERIES = {
+    "14-column join with jsonb": (
+        "SELECT c.*, o.id AS order_id, o.status, o.ordered_at, o.shipping_address, o.total, o.note "
+        "FROM sales.orders o JOIN sales.customers c ON c.id = o.customer_id ORDER BY o.id"
+    ),
+    "hr.employees (10 columns)": "SELECT * FROM hr.employees ORDER BY id",
+    "sales.order_items (5 columns)": "SELECT * FROM sales.order_items",
+}
 
 
 def text_bytes(result: Any) -> int:
@@ -53,23 +58,26 @@ async def make_catalog(admin_url: str, tables: int) -> None:
     conn = await asyncpg.connect(admin_url.rsplit("/", 1)[0] + "/catalog5k")
     try:
         await conn.execute(
-            f"""
-            DO $$
-            BEGIN
-              FOR s IN 0..9 LOOP
-                EXECUTE format('CREATE SCHEMA app_%s', s);
-                EXECUTE format('CREATE TABLE app_%s.root (id int PRIMARY KEY, name text)', s);
-              END LOOP;
-              FOR t IN 1..{tables} LOOP
-                EXECUTE format(
-                  'CREATE TABLE app_%s.entity_%s (id bigint PRIMARY KEY, root_id int REFERENCES app_%s.root(id),
-                     code text, amount numeric(12,2), status text, created_at timestamptz, flags int[], meta jsonb)',
-                  t % 10, t, t % 10);
-                EXECUTE format('COMMENT ON TABLE app_%s.entity_%s IS %L', t % 10, t, 'Business entity number ' || t);
-              END LOOP;
-            END $$;
-            """
+            "DO $$ BEGIN FOR s IN 0..9 LOOP "
+            "EXECUTE format('CREATE SCHEMA app_%s', s); "
+            "EXECUTE format('CREATE TABLE app_%s.root (id int PRIMARY KEY, name text)', s); "
+            "END LOOP; END $$"
         )
+        for start in range(1, tables + 1, 250):  # batches: one transaction would run out of lock slots
+            await conn.execute(
+                f"""
+                DO $$
+                BEGIN
+                  FOR t IN {start}..{min(start + 249, tables)} LOOP
+                    EXECUTE format(
+                      'CREATE TABLE app_%s.entity_%s (id bigint PRIMARY KEY, root_id int REFERENCES app_%s.root(id),
+                         code text, amount numeric(12,2), status text, created_at timestamptz, flags int[], meta jsonb)',
+                      t % 10, t, t % 10);
+                    EXECUTE format('COMMENT ON TABLE app_%s.entity_%s IS %L', t % 10, t, 'Business entity number ' || t);
+                  END LOOP;
+                END $$;
+                """
+            )
     finally:
         await conn.close()
 
@@ -83,17 +91,17 @@ async def main() -> None:
                 result = await client.call_tool(tool, arguments)
                 label = f"{tool}({', '.join(f'{k}={v!r}' for k, v in arguments.items())})"
                 print(f"  {text_bytes(result):7,d}  {label[:90]}")
-            wide = await client.call_tool("query", {"sql": WIDE_QUERY, "max_rows": 100})
-            rows = wide.structured_content["rows"]
-            names = [c["name"] for c in wide.structured_content["columns"]]
-            pretty = json.dumps(
-                [dict(zip(names, row, strict=True)) for row in rows], indent=2, ensure_ascii=False
-            )
-            text = text_bytes(wide)
-            print(
-                f"\n100-row result of a {len(names)}-column join: text {text:,} bytes, "
-                f"pretty JSON {len(pretty.encode()):,} bytes ({text / len(pretty.encode()):.0%})"
-            )
+            print("\n100-row results: text the model reads vs the same rows as pretty-printed JSON")
+            for label, sql in WIDE_QUERIES.items():
+                wide = await client.call_tool("query", {"sql": sql, "max_rows": 100})
+                rows = wide.structured_content["rows"]
+                names = [c["name"] for c in wide.structured_content["columns"]]
+                records = [dict(zip(names, row, strict=True)) for row in rows]
+                pretty = len(json.dumps(records, indent=2, ensure_ascii=False).encode())
+                text = text_bytes(wide)
+                print(
+                    f"  {label:32s} text {text:7,d} bytes, pretty JSON {pretty:7,d} bytes ({text / pretty:.0%})"
+                )
 
         await make_catalog(cluster.url(), 5000)
         async with Client(params(cluster.url("catalog5k"))) as client:

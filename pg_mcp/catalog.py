@@ -60,7 +60,7 @@ WHERE {_EXPOSED_SCHEMA} AND {_LISTED_RELATION}
   AND ($2::text IS NULL OR n.nspname = $2)
   AND (n.nspname, c.relname) > ($3::text COLLATE "C", $4::text COLLATE "C")
 ORDER BY n.nspname COLLATE "C", c.relname COLLATE "C"
-LIMIT $5
+LIMIT $5 OFFSET $6
 """
 
 FIND_RELATION_SQL = f"""
@@ -267,12 +267,17 @@ class Catalog:
         return [dict(row) for row in rows]
 
     async def list_tables(
-        self, schema: str | None = None, *, after: tuple[str, str] = ("", ""), limit: int = 1000
+        self,
+        schema: str | None = None,
+        *,
+        after: tuple[str, str] = ("", ""),
+        limit: int = 1000,
+        offset: int = 0,
     ) -> list[dict[str, Any]]:
-        """Relations ordered by (schema, name), starting after `after` (keyset pagination)."""
-        if schema is not None:
-            schema = await self.resolve_schema(schema)
-        rows = await self.db.fetch_fixed(LIST_TABLES_SQL, self._schemas, schema, after[0], after[1], limit)
+        """Relations of an exposed schema (or all) ordered by (schema, name), after `after`, skipping `offset`."""
+        rows = await self.db.fetch_fixed(
+            LIST_TABLES_SQL, self._schemas, schema, after[0], after[1], limit, offset
+        )
         return [{**dict(row), "kind": KINDS[row["kind"]]} for row in rows]
 
     async def resolve_schema(self, schema: str) -> str:

@@ -217,8 +217,8 @@ def _truncation_note(
     return f"({shown} {noun})"
 
 
-def render_tables(tables: Sequence[Mapping[str, Any]], more: bool) -> str:
-    """One line per relation: name, kind (unless table), estimated rows, comment."""
+def render_tables(tables: Sequence[Mapping[str, Any]], offset: int = 0, total: int | None = None) -> str:
+    """One line per relation: name, kind (unless table), estimated rows, comment; the page it is."""
     lines = []
     for t in tables:
         parts = [qualified(t["schema"], t["name"])]
@@ -227,13 +227,25 @@ def render_tables(tables: Sequence[Mapping[str, Any]], more: bool) -> str:
         if t["estimated_rows"] is not None:
             parts.append(f"~{t['estimated_rows']:,} rows")
         if t["comment"]:
-            parts.append(f"— {_one_line(t['comment'])}")
+            parts.append(f"— {_clip(_one_line(t['comment']), 160)}")
         lines.append(" ".join(parts))
     if not tables:
-        lines.append("(no tables visible to this role in the exposed schemas)")
-    if more:
-        lines.append(f"(first {len(tables)} shown; more exist: pass schema= to narrow the list)")
+        lines.append("(no tables visible to this role here)")
+    elif total is not None and (offset or offset + len(tables) < total):
+        end = offset + len(tables)
+        more = f"; next page: offset={end}" if end < total else ""
+        lines.append(f"(tables {offset + 1} to {end} of {total}{more}; search_schema finds tables by name)")
     return "\n".join(lines)
+
+
+def render_catalog_summary(schemas: Sequence[Mapping[str, Any]]) -> str:
+    """For catalogs too big to list at once: the schemas and how to list each."""
+    total = sum(s["tables"] for s in schemas)
+    return (
+        f"{total:,} tables and views in {len(schemas)} schemas: too many to list at once. "
+        "Call list_tables(schema=...) for one schema, or search_schema(pattern) to find tables by name.\n"
+        + render_schemas(schemas)
+    )
 
 
 def render_schemas(schemas: Sequence[Mapping[str, Any]]) -> str:
@@ -353,14 +365,18 @@ def render_search(pattern: str, hits: Sequence[Mapping[str, Any]], limit: int) -
     return "\n".join(lines)
 
 
-def render_relationships(scope: str, edges: Sequence[Mapping[str, Any]]) -> str:
+def render_relationships(scope: str, edges: Sequence[Mapping[str, Any]], limit: int) -> str:
     """Join paths: `a(x) → b(y)` per foreign key, which is exactly the ON clause to write."""
     if not edges:
         return f"No foreign keys involve {scope}."
     lines = [f"Foreign keys ({len(edges)}) involving {scope}; join ON from.col = to.col:"]
-    for e in edges:
+    for e in edges[:limit]:
         lines.append(
             f"  {e['from']}({', '.join(e['from_columns'])}) → {e['to']}({', '.join(e['to_columns'])})"
+        )
+    if len(edges) > limit:
+        lines.append(
+            f"  … and {len(edges) - limit} more (all are in the structured content); pass table= to narrow"
         )
     return "\n".join(lines)
 

@@ -179,12 +179,14 @@ def build_server(settings: Settings, db: Database | None = None) -> PgMcpServer:
         return await _tool_call(explorer.list_schemas)
 
     @app.tool(annotations=READ_ONLY)
-    async def list_tables(schema: str | None = None) -> CallToolResult:
+    async def list_tables(schema: str | None = None, offset: int = 0) -> CallToolResult:
         """List tables, views, materialized views and foreign tables with estimated row counts and comments.
 
-        Pass schema to list one schema only. Partitions are folded into their partitioned table.
+        Pass schema to list one schema only; long lists come 200 at a time (the last line gives the next
+        offset), and a catalog too big to list at once is summarised per schema. Partitions are folded
+        into their partitioned table.
         """
-        return await _tool_call(lambda: explorer.list_tables(schema))
+        return await _tool_call(lambda: explorer.list_tables(schema, offset))
 
     @app.tool(annotations=READ_ONLY)
     async def describe_table(table: str, schema: str | None = None) -> CallToolResult:

@@ -27,6 +27,7 @@ from pg_mcp.guard import GuardPolicy, check_query
 from pg_mcp.names import qualified, quote_ident
 from pg_mcp.render import (
     Limits,
+    render_catalog_summary,
     render_description,
     render_overview,
     render_plan,
@@ -40,7 +41,8 @@ from pg_mcp.render import (
 
 audit = logging.getLogger("pg_mcp.audit")
 
-LIST_TABLES_LIMIT = 500
+LIST_TABLES_PAGE = 200
+MAX_EDGES_SHOWN = 100
 MAX_SAMPLE_ROWS = 100
 SAMPLE_OVERSHOOT = 20
 PROBE_ROWS = 10_000
@@ -109,11 +111,21 @@ class Explorer:
         schemas = await self.catalog.list_schemas()
         return ToolOutput(render_schemas(schemas), {"schemas": schemas})
 
-    async def list_tables(self, schema: str | None = None) -> ToolOutput:
-        tables = await self.catalog.list_tables(schema, limit=LIST_TABLES_LIMIT + 1)
-        more = len(tables) > LIST_TABLES_LIMIT
-        tables = tables[:LIST_TABLES_LIMIT]
-        return ToolOutput(render_tables(tables, more), {"tables": tables, "truncated": more})
+    async def list_tables(self, schema: str | None = None, offset: int = 0) -> ToolOutput:
+        """Relations, LIST_TABLES_PAGE at a time; a catalog too big for one page is summarised per schema."""
+        if offset < 0:
+            raise QueryError("offset must be 0 or more.", "Leave it out for the first page.")
+        schemas = await self.catalog.list_schemas()
+        if schema is None and sum(s["tables"] for s in schemas) > LIST_TABLES_PAGE:
+            return ToolOutput(
+                render_catalog_summary(schemas), {"schemas": schemas, "tables": [], "truncated": True}
+            )
+        name = await self.catalog.resolve_schema(schema) if schema is not None else None
+        total = sum(s["tables"] for s in schemas if name is None or s["name"] == name)
+        tables = await self.catalog.list_tables(name, limit=LIST_TABLES_PAGE, offset=offset)
+        more = offset + len(tables) < total
+        text = render_tables(tables, offset, total)
+        return ToolOutput(text, {"tables": tables, "offset": offset, "total": total, "truncated": more})
 
     async def describe_table(self, table: str, schema: str | None = None) -> ToolOutput:
         ref = await self.catalog.resolve_table(table, schema)
@@ -176,7 +188,8 @@ class Explorer:
         else:
             scope = "all exposed schemas"
         edges = [_edge(k) for k in keys]
-        return ToolOutput(render_relationships(scope, edges), {"scope": scope, "foreign_keys": edges})
+        text = render_relationships(scope, edges, MAX_EDGES_SHOWN)
+        return ToolOutput(text, {"scope": scope, "foreign_keys": edges})
 
     async def sample_rows(self, table: str, n: int = 10, schema: str | None = None) -> ToolOutput:
         """A few rows, sampled by block (TABLESAMPLE SYSTEM) on big tables so nothing is scanned in full."""

@@ -224,6 +224,8 @@ async def test_resource_list_is_paginated(pg: DemoDatabase, bulk_catalog: int) -
             if not cursor:
                 break
         listing = await client.call_tool("list_tables", {"schema": "bulk"})
+        last_page = await client.call_tool("list_tables", {"schema": "bulk", "offset": 400})
+        summary = await client.call_tool("list_tables", {})
         with pytest.raises(MCPError, match="Invalid resource list cursor"):
             await client.list_resources(cursor="not-a-cursor")
     uris = [uri for page in pages for uri in page]
@@ -234,7 +236,13 @@ async def test_resource_list_is_paginated(pg: DemoDatabase, bulk_catalog: int) -
     )
     assert "postgres://sales/Gift%20Cards" in uris
     assert (
-        listing.structured_content["truncated"] is False
-        and len(listing.structured_content["tables"]) == bulk_catalog
+        listing.structured_content["truncated"] is True and len(listing.structured_content["tables"]) == 200
     )
-    assert len(text_of(listing)) < 20_000
+    assert text_of(listing).endswith(
+        f"(tables 1 to 200 of {bulk_catalog}; next page: offset=200; search_schema finds tables by name)"
+    )
+    assert len(text_of(listing)) < 10_000
+    assert len(last_page.structured_content["tables"]) == bulk_catalog - 400
+    assert last_page.structured_content["truncated"] is False
+    assert summary.structured_content["tables"] == [] and "too many to list at once" in text_of(summary)
+    assert f"bulk ({bulk_catalog} tables)" in text_of(summary)
