@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 from typing import Any
 
 from pg_mcp.catalog import Catalog
 from pg_mcp.db import Database
+from pg_mcp.errors import PgMcpError
+
+log = logging.getLogger(__name__)
 
 ROLE_SQL = """
 SELECT current_setting('server_version') AS server_version, current_database() AS database,
@@ -104,3 +108,14 @@ def format_report(report: RoleReport) -> str:
     else:
         lines.append("Role privileges: least privilege, no risks found.")
     return "\n".join(lines)
+
+
+async def log_role_risks(db: Database, catalog: Catalog) -> None:
+    """At start-up: one warning per risk of the connected role, so an over-privileged setup is noticed."""
+    try:
+        report = await role_report(db, catalog)
+    except PgMcpError as exc:
+        log.warning("could not check the role's privileges: %s", exc.message)
+        return
+    for risk in report.risks:
+        log.warning("%s", risk)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -30,6 +31,7 @@ from pg_mcp import __version__
 from pg_mcp.config import Settings
 from pg_mcp.db import Database
 from pg_mcp.errors import PgMcpError
+from pg_mcp.health import log_role_risks
 from pg_mcp.stdio import fast_stdio_server
 from pg_mcp.tools import Explorer, ToolOutput
 
@@ -142,14 +144,18 @@ def build_server(settings: Settings, db: Database | None = None) -> PgMcpServer:
 
     @asynccontextmanager
     async def lifespan(_: MCPServer[None]) -> AsyncIterator[None]:
+        checks: asyncio.Task[None] | None = None
         try:
             await database.connect()
             log.info("connected to %s", settings.safe_dsn)
+            checks = asyncio.create_task(log_role_risks(database, explorer.catalog))
         except PgMcpError as exc:
             log.error("database not reachable yet: %s", exc)
         try:
             yield None
         finally:
+            if checks is not None:
+                checks.cancel()
             await database.close()
 
     app = PgMcpServer(

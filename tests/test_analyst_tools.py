@@ -194,55 +194,109 @@ async def test_prompts_completions_and_overview(pg: DemoDatabase) -> None:
     assert text.startswith("Database demo (") and "PostgreSQL 1" in text and "sales (" in text
 
 
+CATALOG_TABLES = 5000
+
+
 @pytest_asyncio.fixture(loop_scope="session", scope="module")
-async def bulk_catalog(pg: DemoDatabase) -> AsyncIterator[int]:
-    """A schema of 450 small tables, to see pagination and short listings on a big catalog."""
-    count = 450
-    await _admin_fetch(
-        pg,
-        f"""DO $$ BEGIN
-              CREATE SCHEMA bulk;
-              FOR t IN 1..{count} LOOP
-                EXECUTE format('CREATE TABLE bulk.t_%s (id int PRIMARY KEY, v text)', lpad(t::text, 4, '0'));
-              END LOOP;
-            END $$""",
-    )
-    await _admin_fetch(pg, "GRANT USAGE ON SCHEMA bulk TO mcp_reader")
-    await _admin_fetch(pg, "GRANT SELECT ON ALL TABLES IN SCHEMA bulk TO mcp_reader")
-    yield count
-    await _admin_fetch(pg, "DROP SCHEMA bulk CASCADE")
+async def catalog_url(pg: DemoDatabase) -> AsyncIterator[str]:
+    """A separate database of 5,000 tables in 10 schemas, each with a comment and a foreign key."""
+    base = pg.admin_url.rsplit("/", 1)[0]
+    await _admin_fetch(pg, "DROP DATABASE IF EXISTS catalog5k")
+    await _admin_fetch(pg, "CREATE DATABASE catalog5k")
+    conn = await asyncpg.connect(f"{base}/catalog5k")
+    try:
+        await conn.execute(
+            "DO $$ BEGIN FOR s IN 0..9 LOOP "
+            "EXECUTE format('CREATE SCHEMA app_%s', s); "
+            "EXECUTE format('CREATE TABLE app_%s.root (id int PRIMARY KEY, name text)', s); "
+            "END LOOP; END $$"
+        )
+        for start in range(1, CATALOG_TABLES + 1, 250):  # one transaction would run out of lock slots
+            await conn.execute(
+                f"""DO $$ BEGIN FOR t IN {start}..{min(start + 249, CATALOG_TABLES)} LOOP
+                      EXECUTE format('CREATE TABLE app_%s.entity_%s (id bigint PRIMARY KEY,
+                          root_id int REFERENCES app_%s.root(id), code text, amount numeric(12,2))',
+                          t % 10, t, t % 10);
+                      EXECUTE format('COMMENT ON TABLE app_%s.entity_%s IS %L', t % 10, t, 'Business entity ' || t);
+                    END LOOP; END $$"""
+            )
+        await conn.execute(
+            "DO $$ BEGIN FOR s IN 0..9 LOOP "
+            "EXECUTE format('GRANT USAGE ON SCHEMA app_%s TO mcp_reader', s); "
+            "EXECUTE format('GRANT SELECT ON ALL TABLES IN SCHEMA app_%s TO mcp_reader', s); "
+            "END LOOP; END $$"
+        )
+    finally:
+        await conn.close()
+    yield pg.url.rsplit("/", 1)[0] + "/catalog5k"
+    await _admin_fetch(pg, "DROP DATABASE catalog5k WITH (FORCE)")
 
 
-async def test_resource_list_is_paginated(pg: DemoDatabase, bulk_catalog: int) -> None:
-    async with mcp_client(pg.url) as client:
+async def test_a_catalog_of_5000_tables_stays_small_and_fast(catalog_url: str) -> None:
+    total = CATALOG_TABLES + 10
+    async with mcp_client(catalog_url) as client:
         pages: list[list[str]] = []
+        largest = 0
         cursor = None
+        started = time.perf_counter()
         while True:
             page = await client.list_resources(cursor=cursor)
             pages.append([str(r.uri) for r in page.resources])
+            largest = max(largest, len(page.model_dump_json()))
             cursor = page.next_cursor
             if not cursor:
                 break
-        listing = await client.call_tool("list_tables", {"schema": "bulk"})
-        last_page = await client.call_tool("list_tables", {"schema": "bulk", "offset": 400})
+        listing_time = time.perf_counter() - started
         summary = await client.call_tool("list_tables", {})
+        first = await client.call_tool("list_tables", {"schema": "app_3"})
+        last = await client.call_tool("list_tables", {"schema": "app_3", "offset": 400})
+        started = time.perf_counter()
+        search = await client.call_tool("search_schema", {"pattern": "entity_4201"})
+        described = await client.call_tool("describe_table", {"table": "app_1.entity_4201"})
+        around_root = await client.call_tool("relationships", {"table": "app_1.root"})
+        calls_time = time.perf_counter() - started
         with pytest.raises(MCPError, match="Invalid resource list cursor"):
             await client.list_resources(cursor="not-a-cursor")
     uris = [uri for page in pages for uri in page]
-    assert len(pages) >= 3 and all(len(page) <= 200 for page in pages)
-    assert (
-        len(uris) == len(set(uris))
-        and len([u for u in uris if u.startswith("postgres://bulk/")]) == bulk_catalog
+    assert len(uris) == len(set(uris)) == total and len(pages) == 26
+    assert all(len(page) <= 200 for page in pages) and largest < 60_000
+    assert listing_time < 10
+    summary_text = text_of(summary)
+    assert summary.structured_content["tables"] == [] and "too many to list at once" in summary_text
+    assert "app_3 (501 tables)" in summary_text and len(summary_text) < 1000
+    assert len(first.structured_content["tables"]) == 200 and first.structured_content["truncated"] is True
+    assert text_of(first).endswith(
+        "(tables 1 to 200 of 501; next page: offset=200; search_schema finds tables by name)"
     )
-    assert "postgres://sales/Gift%20Cards" in uris
-    assert (
-        listing.structured_content["truncated"] is True and len(listing.structured_content["tables"]) == 200
+    assert len(text_of(first)) < 10_000
+    assert len(last.structured_content["tables"]) == 101 and last.structured_content["truncated"] is False
+    hits = search.structured_content["hits"]
+    assert (hits[0]["schema"], hits[0]["table_name"], hits[0]["column_name"]) == (
+        "app_1",
+        "entity_4201",
+        None,
     )
-    assert text_of(listing).endswith(
-        f"(tables 1 to 200 of {bulk_catalog}; next page: offset=200; search_schema finds tables by name)"
+    assert described.structured_content["foreign_keys"][0]["references"] == "app_1.root"
+    assert len(around_root.structured_content["foreign_keys"]) == 500
+    assert "… and 400 more" in text_of(around_root) and len(text_of(around_root)) < 8000
+    assert calls_time < 5
+
+
+async def test_a_wide_table_describes_in_a_few_kilobytes(pg: DemoDatabase) -> None:
+    columns = ", ".join(
+        f"c{i:02d} {('bigint', 'text', 'numeric(12,2)', 'timestamptz', 'jsonb')[i % 5]}"
+        + (" NOT NULL DEFAULT 0" if i % 5 == 0 else "")
+        for i in range(50)
     )
-    assert len(text_of(listing)) < 10_000
-    assert len(last_page.structured_content["tables"]) == bulk_catalog - 400
-    assert last_page.structured_content["truncated"] is False
-    assert summary.structured_content["tables"] == [] and "too many to list at once" in text_of(summary)
-    assert f"bulk ({bulk_catalog} tables)" in text_of(summary)
+    await _admin_fetch(pg, f"CREATE TABLE hr.wide (id int PRIMARY KEY, {columns})")
+    await _admin_fetch(pg, "COMMENT ON COLUMN hr.wide.c01 IS 'A column with a comment, as most have'")
+    await _admin_fetch(pg, "GRANT SELECT ON hr.wide TO mcp_reader")
+    try:
+        async with mcp_client(pg.url) as client:
+            result = await client.call_tool("describe_table", {"table": "hr.wide"})
+    finally:
+        await _admin_fetch(pg, "DROP TABLE hr.wide")
+    text = text_of(result)
+    assert len(result.structured_content["columns"]) == 51
+    assert "c49 jsonb" in text and "c00 bigint NOT NULL default 0" in text
+    assert len(text.encode()) < 3000

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import socket
 import subprocess
 import sys
+import time
 from urllib.parse import urlsplit
 
 import pytest
@@ -12,6 +14,7 @@ from conftest import DemoDatabase
 from mcp import Client, StdioServerParameters
 from mcp_helpers import ROOT, server_env, text_of
 
+from pg_mcp.errors import ConfigError
 from pg_mcp.local_pg import find_pg_bin
 
 
@@ -130,3 +133,39 @@ async def test_demo_serves_the_demo_database_over_stdio() -> None:
         count = await client.call_tool("query", {"sql": "SELECT count(*) AS n FROM sales.order_items"})
     assert "sales.orders" in text_of(tables)
     assert count.structured_content["rows"] == [[1_000_000]]
+
+
+def test_serve_warns_at_start_when_the_role_is_over_privileged(pg: DemoDatabase) -> None:
+    initialize = {
+        "jsonrpc": "2.0", "id": 0, "method": "initialize",
+        "params": {"protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "t", "version": "0"}},
+    }  # fmt: skip
+    with subprocess.Popen(
+        [sys.executable, "-m", "pg_mcp", pg.admin_url],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=server_env(), cwd=ROOT,
+    ) as proc:  # fmt: skip
+        assert proc.stdin and proc.stdout and proc.stderr
+        proc.stdin.write(json.dumps(initialize) + "\n")
+        proc.stdin.flush()
+        response = json.loads(proc.stdout.readline())
+        deadline = time.monotonic() + 20
+        lines: list[str] = []
+        while time.monotonic() < deadline and not any("SUPERUSER" in line for line in lines):
+            lines.append(proc.stderr.readline())
+        proc.stdin.close()
+        proc.wait(timeout=20)
+    assert response["result"]["serverInfo"]["name"] == "pg-mcp"
+    warning = next(line for line in lines if "SUPERUSER" in line)
+    assert " WARNING " in warning and "readonly_role.sql" in warning
+    assert urlsplit(pg.admin_url).password not in "".join(lines)
+
+
+def test_demo_without_binaries_says_what_to_install(monkeypatch: pytest.MonkeyPatch) -> None:
+    import pg_mcp.local_pg as local_pg
+
+    monkeypatch.setattr(local_pg, "SEARCH_DIRS", ())
+    monkeypatch.setenv("PATH", "/nonexistent")
+    monkeypatch.delenv("PG_BIN", raising=False)
+    with pytest.raises(ConfigError) as caught:
+        local_pg.find_pg_bin()
+    assert "initdb" in str(caught.value) and "apt-get install postgresql" in str(caught.value)

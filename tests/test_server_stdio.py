@@ -274,3 +274,46 @@ async def test_audit_file_records_every_statement(pg: DemoDatabase, tmp_path: Pa
     assert entries[0]["sql"] == "SELECT 1 AS one" and entries[0]["rows"] == 1 and entries[0]["ms"] >= 0
     assert entries[1]["reason"] and entries[1]["time"].endswith("+00:00")
     assert urlsplit(pg.url).password not in audit.read_text()
+
+
+async def test_runaway_queries_end_clearly_while_other_calls_are_served(pg: DemoDatabase) -> None:
+    runaway = {
+        "huge generate_series": "SELECT count(*) FROM generate_series(1, 10000000000) AS g",
+        "unbounded recursion": "WITH RECURSIVE r AS (SELECT 1 AS n UNION ALL SELECT n + 1 FROM r) SELECT count(*) FROM r",
+        "cartesian join": "SELECT count(*) FROM sales.order_items a, sales.order_items b",
+        "huge string_agg": "SELECT length(string_agg(a.order_id::text, ',')) FROM sales.order_items a, sales.orders b",
+    }
+    results: dict[str, Any] = {}
+    fast_times: list[float] = []
+    async with mcp_client(pg.url, "--statement-timeout", "3") as client:
+
+        async def run(name: str, sql: str) -> None:
+            results[name] = await client.call_tool("query", {"sql": sql})
+
+        async def fast_calls() -> None:
+            await anyio.sleep(0.5)  # the runaway statements are running by now
+            for _ in range(5):
+                started = time.perf_counter()
+                result = await client.call_tool("query", {"sql": "SELECT count(*) AS n FROM hr.departments"})
+                fast_times.append(time.perf_counter() - started)
+                assert result.structured_content["rows"] == [[8]]
+
+        started = time.perf_counter()
+        async with anyio.create_task_group() as group:
+            for name, sql in runaway.items():
+                group.start_soon(run, name, sql)
+            group.start_soon(fast_calls)
+        elapsed = time.perf_counter() - started
+        big_cell = await client.call_tool("query", {"sql": "SELECT repeat('x', 20000000) AS big"})
+        stream = await client.call_tool(
+            "query",
+            {"sql": "WITH RECURSIVE r AS (SELECT 1 AS n UNION ALL SELECT n + 1 FROM r) SELECT n FROM r"},
+        )
+    for name, result in results.items():
+        assert result.is_error, name
+        assert "cancelled" in text_of(result) and "statement timeout" in text_of(result).lower(), name
+    assert elapsed < 10
+    assert max(fast_times) < 1.5, fast_times
+    assert big_cell.structured_content["rows"][0][0].endswith("…[cut: 20,000,000 chars in all]")
+    assert len(text_of(big_cell)) < 2000
+    assert stream.structured_content["row_count"] == 100 and stream.structured_content["truncated"]
