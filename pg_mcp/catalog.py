@@ -8,9 +8,11 @@ listings short.
 from __future__ import annotations
 
 import difflib
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from pg_mcp.access import AccessPolicy
 from pg_mcp.db import Database
 from pg_mcp.errors import NotFoundError
 from pg_mcp.names import parse_qualified_name, qualified
@@ -258,13 +260,23 @@ class TableDescription:
 class Catalog:
     """Read-only views of the schema, limited to what the operator exposed."""
 
-    def __init__(self, db: Database, schemas: tuple[str, ...] = ()) -> None:
+    def __init__(self, db: Database, access: AccessPolicy | None = None) -> None:
         self.db = db
-        self._schemas: list[str] | None = list(schemas) or None
+        self.access = access or AccessPolicy()
+        self._schemas: list[str] | None = sorted(self.access.schemas) or None
+
+    def _allowed(self, schema: str, table: str) -> bool:
+        return self.access.table_allowed(schema, table)
 
     async def list_schemas(self) -> list[dict[str, Any]]:
-        rows = await self.db.fetch_fixed(LIST_SCHEMAS_SQL, self._schemas)
-        return [dict(row) for row in rows]
+        schemas = [dict(row) for row in await self.db.fetch_fixed(LIST_SCHEMAS_SQL, self._schemas)]
+        if self.access.tables:  # recount what the table allowlist leaves
+            rows = await self.db.fetch_fixed(ALL_RELATION_NAMES_SQL, self._schemas)
+            for entry in schemas:
+                entry["tables"] = sum(
+                    1 for r in rows if r["schema"] == entry["name"] and self._allowed(r["schema"], r["name"])
+                )
+        return schemas
 
     async def list_tables(
         self,
@@ -278,7 +290,11 @@ class Catalog:
         rows = await self.db.fetch_fixed(
             LIST_TABLES_SQL, self._schemas, schema, after[0], after[1], limit, offset
         )
-        return [{**dict(row), "kind": KINDS[row["kind"]]} for row in rows]
+        return [
+            {**dict(row), "kind": KINDS[row["kind"]]}
+            for row in rows
+            if self._allowed(row["schema"], row["name"])
+        ]
 
     async def resolve_schema(self, schema: str) -> str:
         """The exposed schema matching `schema` (exactly, else case-insensitively), or NotFoundError."""
@@ -316,7 +332,8 @@ class Catalog:
         else:
             schema_part = parse_qualified_name(schema)[-1].text if schema else None
         name = parts[-1]
-        rows = await self.db.fetch_fixed(FIND_RELATION_SQL, self._schemas, name.text, schema_part)
+        found = await self.db.fetch_fixed(FIND_RELATION_SQL, self._schemas, name.text, schema_part)
+        rows = [r for r in found if self._allowed(r["schema"], r["name"])]
         exact = [
             r for r in rows if r["name"] == name.text and (schema_part is None or r["schema"] == schema_part)
         ]
@@ -341,12 +358,22 @@ class Catalog:
     async def _suggest(self, name: str) -> str:
         rows = await self.db.fetch_fixed(ALL_RELATION_NAMES_SQL, self._schemas)
         by_name: dict[str, list[str]] = {}
-        for row in rows:
+        for row in (r for r in rows if self._allowed(r["schema"], r["name"])):
             by_name.setdefault(row["name"].lower(), []).append(qualified(row["schema"], row["name"]))
         close = difflib.get_close_matches(name.lower(), list(by_name), n=5, cutoff=0.5)
         if not close:
             return "Use list_tables to see the available tables."
         return "Closest existing names: " + ", ".join(q for key in close for q in by_name[key][:2]) + "."
+
+    def _visible_constraint(self, con: dict[str, Any]) -> bool:
+        """Foreign keys from or to a hidden table or column are left out of descriptions."""
+        if con["type"] != "f":
+            return True
+        return self._visible_key(
+            {"source_schema": con["source_schema"], "source_table": con["source_table"], "columns": con["columns"],
+             "target_schema": con["target_schema"], "target_table": con["target_table"],
+             "target_columns": con["target_columns"]}
+        )  # fmt: skip
 
     async def describe(self, ref: RelationRef) -> TableDescription:
         rel = await self.db.fetch_fixed(RELATION_SQL, ref.oid)
@@ -355,7 +382,12 @@ class Catalog:
                 f"Table {ref.display} no longer exists.", "Use list_tables to see current tables."
             )
         info = rel[0]
-        columns = [_column(dict(row)) for row in await self.db.fetch_fixed(COLUMNS_SQL, ref.oid)]
+        hidden = self.access.hidden(ref.schema, ref.name)
+        columns = [
+            _column(dict(r))
+            for r in await self.db.fetch_fixed(COLUMNS_SQL, ref.oid)
+            if r["name"] not in hidden
+        ]
         description = TableDescription(
             schema=info["schema"],
             name=info["name"],
@@ -373,10 +405,12 @@ class Catalog:
                 {"name": qualified(row["schema"], row["name"]), "bound": row["bound"]} for row in rows
             ]
         for con in await self.db.fetch_fixed(CONSTRAINTS_SQL, ref.oid):
-            _add_constraint(description, dict(con), ref)
+            if not _mentions(con["definition"], hidden) and self._visible_constraint(dict(con)):
+                _add_constraint(description, dict(con), ref)
         description.indexes = [
             {"name": row["name"], "definition": row["definition"], "unique": row["is_unique"]}
             for row in await self.db.fetch_fixed(INDEXES_SQL, ref.oid)
+            if not _mentions(row["definition"], hidden)
         ]
         return description
 
@@ -384,17 +418,33 @@ class Catalog:
         """Tables, views and columns matching `pattern` in name or comment, best first."""
         escaped = pattern.strip().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
         rows = await self.db.fetch_fixed(SEARCH_SQL, self._schemas, escaped, limit)
-        return [{**dict(row), "kind": KINDS.get(row["kind"], row["kind"])} for row in rows]
+        return [
+            {**dict(row), "kind": KINDS.get(row["kind"], row["kind"])}
+            for row in rows
+            if self._allowed(row["schema"], row["table_name"])
+            and row["column_name"] not in self.access.hidden(row["schema"], row["table_name"])
+        ]
 
     async def foreign_keys(self) -> list[dict[str, Any]]:
         """Every foreign key between exposed relations, with the join columns on both sides."""
-        return [dict(row) for row in await self.db.fetch_fixed(FOREIGN_KEYS_SQL, self._schemas)]
+        keys = [dict(row) for row in await self.db.fetch_fixed(FOREIGN_KEYS_SQL, self._schemas)]
+        return [k for k in keys if self._visible_key(k)]
+
+    def _visible_key(self, key: dict[str, Any]) -> bool:
+        ends = ((key["source_schema"], key["source_table"], key["columns"]),
+                (key["target_schema"], key["target_table"], key["target_columns"]))  # fmt: skip
+        return all(
+            self._allowed(schema, table) and not set(columns or ()) & self.access.hidden(schema, table)
+            for schema, table, columns in ends
+        )
 
     async def stats(self, ref: RelationRef, column: str | None) -> list[dict[str, Any]]:
         rows = await self.db.fetch_fixed(STATS_SQL, ref.schema, ref.name, column)
         seen: dict[str, dict[str, Any]] = {}
+        hidden = self.access.hidden(ref.schema, ref.name)
         for row in rows:  # inherited (whole partition tree) rows come first and win
-            seen.setdefault(row["column"], dict(row))
+            if row["column"] not in hidden:
+                seen.setdefault(row["column"], dict(row))
         return list(seen.values())
 
     async def complete_schema(self, prefix: str) -> list[str]:
@@ -402,7 +452,7 @@ class Catalog:
 
     async def complete_table(self, schema: str | None, prefix: str) -> list[str]:
         rows = await self.db.fetch_fixed(COMPLETE_TABLES_SQL, self._schemas, schema, prefix)
-        return [str(r[0]) for r in rows]
+        return [str(r[0]) for r in rows if schema is None or self._allowed(schema, str(r[0]))]
 
     async def overview(self) -> dict[str, Any]:
         """Server version, size, extensions and schemas: what a model reads first about a database."""
@@ -415,7 +465,16 @@ class Catalog:
         return row["estimated_rows"], row["kind"]
 
     async def columns(self, ref: RelationRef) -> list[dict[str, Any]]:
-        return [dict(row) for row in await self.db.fetch_fixed(COLUMN_NAMES_SQL, ref.oid)]
+        hidden = self.access.hidden(ref.schema, ref.name)
+        rows = await self.db.fetch_fixed(COLUMN_NAMES_SQL, ref.oid)
+        return [dict(row) for row in rows if row["name"] not in hidden]
+
+
+def _mentions(definition: str | None, names: frozenset[str]) -> bool:
+    """Whether a constraint or index definition uses one of `names` (plain or quoted)."""
+    return bool(definition) and any(
+        re.search(rf'(^|[^\w$]){re.escape(name)}"?($|[^\w$])', definition or "") for name in names
+    )
 
 
 def _column(row: dict[str, Any]) -> dict[str, Any]:

@@ -68,6 +68,13 @@ def _add_settings_flags(parser: argparse.ArgumentParser) -> None:
         ("pool_min", "--pool-min", int, "connections kept open (1)"),
         ("pool_max", "--pool-max", int, "most connections opened (5)"),
         ("schemas", "--schemas", str, "comma-separated schemas to expose (default: all the role can use)"),
+        (
+            "tables",
+            "--tables",
+            str,
+            "comma-separated schema.table or schema.* the model may read (default: all)",
+        ),
+        ("hidden_columns", "--hidden-columns", str, "comma-separated schema.table.column to hide everywhere"),
         ("allow_functions", "--allow-functions", str, "comma-separated extra functions queries may call"),
         ("max_cell_chars", "--max-cell-chars", int, "characters shown per value before it is cut (1000)"),
         ("max_result_bytes", "--max-result-bytes", int, "bytes of text per result before rows are cut"),
@@ -171,7 +178,7 @@ async def check(settings: Settings) -> int:
 
     db = Database(settings)
     try:
-        report = await role_report(db, Catalog(db, settings.schemas))
+        report = await role_report(db, Catalog(db, settings.access))
     except PgMcpError as exc:
         print(f"Cannot serve {settings.safe_dsn}:\n{exc}", file=sys.stderr)
         return 1

@@ -14,6 +14,7 @@ from dotenv import load_dotenv
 from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from pg_mcp.access import AccessPolicy
 from pg_mcp.errors import ConfigError
 
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR"]
@@ -29,6 +30,8 @@ ENV_NAMES: dict[str, str] = {
     "pool_min": "PG_MCP_POOL_MIN",
     "pool_max": "PG_MCP_POOL_MAX",
     "schemas": "PG_MCP_SCHEMAS",
+    "tables": "PG_MCP_TABLES",
+    "hidden_columns": "PG_MCP_HIDDEN_COLUMNS",
     "allow_functions": "PG_MCP_ALLOW_FUNCTIONS",
     "max_cell_chars": "PG_MCP_MAX_CELL_CHARS",
     "max_result_bytes": "PG_MCP_MAX_RESULT_BYTES",
@@ -53,13 +56,15 @@ class Settings(BaseSettings):
     pool_min: int = Field(default=1, ge=0, le=100)
     pool_max: int = Field(default=5, ge=1, le=100)
     schemas: Annotated[tuple[str, ...], NoDecode] = ()
+    tables: Annotated[tuple[str, ...], NoDecode] = ()
+    hidden_columns: Annotated[tuple[str, ...], NoDecode] = ()
     allow_functions: Annotated[tuple[str, ...], NoDecode] = ()
     max_cell_chars: int = Field(default=1000, ge=16, le=10_000_000)
     max_result_bytes: int = Field(default=1_000_000, ge=1024, le=100_000_000)
     log_level: LogLevel = "INFO"
     audit_file: str | None = None
 
-    @field_validator("schemas", "allow_functions", mode="before")
+    @field_validator("schemas", "tables", "hidden_columns", "allow_functions", mode="before")
     @classmethod
     def _split_list(cls, value: Any) -> Any:
         if isinstance(value, str):
@@ -94,9 +99,24 @@ class Settings(BaseSettings):
             raise ValueError(
                 f"PG_MCP_MAX_ROWS ({self.max_rows}) exceeds PG_MCP_MAX_ROWS_LIMIT ({self.max_rows_limit})"
             )
+        for name, parts in (("tables", 2), ("hidden_columns", 3)):
+            for entry in getattr(self, name):
+                pieces = [piece for piece in entry.split(".") if piece.strip()]
+                if not (parts - 1 <= len(pieces) <= parts) or (name == "tables" and len(pieces) != 2):
+                    shape = (
+                        "schema.table or schema.*"
+                        if name == "tables"
+                        else "schema.table.column or table.column"
+                    )
+                    raise ValueError(f"{ENV_NAMES[name]}: {entry!r} is not {shape}")
         if self.pool_min > self.pool_max:
             raise ValueError(f"PG_MCP_POOL_MIN ({self.pool_min}) exceeds PG_MCP_POOL_MAX ({self.pool_max})")
         return self
+
+    @property
+    def access(self) -> AccessPolicy:
+        """What the operator lets the model read (schemas, tables, hidden columns)."""
+        return AccessPolicy.from_settings(self.schemas, self.tables, self.hidden_columns)
 
     @property
     def dsn(self) -> str:

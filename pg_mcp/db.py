@@ -262,7 +262,7 @@ def _query_error(exc: asyncpg.PostgresError, checked: CheckedQuery) -> QueryErro
         )
     if isinstance(exc, asyncpg.LockNotAvailableError):
         return QueryError(f"{exc}.", "A table it reads is locked by another session; try again later.")
-    message = str(exc)
+    message = getattr(exc, "message", None) or str(exc)
     position = _user_position(getattr(exc, "position", None), checked)
     if position:
         message += f" (at line {position[0]}, column {position[1]})"

@@ -19,11 +19,12 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote
 
+from pg_mcp.access import check_plan
 from pg_mcp.catalog import SEARCH_LIMIT, Catalog, RelationRef
 from pg_mcp.config import Settings
 from pg_mcp.db import Database
 from pg_mcp.errors import GuardError, NotFoundError, PgMcpError, QueryError
-from pg_mcp.guard import GuardPolicy, check_query
+from pg_mcp.guard import CheckedQuery, GuardPolicy, check_query
 from pg_mcp.names import qualified, quote_ident
 from pg_mcp.render import (
     Limits,
@@ -79,7 +80,8 @@ class Explorer:
     def __init__(self, settings: Settings, db: Database) -> None:
         self.settings = settings
         self.db = db
-        self.catalog = Catalog(db, settings.schemas)
+        self.access = settings.access
+        self.catalog = Catalog(db, self.access)
         self.policy = GuardPolicy(allowed_functions=frozenset(settings.allow_functions))
         self.limits = Limits(settings.max_cell_chars, settings.max_result_bytes)
 
@@ -89,6 +91,8 @@ class Explorer:
         started = time.perf_counter()
         try:
             checked = check_query(sql, rows_cap, self.policy)
+            if self.access.active:
+                check_plan(await self._plan(checked, checked.sql, verbose=True), self.access)
             result = await self.db.run_query(checked)
         except PgMcpError as exc:
             _audit(tool, sql, started, outcome=_outcome(exc), reason=exc.message)
@@ -199,7 +203,10 @@ class Explorer:
             )
         ref = await self.catalog.resolve_table(table, schema)
         estimate, kind = await self.catalog.row_estimate(ref)
-        sql = f"SELECT * FROM {ref.display}"
+        columns = "*"
+        if self.access.hidden(ref.schema, ref.name):
+            columns = ", ".join(quote_ident(c["name"]) for c in await self.catalog.columns(ref))
+        sql = f"SELECT {columns} FROM {ref.display}"
         if kind in ("r", "m") and estimate and estimate > n * SAMPLE_OVERSHOOT:
             percent = max(0.001, min(100.0, 100.0 * n * SAMPLE_OVERSHOOT / estimate))
             output = await self.query(f"{sql} TABLESAMPLE SYSTEM ({percent:.4f})", n, tool="sample_rows")
@@ -239,7 +246,8 @@ class Explorer:
                     f"max({col})::text AS hi{i}",
                     f"count(DISTINCT {col}) AS d{i}",
                 ]
-        sql = f"SELECT {', '.join(selects)} FROM (SELECT * FROM {ref.display} LIMIT {PROBE_ROWS}) AS probe"
+        inner = ", ".join(quote_ident(c["name"]) for c in columns)
+        sql = f"SELECT {', '.join(selects)} FROM (SELECT {inner} FROM {ref.display} LIMIT {PROBE_ROWS}) AS probe"
         result = await self.query(sql, 1, tool="column_stats")
         row = dict(
             zip([c["name"] for c in result.structured["columns"]], result.structured["rows"][0], strict=True)
@@ -261,14 +269,21 @@ class Explorer:
         started = time.perf_counter()
         try:
             checked = check_query(sql, 1, self.policy)
-            plan_query = replace(checked, sql=f"EXPLAIN (FORMAT JSON, VERBOSE false)\n{checked.statement}")
-            result = await self.db.run_query(plan_query)
+            plan = await self._plan(checked, checked.statement, verbose=self.access.active)
+            if self.access.active:
+                check_plan(plan, self.access)
         except PgMcpError as exc:
             _audit("explain", sql, started, outcome=_outcome(exc), reason=exc.message)
             raise
         _audit("explain", sql, started, outcome="ok", rows=1)
-        plan = json.loads(result.rows[0][0])[0]["Plan"]
         return ToolOutput(render_plan(plan), {"plan": plan})
+
+    async def _plan(self, checked: CheckedQuery, sql: str, *, verbose: bool) -> dict[str, Any]:
+        """The planner's plan for guard-approved text (`sql` is the statement or its bounded wrapper)."""
+        explain = replace(checked, sql=f"EXPLAIN (FORMAT JSON, VERBOSE {str(verbose).lower()})\n{sql}")
+        result = await self.db.run_query(explain)
+        plan: dict[str, Any] = json.loads(result.rows[0][0])[0]["Plan"]
+        return plan
 
 
 def _edge(key: dict[str, Any]) -> dict[str, Any]:
