@@ -13,10 +13,9 @@ import json
 import sys
 from typing import Any
 
-import asyncpg
 from mcp import Client, StdioServerParameters
 
-from pg_mcp.local_pg import load_demo, start_local_postgres
+from pg_mcp.local_pg import load_catalog, load_demo, start_local_postgres
 
 DEMO_CALLS: list[tuple[str, dict[str, Any]]] = [
     ("list_schemas", {}),
@@ -48,40 +47,6 @@ def params(url: str) -> StdioServerParameters:
     return StdioServerParameters(command=sys.executable, args=["-m", "pg_mcp", url])
 
 
-async def make_catalog(admin_url: str, tables: int) -> None:
-    """`tables` tables of 8 columns with comments and a foreign key each, in 10 schemas."""
-    conn = await asyncpg.connect(admin_url)
-    try:
-        await conn.execute("CREATE DATABASE catalog5k")
-    finally:
-        await conn.close()
-    conn = await asyncpg.connect(admin_url.rsplit("/", 1)[0] + "/catalog5k")
-    try:
-        await conn.execute(
-            "DO $$ BEGIN FOR s IN 0..9 LOOP "
-            "EXECUTE format('CREATE SCHEMA app_%s', s); "
-            "EXECUTE format('CREATE TABLE app_%s.root (id int PRIMARY KEY, name text)', s); "
-            "END LOOP; END $$"
-        )
-        for start in range(1, tables + 1, 250):  # batches: one transaction would run out of lock slots
-            await conn.execute(
-                f"""
-                DO $$
-                BEGIN
-                  FOR t IN {start}..{min(start + 249, tables)} LOOP
-                    EXECUTE format(
-                      'CREATE TABLE app_%s.entity_%s (id bigint PRIMARY KEY, root_id int REFERENCES app_%s.root(id),
-                         code text, amount numeric(12,2), status text, created_at timestamptz, flags int[], meta jsonb)',
-                      t % 10, t, t % 10);
-                    EXECUTE format('COMMENT ON TABLE app_%s.entity_%s IS %L', t % 10, t, 'Business entity number ' || t);
-                  END LOOP;
-                END $$;
-                """
-            )
-    finally:
-        await conn.close()
-
-
 async def main() -> None:
     with start_local_postgres() as cluster:
         url = await load_demo(cluster.url(), cluster.password)
@@ -103,8 +68,8 @@ async def main() -> None:
                     f"  {label:32s} text {text:7,d} bytes, pretty JSON {pretty:7,d} bytes ({text / pretty:.0%})"
                 )
 
-        await make_catalog(cluster.url(), 5000)
-        async with Client(params(cluster.url("catalog5k"))) as client:
+        catalog_url = await load_catalog(cluster.url(), "catalog5k", 5000)
+        async with Client(params(catalog_url)) as client:
             print("\ncatalog of 5,000 tables: bytes of text per call")
             for tool, arguments in [
                 ("list_schemas", {}),

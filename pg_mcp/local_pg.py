@@ -21,6 +21,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote, urlsplit, urlunsplit
 
+import asyncpg
+
 from pg_mcp.errors import ConfigError
 
 INSTALL_HINT = (
@@ -181,8 +183,6 @@ async def load_demo(admin_url: str, password: str, database: str = "demo", reade
 
     `database` and `reader` are our own fixed identifiers (letters, digits, underscores).
     """
-    import asyncpg  # imported here so `find_pg_bin` stays usable without a driver
-
     for name in (database, reader):
         if not name.replace("_", "").isalnum():
             raise ValueError(f"not a plain identifier: {name!r}")
@@ -211,3 +211,44 @@ async def load_demo(admin_url: str, password: str, database: str = "demo", reade
         await conn.close()
     host = f"{parts.hostname}:{parts.port or 5432}"
     return f"postgresql://{reader}:{quote(password, safe='')}@{host}/{database}"
+
+
+async def load_catalog(admin_url: str, database: str, tables: int, reader: str | None = None) -> str:
+    """Create `database` with `tables` tables in 10 schemas (each with a comment and a foreign key to its
+    schema's `root`), readable by `reader` if given; return its admin URL. For tests and benchmarks of
+    big catalogs.
+    """
+    for name in (database, reader or "x"):
+        if not name.replace("_", "").isalnum():
+            raise ValueError(f"not a plain identifier: {name!r}")
+    admin = await asyncpg.connect(admin_url)
+    try:
+        await admin.execute(f"CREATE DATABASE {database}")
+    finally:
+        await admin.close()
+    url = urlunsplit(urlsplit(admin_url)._replace(path=f"/{database}"))
+    conn = await asyncpg.connect(url)
+    grants = (
+        f"EXECUTE format('GRANT USAGE ON SCHEMA app_%s TO {reader}', s); "
+        f"EXECUTE format('GRANT SELECT ON ALL TABLES IN SCHEMA app_%s TO {reader}', s); "
+        if reader
+        else ""
+    )
+    try:
+        await conn.execute(
+            "DO $$ BEGIN FOR s IN 0..9 LOOP EXECUTE format('CREATE SCHEMA app_%s', s); "
+            "EXECUTE format('CREATE TABLE app_%s.root (id int PRIMARY KEY, name text)', s); END LOOP; END $$"
+        )
+        for start in range(1, tables + 1, 250):  # one transaction would run out of lock slots
+            await conn.execute(
+                f"""DO $$ BEGIN FOR t IN {start}..{min(start + 249, tables)} LOOP
+                      EXECUTE format('CREATE TABLE app_%s.entity_%s (id bigint PRIMARY KEY,
+                          root_id int REFERENCES app_%s.root(id), code text, amount numeric(12,2),
+                          status text, created_at timestamptz, flags int[], meta jsonb)', t % 10, t, t % 10);
+                      EXECUTE format('COMMENT ON TABLE app_%s.entity_%s IS %L', t % 10, t, 'Business entity ' || t);
+                    END LOOP; END $$"""
+            )
+        await conn.execute(f"DO $$ BEGIN FOR s IN 0..9 LOOP {grants}NULL; END LOOP; END $$")
+    finally:
+        await conn.close()
+    return url

@@ -15,6 +15,8 @@ from mcp.shared.exceptions import MCPError
 from mcp_helpers import mcp_client, text_of
 from mcp_types import ResourceTemplateReference
 
+from pg_mcp.local_pg import load_catalog
+
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
 
@@ -200,34 +202,8 @@ CATALOG_TABLES = 5000
 @pytest_asyncio.fixture(loop_scope="session", scope="module")
 async def catalog_url(pg: DemoDatabase) -> AsyncIterator[str]:
     """A separate database of 5,000 tables in 10 schemas, each with a comment and a foreign key."""
-    base = pg.admin_url.rsplit("/", 1)[0]
     await _admin_fetch(pg, "DROP DATABASE IF EXISTS catalog5k")
-    await _admin_fetch(pg, "CREATE DATABASE catalog5k")
-    conn = await asyncpg.connect(f"{base}/catalog5k")
-    try:
-        await conn.execute(
-            "DO $$ BEGIN FOR s IN 0..9 LOOP "
-            "EXECUTE format('CREATE SCHEMA app_%s', s); "
-            "EXECUTE format('CREATE TABLE app_%s.root (id int PRIMARY KEY, name text)', s); "
-            "END LOOP; END $$"
-        )
-        for start in range(1, CATALOG_TABLES + 1, 250):  # one transaction would run out of lock slots
-            await conn.execute(
-                f"""DO $$ BEGIN FOR t IN {start}..{min(start + 249, CATALOG_TABLES)} LOOP
-                      EXECUTE format('CREATE TABLE app_%s.entity_%s (id bigint PRIMARY KEY,
-                          root_id int REFERENCES app_%s.root(id), code text, amount numeric(12,2))',
-                          t % 10, t, t % 10);
-                      EXECUTE format('COMMENT ON TABLE app_%s.entity_%s IS %L', t % 10, t, 'Business entity ' || t);
-                    END LOOP; END $$"""
-            )
-        await conn.execute(
-            "DO $$ BEGIN FOR s IN 0..9 LOOP "
-            "EXECUTE format('GRANT USAGE ON SCHEMA app_%s TO mcp_reader', s); "
-            "EXECUTE format('GRANT SELECT ON ALL TABLES IN SCHEMA app_%s TO mcp_reader', s); "
-            "END LOOP; END $$"
-        )
-    finally:
-        await conn.close()
+    await load_catalog(pg.admin_url, "catalog5k", CATALOG_TABLES, reader="mcp_reader")
     yield pg.url.rsplit("/", 1)[0] + "/catalog5k"
     await _admin_fetch(pg, "DROP DATABASE catalog5k WITH (FORCE)")
 
