@@ -51,7 +51,7 @@ MAX_PROBED_COLUMNS = 40
 #: Types with a total order, so min()/max()/count(DISTINCT) are defined and meaningful.
 ORDERABLE = re.compile(
     r"^(smallint|integer|bigint|numeric|real|double precision|money|date|time|timestamp|interval|text|"
-    r"character|uuid|inet|cidr|macaddr)"
+    r"character|inet|cidr)"
 )
 RESOURCE_PAGE_SIZE = 200
 URI_SCHEME = "postgres"
