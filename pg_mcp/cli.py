@@ -195,10 +195,13 @@ def demo(settings: Settings) -> int:
     print("Starting a throwaway PostgreSQL with the demo database...", file=sys.stderr)
     with start_local_postgres() as cluster:
         url = asyncio.run(load_demo(cluster.url(), cluster.password))
+        passfile = cluster.root / "pgpass"
+        passfile.write_text(f"127.0.0.1:{cluster.port}:*:*:{cluster.password}\n")
+        passfile.chmod(0o600)
         entry = {"mcpServers": {"postgres-demo": {"command": "pg-mcp", "args": ["demo"]}}}
         print(
             f"Demo database running at 127.0.0.1:{cluster.port} (data in {cluster.root}, removed on exit).\n"
-            f"Connect with psql: psql '{url}'\n"
+            f"Connect with psql: PGPASSFILE={passfile} psql -h 127.0.0.1 -p {cluster.port} -U mcp_reader demo\n"
             f"Claude Desktop entry (claude_desktop_config.json):\n{json.dumps(entry, indent=2)}\n"
             "Serving MCP over stdio; press Ctrl-C to stop.",
             file=sys.stderr,
