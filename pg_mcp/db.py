@@ -46,10 +46,13 @@ FINISH_SQL = (
     "SELECT pg_advisory_unlock_all();"
 )
 #: Errors after which the connection is gone but the database may be fine: retry once.
+#: InternalClientError is what asyncpg raises when the server's "terminating connection"
+#: message arrived while the connection sat idle in the pool and its socket is not closed yet.
 CONNECTION_LOST = (
     asyncpg.ConnectionDoesNotExistError,
     asyncpg.AdminShutdownError,
     asyncpg.CannotConnectNowError,
+    asyncpg.InternalClientError,
     ConnectionError,
     OSError,
 )
