@@ -32,11 +32,25 @@ _EXPOSED_SCHEMA = """
     AND has_schema_privilege(n.oid, 'USAGE')
     AND ($1::text[] IS NULL OR n.nspname = ANY($1::text[]))
 """
-#: A relation is listed when it is a readable table-like object and not a partition.
-_LISTED_RELATION = """
+
+
+def _listed_relation(first: int) -> str:
+    """A relation is listed when it is a readable table-like object, not a partition, and allowed.
+
+    `$first` / `$first+1` are the operator's table allowlist as parallel schema / table arrays
+    (table `*` for a whole schema), NULL for no allowlist. Applying it in SQL, not afterwards,
+    keeps LIMIT / OFFSET pages and counts right.
+    """
+    schemas, tables = f"${first}::text[]", f"${first + 1}::text[]"
+    return f"""
     c.relkind IN ('r', 'p', 'v', 'm', 'f') AND NOT c.relispartition
     AND (has_table_privilege(c.oid, 'SELECT') OR has_any_column_privilege(c.oid, 'SELECT'))
+    AND ({schemas} IS NULL OR EXISTS (
+        SELECT 1 FROM unnest({schemas}, {tables}) AS allowed(schema_name, table_name)
+        WHERE allowed.schema_name = n.nspname AND allowed.table_name IN ('*', c.relname)))
 """
+
+
 #: Planner row estimate; partitioned tables sum their partitions; -1 (never analyzed) becomes NULL.
 _ROW_ESTIMATE = """
     CASE WHEN c.relkind = 'p' THEN (
@@ -49,7 +63,7 @@ LIST_SCHEMAS_SQL = f"""
 SELECT n.nspname AS name, obj_description(n.oid, 'pg_namespace') AS comment,
        count(c.oid) AS tables
 FROM pg_namespace n
-LEFT JOIN pg_class c ON c.relnamespace = n.oid AND {_LISTED_RELATION}
+LEFT JOIN pg_class c ON c.relnamespace = n.oid AND {_listed_relation(2)}
 WHERE {_EXPOSED_SCHEMA}
 GROUP BY n.oid, n.nspname ORDER BY n.nspname
 """
@@ -58,7 +72,7 @@ LIST_TABLES_SQL = f"""
 SELECT n.nspname AS schema, c.relname AS name, c.relkind::text AS kind, {_ROW_ESTIMATE} AS estimated_rows,
        obj_description(c.oid, 'pg_class') AS comment
 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-WHERE {_EXPOSED_SCHEMA} AND {_LISTED_RELATION}
+WHERE {_EXPOSED_SCHEMA} AND {_listed_relation(7)}
   AND ($2::text IS NULL OR n.nspname = $2)
   AND (n.nspname, c.relname) > ($3::text COLLATE "C", $4::text COLLATE "C")
 ORDER BY n.nspname COLLATE "C", c.relname COLLATE "C"
@@ -76,7 +90,7 @@ WHERE {_EXPOSED_SCHEMA} AND c.relkind IN ('r', 'p', 'v', 'm', 'f')
 ALL_RELATION_NAMES_SQL = f"""
 SELECT n.nspname AS schema, c.relname AS name
 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-WHERE {_EXPOSED_SCHEMA} AND {_LISTED_RELATION}
+WHERE {_EXPOSED_SCHEMA} AND {_listed_relation(2)}
 """
 
 EXPOSED_SCHEMA_NAMES_SQL = f"SELECT n.nspname FROM pg_namespace n WHERE {_EXPOSED_SCHEMA}"
@@ -146,7 +160,7 @@ SEARCH_SQL = f"""
 WITH rels AS (
     SELECT c.oid, n.nspname, c.relname, c.relkind, obj_description(c.oid, 'pg_class') AS comment
     FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-    WHERE {_EXPOSED_SCHEMA} AND {_LISTED_RELATION}
+    WHERE {_EXPOSED_SCHEMA} AND {_listed_relation(4)}
 ), hits AS (
     SELECT r.nspname AS schema, r.relname AS table_name, r.relkind::text AS kind, NULL::text AS column_name,
            NULL::text AS type, r.comment,
@@ -210,7 +224,7 @@ ORDER BY n.nspname LIMIT 100
 
 COMPLETE_TABLES_SQL = f"""
 SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-WHERE {_EXPOSED_SCHEMA} AND {_LISTED_RELATION}
+WHERE {_EXPOSED_SCHEMA} AND {_listed_relation(4)}
   AND ($2::text IS NULL OR n.nspname = $2) AND starts_with(lower(c.relname), lower($3))
 ORDER BY c.relname LIMIT 100
 """
@@ -264,19 +278,17 @@ class Catalog:
         self.db = db
         self.access = access or AccessPolicy()
         self._schemas: list[str] | None = sorted(self.access.schemas) or None
+        pairs = sorted(self.access.tables)
+        self._allowlist: tuple[list[str] | None, list[str] | None] = (
+            ([schema for schema, _ in pairs], [table for _, table in pairs]) if pairs else (None, None)
+        )
 
     def _allowed(self, schema: str, table: str) -> bool:
         return self.access.table_allowed(schema, table)
 
     async def list_schemas(self) -> list[dict[str, Any]]:
-        schemas = [dict(row) for row in await self.db.fetch_fixed(LIST_SCHEMAS_SQL, self._schemas)]
-        if self.access.tables:  # recount what the table allowlist leaves
-            rows = await self.db.fetch_fixed(ALL_RELATION_NAMES_SQL, self._schemas)
-            for entry in schemas:
-                entry["tables"] = sum(
-                    1 for r in rows if r["schema"] == entry["name"] and self._allowed(r["schema"], r["name"])
-                )
-        return schemas
+        rows = await self.db.fetch_fixed(LIST_SCHEMAS_SQL, self._schemas, *self._allowlist)
+        return [dict(row) for row in rows]
 
     async def list_tables(
         self,
@@ -288,13 +300,9 @@ class Catalog:
     ) -> list[dict[str, Any]]:
         """Relations of an exposed schema (or all) ordered by (schema, name), after `after`, skipping `offset`."""
         rows = await self.db.fetch_fixed(
-            LIST_TABLES_SQL, self._schemas, schema, after[0], after[1], limit, offset
+            LIST_TABLES_SQL, self._schemas, schema, after[0], after[1], limit, offset, *self._allowlist
         )
-        return [
-            {**dict(row), "kind": KINDS[row["kind"]]}
-            for row in rows
-            if self._allowed(row["schema"], row["name"])
-        ]
+        return [{**dict(row), "kind": KINDS[row["kind"]]} for row in rows]
 
     async def resolve_schema(self, schema: str) -> str:
         """The exposed schema matching `schema` (exactly, else case-insensitively), or NotFoundError."""
@@ -356,9 +364,9 @@ class Catalog:
         )
 
     async def _suggest(self, name: str) -> str:
-        rows = await self.db.fetch_fixed(ALL_RELATION_NAMES_SQL, self._schemas)
+        rows = await self.db.fetch_fixed(ALL_RELATION_NAMES_SQL, self._schemas, *self._allowlist)
         by_name: dict[str, list[str]] = {}
-        for row in (r for r in rows if self._allowed(r["schema"], r["name"])):
+        for row in rows:
             by_name.setdefault(row["name"].lower(), []).append(qualified(row["schema"], row["name"]))
         close = difflib.get_close_matches(name.lower(), list(by_name), n=5, cutoff=0.5)
         if not close:
@@ -417,12 +425,11 @@ class Catalog:
     async def search(self, pattern: str, limit: int = SEARCH_LIMIT) -> list[dict[str, Any]]:
         """Tables, views and columns matching `pattern` in name or comment, best first."""
         escaped = pattern.strip().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-        rows = await self.db.fetch_fixed(SEARCH_SQL, self._schemas, escaped, limit)
+        rows = await self.db.fetch_fixed(SEARCH_SQL, self._schemas, escaped, limit, *self._allowlist)
         return [
             {**dict(row), "kind": KINDS.get(row["kind"], row["kind"])}
             for row in rows
-            if self._allowed(row["schema"], row["table_name"])
-            and row["column_name"] not in self.access.hidden(row["schema"], row["table_name"])
+            if row["column_name"] not in self.access.hidden(row["schema"], row["table_name"])
         ]
 
     async def foreign_keys(self) -> list[dict[str, Any]]:
@@ -451,8 +458,8 @@ class Catalog:
         return [str(r[0]) for r in await self.db.fetch_fixed(COMPLETE_SCHEMAS_SQL, self._schemas, prefix)]
 
     async def complete_table(self, schema: str | None, prefix: str) -> list[str]:
-        rows = await self.db.fetch_fixed(COMPLETE_TABLES_SQL, self._schemas, schema, prefix)
-        return [str(r[0]) for r in rows if schema is None or self._allowed(schema, str(r[0]))]
+        rows = await self.db.fetch_fixed(COMPLETE_TABLES_SQL, self._schemas, schema, prefix, *self._allowlist)
+        return [str(r[0]) for r in rows]
 
     async def overview(self) -> dict[str, Any]:
         """Server version, size, extensions and schemas: what a model reads first about a database."""

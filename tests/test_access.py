@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import mcp.types
 import pytest
 from conftest import DemoDatabase
 from mcp_helpers import mcp_client, text_of
@@ -99,3 +100,28 @@ def test_policy_parsing_and_plan_walk() -> None:
         check_plan({**plan, "Output": ["u.*"]}, policy)
     with pytest.raises(GuardError, match="does not expose"):
         check_plan({"Node Type": "Hash Join", "Plans": [{**plan, "Schema": "hr"}]}, policy)
+
+
+async def test_listings_pages_and_completions_show_only_allowed_tables(pg: DemoDatabase) -> None:
+    """The allowlist is applied before LIMIT/OFFSET, so pages are full and counts exact."""
+    only = ("--tables", "hr.employees,sales.orders")
+    async with mcp_client(pg.url, *only) as client:
+        schemas = await client.call_tool("list_schemas", {})
+        tables = await client.call_tool("list_tables", {})
+        resources = await client.list_resources()
+        search = await client.call_tool("search_schema", {"pattern": "id"})
+        ref = mcp.types.ResourceTemplateReference(type="ref/resource", uri="postgres://{schema}/{table}")
+        every_table = await client.complete(ref, {"name": "table", "value": ""})
+        in_hr = await client.complete(ref, {"name": "table", "value": ""}, {"schema": "hr"})
+    counts = {s["name"]: s["tables"] for s in schemas.structured_content["schemas"]}
+    assert counts["hr"] == 1 and counts["sales"] == 1 and counts["inventory"] == 0
+    listed = [f"{t['schema']}.{t['name']}" for t in tables.structured_content["tables"]]
+    assert listed == ["hr.employees", "sales.orders"] and tables.structured_content["total"] == 2
+    assert [str(r.uri) for r in resources.resources] == ["postgres://hr/employees", "postgres://sales/orders"]
+    assert resources.next_cursor is None
+    assert {(h["schema"], h["table_name"]) for h in search.structured_content["hits"]} == {
+        ("hr", "employees"),
+        ("sales", "orders"),
+    }
+    assert sorted(every_table.completion.values) == ["employees", "orders"]
+    assert in_hr.completion.values == ["employees"]
