@@ -59,35 +59,33 @@ def configure_logging(level: str, audit_file: str | None = None) -> None:
 
 def _add_settings_flags(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("settings (each also an environment variable)")
-    flags: list[tuple[str, str, type, str]] = [
-        ("max_rows", "--max-rows", int, "rows returned when the caller does not ask (default 100)"),
-        ("max_rows_limit", "--max-rows-limit", int, "the most rows a caller may ask for (default 1000)"),
-        ("statement_timeout", "--statement-timeout", float, "seconds before a statement is cancelled (30)"),
-        ("lock_timeout", "--lock-timeout", float, "seconds to wait for a lock (5)"),
-        ("connect_timeout", "--connect-timeout", float, "seconds to wait for a connection (10)"),
-        ("pool_min", "--pool-min", int, "connections kept open (1)"),
-        ("pool_max", "--pool-max", int, "most connections opened (5)"),
-        ("schemas", "--schemas", str, "comma-separated schemas to expose (default: all the role can use)"),
+    flags: list[tuple[str, str, str]] = [
+        ("max_rows", "--max-rows", "rows returned when the caller does not ask (default 100)"),
+        ("max_rows_limit", "--max-rows-limit", "the most rows a caller may ask for (default 1000)"),
+        ("statement_timeout", "--statement-timeout", "seconds before a statement is cancelled (30)"),
+        ("lock_timeout", "--lock-timeout", "seconds to wait for a lock (5)"),
+        ("connect_timeout", "--connect-timeout", "seconds to wait for a connection (10)"),
+        ("pool_min", "--pool-min", "connections kept open (1)"),
+        ("pool_max", "--pool-max", "most connections opened (5)"),
+        ("schemas", "--schemas", "comma-separated schemas to expose (default: all the role can use)"),
         (
             "tables",
             "--tables",
-            str,
             "comma-separated schema.table or schema.* the model may read (default: all)",
         ),
-        ("hidden_columns", "--hidden-columns", str, "comma-separated schema.table.column to hide everywhere"),
-        ("allow_functions", "--allow-functions", str, "comma-separated extra functions queries may call"),
-        ("max_cell_chars", "--max-cell-chars", int, "characters shown per value before it is cut (1000)"),
-        ("max_result_bytes", "--max-result-bytes", int, "bytes of text per result before rows are cut"),
-        ("log_level", "--log-level", str, "DEBUG, INFO, WARNING or ERROR (INFO)"),
+        ("hidden_columns", "--hidden-columns", "comma-separated schema.table.column to hide everywhere"),
+        ("allow_functions", "--allow-functions", "comma-separated extra functions queries may call"),
+        ("max_cell_chars", "--max-cell-chars", "characters shown per value before it is cut (1000)"),
+        ("max_result_bytes", "--max-result-bytes", "bytes of text per result before rows are cut"),
+        ("log_level", "--log-level", "DEBUG, INFO, WARNING or ERROR (INFO)"),
         (
             "audit_file",
             "--audit-file",
-            str,
             "also append the audit log (one JSON object per line) to this file",
         ),
     ]
-    for dest, flag, kind, text in flags:
-        group.add_argument(flag, dest=dest, type=kind, default=None, help=f"{text} [{ENV_NAMES[dest]}]")
+    for dest, flag, text in flags:  # values are validated with the environment's, by Settings
+        group.add_argument(flag, dest=dest, default=None, help=f"{text} [{ENV_NAMES[dest]}]")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -115,7 +113,11 @@ def _parser() -> argparse.ArgumentParser:
     _add_settings_flags(demo)
 
     call = commands.add_parser("call", help="call one tool and print what the model would see")
-    call.add_argument("tool", help="query, list_schemas, list_tables or describe_table")
+    call.add_argument(
+        "tool",
+        help="query, list_schemas, list_tables, describe_table, search_schema, relationships, sample_rows, "
+        "column_stats or explain",
+    )
     call.add_argument("arguments", nargs="*", metavar="key=value", help='tool arguments, e.g. sql="SELECT 1"')
     call.add_argument("--url", dest="database_url", help="postgresql://... [DATABASE_URL]")
     call.add_argument("--demo", action="store_true", help="run against a throwaway demo database")
@@ -229,7 +231,12 @@ async def _call(settings: Settings, args: argparse.Namespace, arguments: dict[st
     from pg_mcp.server import build_server
 
     async with Client(build_server(settings)) as client:
-        result = await client.call_tool(args.tool, arguments)
+        tools = {tool.name: tool for tool in (await client.list_tools()).tools}
+        result = None
+        if args.tool in tools:
+            result = await client.call_tool(args.tool, _typed(arguments, tools[args.tool].input_schema))
+    if result is None:
+        raise ConfigError(f"Unknown tool {args.tool!r}.", f"Tools: {', '.join(sorted(tools))}.")
     if args.json and result.structured_content is not None:
         print(json.dumps(result.structured_content, indent=2, ensure_ascii=False))
     else:
@@ -237,12 +244,25 @@ async def _call(settings: Settings, args: argparse.Namespace, arguments: dict[st
     return 1 if result.is_error else 0
 
 
-def _parse_argument(item: str) -> tuple[str, Any]:
-    """`max_rows=5` gives an int, anything else a string (`sql=SELECT 1`)."""
+def _parse_argument(item: str) -> tuple[str, str]:
     key, sep, value = item.partition("=")
     if not sep or not key:
         raise ConfigError(f"Tool arguments are key=value, not {item!r}.")
-    return key, int(value) if value.lstrip("-").isdigit() else value
+    return key, value
+
+
+def _typed(arguments: dict[str, str], schema: dict[str, Any]) -> dict[str, Any]:
+    """Integers where the tool's input schema wants one (`max_rows=5`); text everywhere else."""
+    properties = schema.get("properties", {})
+    typed: dict[str, Any] = {}
+    for key, value in arguments.items():
+        spec = properties.get(key, {})
+        kinds = {spec.get("type")} | {option.get("type") for option in spec.get("anyOf", [])}
+        if "integer" in kinds and value.lstrip("-").isdigit():
+            typed[key] = int(value)
+        else:
+            typed[key] = value
+    return typed
 
 
 def _secret(url: str) -> Any:

@@ -86,12 +86,21 @@ class Settings(BaseSettings):
     def _check_url(cls, value: SecretStr | None) -> SecretStr | None:
         if value is None or not value.get_secret_value().strip():
             return None
-        scheme = urlsplit(value.get_secret_value().strip()).scheme
-        if scheme not in ("postgres", "postgresql"):
+        url = value.get_secret_value().strip()
+        try:
+            parts = urlsplit(url)
+            parts.port  # noqa: B018 -- raises ValueError for a port that is not a number in 0-65535
+        except ValueError:  # the parser's message may quote part of the password: never shown
+            raise ValueError(
+                "is not a valid URL: expected postgresql://user:password@host:5432/db with a numeric "
+                "port, and special characters in the user or password percent-encoded (@ as %40, "
+                "/ as %2F, : as %3A)"
+            ) from None
+        if parts.scheme not in ("postgres", "postgresql"):
             raise ValueError(
                 "must be a URL starting with postgresql:// (e.g. postgresql://user:pass@host/db)"
             )
-        return SecretStr(value.get_secret_value().strip())
+        return SecretStr(url)
 
     @model_validator(mode="after")
     def _check_ranges(self) -> Settings:
@@ -164,7 +173,7 @@ def load_settings(overrides: dict[str, Any] | None = None, *, dotenv: bool = Tru
 
 
 def _describe(exc: ValidationError) -> str:
-    """One line per invalid setting, naming its environment variable and what it accepts (never the value)."""
+    """One line per invalid setting, naming its variable and flag and what it accepts (never the value)."""
     lines = []
     for error in exc.errors(include_input=False, include_url=False):
         message = error["msg"].removeprefix("Value error, ")
@@ -172,5 +181,22 @@ def _describe(exc: ValidationError) -> str:
             lines.append(f"Invalid settings: {message}")
             continue
         field = str(error["loc"][0])
-        lines.append(f"Invalid setting {ENV_NAMES.get(field, field.upper())}: {message}")
+        name = ENV_NAMES.get(field, field.upper())
+        if field != "database_url":
+            name += f" (--{field.replace('_', '-')})"
+        accepted = _accepted(field)
+        lines.append(f"Invalid setting {name}: {message}" + (f"; it accepts {accepted}" if accepted else ""))
     return "\n".join(lines)
+
+
+def _accepted(field: str) -> str | None:
+    """The accepted range of a numeric setting, from its declared bounds."""
+    info = Settings.model_fields.get(field)
+    if info is None or info.annotation not in (int, float):
+        return None
+    bounds = {
+        key: getattr(item, key) for item in info.metadata for key in ("ge", "gt", "le") if hasattr(item, key)
+    }
+    kind = "a whole number" if info.annotation is int else "a number"
+    low = f"from {bounds['ge']}" if "ge" in bounds else f"above {bounds.get('gt', 0)}"
+    return f"{kind} {low} to {bounds['le']}" if "le" in bounds else f"{kind} {low}"

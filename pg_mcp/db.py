@@ -220,7 +220,15 @@ class Database:
                 reset=_reset_connection,
                 server_settings={"application_name": "pg-mcp"},
             )
-        except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, TimeoutError, ssl.SSLError) as exc:
+        except (
+            asyncpg.PostgresError,
+            asyncpg.InterfaceError,
+            OSError,
+            TimeoutError,
+            ssl.SSLError,
+            ValueError,
+            OverflowError,
+        ) as exc:
             raise _unavailable(exc, s) from None
         return pool
 
@@ -342,6 +350,17 @@ def _unavailable(exc: BaseException, settings: Settings) -> DatabaseUnavailableE
         return DatabaseUnavailableError(
             f"Connecting to {target} timed out.",
             "Check the host, the port, firewalls and VPNs; raise PG_MCP_CONNECT_TIMEOUT for slow networks.",
+        )
+    if isinstance(exc, asyncpg.ClientConfigurationError):
+        return DatabaseUnavailableError(
+            f"DATABASE_URL for {target} has an invalid parameter: {_first_line(exc)}.",
+            "Fix that parameter in DATABASE_URL.",
+        )
+    if isinstance(exc, ValueError | OverflowError):  # the driver's message may quote the URL: not shown
+        return DatabaseUnavailableError(
+            f"DATABASE_URL for {target} cannot be used: its host, port or parameters are malformed.",
+            "Check the URL's form: postgresql://user:password@host:5432/db?sslmode=require, with special "
+            "characters in the password percent-encoded.",
         )
     if isinstance(exc, ssl.SSLError) or "SSL" in str(exc):
         return DatabaseUnavailableError(

@@ -151,6 +151,8 @@ def build_server(settings: Settings, db: Database | None = None) -> PgMcpServer:
             checks = asyncio.create_task(log_role_risks(database, explorer.catalog))
         except PgMcpError as exc:
             log.error("database not reachable yet: %s", exc)
+        except Exception as exc:  # serve anyway: each call reports what is wrong and retries
+            log.error("database not reachable yet (%s)", type(exc).__name__)
         try:
             yield None
         finally:
