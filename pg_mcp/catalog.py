@@ -229,6 +229,17 @@ WHERE {_EXPOSED_SCHEMA} AND {_listed_relation(4)}
 ORDER BY c.relname LIMIT 100
 """
 
+#: Functions PostgreSQL could call through field-selection syntax: `(expr).f` needs f callable with
+#: one argument; `alias.f` needs f callable with one row (composite, record or polymorphic) argument.
+FIELD_CALLABLE_FUNCTIONS_SQL = """
+SELECT p.proname AS name,
+       bool_or(t.typtype = 'c' OR t.typname IN ('record', 'any', 'anyelement', 'anynonarray',
+                                                'anycompatible', 'anycompatiblenonarray')) AS takes_row
+FROM pg_proc p JOIN pg_type t ON t.oid = p.proargtypes[0]
+WHERE p.pronargs >= 1 AND p.pronargs - p.pronargdefaults <= 1
+GROUP BY p.proname
+"""
+
 OVERVIEW_SQL = """
 SELECT version() AS version, current_database() AS database, current_user AS role,
        pg_database_size(current_database()) AS size_bytes,
@@ -460,6 +471,12 @@ class Catalog:
     async def complete_table(self, schema: str | None, prefix: str) -> list[str]:
         rows = await self.db.fetch_fixed(COMPLETE_TABLES_SQL, self._schemas, schema, prefix, *self._allowlist)
         return [str(r[0]) for r in rows]
+
+    async def field_callable_functions(self) -> tuple[frozenset[str], frozenset[str]]:
+        """Names callable as `(expr).name`, and the subset callable as `alias.name` on a whole row."""
+        rows = await self.db.fetch_fixed(FIELD_CALLABLE_FUNCTIONS_SQL)
+        one_arg = frozenset(str(row["name"]) for row in rows)
+        return one_arg, frozenset(str(row["name"]) for row in rows if row["takes_row"])
 
     async def overview(self) -> dict[str, Any]:
         """Server version, size, extensions and schemas: what a model reads first about a database."""

@@ -92,7 +92,7 @@ _XML = """
 _CONDITIONAL_AND_CASTS = """
     coalesce nullif greatest least num_nulls num_nonnulls
     text int2 int4 int8 float4 float8 numeric bool date time timetz timestamp timestamptz interval
-    bpchar varchar char inet cidr macaddr uuid
+    bpchar varchar char name money xml inet cidr macaddr uuid
     gen_random_uuid uuidv4 uuidv7 uuid_extract_timestamp uuid_extract_version
     enum_first enum_last enum_range currval lastval
 """

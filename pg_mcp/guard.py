@@ -10,8 +10,13 @@ Policy (the first layer of the read-only promise; the database session is the se
   everything sqlglot can only parse as an opaque Command), and inside a read: data-modifying CTEs
   or any other statement node, `SELECT ... INTO`, and row locks (`FOR UPDATE/SHARE` at any depth).
 - Functions are checked by allowlist wherever a call appears. Names resolve as in PostgreSQL:
-  unquoted names fold to lower case, quoted names keep their exact spelling, `U&"..."` names with
-  escapes are refused. A schema-qualified call is accepted only for `pg_catalog` with an allowed
+  unquoted names fold to lower case, quoted names keep their exact spelling, `U&"..."` names
+  are refused. PostgreSQL also calls a function through field-selection syntax (`(2).pg_sleep` is
+  `pg_sleep(2)`, `t.f` is `f(t)` when `t` has no column `f`), so a field or column name that is a
+  function the database could call that way must be an allowed function too.
+- Lexical agreement with PostgreSQL: whitespace outside strings must be ASCII (PostgreSQL reads
+  a no-break space as part of a name, sqlglot as a separator, and the two would then disagree on
+  where a `$$` string starts). A schema-qualified call is accepted only for `pg_catalog` with an allowed
   name, or when the operator allowed the full "schema.name". User-defined functions are refused
   unless the operator allows them (PG_MCP_ALLOW_FUNCTIONS).
 
@@ -104,6 +109,11 @@ class GuardPolicy:
     max_sql_length: int = 100_000
     allowed_functions: frozenset[str] = field(default_factory=frozenset)
     max_parse_seconds: float = 2.0
+    one_arg_functions: frozenset[str] | None = None
+    """Names of the database's functions callable with one argument, which `(expr).name` may call.
+    None when unknown: then a field selection is accepted only if its name is an allowed function."""
+    row_functions: frozenset[str] = field(default_factory=frozenset)
+    """Names of functions callable with one row argument, which `alias.name` may call."""
 
 
 @dataclass(frozen=True)
@@ -138,6 +148,8 @@ def _check(sql: object, policy: GuardPolicy) -> str:
     text = _check_input(sql, policy)
     started = time.monotonic()
     tokens = _tokenize(text)
+    _check_whitespace(text, tokens)
+    _check_unicode_names(tokens)
     statement_tokens, statement = _single_statement(text, tokens)
     _check_nesting(statement_tokens)
     _check_subscript_chains(statement_tokens)
@@ -152,6 +164,8 @@ def _check(sql: object, policy: GuardPolicy) -> str:
     _check_tree(tree)
     _check_call_tokens(statement_tokens, calls, policy)
     _check_unknown_calls(tree, policy)
+    _check_keyword_calls(tree, policy)
+    _check_field_selections(tree, policy)
     return statement
 
 
@@ -201,6 +215,52 @@ def _tokenize(text: str) -> list[Token]:
     if not tokens or all(token.token_type == TokenType.SEMICOLON for token in tokens):
         _refuse_empty()
     return tokens
+
+
+_STRING_TOKENS = frozenset(
+    {
+        TokenType.STRING,
+        TokenType.IDENTIFIER,
+        TokenType.HEREDOC_STRING,
+        TokenType.BYTE_STRING,
+        TokenType.UNICODE_STRING,
+        TokenType.NATIONAL_STRING,
+        TokenType.RAW_STRING,
+        TokenType.BIT_STRING,
+        TokenType.HEX_STRING,
+    }
+)
+_NON_ASCII_SPACE = re.compile(r"[^\S \t\n\r]")
+
+
+def _check_whitespace(text: str, tokens: list[Token]) -> None:
+    """Refuse non-ASCII whitespace outside strings and quoted names, where the two lexers disagree."""
+    inside = [(token.start, token.end) for token in tokens if token.token_type in _STRING_TOKENS]
+    for match in _NON_ASCII_SPACE.finditer(text):
+        if not any(start <= match.start() <= end for start, end in inside):
+            raise GuardError(
+                "unicode_whitespace",
+                f"The SQL contains the whitespace character U+{ord(match.group()):04X} outside a string; "
+                "PostgreSQL would read it as part of a name.",
+                "Use ordinary spaces, tabs and newlines between words.",
+            )
+
+
+def _check_unicode_names(tokens: list[Token]) -> None:
+    """Refuse U&"..." names: sqlglot reads them as `U & "..."`, PostgreSQL as one (escaped) name."""
+    for prefix, amp, name in zip(tokens, tokens[1:], tokens[2:], strict=False):
+        if (
+            prefix.text.upper() == "U"
+            and amp.token_type == TokenType.AMP
+            and name.token_type == TokenType.IDENTIFIER
+            and prefix.end + 1 == amp.start
+            and amp.end + 1 == name.start
+        ):
+            raise GuardError(
+                "unicode_escape",
+                f'The name U&"{name.text}" uses Unicode-escape syntax, which is not accepted.',
+                "Write the name plainly (in double quotes if needed).",
+            )
 
 
 def _single_statement(text: str, tokens: list[Token]) -> tuple[list[Token], str]:
@@ -395,12 +455,6 @@ def _check_call_tokens(tokens: list[Token], calls: list[Token], policy: GuardPol
         if index is None:
             raise _function_refusal(call.text, "its name could not be resolved")
         quoted = call.token_type == TokenType.IDENTIFIER
-        if quoted and _is_unicode_escaped(tokens, index):
-            raise GuardError(
-                "unicode_escape",
-                f'The function name U&"{call.text}" uses Unicode escapes, which are not accepted.',
-                "Write the function name plainly.",
-            )
         name = call.text if quoted else call.text.lower()
         schema = _token_qualifier(tokens, index)
         if schema is None and not quoted and name in _SYNTAX_CALLS:
@@ -408,19 +462,6 @@ def _check_call_tokens(tokens: list[Token], calls: list[Token], policy: GuardPol
         if schema == "":
             raise _function_refusal(name, "its name could not be resolved")
         _check_function(name, schema, policy)
-
-
-def _is_unicode_escaped(tokens: list[Token], index: int) -> bool:
-    """True for U&"..." with escapes: sqlglot reads it as `U & "..."` and keeps the escapes."""
-    if index < 2 or "\\" not in tokens[index].text:
-        return False
-    prefix, amp = tokens[index - 2], tokens[index - 1]
-    return (
-        prefix.text.upper() == "U"
-        and amp.token_type == TokenType.AMP
-        and prefix.end + 1 == amp.start
-        and amp.end + 1 == tokens[index].start
-    )
 
 
 def _token_qualifier(tokens: list[Token], index: int) -> str | None:
@@ -431,6 +472,74 @@ def _token_qualifier(tokens: list[Token], index: int) -> str | None:
         return ""
     part = tokens[index - 2]
     return part.text if part.token_type == TokenType.IDENTIFIER else part.text.lower()
+
+
+_SAMPLE_METHODS = frozenset({"SYSTEM", "BERNOULLI"})
+
+
+def _check_keyword_calls(tree: exp.Expr, policy: GuardPolicy) -> None:
+    """Calls of functions named like keywords, which sqlglot parses as something else.
+
+    `FROM cube(1)` becomes a table with a column-alias list but no alias (not valid for a table,
+    so PostgreSQL calls a function); `SELECT tablesample(1)` and `SELECT lateral(...)` without
+    FROM are calls too; a TABLESAMPLE method is a function as well.
+    """
+    for node in tree.walk():
+        if isinstance(node, exp.Table):
+            alias = node.args.get("alias")
+            if isinstance(alias, exp.TableAlias) and alias.args.get("columns") and not alias.this:
+                name = _identifier_name(node.this)
+                db = node.args.get("db")
+                schema = "" if node.args.get("catalog") else (_identifier_name(db) if db else None)
+                if name is None or schema == "":
+                    raise _function_refusal(node.name, "its name could not be resolved")
+                _check_function(name, schema, policy)
+        elif isinstance(node, exp.Select) and not node.args.get("from_"):
+            if node.args.get("sample") or node.args.get("laterals") or node.args.get("joins"):
+                raise GuardError(
+                    "function_not_allowed",
+                    "The query calls a function named like a keyword (TABLESAMPLE, LATERAL, JOIN ...), "
+                    "which cannot be checked.",
+                    _FUNCTION_HINT,
+                )
+        elif isinstance(node, exp.TableSample):
+            method = node.args.get("method")
+            if method is not None and str(method.name).upper() not in _SAMPLE_METHODS:
+                raise GuardError(
+                    "function_not_allowed",
+                    f"The TABLESAMPLE method {method.name} is not allowed.",
+                    "Use TABLESAMPLE SYSTEM (pct) or BERNOULLI (pct).",
+                )
+
+
+def _check_field_selections(tree: exp.Expr, policy: GuardPolicy) -> None:
+    """`(expr).name` and `alias.name` call `name(...)` in PostgreSQL when no such field exists."""
+    for node in tree.walk():
+        if isinstance(node, exp.Dot) and isinstance(node.expression, exp.Identifier):
+            name = _identifier_name(node.expression) or ""
+            known = policy.one_arg_functions
+            if _is_allowed(name, policy) or (known is not None and name not in known):
+                continue
+            raise GuardError(
+                "function_not_allowed",
+                f"The field selection (...).{name} can call the function {name}(), which is not allowed"
+                if known is not None
+                else f"The field selection (...).{name} cannot be checked: PostgreSQL may read it as a call of {name}().",
+                "Select the field another way (e.g. from a subquery or with ->> for json), or drop it.",
+            )
+        if isinstance(node, exp.Column) and node.args.get("table") and isinstance(node.this, exp.Identifier):
+            name = _identifier_name(node.this) or ""
+            if name in policy.row_functions and not _is_allowed(name, policy):
+                raise GuardError(
+                    "function_not_allowed",
+                    f"{node.sql(dialect='postgres')} can call the function {name}() on the whole row, "
+                    "and that function is not allowed.",
+                    "If it is a column, select it through a subquery that names it without a table prefix.",
+                )
+
+
+def _is_allowed(name: str, policy: GuardPolicy) -> bool:
+    return is_function_allowed(name, None, policy.allowed_functions)[0]
 
 
 def _check_function(name: str, schema: str | None, policy: GuardPolicy) -> None:

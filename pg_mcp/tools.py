@@ -54,6 +54,8 @@ ORDERABLE = re.compile(
     r"character|inet|cidr)"
 )
 RESOURCE_PAGE_SIZE = 200
+#: Seconds before the database's function names (used by the guard) are read again.
+FUNCTION_NAMES_TTL = 300.0
 URI_SCHEME = "postgres"
 
 
@@ -83,14 +85,24 @@ class Explorer:
         self.access = settings.access
         self.catalog = Catalog(db, self.access)
         self.policy = GuardPolicy(allowed_functions=frozenset(settings.allow_functions))
+        self._policy_loaded_at: float | None = None
         self.limits = Limits(settings.max_cell_chars, settings.max_result_bytes)
+
+    async def guard_policy(self) -> GuardPolicy:
+        """The guard policy with the database's own function names, refreshed every few minutes."""
+        now = time.monotonic()
+        if self._policy_loaded_at is None or now - self._policy_loaded_at > FUNCTION_NAMES_TTL:
+            one_arg, row = await self.catalog.field_callable_functions()
+            self.policy = replace(self.policy, one_arg_functions=one_arg, row_functions=row)
+            self._policy_loaded_at = now
+        return self.policy
 
     async def query(self, sql: str, max_rows: int | None = None, *, tool: str = "query") -> ToolOutput:
         """Guard, execute and render one read-only statement."""
         rows_cap = self._rows_cap(max_rows)
         started = time.perf_counter()
         try:
-            checked = check_query(sql, rows_cap, self.policy)
+            checked = check_query(sql, rows_cap, await self.guard_policy())
             if self.access.active:
                 check_plan(await self._plan(checked, checked.sql, verbose=True), self.access)
             result = await self.db.run_query(checked)
@@ -268,7 +280,7 @@ class Explorer:
         """The planner's plan for a guard-approved statement; EXPLAIN without ANALYZE never executes it."""
         started = time.perf_counter()
         try:
-            checked = check_query(sql, 1, self.policy)
+            checked = check_query(sql, 1, await self.guard_policy())
             plan = await self._plan(checked, checked.statement, verbose=self.access.active)
             if self.access.active:
                 check_plan(plan, self.access)

@@ -17,7 +17,7 @@ the session layer does not refuse (pg_sleep, advisory locks, set_config, query_t
 rollback and reset, and the next call on the same connection sees a clean session.
 
 Counts at the time of writing (`pytest -s tests/test_attacks.py` prints them):
-attacks refused at the guard: 1451 (plus 10 look-alike separators refused without harm);
+attacks refused at the guard: 1477 (plus 10 look-alike separators refused without harm);
 stopped by the database layer alone: 230 of 230 (227 raised an error; 3 ran and changed nothing:
 plain EXPLAIN of a DELETE, SHOW ALL, and an unreferenced `FOR UPDATE` CTE, which PostgreSQL never runs).
 """
@@ -41,10 +41,11 @@ import pytest_asyncio
 from conftest import DemoDatabase
 from mcp_helpers import ROOT, mcp_client, server_env, text_of
 
+from pg_mcp.catalog import FIELD_CALLABLE_FUNCTIONS_SQL
 from pg_mcp.config import load_settings
 from pg_mcp.db import Database
 from pg_mcp.errors import GuardError, PgMcpError
-from pg_mcp.guard import CheckedQuery, check_query
+from pg_mcp.guard import CheckedQuery, GuardPolicy, check_query
 
 ATTACK_FILES = "/tmp/pg_mcp_attack_"
 VICTIM_APP = "pg_mcp_victim"
@@ -658,6 +659,48 @@ LEXICAL: list[Case] = [
     ("bom_then_stacked", "\ufeffSELECT 1; DROP TABLE sales.products"),
 ]
 
+#: PostgreSQL reads `(expr).f` as `f(expr)` and `alias.f` as `f(alias)` when no such field exists;
+#: sqlglot sees a field. Keyword-named calls and no-break spaces before `$$` also parse differently.
+FIELD_SELECTION_AND_KEYWORDS: list[Case] = [
+    ("field_sleep", "SELECT (5).pg_sleep"),
+    ("field_sleep_quoted", 'SELECT (5)."pg_sleep"'),
+    ("field_sleep_unicode_name", 'SELECT (5).U&"pg_sleep"'),
+    ("field_sleep_unicode_escape", 'SELECT (5).U&"pg_sl\\0065ep"'),
+    ("field_sleep_in_where", "SELECT 1 WHERE (5).pg_sleep IS NULL"),
+    ("field_sleep_on_column", "SELECT (x).pg_sleep FROM (VALUES (5)) AS v(x)"),
+    ("field_sleep_on_cast", "SELECT (5::float8).pg_sleep"),
+    ("field_read_file", "SELECT ('/etc/passwd').pg_read_file"),
+    ("field_ls_dir", "SELECT ('.').pg_ls_dir"),
+    ("field_advisory_lock", "SELECT (42::bigint).pg_advisory_lock"),
+    ("field_cancel_self", "SELECT (pg_backend_pid()).pg_cancel_backend"),
+    ("field_terminate_self", "SELECT (pg_backend_pid()).pg_terminate_backend"),
+    ("field_terminate_victim", f"SELECT ({VICTIM_PID}).pg_terminate_backend"),
+    ("field_ts_stat_runs_sql", "SELECT ('SELECT to_tsvector(pg_read_file(''/etc/passwd''))').ts_stat"),
+    ("field_nextval", "SELECT ('sales.products_id_seq'::regclass).nextval"),
+    ("field_setseed", "SELECT (0.5).setseed"),
+    ("field_lo_import", f"SELECT ('{ATTACK_FILES}lo').lo_import"),
+    ("field_in_order_by", "SELECT id FROM sales.products ORDER BY (1).pg_sleep LIMIT 1"),
+    ("keyword_function_in_from", "SELECT * FROM cube(1)"),
+    ("keyword_update_in_from", "SELECT * FROM update(1, 'x')"),
+    ("keyword_tablesample_call", "SELECT tablesample(1)"),
+    ("keyword_lateral_call", "SELECT lateral('a', 'b')"),
+    ("tablesample_extension_method", "SELECT * FROM sales.products TABLESAMPLE system_time(100000)"),
+    (
+        "no_break_space_hides_sleep",
+        'WITH q("interval\u00a0$$") AS (SELECT 1) SELECT interval\u00a0$$, pg_sleep(5) AS b\u00a0$$ FROM q',
+    ),
+    (
+        "no_break_space_hides_query_to_xml",
+        'WITH q("interval\u00a0$$") AS (SELECT 1) '
+        "SELECT interval\u00a0$$, query_to_xml('DELETE FROM sales.products RETURNING 1', true, false, '') "
+        "AS b\u00a0$$ FROM q",
+    ),
+    (
+        "ideographic_space_before_dollar",
+        'SELECT x\u3000$$, pg_sleep(5) AS y\u3000$$ FROM (SELECT 1 AS "x\u3000$$") q',
+    ),
+]
+
 #: Look-alike semicolons and odd spaces are not statement separators for PostgreSQL either; they
 #: must be refused (by the guard or as a syntax error by PostgreSQL) without crashing anything.
 LOOKALIKES: list[Case] = [
@@ -683,6 +726,7 @@ CATEGORIES: dict[str, list[Case]] = {
     "dynamic_sql": DYNAMIC_SQL,
     "resources": RESOURCES,
     "lexical": LEXICAL,
+    "field_selection_and_keywords": FIELD_SELECTION_AND_KEYWORDS,
 }
 
 #: What the database layer alone is tested against: everything that writes or controls transactions.
@@ -956,10 +1000,24 @@ def test_corpus_is_large_and_ids_are_unique() -> None:
     assert len(DB_LAYER_CORPUS) >= 100
 
 
-async def attack(server: SharedServer, case_id: str, sql: str) -> str | None:
+@pytest_asyncio.fixture(loop_scope="session", scope="module")
+async def policy(pg: DemoDatabase) -> GuardPolicy:
+    """The guard policy the server uses: with this database's function names."""
+    conn = await asyncpg.connect(pg.url)
+    try:
+        rows = await conn.fetch(FIELD_CALLABLE_FUNCTIONS_SQL)
+    finally:
+        await conn.close()
+    return GuardPolicy(
+        one_arg_functions=frozenset(r["name"] for r in rows),
+        row_functions=frozenset(r["name"] for r in rows if r["takes_row"]),
+    )
+
+
+async def attack(server: SharedServer, policy: GuardPolicy, case_id: str, sql: str) -> str | None:
     """Send one attack; return what is wrong with the answer, or None when it was refused properly."""
     try:
-        check_query(sql, 100)
+        check_query(sql, 100, policy)
     except GuardError as error:
         expected = str(error)
     else:
@@ -983,11 +1041,16 @@ async def attack(server: SharedServer, case_id: str, sql: str) -> str | None:
 
 @pytest.mark.parametrize("category", list(CATEGORIES))
 async def test_refused_at_the_guard(
-    category: str, pg: DemoDatabase, server: SharedServer, victim: Victim, baseline: dict[str, Any]
+    category: str,
+    pg: DemoDatabase,
+    server: SharedServer,
+    policy: GuardPolicy,
+    victim: Victim,
+    baseline: dict[str, Any],
 ) -> None:
     cases = CATEGORIES[category]
     started = time.monotonic()
-    failures = [failure for case_id, sql in cases if (failure := await attack(server, case_id, sql))]
+    failures = [failure for case_id, sql in cases if (failure := await attack(server, policy, case_id, sql))]
     elapsed = time.monotonic() - started
     assert not failures, f"{len(failures)} of {len(cases)} {category} attacks misbehaved:\n" + "\n".join(
         failures
