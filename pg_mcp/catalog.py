@@ -51,11 +51,11 @@ def _listed_relation(first: int) -> str:
 """
 
 
-#: Planner row estimate; partitioned tables sum their partitions; -1 (never analyzed) becomes NULL.
+#: Planner row estimate; partitioned tables sum their leaf partitions; -1 (never analyzed) becomes NULL.
 _ROW_ESTIMATE = """
     CASE WHEN c.relkind = 'p' THEN (
-        SELECT sum(greatest(p.reltuples, 0))::bigint FROM pg_inherits i
-        JOIN pg_class p ON p.oid = i.inhrelid WHERE i.inhparent = c.oid)
+        SELECT CASE WHEN bool_and(p.reltuples < 0) THEN NULL ELSE sum(greatest(p.reltuples, 0)) END::bigint
+        FROM pg_partition_tree(c.oid) tree JOIN pg_class p ON p.oid = tree.relid WHERE tree.isleaf)
     WHEN c.reltuples < 0 THEN NULL ELSE c.reltuples::bigint END
 """
 
@@ -100,7 +100,9 @@ SELECT n.nspname AS schema, c.relname AS name, c.relkind::text AS kind, {_ROW_ES
        obj_description(c.oid, 'pg_class') AS comment,
        CASE WHEN c.relkind IN ('v', 'm') THEN pg_get_viewdef(c.oid, true) END AS definition,
        CASE WHEN c.relkind = 'p' THEN pg_get_partkeydef(c.oid) END AS partition_key,
-       CASE WHEN c.relkind IN ('r', 'p', 'm') THEN pg_total_relation_size(c.oid) END AS total_bytes
+       CASE WHEN c.relkind = 'p' THEN (SELECT sum(pg_total_relation_size(tree.relid))::bigint
+                                        FROM pg_partition_tree(c.oid) tree)
+            WHEN c.relkind IN ('r', 'm') THEN pg_total_relation_size(c.oid) END AS total_bytes
 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
 WHERE c.oid = $1
 """
@@ -275,6 +277,7 @@ class TableDescription:
     referenced_by: list[dict[str, Any]] = field(default_factory=list)
     unique_constraints: list[dict[str, Any]] = field(default_factory=list)
     check_constraints: list[dict[str, Any]] = field(default_factory=list)
+    exclusion_constraints: list[dict[str, Any]] = field(default_factory=list)
     indexes: list[dict[str, Any]] = field(default_factory=list)
     definition: str | None = None
     partition_key: str | None = None
@@ -525,9 +528,18 @@ def _column(row: dict[str, Any]) -> dict[str, Any]:
 def _add_constraint(description: TableDescription, con: dict[str, Any], ref: RelationRef) -> None:
     columns = list(con["columns"] or [])
     outgoing = (con["source_schema"], con["source_table"]) == (ref.schema, ref.name)
+    incoming = (con["target_schema"], con["target_table"]) == (ref.schema, ref.name)
     if con["type"] == "p":
         description.primary_key = columns
-    elif con["type"] == "f" and outgoing:
+    elif con["type"] == "u":
+        description.unique_constraints.append({"name": con["name"], "columns": columns})
+    elif con["type"] == "x":
+        description.exclusion_constraints.append({"name": con["name"], "definition": con["definition"]})
+    elif con["type"] == "c":
+        description.check_constraints.append({"name": con["name"], "definition": con["definition"]})
+    if con["type"] != "f":
+        return
+    if outgoing:
         description.foreign_keys.append(
             {
                 "name": con["name"],
@@ -536,7 +548,7 @@ def _add_constraint(description: TableDescription, con: dict[str, Any], ref: Rel
                 "referenced_columns": list(con["target_columns"] or []),
             }
         )
-    elif con["type"] == "f":
+    if incoming:  # both for a key to the table itself (a parent_id column)
         description.referenced_by.append(
             {
                 "name": con["name"],
@@ -545,7 +557,3 @@ def _add_constraint(description: TableDescription, con: dict[str, Any], ref: Rel
                 "referenced_columns": list(con["target_columns"] or []),
             }
         )
-    elif con["type"] == "u":
-        description.unique_constraints.append({"name": con["name"], "columns": columns})
-    else:
-        description.check_constraints.append({"name": con["name"], "definition": con["definition"]})

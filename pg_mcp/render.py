@@ -287,6 +287,8 @@ def render_description(d: TableDescription) -> str:
         lines.append(f"Unique: ({', '.join(u['columns'])})")
     for check in d.check_constraints:
         lines.append(f"Check: {check['definition']}")
+    for exclusion in d.exclusion_constraints:
+        lines.append(f"Exclusion: {exclusion['definition']}")
     for index in d.indexes:
         lines.append(f"Index: {_short_index(index['definition'])}")
     if d.partition_key:
