@@ -67,8 +67,33 @@ CASES: list[tuple[str, str, str, Any]] = [
     ("bits", "bit varying", "B'1011'", "1011"),
     ("xmlv", "xml", "'<a>1</a>'", "<a>1</a>"),
     ("byt", "bytea", "'\\xdeadbeef'", "\\xdeadbeef"),
+    ("f8_pinf", "double precision", "'+Infinity'", "Infinity"),
+    ("num_ninf", "numeric", "'-Infinity'", "-Infinity"),
+    ("tstz_bc", "timestamptz", "'0044-03-15 12:00:00+00 BC'", "0044-03-15 12:00:00+00 BC"),
+    ("tstz_1969", "timestamptz", "'1969-07-20 20:17:40.5+00'", "1969-07-20 20:17:40.5+00"),
+    ("ttz", "timetz", "'12:00:00.25+05:30'", "12:00:00.25+05:30"),
+    ("mac8", "macaddr8", "'08:00:2b:01:02:03:04:05'", "08:00:2b:01:02:03:04:05"),
+    ("ln", "line", "'{1,-1,0}'", "{1,-1,0}"),
+    ("seg", "lseg", "'[(0,0),(1,1)]'", "[(0,0),(1,1)]"),
+    ("pth", "path", "'[(0,0),(1,1),(2,0)]'", "[(0,0),(1,1),(2,0)]"),
+    ("poly", "polygon", "'((0,0),(1,1),(1,0))'", "((0,0),(1,1),(1,0))"),
+    ("circ", "circle", "'<(1,2),3>'", "<(1,2),3>"),
+    ("drng", "daterange", "'[2025-01-01,2025-02-01)'", "[2025-01-01,2025-02-01)"),
+    (
+        "tsr",
+        "tsrange",
+        "'[2025-01-01 10:00,2025-01-01 12:00)'",
+        '["2025-01-01 10:00:00","2025-01-01 12:00:00")',
+    ),
+    ("mrng", "int4multirange", "'{[1,3), [5,7)}'", ["[1,3)", "[5,7)"]),  # its ranges, in order
     ("mood", "typetest.mood", "'happy'", "happy"),
     ("pair", "typetest.pair", "ROW(1, 'x')", {"a": 1, "b": "x"}),
+    (
+        "pairs",
+        "typetest.pair[]",
+        "ARRAY[ROW(1, 'x'), ROW(2, NULL)]::typetest.pair[]",
+        [{"a": 1, "b": "x"}, {"a": 2, "b": None}],
+    ),
 ]
 
 
