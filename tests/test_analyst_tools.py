@@ -29,6 +29,14 @@ async def _admin_fetch(pg: DemoDatabase, sql: str, *args: Any) -> list[asyncpg.R
         await conn.close()
 
 
+async def _admin_execute(pg: DemoDatabase, script: str) -> None:
+    conn = await asyncpg.connect(pg.admin_url)
+    try:
+        await conn.execute(script)
+    finally:
+        await conn.close()
+
+
 async def test_describe_matches_pg_catalog_field_by_field(pg: DemoDatabase) -> None:
     expected = await _admin_fetch(
         pg,
@@ -276,3 +284,88 @@ async def test_a_wide_table_describes_in_a_few_kilobytes(pg: DemoDatabase) -> No
     assert len(result.structured_content["columns"]) == 51
     assert "c49 jsonb" in text and "c00 bigint NOT NULL default 0" in text
     assert len(text.encode()) < 3000
+
+
+@pytest_asyncio.fixture(loop_scope="session", scope="module")
+async def detail_schema(pg: DemoDatabase) -> AsyncIterator[str]:
+    """Objects exercising every describable feature, in a schema of their own, dropped afterwards."""
+    await _admin_execute(
+        pg,
+        """
+        CREATE SCHEMA detail;
+        CREATE EXTENSION btree_gist SCHEMA detail;
+        CREATE DOMAIN detail.percent AS numeric(5,2) CHECK (VALUE BETWEEN 0 AND 100);
+        CREATE TABLE detail.rooms (
+            id int PRIMARY KEY,
+            parent_id int REFERENCES detail.rooms (id),
+            label text COLLATE "C" NOT NULL,
+            occupancy detail.percent,
+            width_m numeric NOT NULL CHECK (width_m > 0),
+            length_m numeric NOT NULL,
+            area_m2 numeric GENERATED ALWAYS AS (width_m * length_m) STORED,
+            booked tstzrange,
+            EXCLUDE USING gist (id WITH =, booked WITH &&)
+        );
+        INSERT INTO detail.rooms (id, parent_id, label, width_m, length_m)
+        SELECT g, NULLIF(g - 1, 0), 'room ' || g, 3, 4 FROM generate_series(1, 2000) g;
+        CREATE MATERIALIZED VIEW detail.big_rooms AS SELECT id, area_m2 FROM detail.rooms WHERE area_m2 > 10;
+        CREATE TABLE detail.readings (taken_on date NOT NULL, value int) PARTITION BY RANGE (taken_on);
+        CREATE TABLE detail.readings_2025 PARTITION OF detail.readings
+            FOR VALUES FROM ('2025-01-01') TO ('2026-01-01');
+        CREATE TABLE detail.readings_2026 PARTITION OF detail.readings
+            FOR VALUES FROM ('2026-01-01') TO ('2027-01-01');
+        INSERT INTO detail.readings SELECT date '2025-01-01' + g % 700, g FROM generate_series(1, 50000) g;
+        ANALYZE detail.readings;
+        GRANT USAGE ON SCHEMA detail TO mcp_reader;
+        GRANT SELECT ON ALL TABLES IN SCHEMA detail TO mcp_reader;
+        """,
+    )
+    try:
+        yield "detail"
+    finally:
+        await _admin_execute(pg, "DROP SCHEMA detail CASCADE")
+
+
+async def test_describe_shows_domains_generated_columns_constraints_and_sizes(
+    pg: DemoDatabase, detail_schema: str
+) -> None:
+    async with mcp_client(pg.url) as client:
+        rooms = await client.call_tool("describe_table", {"table": "rooms", "schema": detail_schema})
+        matview = await client.call_tool("describe_table", {"table": "detail.big_rooms"})
+        readings = await client.call_tool("describe_table", {"table": "detail.readings"})
+    assert not rooms.is_error, text_of(rooms)
+    d = rooms.structured_content
+    columns = {c["name"]: c for c in d["columns"]}
+    assert columns["occupancy"]["type"] == "detail.percent"
+    assert columns["occupancy"]["domain_base"] == "numeric(5,2)"
+    assert columns["occupancy"]["domain_checks"] == ["CHECK (VALUE >= 0::numeric AND VALUE <= 100::numeric)"]
+    assert columns["area_m2"]["generated"] == "(width_m * length_m)" and "default" not in columns["area_m2"]
+    assert columns["label"]["collation"] == "C" and "collation" not in columns["length_m"]
+    assert d["check_constraints"] == [
+        {"name": "rooms_width_m_check", "definition": "CHECK (width_m > 0::numeric)"}
+    ]
+    assert d["exclusion_constraints"] == [
+        {"name": "rooms_id_booked_excl", "definition": "EXCLUDE USING gist (id WITH =, booked WITH &&)"}
+    ]
+    self_key = {"name": "rooms_parent_id_fkey", "columns": ["parent_id"], "referenced_columns": ["id"]}
+    assert d["foreign_keys"] == [{**self_key, "references": "detail.rooms"}]
+    assert d["referenced_by"] == [{**self_key, "table": "detail.rooms"}]
+    text = text_of(rooms)
+    assert "parent_id integer → detail.rooms(id)" in text
+    assert "Referenced by: detail.rooms(parent_id) → (id)" in text
+    assert "Exclusion: EXCLUDE USING gist" in text and "Check: CHECK (width_m > 0::numeric)" in text
+
+    m = matview.structured_content
+    assert m["kind"] == "materialized view" and "WHERE rooms.area_m2 > 10::numeric" in m["definition"]
+    assert "Definition: SELECT rooms.id," in text_of(matview)
+
+    [expected] = await _admin_fetch(
+        pg,
+        """SELECT sum(pg_total_relation_size(relid))::bigint AS bytes,
+                  (sum(c.reltuples) FILTER (WHERE isleaf))::bigint AS estimate
+           FROM pg_partition_tree('detail.readings') JOIN pg_class c ON c.oid = relid""",
+    )
+    r = readings.structured_content
+    assert r["total_bytes"] == expected["bytes"] > 0
+    assert r["estimated_rows"] == expected["estimate"] == 50000
+    assert [p["name"] for p in r["partitions"]] == ["detail.readings_2025", "detail.readings_2026"]
