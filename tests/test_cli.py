@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import socket
 import subprocess
 import sys
@@ -85,6 +86,56 @@ def test_check_explains_an_unknown_host() -> None:
     assert result.returncode == 1
     assert "could not be resolved" in result.stderr or "timed out" in result.stderr, result.stderr
     assert "pw@" not in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"password": "wrong-password"}, "Authentication failed"),
+        ({"database": "no_such_database"}, "does not exist"),
+        ({"port": 0}, "Connection refused"),
+    ],
+)
+async def test_a_wrong_url_is_explained_to_the_model_on_every_call(
+    pg: DemoDatabase, change: dict[str, object], message: str
+) -> None:
+    if change.get("port") == 0:
+        change = {"port": _free_port()}
+    url = _with(pg.url, **change)  # type: ignore[arg-type]
+    params = StdioServerParameters(
+        command=sys.executable,
+        args=["-m", "pg_mcp", url, "--connect-timeout", "5"],
+        env=server_env(),
+        cwd=str(ROOT),
+    )
+    async with Client(params, read_timeout_seconds=60) as client:
+        first = await client.call_tool("query", {"sql": "SELECT 1"})
+        second = await client.call_tool("list_tables", {})
+    for result in (first, second):
+        text = text_of(result)
+        assert result.is_error and message in text and "Hint:" in text, text
+        assert "Traceback" not in text and str(urlsplit(url).password) not in text
+
+
+def test_result_memory_does_not_grow_with_the_table(pg: DemoDatabase) -> None:
+    """Peak server memory for a whole million-row table, or a trillion-row join, equals that of a tiny query."""
+
+    def peak_rss_kib(sql: str) -> int:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "pg_mcp", "call", "--url", pg.url, "query", f"sql={sql}", "max_rows=1000"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL,
+            env=server_env(), cwd=ROOT,
+        )  # fmt: skip
+        _, status, usage = os.wait4(process.pid, 0)
+        process.returncode = os.waitstatus_to_exitcode(status)
+        assert process.returncode == 0, sql
+        return int(usage.ru_maxrss)
+
+    baseline = peak_rss_kib("SELECT * FROM sales.products LIMIT 5")
+    whole_table = peak_rss_kib("SELECT * FROM sales.order_items")
+    cartesian = peak_rss_kib("SELECT * FROM sales.order_items a CROSS JOIN sales.order_items b")
+    assert whole_table - baseline < 16 * 1024, (baseline, whole_table)
+    assert cartesian - baseline < 16 * 1024, (baseline, cartesian)
 
 
 def test_call_prints_what_the_model_sees(pg: DemoDatabase) -> None:

@@ -70,6 +70,7 @@ async def test_describe_table(pg: DemoDatabase) -> None:
         gift_plain = await client.call_tool("describe_table", {"table": "gift cards", "schema": "sales"})
         upper = await client.call_tool("describe_table", {"table": "SALES.ORDERS"})
         unknown = await client.call_tool("describe_table", {"table": "sales.order"})
+        wrong_schema = await client.call_tool("describe_table", {"table": "orders", "schema": "salse"})
     assert not orders.is_error, text_of(orders)
     d = orders.structured_content
     columns = {c["name"]: c for c in d["columns"]}
@@ -92,6 +93,7 @@ async def test_describe_table(pg: DemoDatabase) -> None:
     assert not upper.is_error and upper.structured_content["name"] == "orders"
     assert unknown.is_error
     assert "does not exist" in text_of(unknown) and "sales.orders" in text_of(unknown)
+    assert wrong_schema.is_error and "Closest existing names: sales.orders" in text_of(wrong_schema)
 
 
 async def test_table_name_injection_is_just_a_missing_name(pg: DemoDatabase) -> None:
@@ -159,7 +161,8 @@ async def test_huge_results_return_the_first_page_quickly(pg: DemoDatabase) -> N
     [
         ("", "empty"),
         ("   -- nothing here\n", "empty"),
-        ("SELEC id FROM sales.orders", "line 1"),
+        ("SELEC id FROM sales.orders", "line 1, column"),
+        ("SELECT id FROM sales.orders WHERE (id > 1", "line 1, column 41"),
         ("SELECT 1; SELECT 2", "one statement"),
         ("SELECT 1; COMMIT; DROP SCHEMA sales CASCADE;", "one statement"),
         ("DELETE FROM sales.products", "read-only"),
