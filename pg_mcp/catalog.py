@@ -207,9 +207,14 @@ WHERE schemaname = $1 AND tablename = $2 AND ($3::text IS NULL OR attname = $3)
 ORDER BY inherited DESC
 """
 
-ROW_ESTIMATE_SQL = (
-    f"SELECT {_ROW_ESTIMATE} AS estimated_rows, c.relkind::text AS kind FROM pg_class c WHERE c.oid = $1"
-)
+ROW_ESTIMATE_SQL = f"""
+SELECT {_ROW_ESTIMATE} AS estimated_rows, c.relkind::text AS kind,
+       CASE WHEN c.relkind = 'p' THEN (
+           SELECT sum(p.relpages)::bigint FROM pg_partition_tree(c.oid) tree
+           JOIN pg_class p ON p.oid = tree.relid WHERE tree.isleaf)
+       ELSE c.relpages::bigint END AS pages
+FROM pg_class c WHERE c.oid = $1
+"""
 
 COLUMN_NAMES_SQL = """
 SELECT a.attname AS name, format_type(a.atttypid, a.atttypmod) AS type
@@ -260,6 +265,15 @@ class RelationRef:
     @property
     def display(self) -> str:
         return qualified(self.schema, self.name)
+
+
+@dataclass(frozen=True)
+class RelationSize:
+    """What the planner knows about a relation's size; rows is None before the first ANALYZE."""
+
+    rows: int | None
+    pages: int
+    kind: str
 
 
 @dataclass
@@ -486,10 +500,10 @@ class Catalog:
         info = dict((await self.db.fetch_fixed(OVERVIEW_SQL))[0])
         return {**info, "schemas": await self.list_schemas()}
 
-    async def row_estimate(self, ref: RelationRef) -> tuple[int | None, str]:
-        """The planner's row estimate and the relation kind code (r, p, v, m, f)."""
+    async def size(self, ref: RelationRef) -> RelationSize:
+        """The planner's row and page estimates and the relation kind code (r, p, v, m, f)."""
         row = (await self.db.fetch_fixed(ROW_ESTIMATE_SQL, ref.oid))[0]
-        return row["estimated_rows"], row["kind"]
+        return RelationSize(row["estimated_rows"], row["pages"] or 0, row["kind"])
 
     async def columns(self, ref: RelationRef) -> list[dict[str, Any]]:
         hidden = self.access.hidden(ref.schema, ref.name)

@@ -46,6 +46,8 @@ LIST_TABLES_PAGE = 200
 MAX_EDGES_SHOWN = 100
 MAX_SAMPLE_ROWS = 100
 SAMPLE_OVERSHOOT = 20
+#: Blocks a sample reads at least, so rows come from several places in the table.
+SAMPLE_MIN_BLOCKS = 8
 PROBE_ROWS = 10_000
 MAX_PROBED_COLUMNS = 40
 #: Types with a total order, so min()/max()/count(DISTINCT) are defined and meaningful.
@@ -208,20 +210,22 @@ class Explorer:
         return ToolOutput(text, {"scope": scope, "foreign_keys": edges})
 
     async def sample_rows(self, table: str, n: int = 10, schema: str | None = None) -> ToolOutput:
-        """A few rows, sampled by block (TABLESAMPLE SYSTEM) on big tables so nothing is scanned in full."""
+        """A few rows from random blocks (TABLESAMPLE SYSTEM) on big tables, so nothing is scanned in full."""
         if not 1 <= n <= MAX_SAMPLE_ROWS:
             raise QueryError(
                 f"n must be between 1 and {MAX_SAMPLE_ROWS}, not {n}.", "Ask for a handful of rows."
             )
         ref = await self.catalog.resolve_table(table, schema)
-        estimate, kind = await self.catalog.row_estimate(ref)
+        size = await self.catalog.size(ref)
         columns = "*"
         if self.access.hidden(ref.schema, ref.name):
             columns = ", ".join(quote_ident(c["name"]) for c in await self.catalog.columns(ref))
         sql = f"SELECT {columns} FROM {ref.display}"
-        if kind in ("r", "m") and estimate and estimate > n * SAMPLE_OVERSHOOT:
-            percent = max(0.001, min(100.0, 100.0 * n * SAMPLE_OVERSHOOT / estimate))
-            output = await self.query(f"{sql} TABLESAMPLE SYSTEM ({percent:.4f})", n, tool="sample_rows")
+        if size.kind in ("r", "m", "p") and size.rows and size.rows > n * SAMPLE_OVERSHOOT:
+            share = max(n * SAMPLE_OVERSHOOT / size.rows, SAMPLE_MIN_BLOCKS / max(size.pages, 1))
+            percent = max(0.001, min(100.0, 100.0 * share))
+            sampled = f"SELECT * FROM ({sql} TABLESAMPLE SYSTEM ({percent:.4f})) AS sample ORDER BY random()"
+            output = await self.query(sampled, n, tool="sample_rows")
             if output.structured["row_count"] >= n:
                 return output
         return await self.query(sql, n, tool="sample_rows")
@@ -235,7 +239,7 @@ class Explorer:
         if column is not None:
             column = _pick_column(column, [c["name"] for c in columns], ref.display)
             columns = [c for c in columns if c["name"] == column]
-        estimate, _ = await self.catalog.row_estimate(ref)
+        estimate = (await self.catalog.size(ref)).rows
         stats = {row["column"]: row for row in await self.catalog.stats(ref, column)}
         missing = [c for c in columns if c["name"] not in stats][:MAX_PROBED_COLUMNS]
         probed = await self._probe(ref, missing) if missing else {}
