@@ -95,14 +95,14 @@ async def raw_jsonrpc(url: str, n: int) -> list[float]:
         while json.loads(await stdout.readline()).get("id") != ident:
             pass
 
-    init = {
+    init: dict[str, object] = {
         "protocolVersion": "2025-11-25",
         "capabilities": {},
         "clientInfo": {"name": "bench", "version": "0"},
     }
     await request(0, "initialize", init)
     stdin.write(b'{"jsonrpc": "2.0", "method": "notifications/initialized"}\n')
-    call = {"name": "query", "arguments": {"sql": PK_QUERY}}
+    call: dict[str, object] = {"name": "query", "arguments": {"sql": PK_QUERY}}
     counter = iter(range(1, 1_000_000))
     samples = await timed(lambda: request(next(counter), "tools/call", call), n)
     stdin.close()
@@ -112,7 +112,9 @@ async def raw_jsonrpc(url: str, n: int) -> list[float]:
 
 def params(url: str) -> StdioServerParameters:
     env = {k: v for k, v in os.environ.items() if not k.startswith("PG_MCP_") and k != "DATABASE_URL"}
-    return StdioServerParameters(command=sys.executable, args=["-m", "pg_mcp", url], env=env)
+    return StdioServerParameters(
+        command=sys.executable, args=["-m", "pg_mcp", url], env=env, cwd=str(Path(__file__).parent)
+    )
 
 
 async def main(calls: int) -> None:

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import sys
+from pathlib import Path
 from typing import Any
 
 from mcp import Client, StdioServerParameters
@@ -44,7 +46,11 @@ def text_bytes(result: Any) -> int:
 
 
 def params(url: str) -> StdioServerParameters:
-    return StdioServerParameters(command=sys.executable, args=["-m", "pg_mcp", url])
+    """The server on `url` alone: no PG_MCP_* settings or .env file from the caller change the numbers."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PG_MCP_") and k != "DATABASE_URL"}
+    return StdioServerParameters(
+        command=sys.executable, args=["-m", "pg_mcp", url], env=env, cwd=str(Path(__file__).parent)
+    )
 
 
 async def main() -> None:

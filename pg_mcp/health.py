@@ -48,10 +48,6 @@ class RoleReport:
     visible_tables: int
     risks: list[str] = field(default_factory=list)
 
-    @property
-    def over_privileged(self) -> bool:
-        return bool(self.risks)
-
 
 async def role_report(db: Database, catalog: Catalog) -> RoleReport:
     facts = dict((await db.fetch_fixed(ROLE_SQL))[0])

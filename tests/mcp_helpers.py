@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from mcp import Client, StdioServerParameters
 
@@ -33,6 +34,13 @@ async def mcp_client(url: str, *args: str, **env: str) -> AsyncIterator[Client]:
     )
     async with Client(params, read_timeout_seconds=60) as client:
         yield client
+
+
+def password_of(url: str) -> str:
+    """The password in a URL, to prove it never shows up anywhere."""
+    password = urlsplit(url).password
+    assert password, "the test URLs carry a password"
+    return password
 
 
 def text_of(result: Any) -> str:

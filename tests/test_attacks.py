@@ -968,7 +968,8 @@ async def server_session(server: SharedServer) -> list[Any]:
         assert not result.is_error, text_of(result)
         answers.append(result.structured_content["rows"])
     assert all(answer == answers[0] for answer in answers), answers
-    return answers[0]
+    first: list[Any] = answers[0]
+    return first
 
 
 async def check_unchanged(

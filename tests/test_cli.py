@@ -13,7 +13,7 @@ from urllib.parse import urlsplit
 import pytest
 from conftest import DemoDatabase
 from mcp import Client, StdioServerParameters
-from mcp_helpers import ROOT, server_env, text_of
+from mcp_helpers import ROOT, password_of, server_env, text_of
 
 from pg_mcp.errors import ConfigError
 from pg_mcp.local_pg import find_pg_bin
@@ -50,14 +50,14 @@ def test_check_reports_a_least_privilege_role(pg: DemoDatabase) -> None:
     assert "SUPERUSER" not in out
     assert "Visible tables and views: 1" in out  # at least 10 in the demo database
     assert "no risks found" in out
-    assert urlsplit(pg.url).password not in out + result.stderr
+    assert password_of(pg.url) not in out + result.stderr
 
 
 def test_check_warns_about_a_superuser(pg: DemoDatabase) -> None:
     result = run("check", pg.admin_url)
     assert result.returncode == 0
     assert "SUPERUSER" in result.stdout and "readonly_role.sql" in result.stdout
-    assert urlsplit(pg.admin_url).password not in result.stdout + result.stderr
+    assert password_of(pg.admin_url) not in result.stdout + result.stderr
 
 
 @pytest.mark.parametrize(
@@ -78,7 +78,7 @@ def test_check_explains_connection_failures(
     assert result.returncode == 1
     assert message in result.stderr, result.stderr
     assert "Hint:" in result.stderr and "Traceback" not in result.stderr
-    assert urlsplit(url).password not in result.stderr + result.stdout
+    assert password_of(url) not in result.stderr + result.stdout
 
 
 def test_check_explains_an_unknown_host() -> None:
@@ -114,7 +114,7 @@ async def test_a_wrong_url_is_explained_to_the_model_on_every_call(
     for result in (first, second):
         text = text_of(result)
         assert result.is_error and message in text and "Hint:" in text, text
-        assert "Traceback" not in text and str(urlsplit(url).password) not in text
+        assert "Traceback" not in text and password_of(url) not in text
 
 
 def test_result_memory_does_not_grow_with_the_table(pg: DemoDatabase) -> None:
@@ -208,7 +208,7 @@ def test_serve_warns_at_start_when_the_role_is_over_privileged(pg: DemoDatabase)
     assert response["result"]["serverInfo"]["name"] == "pg-mcp"
     warning = next(line for line in lines if "SUPERUSER" in line)
     assert " WARNING " in warning and "readonly_role.sql" in warning
-    assert urlsplit(pg.admin_url).password not in "".join(lines)
+    assert password_of(pg.admin_url) not in "".join(lines)
 
 
 def test_demo_without_binaries_says_what_to_install(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -7,16 +7,22 @@ import sys
 import time
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 import anyio
 import asyncpg
 import pytest
 from conftest import DemoDatabase
 from mcp import Client, StdioServerParameters
-from mcp_helpers import ROOT, mcp_client, server_env, text_of
+from mcp_helpers import ROOT, mcp_client, password_of, server_env, text_of
+from mcp_types import ReadResourceResult, TextResourceContents
 
 pytestmark = pytest.mark.asyncio
+
+
+def text_of_resource(result: ReadResourceResult) -> str:
+    [content] = result.contents
+    assert isinstance(content, TextResourceContents)
+    return content.text
 
 
 async def _fetchval(url: str, sql: str) -> Any:
@@ -240,8 +246,8 @@ async def test_resources_list_read_and_template(pg: DemoDatabase) -> None:
         "postgres://analytics/page_views",
     } <= uris
     assert [t.uri_template for t in templates.resource_templates] == ["postgres://{schema}/{table}"]
-    assert orders.contents[0].text.startswith("sales.orders (table")
-    assert gift.contents[0].text.startswith('sales."Gift Cards" (table')
+    assert text_of_resource(orders).startswith("sales.orders (table")
+    assert text_of_resource(gift).startswith('sales."Gift Cards" (table')
 
 
 async def test_client_disconnect_mid_query_stops_the_statement(pg: DemoDatabase) -> None:
@@ -276,7 +282,7 @@ async def test_audit_file_records_every_statement(pg: DemoDatabase, tmp_path: Pa
     assert [e["outcome"] for e in entries] == ["ok", "refused:not_read_only"]
     assert entries[0]["sql"] == "SELECT 1 AS one" and entries[0]["rows"] == 1 and entries[0]["ms"] >= 0
     assert entries[1]["reason"] and entries[1]["time"].endswith("+00:00")
-    assert urlsplit(pg.url).password not in audit.read_text()
+    assert password_of(pg.url) not in audit.read_text()
 
 
 async def test_runaway_queries_end_clearly_while_other_calls_are_served(pg: DemoDatabase) -> None:
