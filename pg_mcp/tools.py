@@ -55,6 +55,8 @@ ORDERABLE = re.compile(
     r"^(smallint|integer|bigint|numeric|real|double precision|money|date|time|timestamp|interval|text|"
     r"character|inet|cidr)"
 )
+#: Types without min()/max() whose distinct values can still be counted.
+COUNTABLE = re.compile(r"^(boolean|uuid)$")
 RESOURCE_PAGE_SIZE = 200
 #: Seconds before the database's function names (used by the guard) are read again.
 FUNCTION_NAMES_TTL = 300.0
@@ -262,6 +264,8 @@ class Explorer:
                     f"max({col})::text AS hi{i}",
                     f"count(DISTINCT {col}) AS d{i}",
                 ]
+            elif COUNTABLE.match(c["type"]):
+                selects.append(f"count(DISTINCT {col}) AS d{i}")
         inner = ", ".join(quote_ident(c["name"]) for c in columns)
         sql = f"SELECT {', '.join(selects)} FROM (SELECT {inner} FROM {ref.display} LIMIT {PROBE_ROWS}) AS probe"
         result = await self.query(sql, 1, tool="column_stats")

@@ -145,8 +145,8 @@ async def test_column_stats_show_real_values(pg: DemoDatabase) -> None:
     await _admin_fetch(pg, "DROP TABLE IF EXISTS hr.unanalyzed")
     await _admin_fetch(
         pg,
-        "CREATE TABLE hr.unanalyzed AS SELECT g AS n, 'x' || (g % 3) AS label, NULL::text AS empty "
-        "FROM generate_series(1, 50) g",
+        "CREATE TABLE hr.unanalyzed AS SELECT g AS n, 'x' || (g % 3) AS label, NULL::text AS empty, "
+        "g % 2 = 0 AS even, md5((g % 7)::text)::uuid AS ref FROM generate_series(1, 50) g",
     )
     await _admin_fetch(pg, "GRANT SELECT ON hr.unanalyzed TO mcp_reader")
     try:
@@ -166,6 +166,8 @@ async def test_column_stats_show_real_values(pg: DemoDatabase) -> None:
     probed = {c["column"]: c for c in fresh.structured_content["columns"]}
     assert probed["n"]["min"] == "1" and probed["n"]["max"] == "50" and probed["n"]["null_frac"] == 0
     assert probed["label"]["distinct_in_sample"] == 3 and probed["empty"]["null_frac"] == 1
+    assert probed["even"]["distinct_in_sample"] == 2 and probed["even"]["min"] is None
+    assert probed["ref"]["distinct_in_sample"] == 7
     assert "no planner statistics" in text_of(fresh)
     assert typo.is_error and "status" in text_of(typo)
 
