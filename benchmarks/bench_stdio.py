@@ -113,7 +113,10 @@ async def raw_jsonrpc(url: str, n: int) -> list[float]:
 def params(url: str) -> StdioServerParameters:
     env = {k: v for k, v in os.environ.items() if not k.startswith("PG_MCP_") and k != "DATABASE_URL"}
     return StdioServerParameters(
-        command=sys.executable, args=["-m", "pg_mcp", url], env=env, cwd=str(Path(__file__).parent)
+        command=sys.executable,
+        args=["-m", "pg_mcp", url, "--log-level", "WARNING"],
+        env=env,
+        cwd=str(Path(__file__).parent),
     )
 
 

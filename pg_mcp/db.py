@@ -67,6 +67,25 @@ class Column:
     type_schema: str
 
 
+#: Types whose values are small and fixed in size; every other column's values are capped on the server.
+SMALL_TYPES = frozenset(
+    {
+        "int2", "int4", "int8", "float4", "float8", "bool", "char", "date", "time", "timetz", "timestamp",
+        "timestamptz", "interval", "uuid", "oid", "money", "macaddr", "macaddr8", "inet", "cidr", "point",
+        "line", "lseg", "box", "circle",
+    }
+)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class CutValue:
+    """A value too big to fetch: the start of its text and its full length, cut by the database."""
+
+    prefix: str
+    total: int
+    unit: str  # "bytes" for bytea, "chars" for everything else
+
+
 @dataclass(frozen=True)
 class QueryResult:
     """Rows of one statement; `truncated` means more rows existed than `rows` holds."""
@@ -98,23 +117,37 @@ class Database:
                 pool.terminate()
 
     async def run_query(self, checked: CheckedQuery) -> QueryResult:
-        """Execute one guard-approved statement and return at most `checked.max_rows` rows."""
+        """Execute one guard-approved statement and return at most `checked.max_rows` rows.
+
+        Values of variable size larger than the cell limit are cut by the database (see
+        `_cell_capped`), so this process never holds more than about max_rows x columns x limit.
+        """
         started = time.perf_counter()
+        executed = checked.sql
         async with self._read_only() as conn:
             try:
                 statement = await conn.prepare(checked.sql)
-                if not statement.get_attributes():
+                attributes = statement.get_attributes()
+                if not attributes:
                     raise QueryError(
                         "The statement returns no result columns, so it is not a query; it was not executed.",
                         "Send a SELECT that returns at least one column.",
                     )
+                capped = (
+                    _cell_capped(checked.sql, attributes, self.settings.max_cell_chars)
+                    if checked.cap_cells
+                    else None
+                )
+                if capped is not None:
+                    executed, capped_columns = capped
+                    statement = await conn.prepare(executed)
                 records = []
                 async for record in statement.cursor(prefetch=checked.max_rows + 1):
                     records.append(record)  # one Bind+Execute round trip fetches the first max_rows+1
                     if len(records) > checked.max_rows:
                         break
             except asyncpg.PostgresError as exc:
-                raise _query_error(exc, checked) from None
+                raise _query_error(exc, checked, executed) from None
             except asyncpg.InterfaceError as exc:
                 if isinstance(exc, CONNECTION_LOST):
                     raise
@@ -122,8 +155,11 @@ class Database:
                     f"The result cannot be read: {exc}.",
                     "Cast the column to text (column::text) and try again.",
                 ) from None
-            columns = [Column(a.name, a.type.name, a.type.schema) for a in statement.get_attributes()]
-        rows = [tuple(record) for record in records[: checked.max_rows]]
+            columns = [Column(a.name, a.type.name, a.type.schema) for a in attributes]
+        if capped is None:
+            rows = [tuple(record) for record in records[: checked.max_rows]]
+        else:
+            rows = [_uncap(record, capped_columns) for record in records[: checked.max_rows]]
         elapsed = (time.perf_counter() - started) * 1000
         return QueryResult(columns, rows, len(records) > checked.max_rows, elapsed)
 
@@ -263,7 +299,54 @@ async def _reset_connection(conn: asyncpg.Connection) -> None:
     """The pool's own reset: nothing left to do, `_finish` has already run FINISH_SQL."""
 
 
-def _query_error(exc: asyncpg.PostgresError, checked: CheckedQuery) -> QueryError:
+def _cell_capped(sql: str, attributes: Any, max_chars: int) -> tuple[str, list[str | None]] | None:
+    """`sql` wrapped so that values larger than the cell limit arrive as their first characters and length.
+
+    Each column of variable size becomes three: the value when it is small (`pg_column_size`,
+    the stored size, is cheap even for a toasted value), otherwise NULL and the start of its
+    text with its length. Returns the SQL and, per original column, the unit of its length
+    (None for a column passed through), or None when every column is small.
+    """
+    units: list[str | None] = [
+        None if a.type.name in SMALL_TYPES else ("bytes" if a.type.name == "bytea" else "chars")
+        for a in attributes
+    ]
+    if not any(units):
+        return None
+    names = [f"c{i}" for i in range(len(units))]
+    big_bytes = 4 * max_chars  # a UTF-8 character is at most 4 bytes
+    selects = []
+    for name, unit in zip(names, units, strict=True):
+        if unit is None:
+            selects.append(name)
+            continue
+        big = f"pg_column_size({name}) > {big_bytes}"
+        length = f"octet_length({name})" if unit == "bytes" else f"char_length({name}::text)"
+        selects += [
+            f"CASE WHEN {big} THEN NULL ELSE {name} END",
+            f"CASE WHEN {big} THEN left({name}::text, {max_chars}) END",
+            f"CASE WHEN {big} THEN {length} END",
+        ]
+    wrapped = f"SELECT {', '.join(selects)} FROM (\n{sql}\n) AS pg_mcp_cells({', '.join(names)})"
+    return wrapped, units
+
+
+def _uncap(record: asyncpg.Record, units: list[str | None]) -> tuple[Any, ...]:
+    """One row of the original columns from a `_cell_capped` row; cut values become CutValue."""
+    values: list[Any] = []
+    position = 0
+    for unit in units:
+        if unit is None:
+            values.append(record[position])
+            position += 1
+            continue
+        value, prefix, total = record[position], record[position + 1], record[position + 2]
+        values.append(value if prefix is None else CutValue(prefix, total, unit))
+        position += 3
+    return tuple(values)
+
+
+def _query_error(exc: asyncpg.PostgresError, checked: CheckedQuery, executed: str) -> QueryError:
     """PostgreSQL's message, with the error position mapped back onto the caller's own text."""
     if isinstance(exc, asyncpg.QueryCanceledError):
         return QueryError(
@@ -274,7 +357,7 @@ def _query_error(exc: asyncpg.PostgresError, checked: CheckedQuery) -> QueryErro
     if isinstance(exc, asyncpg.LockNotAvailableError):
         return QueryError(f"{exc}.", "A table it reads is locked by another session; try again later.")
     message = getattr(exc, "message", None) or str(exc)
-    position = _user_position(getattr(exc, "position", None), checked)
+    position = _user_position(getattr(exc, "position", None), checked, executed)
     if position:
         message += f" (at line {position[0]}, column {position[1]})"
     detail = getattr(exc, "detail", None)
@@ -286,11 +369,11 @@ def _query_error(exc: asyncpg.PostgresError, checked: CheckedQuery) -> QueryErro
     return QueryError(message, hint)
 
 
-def _user_position(position: str | None, checked: CheckedQuery) -> tuple[int, int] | None:
+def _user_position(position: str | None, checked: CheckedQuery, executed: str) -> tuple[int, int] | None:
     """Convert PostgreSQL's 1-based character offset in the executed SQL to a line/column in the statement."""
     if not position or not str(position).isdigit():
         return None
-    offset = int(position) - 1 - checked.sql.index(checked.statement)
+    offset = int(position) - 1 - executed.index(checked.statement)
     if not 0 <= offset <= len(checked.statement):
         return None
     before = checked.statement[:offset]

@@ -123,6 +123,8 @@ class CheckedQuery:
     statement: str
     sql: str
     max_rows: int
+    cap_cells: bool = True
+    """Whether the database cuts big values (off for statements that must arrive whole, like a plan)."""
 
 
 def check_query(sql: str, max_rows: int, policy: GuardPolicy = GuardPolicy()) -> CheckedQuery:

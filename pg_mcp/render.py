@@ -20,7 +20,7 @@ from typing import Any
 from asyncpg import Range, Record
 
 from pg_mcp.catalog import TableDescription
-from pg_mcp.db import Column, QueryResult
+from pg_mcp.db import Column, CutValue, QueryResult
 from pg_mcp.names import qualified, quote_ident
 
 MAX_SAFE_INTEGER = 2**53 - 1
@@ -43,8 +43,10 @@ _NEEDS_QUOTES = re.compile(r'^\s|\s$|[\t\n\r]|^"')
 def type_label(column: Column) -> str:
     """`integer`, `text[]`, `sales.order_status`: the name a model would write in SQL."""
     name, suffix = column.type_name, ""
-    if name.startswith("_"):
+    if name.startswith("_"):  # PostgreSQL's name for an array type
         name, suffix = name[1:], "[]"
+    elif name.endswith("[]"):  # asyncpg's name for the built-in array types
+        name, suffix = name[:-2], "[]"
     name = _SQL_TYPE_NAMES.get(name, name)
     if column.type_schema not in ("pg_catalog", ""):
         name = qualified(column.type_schema, name)
@@ -61,6 +63,8 @@ class Limits:
 
 def json_value(value: Any, type_name: str = "", limits: Limits = Limits()) -> Any:
     """A JSON-safe value that loses nothing, or says how it was shortened."""
+    if isinstance(value, CutValue):
+        return f"{value.prefix}…[cut: {value.total:,} {value.unit} in all]"
     if value is None or (isinstance(value, bool | str) and type_name not in ("json", "jsonb")):
         return _shorten(value, limits) if isinstance(value, str) else value
     if isinstance(value, int):
@@ -78,11 +82,19 @@ def json_value(value: Any, type_name: str = "", limits: Limits = Limits()) -> An
     if isinstance(value, Range):
         return _range_text(value)
     if isinstance(value, Mapping | Record):  # composite types arrive as Records
-        return {str(key): json_value(item, "", limits) for key, item in value.items()}
+        return _whole(
+            value={str(key): json_value(item, "", limits) for key, item in value.items()}, limits=limits
+        )
     if isinstance(value, Sequence):
-        element = type_name[1:] if type_name.startswith("_") else ""
-        return [json_value(item, element, limits) for item in value]
+        element = type_name[1:] if type_name.startswith("_") else type_name.removesuffix("[]")
+        return _whole([json_value(item, element, limits) for item in value], limits)
     return _shorten(str(value), limits)
+
+
+def _whole(value: list[Any] | dict[str, Any], limits: Limits) -> Any:
+    """An array or composite within the cell limit as it is; a longer one as its shortened JSON text."""
+    text = json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+    return value if len(text) <= limits.max_cell_chars else _shorten(text, limits)
 
 
 def _range_text(value: Range) -> str:

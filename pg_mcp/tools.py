@@ -300,7 +300,9 @@ class Explorer:
 
     async def _plan(self, checked: CheckedQuery, sql: str, *, verbose: bool) -> dict[str, Any]:
         """The planner's plan for guard-approved text (`sql` is the statement or its bounded wrapper)."""
-        explain = replace(checked, sql=f"EXPLAIN (FORMAT JSON, VERBOSE {str(verbose).lower()})\n{sql}")
+        explain = replace(
+            checked, sql=f"EXPLAIN (FORMAT JSON, VERBOSE {str(verbose).lower()})\n{sql}", cap_cells=False
+        )
         result = await self.db.run_query(explain)
         plan: dict[str, Any] = json.loads(result.rows[0][0])[0]["Plan"]
         return plan

@@ -118,7 +118,7 @@ async def test_a_wrong_url_is_explained_to_the_model_on_every_call(
 
 
 def test_result_memory_does_not_grow_with_the_table(pg: DemoDatabase) -> None:
-    """Peak server memory for a whole million-row table, or a trillion-row join, equals that of a tiny query."""
+    """Peak server memory for a million-row table, a trillion-row join or 300 MB of values equals a tiny query's."""
 
     def peak_rss_kib(sql: str) -> int:
         process = subprocess.Popen(
@@ -134,8 +134,10 @@ def test_result_memory_does_not_grow_with_the_table(pg: DemoDatabase) -> None:
     baseline = peak_rss_kib("SELECT * FROM sales.products LIMIT 5")
     whole_table = peak_rss_kib("SELECT * FROM sales.order_items")
     cartesian = peak_rss_kib("SELECT * FROM sales.order_items a CROSS JOIN sales.order_items b")
+    huge_values = peak_rss_kib("SELECT g, repeat('x', 100000000) AS filler FROM generate_series(1, 3) AS g")
     assert whole_table - baseline < 16 * 1024, (baseline, whole_table)
     assert cartesian - baseline < 16 * 1024, (baseline, cartesian)
+    assert huge_values - baseline < 16 * 1024, (baseline, huge_values)
 
 
 def test_call_prints_what_the_model_sees(pg: DemoDatabase) -> None:
