@@ -49,6 +49,7 @@ from pg_mcp.function_policy import is_function_allowed
 _MAX_NESTING = 200
 _MAX_SUBSCRIPT_CHAIN = 50
 _MAX_NODES = 200_000
+_STEPS_PER_CLOCK_CHECK = 512
 _CONTROL_CHARACTERS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f]")
 _DIALECT = Postgres()
 
@@ -155,13 +156,7 @@ def _check(sql: object, policy: GuardPolicy) -> str:
     statement_tokens, statement = _single_statement(text, tokens)
     _check_nesting(statement_tokens)
     _check_subscript_chains(statement_tokens)
-    tree, calls = _parse(statement_tokens, statement)
-    if time.monotonic() - started > policy.max_parse_seconds:
-        raise GuardError(
-            "too_complex",
-            "The statement took too long to analyse, so it was refused.",
-            "Split the work into smaller, simpler queries.",
-        )
+    tree, calls = _parse(statement_tokens, statement, deadline=started + policy.max_parse_seconds)
     _check_top_level(tree, statement_tokens)
     _check_tree(tree)
     _check_call_tokens(statement_tokens, calls, policy)
@@ -314,11 +309,24 @@ def _check_subscript_chains(tokens: list[Token]) -> None:
 
 
 class _CallRecordingParser(PostgresParser):
-    """sqlglot's PostgreSQL parser, remembering the name token of every function call it parses."""
+    """sqlglot's PostgreSQL parser, remembering the name token of every function call it parses,
+    and giving up at `deadline` however the input makes it backtrack."""
 
-    def __init__(self) -> None:
+    def __init__(self, deadline: float) -> None:
         super().__init__(error_level=ErrorLevel.RAISE, max_nodes=_MAX_NODES, dialect=_DIALECT)
         self.call_tokens: list[Token] = []
+        self._deadline = deadline
+        self._steps = 0
+
+    def _advance(self, times: int = 1) -> None:
+        self._steps += 1
+        if self._steps % _STEPS_PER_CLOCK_CHECK == 0 and time.monotonic() > self._deadline:
+            raise GuardError(
+                "too_complex",
+                "The statement took too long to analyse, so it was refused.",
+                "Split the work into smaller, simpler queries.",
+            )
+        super()._advance(times)
 
     def _parse_function_call(self, *args: Any, **kwargs: Any) -> exp.Expr | None:
         token, following = self._curr, self._next
@@ -329,9 +337,9 @@ class _CallRecordingParser(PostgresParser):
         return result
 
 
-def _parse(tokens: list[Token], statement: str) -> tuple[exp.Expr, list[Token]]:
+def _parse(tokens: list[Token], statement: str, deadline: float) -> tuple[exp.Expr, list[Token]]:
     """Parse one statement; syntax errors become GuardError with sqlglot's line and column."""
-    parser = _CallRecordingParser()
+    parser = _CallRecordingParser(deadline)
     try:
         trees = parser.parse(tokens, statement)
     except ParseError as error:

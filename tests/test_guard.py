@@ -360,6 +360,25 @@ def test_operator_can_allow_a_function() -> None:
         check_query("SELECT my_udf(1)", max_rows=1)
 
 
+@pytest.mark.parametrize(
+    "sql",
+    [
+        "SELECT " + "+".join(["a" + "[1]" * 50] * 650),  # 99 KB of subscripts: sqlglot backtracks on each
+        "SELECT " + "+".join(["a" + "[1]" * 10] * 3000),
+        "SELECT " + "+".join(["f(a[1][1])"] * 7000),
+    ],
+    ids=["nested_subscripts", "many_subscripts", "calls_with_subscripts"],
+)
+def test_parsing_time_is_bounded_whatever_the_input(sql: str) -> None:
+    policy = GuardPolicy(max_parse_seconds=0.5)
+    started = time.monotonic()
+    try:
+        check_query(sql, max_rows=10, policy=policy)
+    except GuardError as error:
+        assert error.rule in ("too_complex", "too_long"), error.rule
+    assert time.monotonic() - started < 0.5 + 0.5, "refused soon after the parse deadline"
+
+
 def test_length_limit_is_configurable() -> None:
     with pytest.raises(GuardError) as caught:
         check_query("SELECT 12345", max_rows=1, policy=GuardPolicy(max_sql_length=5))
