@@ -154,6 +154,7 @@ def _check(sql: object, policy: GuardPolicy) -> str:
     _check_whitespace(text, tokens)
     _check_unicode_names(tokens)
     statement_tokens, statement = _single_statement(text, tokens)
+    _check_operators(text, statement_tokens)
     _check_nesting(statement_tokens)
     _check_subscript_chains(statement_tokens)
     tree, calls = _parse(statement_tokens, statement, deadline=started + policy.max_parse_seconds)
@@ -258,6 +259,79 @@ def _check_unicode_names(tokens: list[Token]) -> None:
                 f'The name U&"{name.text}" uses Unicode-escape syntax, which is not accepted.',
                 "Write the name plainly (in double quotes if needed).",
             )
+
+
+#: PostgreSQL's built-in operator names (pg_operator in pg_catalog) and `!=`, its spelling of `<>`.
+_BUILTIN_OPERATOR_NAMES = """
+    !! != !~ !~* !~~ !~~* # ## #- #> #>> % & && &< &<| &> * *< *<= *<> *= *> *>= + - -> ->> -|- / < <->
+    << <<= <<| <= <> <@ <^ = > >= >> >>= >^ ? ?# ?& ?- ?-| ?| ?|| @ @-@ @> @? @@ @@@ ^ ^@ | |&> |/ |>> ||
+    ||/ ~ ~* ~<=~ ~<~ ~= ~>=~ ~>~ ~~ ~~*
+"""
+BUILTIN_OPERATORS = frozenset(_BUILTIN_OPERATOR_NAMES.split())
+_OPERATOR_CHARS = frozenset("+-*/<>=~!@#%^&|`?")
+_KEEPS_TRAILING_SIGN = frozenset("~!@#%^&|`?")
+
+
+def _check_operators(text: str, tokens: list[Token]) -> None:
+    """Refuse operators that are not built in, and OPERATOR(schema.op) outside pg_catalog.
+
+    A user-defined operator runs a function the guard cannot see by name. Operators are read
+    from the text the way PostgreSQL's lexer reads them: a run of operator characters is one
+    operator, except that trailing + and - split off unless the run holds one of ~!@#%^&|`?.
+    """
+    runs: list[str] = []
+    previous_end = -2
+    for token in tokens:
+        raw = text[token.start : token.end + 1]
+        if not raw or not set(raw) <= _OPERATOR_CHARS:
+            previous_end = -2
+            continue
+        if token.start == previous_end + 1 and runs:
+            runs[-1] += raw
+        else:
+            runs.append(raw)
+        previous_end = token.end
+    for run in runs:
+        for operator in _split_operator_run(run):
+            if operator not in BUILTIN_OPERATORS and operator != "=>":  # => names an argument
+                raise GuardError(
+                    "operator",
+                    f"The operator {operator} is not one of PostgreSQL's built-in operators; a user-defined "
+                    "operator runs a function the guard cannot check.",
+                    "Use built-in operators, or the equivalent built-in function.",
+                )
+    for index, token in enumerate(tokens[:-1]):
+        if token.token_type == TokenType.OPERATOR and tokens[index + 1].token_type == TokenType.L_PAREN:
+            inside = list(
+                itertools.takewhile(lambda t: t.token_type != TokenType.R_PAREN, tokens[index + 2 :])
+            )
+            schema = [t for t in inside if t.token_type in (TokenType.VAR, TokenType.IDENTIFIER)]
+            if any(t.token_type == TokenType.DOT for t in inside) and not (
+                len(schema) == 1 and _token_name(schema[0]) == "pg_catalog"
+            ):
+                raise GuardError(
+                    "operator",
+                    "OPERATOR(schema.op) names an operator outside pg_catalog, which runs a function the "
+                    "guard cannot check.",
+                    "Write the built-in operator plainly, e.g. a + b, or OPERATOR(pg_catalog.+).",
+                )
+
+
+def _token_name(token: Token) -> str:
+    """The name PostgreSQL sees in a token: quoted as written, unquoted folded to lower case."""
+    return token.text if token.token_type == TokenType.IDENTIFIER else token.text.lower()
+
+
+def _split_operator_run(run: str) -> list[str]:
+    """One run of operator characters as PostgreSQL's lexer splits it into operators."""
+    operators: list[str] = []
+    while run:
+        end = len(run)
+        if end > 1 and run[-1] in "+-" and not set(run[:-1]) & _KEEPS_TRAILING_SIGN:
+            end = len(run.rstrip("+-")) or 1
+        operators.append(run[:end])
+        run = run[end:]
+    return operators
 
 
 def _single_statement(text: str, tokens: list[Token]) -> tuple[list[Token], str]:

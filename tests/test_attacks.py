@@ -701,6 +701,26 @@ FIELD_SELECTION_AND_KEYWORDS: list[Case] = [
     ),
 ]
 
+#: Operators that are not built in run a function the guard cannot check by name.
+OPERATORS: list[Case] = [
+    ("qualified_user_schema", "SELECT 1 OPERATOR(public.===) 1"),
+    ("qualified_quoted_schema", 'SELECT 1 OPERATOR("public".+) 1'),
+    ("qualified_overload_of_builtin", "SELECT 1 OPERATOR(sales.<) 2"),
+    ("qualified_in_where", "SELECT * FROM sales.products WHERE id OPERATOR(public.=) 1"),
+    ("qualified_in_order_by", "SELECT * FROM sales.products ORDER BY id USING OPERATOR(public.<)"),
+    ("user_symbol", "SELECT 1 === 1"),
+    ("user_symbol_in_where", "SELECT * FROM sales.products WHERE name ~~~ 'x'"),
+    ("user_symbol_prefix", "SELECT !== 1"),
+    ("user_symbol_long", "SELECT 1 <<<>>> 2"),
+    ("user_symbol_arrow", "SELECT 1 ==> 2"),
+    ("user_symbol_at", "SELECT 'a' @@@@ 'b'"),
+    ("user_symbol_in_join", "SELECT 1 FROM sales.orders o JOIN sales.customers c ON o.customer_id =*= c.id"),
+    ("user_symbol_in_cte", "WITH x AS (SELECT 1 &&& 2 AS y) SELECT * FROM x"),
+    ("pg_catalog_unknown_symbol", "SELECT 1 OPERATOR(pg_catalog.===) 1"),
+    ("backtick", "SELECT `x` FROM sales.products"),
+    ("glued_sign_after_qualifying_char", "SELECT 1 @- 1"),
+]
+
 #: Look-alike semicolons and odd spaces are not statement separators for PostgreSQL either; they
 #: must be refused (by the guard or as a syntax error by PostgreSQL) without crashing anything.
 LOOKALIKES: list[Case] = [
@@ -727,6 +747,7 @@ CATEGORIES: dict[str, list[Case]] = {
     "resources": RESOURCES,
     "lexical": LEXICAL,
     "field_selection_and_keywords": FIELD_SELECTION_AND_KEYWORDS,
+    "operators": OPERATORS,
 }
 
 #: What the database layer alone is tested against: everything that writes or controls transactions.

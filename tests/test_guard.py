@@ -379,6 +379,20 @@ def test_parsing_time_is_bounded_whatever_the_input(sql: str) -> None:
     assert time.monotonic() - started < 0.5 + 0.5, "refused soon after the parse deadline"
 
 
+@pytest.mark.parametrize(
+    "sql",
+    [
+        "SELECT a <> -1, a<>-1, b>=-1, 1*-1, 1+-+-1, -a, 2 ^ 3, 7 % 2, 5 # 3, ~ 1",
+        "SELECT doc ->> 'k', doc #>> '{a,b}', doc @> '{}', doc ? 'k', doc ?| ARRAY['a'] FROM t",
+        "SELECT name ~* 'x', name !~~* 'y', name || '-', tags && ARRAY['a'], r -|- r2 FROM t",
+        "SELECT make_interval(days => 1), 1 OPERATOR(pg_catalog.+) 2, a != b FROM t",
+        "SELECT p <-> q, ts @@ q, * FROM t WHERE x <= 3",
+    ],
+)
+def test_built_in_operators_are_accepted(sql: str) -> None:
+    check_query(sql, max_rows=10)
+
+
 def test_length_limit_is_configurable() -> None:
     with pytest.raises(GuardError) as caught:
         check_query("SELECT 12345", max_rows=1, policy=GuardPolicy(max_sql_length=5))
