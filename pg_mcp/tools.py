@@ -10,13 +10,16 @@ from __future__ import annotations
 import base64
 import binascii
 import difflib
+import functools
+import inspect
 import json
 import logging
 import re
 import time
+from collections.abc import Callable, Coroutine
 from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Concatenate, ParamSpec, TypeVar
 from urllib.parse import quote
 
 from pg_mcp.access import check_plan
@@ -41,6 +44,8 @@ from pg_mcp.render import (
 )
 
 audit = logging.getLogger("pg_mcp.audit")
+P = ParamSpec("P")
+T = TypeVar("T")
 
 LIST_TABLES_PAGE = 200
 MAX_EDGES_SHOWN = 100
@@ -78,6 +83,30 @@ class ResourceEntry:
 
 def table_uri(schema: str, name: str) -> str:
     return f"{URI_SCHEME}://{quote(schema, safe='')}/{quote(name, safe='')}"
+
+
+def _audited(
+    method: Callable[Concatenate[Explorer, P], Coroutine[Any, Any, T]],
+) -> Callable[Concatenate[Explorer, P], Coroutine[Any, Any, T]]:
+    """Audit a catalog tool: it runs this package's fixed SQL with the caller's names as parameters."""
+    signature = inspect.signature(method)
+
+    @functools.wraps(method)
+    async def audited(explorer: Explorer, /, *args: P.args, **kwargs: P.kwargs) -> T:
+        bound = signature.bind(explorer, *args, **kwargs).arguments
+        arguments = {name: value for name, value in bound.items() if name != "self" and value is not None}
+        started = time.perf_counter()
+        try:
+            result = await method(explorer, *args, **kwargs)
+        except PgMcpError as exc:
+            _audit(
+                method.__name__, None, started, outcome=_outcome(exc), reason=exc.message, arguments=arguments
+            )
+            raise
+        _audit(method.__name__, None, started, outcome="ok", arguments=arguments)
+        return result
+
+    return audited
 
 
 class Explorer:
@@ -127,10 +156,12 @@ class Explorer:
             )
         return max_rows
 
+    @_audited
     async def list_schemas(self) -> ToolOutput:
         schemas = await self.catalog.list_schemas()
         return ToolOutput(render_schemas(schemas), {"schemas": schemas})
 
+    @_audited
     async def list_tables(self, schema: str | None = None, offset: int = 0) -> ToolOutput:
         """Relations, LIST_TABLES_PAGE at a time; a catalog too big for one page is summarised per schema."""
         if offset < 0:
@@ -147,11 +178,13 @@ class Explorer:
         text = render_tables(tables, offset, total)
         return ToolOutput(text, {"tables": tables, "offset": offset, "total": total, "truncated": more})
 
+    @_audited
     async def describe_table(self, table: str, schema: str | None = None) -> ToolOutput:
         ref = await self.catalog.resolve_table(table, schema)
         description = await self.catalog.describe(ref)
         return ToolOutput(render_description(description), asdict(description))
 
+    @_audited
     async def describe_resource(self, schema: str, table: str) -> str:
         """The text of a table resource: exactly what describe_table returns."""
         ref = await self.catalog.resolve_table(_quoted(table), schema=_quoted(schema))
@@ -186,6 +219,7 @@ class Explorer:
             return await self.catalog.complete_table(context.get("schema"), value)
         return []
 
+    @_audited
     async def search_schema(self, pattern: str) -> ToolOutput:
         if not pattern.strip():
             raise NotFoundError(
@@ -194,6 +228,7 @@ class Explorer:
         hits = await self.catalog.search(pattern)
         return ToolOutput(render_search(pattern, hits, SEARCH_LIMIT), {"hits": hits})
 
+    @_audited
     async def relationships(self, table: str | None = None, schema: str | None = None) -> ToolOutput:
         """Foreign keys touching one table (both directions), or all of those within a schema."""
         keys = await self.catalog.foreign_keys()
@@ -232,6 +267,7 @@ class Explorer:
                 return output
         return await self.query(sql, n, tool="sample_rows")
 
+    @_audited
     async def column_stats(
         self, table: str, column: str | None = None, schema: str | None = None
     ) -> ToolOutput:
@@ -363,21 +399,25 @@ def _outcome(exc: PgMcpError) -> str:
 
 
 def _audit(
-    tool: str, sql: str, started: float, *, outcome: str, rows: int | None = None, reason: str = ""
+    tool: str,
+    sql: str | None,
+    started: float,
+    *,
+    outcome: str,
+    rows: int | None = None,
+    reason: str = "",
+    arguments: dict[str, Any] | None = None,
 ) -> None:
-    """One line per statement: what ran, for how long, and how it ended."""
-    audit.info(
-        "%s",
-        json.dumps(
-            {
-                "time": datetime.now(UTC).isoformat(timespec="milliseconds"),
-                "tool": tool,
-                "sql": sql[:2000],
-                "ms": round((time.perf_counter() - started) * 1000, 2),
-                "outcome": outcome,
-                "rows": rows,
-                "reason": reason or None,
-            },
-            ensure_ascii=False,
-        ),
-    )
+    """One line per call: the caller's SQL (or the catalog tool's arguments), duration, how it ended."""
+    entry: dict[str, Any] = {
+        "time": datetime.now(UTC).isoformat(timespec="milliseconds"),
+        "tool": tool,
+        "sql": sql,
+        "ms": round((time.perf_counter() - started) * 1000, 2),
+        "outcome": outcome,
+        "rows": rows,
+        "reason": reason or None,
+    }
+    if arguments is not None:
+        entry["arguments"] = arguments
+    audit.info("%s", json.dumps(entry, ensure_ascii=False, default=str))

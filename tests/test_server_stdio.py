@@ -304,13 +304,23 @@ async def test_client_disconnect_mid_query_stops_the_statement(pg: DemoDatabase)
 
 async def test_audit_file_records_every_statement(pg: DemoDatabase, tmp_path: Path) -> None:
     audit = tmp_path / "audit.jsonl"
+    long_sql = "SELECT " + " + ".join(["1"] * 2000) + " AS total"
     async with mcp_client(pg.url, "--audit-file", str(audit)) as client:
         await client.call_tool("query", {"sql": "SELECT 1 AS one"})
         await client.call_tool("query", {"sql": "DELETE FROM sales.products"})
+        await client.call_tool("describe_table", {"table": "sales.orders"})
+        await client.call_tool("search_schema", {"pattern": "x'); DROP TABLE sales.orders; --"})
+        await client.call_tool("query", {"sql": long_sql})
     entries = [json.loads(line) for line in audit.read_text().splitlines()]
-    assert [e["outcome"] for e in entries] == ["ok", "refused:not_read_only"]
+    assert [e["outcome"] for e in entries] == ["ok", "refused:not_read_only", "ok", "ok", "ok"]
     assert entries[0]["sql"] == "SELECT 1 AS one" and entries[0]["rows"] == 1 and entries[0]["ms"] >= 0
     assert entries[1]["reason"] and entries[1]["time"].endswith("+00:00")
+    assert entries[2]["tool"] == "describe_table" and entries[2]["arguments"] == {"table": "sales.orders"}
+    assert (
+        entries[3]["arguments"] == {"pattern": "x'); DROP TABLE sales.orders; --"}
+        and entries[3]["sql"] is None
+    )
+    assert entries[4]["sql"] == long_sql, "the whole statement, however long"
     assert password_of(pg.url) not in audit.read_text()
 
 
