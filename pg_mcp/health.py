@@ -9,6 +9,7 @@ from typing import Any
 from pg_mcp.catalog import Catalog
 from pg_mcp.db import Database
 from pg_mcp.errors import PgMcpError
+from pg_mcp.names import quote_ident
 
 log = logging.getLogger(__name__)
 
@@ -26,15 +27,22 @@ SELECT current_setting('server_version') AS server_version, current_database() A
           AND (has_table_privilege(c.oid, 'INSERT') OR has_table_privilege(c.oid, 'UPDATE')
                OR has_table_privilege(c.oid, 'DELETE') OR has_table_privilege(c.oid, 'TRUNCATE')))
          AS writable_tables,
-       (SELECT count(*) FROM pg_namespace n WHERE has_schema_privilege(n.oid, 'CREATE')
-          AND n.nspname NOT LIKE 'pg\\_%' AND n.nspname <> 'information_schema') AS creatable_schemas,
+       ARRAY(SELECT DISTINCT quote_ident(n.nspname) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+        WHERE c.relkind IN ('r', 'p') AND n.nspname NOT IN ('pg_catalog', 'information_schema')
+          AND n.nspname NOT LIKE 'pg\\_%'
+          AND (has_table_privilege(c.oid, 'INSERT') OR has_table_privilege(c.oid, 'UPDATE')
+               OR has_table_privilege(c.oid, 'DELETE') OR has_table_privilege(c.oid, 'TRUNCATE'))
+        ORDER BY 1) AS writable_schemas,
+       ARRAY(SELECT quote_ident(n.nspname) FROM pg_namespace n WHERE has_schema_privilege(n.oid, 'CREATE')
+          AND n.nspname NOT LIKE 'pg\\_%' AND n.nspname <> 'information_schema' ORDER BY 1) AS creatable_schemas,
        ARRAY(SELECT b.rolname::text FROM pg_auth_members m JOIN pg_roles b ON b.oid = m.roleid
              WHERE m.member = r.oid ORDER BY 1) AS member_of,
        ARRAY(SELECT p.name FROM unnest(ARRAY['pg_read_server_files', 'pg_write_server_files',
                  'pg_execute_server_program', 'pg_signal_backend']) AS p(name)
              WHERE EXISTS (SELECT 1 FROM pg_roles x WHERE x.rolname = p.name)
                AND pg_has_role(current_user, p.name, 'MEMBER')) AS dangerous_roles,
-       ARRAY(SELECT e.extname::text FROM pg_extension e
+       ARRAY(SELECT e.extname || ' (schema ' || quote_ident(x.nspname) || ')' FROM pg_extension e
+             JOIN pg_namespace x ON x.oid = e.extnamespace
              WHERE e.extname IN ('dblink', 'postgres_fdw', 'adminpack', 'file_fdw') ORDER BY 1) AS risky_extensions
 FROM pg_roles r WHERE r.rolname = current_user
 """
@@ -53,37 +61,48 @@ async def role_report(db: Database, catalog: Catalog) -> RoleReport:
     facts = dict((await db.fetch_fixed(ROLE_SQL))[0])
     tables = await catalog.list_tables(limit=100_000)
     report = RoleReport(facts, len(tables))
-    role = facts["role"]
+    role = quote_ident(facts["role"])
     fix = "see sql/readonly_role.sql for a least-privilege role"
     if facts["superuser"]:
         report.risks.append(
             f"Role {role} is a SUPERUSER: it could read server files and bypass every grant. Connect as a "
             f"dedicated read-only role instead ({fix})."
         )
-    for flag, what in (("createrole", "CREATEROLE"), ("createdb", "CREATEDB"), ("bypassrls", "BYPASSRLS")):
+    flags = (("createrole", "CREATEROLE"), ("createdb", "CREATEDB"), ("bypassrls", "BYPASSRLS"))
+    for flag, what in (*flags, ("replication", "REPLICATION")):
         if facts[flag] and not facts["superuser"]:
             report.risks.append(f"Role {role} has {what}: ALTER ROLE {role} NO{what};")
     if facts["writable_tables"] and not facts["superuser"]:
+        schemas = ", ".join(facts["writable_schemas"])
         report.risks.append(
             f"Role {role} can write to {facts['writable_tables']} tables: "
-            f"REVOKE INSERT, UPDATE, DELETE, TRUNCATE ON ALL TABLES IN SCHEMA <schema> FROM {role};"
+            f"REVOKE INSERT, UPDATE, DELETE, TRUNCATE ON ALL TABLES IN SCHEMA {schemas} FROM {role};"
         )
     if facts["creatable_schemas"] and not facts["superuser"]:
+        schemas = ", ".join(facts["creatable_schemas"])
         report.risks.append(
-            f"Role {role} can create objects in {facts['creatable_schemas']} schemas: "
-            f"REVOKE CREATE ON SCHEMA <schema> FROM {role}; (and FROM PUBLIC for public on PostgreSQL < 15)"
+            f"Role {role} can create objects in schemas {schemas}: REVOKE CREATE ON SCHEMA {schemas} FROM {role}; "
+            f"(and FROM PUBLIC where the grant is to every role, as for public before PostgreSQL 15)"
+        )
+    if facts["can_create_temp"] and not facts["superuser"]:
+        database = quote_ident(facts["database"])
+        report.risks.append(
+            f"Role {role} can create temporary tables: REVOKE TEMPORARY ON DATABASE {database} FROM {role}; "
+            f"REVOKE TEMPORARY ON DATABASE {database} FROM PUBLIC; (the default grant is to every role; grant "
+            f"it back to the roles that need it, or run sql/readonly_role.sql with -v strict=on)"
         )
     for member in facts["dangerous_roles"]:
         if not facts["superuser"]:
             report.risks.append(f"Role {role} is a member of {member}: REVOKE {member} FROM {role};")
-    if facts["member_of"]:
-        report.risks.append(
-            f"Role {role} inherits from {', '.join(facts['member_of'])}: check that none of them can write."
-        )
+    for member in facts["member_of"]:
+        if member not in facts["dangerous_roles"]:
+            report.risks.append(
+                f"Role {role} is a member of {member} and may use its privileges: REVOKE {member} FROM {role};"
+            )
     for extension in facts["risky_extensions"]:
         report.risks.append(
-            f"Extension {extension} is installed: it can reach outside the database; make sure {role} has no "
-            f"EXECUTE on its functions or USAGE on its servers."
+            f"Extension {extension} is installed: it can reach outside the database. Unless {role} needs it: "
+            f"DROP EXTENSION {extension.split()[0]}; or revoke EXECUTE on its functions from PUBLIC and {role}."
         )
     return report
 

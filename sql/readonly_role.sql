@@ -11,6 +11,9 @@
 -- and run           pg-mcp check   to confirm it reports no risks.
 --
 -- Variables (all required): role_name, password, dbname, schemas (comma-separated list).
+-- Optional: -v strict=on also revokes from PUBLIC (every role) the database's TEMP privilege and
+-- EXECUTE on functions that act outside the current query (sections 3 and 6). Roles that rely on
+-- those default grants must then be granted them explicitly.
 -- Role names must not start with "pg_" (PostgreSQL reserves that prefix).
 
 \set ON_ERROR_STOP on
@@ -33,11 +36,13 @@ ALTER ROLE :"role_name" SET idle_in_transaction_session_timeout = '60s';
 
 -- 3. The database: connect, but no CREATE (no new schemas) and no TEMP (no temporary tables).
 --    Note: PUBLIC (every role) gets CONNECT and TEMP on a new database by default, and grants to
---    PUBLIC cannot be revoked from one role alone. To really take TEMP away, revoke it from PUBLIC
---    and grant it back to the roles that need it -- uncomment the second line if that suits you:
+--    PUBLIC cannot be revoked from one role alone. To really take TEMP away it is revoked from
+--    PUBLIC with -v strict=on; grant it back to the roles that need it.
 REVOKE CREATE, TEMPORARY ON DATABASE :"dbname" FROM :"role_name";
--- REVOKE TEMPORARY ON DATABASE :"dbname" FROM PUBLIC;   -- opt in: affects every role
 GRANT CONNECT ON DATABASE :"dbname" TO :"role_name";
+\if :{?strict}
+REVOKE TEMPORARY ON DATABASE :"dbname" FROM PUBLIC;
+\endif
 
 -- 4. The schemas to expose: USAGE on the schema, SELECT on every table and view in it.
 --    Before PostgreSQL 15 every role could CREATE in schema public; make sure it cannot:
@@ -56,19 +61,21 @@ FROM unnest(string_to_array(:'schemas', ',')) AS s \gexec
 
 -- 6. Functions that act outside the current query are executable by PUBLIC by default.
 --    pg-mcp's guard refuses them anyway; revoking EXECUTE removes them for defence in depth.
---    Revoking from PUBLIC affects every role that relies on the default grant, so this is opt-in:
---    uncomment what fits your database.
---    (lo_import/lo_export server-side, pg_read_file, pg_ls_dir, COPY TO/FROM a file or program are
---    already limited to superusers or the pg_read_server_files/pg_write_server_files/
---    pg_execute_server_program roles -- never grant those to this role.)
--- REVOKE EXECUTE ON FUNCTION pg_advisory_lock(bigint), pg_advisory_lock_shared(bigint),
---        pg_try_advisory_lock(bigint), pg_advisory_xact_lock(bigint) FROM PUBLIC;
--- REVOKE EXECUTE ON FUNCTION pg_sleep(double precision), pg_sleep_for(interval),
---        pg_sleep_until(timestamp with time zone) FROM PUBLIC;
--- REVOKE EXECUTE ON FUNCTION pg_notify(text, text) FROM PUBLIC;
--- REVOKE EXECUTE ON FUNCTION lo_create(oid), lo_unlink(oid), lo_put(oid, bigint, bytea) FROM PUBLIC;
--- (pg_cancel_backend/pg_terminate_backend only reach the role's own sessions unless it is a member
---  of pg_signal_backend -- which this role is not.)
+--    Revoking from PUBLIC affects every role that relies on the default grant, so it happens only
+--    with -v strict=on. (Server-side lo_import/lo_export, pg_read_file, pg_ls_dir and COPY to or
+--    from a file or program are already limited to superusers or the pg_read_server_files,
+--    pg_write_server_files and pg_execute_server_program roles -- never grant those to this role.)
+\if :{?strict}
+SELECT format('REVOKE EXECUTE ON FUNCTION %s FROM PUBLIC', p.oid::regprocedure)
+FROM pg_proc p
+WHERE p.pronamespace = 'pg_catalog'::regnamespace
+  AND (p.proname IN ('pg_sleep', 'pg_sleep_for', 'pg_sleep_until', 'pg_notify',
+                     'pg_cancel_backend', 'pg_terminate_backend',
+                     'lo_create', 'lo_creat', 'lo_unlink', 'lo_put', 'lo_from_bytea', 'lo_truncate',
+                     'lo_truncate64', 'lowrite')
+       OR (p.proname LIKE 'pg\_%advisory%lock%' AND p.proname <> 'pg_advisory_unlock_all'))
+ORDER BY 1 \gexec
+\endif
 
 -- 7. Check the result: expect superuser = f, no memberships, read-only default, and SELECT only.
 SELECT r.rolname, r.rolsuper AS superuser, r.rolinherit AS inherits,

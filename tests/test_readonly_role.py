@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import secrets
 import shutil
 import subprocess
 import sys
@@ -61,3 +62,123 @@ def test_check_finds_no_risks(role_url: str) -> None:
     assert result.returncode == 0, result.stderr
     assert "Role: shop_reader" in result.stdout and "no risks found" in result.stdout
     assert PASSWORD not in result.stdout + result.stderr
+
+
+def _run_role_script(pg: DemoDatabase, role: str, *extra: str) -> None:
+    psql = shutil.which("psql")
+    if psql is None:
+        pytest.skip("psql is not installed")
+    parts = urlsplit(pg.admin_url)
+    result = subprocess.run(
+        [psql, pg.admin_url, "-q", "-v", f"role_name={role}", "-v", f"password={PASSWORD}",
+         "-v", f"dbname={parts.path.lstrip('/')}", "-v", "schemas=sales", *extra,
+         "-f", str(ROOT / "sql/readonly_role.sql")],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+
+
+def _check(url: str) -> str:
+    result = subprocess.run(
+        [sys.executable, "-m", "pg_mcp", "check", url],
+        capture_output=True, text=True, timeout=60, env=server_env(), cwd=ROOT,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    return result.stdout
+
+
+def _url_for(pg: DemoDatabase, role: str) -> str:
+    parts = urlsplit(pg.admin_url)
+    return f"postgresql://{role}:{quote(PASSWORD, safe='')}@{parts.hostname}:{parts.port}{parts.path}"
+
+
+async def _admin(pg: DemoDatabase, script: str) -> None:
+    conn = await asyncpg.connect(pg.admin_url)
+    try:
+        await conn.execute(script)
+    finally:
+        await conn.close()
+
+
+#: The functions `-v strict=on` revokes from PUBLIC, to grant back after the test.
+STRICT_FUNCTIONS = """
+SELECT string_agg(format('GRANT EXECUTE ON FUNCTION %s TO PUBLIC', oid::regprocedure), '; ')
+FROM pg_proc WHERE pronamespace = 'pg_catalog'::regnamespace
+  AND (proname IN ('pg_sleep', 'pg_sleep_for', 'pg_sleep_until', 'pg_notify', 'pg_cancel_backend',
+                   'pg_terminate_backend', 'lo_create', 'lo_creat', 'lo_unlink', 'lo_put', 'lo_from_bytea',
+                   'lo_truncate', 'lo_truncate64', 'lowrite')
+       OR proname LIKE 'pg\\_%advisory%lock%')
+"""
+
+
+async def test_strict_role_loses_temp_and_side_effect_functions_granted_to_public(pg: DemoDatabase) -> None:
+    role = f"strict_reader_{secrets.token_hex(3)}"
+    database = urlsplit(pg.admin_url).path.lstrip("/")
+    conn = await asyncpg.connect(pg.admin_url)
+    try:
+        grant_back = await conn.fetchval(STRICT_FUNCTIONS)
+        await conn.execute(f"GRANT TEMPORARY ON DATABASE {database} TO PUBLIC")  # PostgreSQL's default
+        _run_role_script(pg, role)
+        lenient = _check(_url_for(pg, role))
+        await conn.execute(f"DROP OWNED BY {role}; DROP ROLE {role}")
+        _run_role_script(pg, role, "-v", "strict=on")
+        strict = _check(_url_for(pg, role))
+        reader = await asyncpg.connect(_url_for(pg, role))
+        try:
+            await reader.execute("SET default_transaction_read_only = off")
+            for sql in [
+                "SELECT pg_sleep(0)",
+                "SELECT pg_advisory_lock(1)",
+                "CREATE TEMP TABLE mine (id int)",
+            ]:
+                with pytest.raises(asyncpg.InsufficientPrivilegeError):
+                    await reader.execute(sql)
+        finally:
+            await reader.close()
+    finally:
+        await conn.execute(f"REVOKE TEMPORARY ON DATABASE {database} FROM PUBLIC; {grant_back}")
+        await conn.execute(f"DROP OWNED BY {role}; DROP ROLE IF EXISTS {role}")
+        await conn.close()
+    assert (
+        f"Role {role} can create temporary tables: REVOKE TEMPORARY ON DATABASE {database} FROM {role}; "
+        f"REVOKE TEMPORARY ON DATABASE {database} FROM PUBLIC;"
+    ) in lenient
+    assert "no risks found" in strict, strict
+
+
+async def test_check_names_each_risk_with_the_statement_that_fixes_it(pg: DemoDatabase) -> None:
+    suffix = secrets.token_hex(3)
+    role, writer = f"risky_{suffix}", f"writer_{suffix}"
+    database = urlsplit(pg.admin_url).path.lstrip("/")
+    await _admin(
+        pg,
+        f"""
+        CREATE ROLE {writer};
+        CREATE ROLE {role} LOGIN PASSWORD '{PASSWORD.replace("'", "''")}' CREATEROLE REPLICATION;
+        GRANT CONNECT ON DATABASE {database} TO {role};
+        GRANT pg_signal_backend, {writer} TO {role};
+        GRANT USAGE ON SCHEMA sales, hr TO {role};
+        GRANT SELECT, INSERT ON sales.products TO {role};
+        GRANT CREATE ON SCHEMA hr TO {role};
+        CREATE EXTENSION dblink SCHEMA hr;
+        """,
+    )
+    try:
+        report = _check(_url_for(pg, role))
+    finally:
+        await _admin(
+            pg,
+            f"DROP EXTENSION dblink; DROP OWNED BY {role}; DROP ROLE {role}; DROP ROLE {writer}",
+        )
+    for line in [
+        f"Role {role} has CREATEROLE: ALTER ROLE {role} NOCREATEROLE;",
+        f"Role {role} has REPLICATION: ALTER ROLE {role} NOREPLICATION;",
+        f"Role {role} can write to 1 tables: REVOKE INSERT, UPDATE, DELETE, TRUNCATE ON ALL TABLES IN SCHEMA "
+        f"sales FROM {role};",
+        f"Role {role} can create objects in schemas hr: REVOKE CREATE ON SCHEMA hr FROM {role};",
+        f"Role {role} is a member of pg_signal_backend: REVOKE pg_signal_backend FROM {role};",
+        f"Role {role} is a member of {writer} and may use its privileges: REVOKE {writer} FROM {role};",
+        "Extension dblink (schema hr) is installed: it can reach outside the database. Unless",
+        "DROP EXTENSION dblink;",
+    ]:
+        assert line in report, f"{line!r} not in:\n{report}"
