@@ -187,7 +187,7 @@ async def check(settings: Settings) -> int:
     finally:
         await db.close()
     print(f"Connected to {settings.safe_dsn}")
-    print(format_report(report))
+    print(format_report(report, settings))
     return 0
 
 

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pg_mcp.catalog import Catalog
+from pg_mcp.config import Settings
 from pg_mcp.db import Database
 from pg_mcp.errors import PgMcpError
 from pg_mcp.names import quote_ident
@@ -20,7 +21,10 @@ SELECT current_setting('server_version') AS server_version, current_database() A
        pg_is_in_recovery() AS standby,
        has_database_privilege(current_database(), 'CREATE') AS can_create_schema,
        has_database_privilege(current_database(), 'TEMP') AS can_create_temp,
-       current_setting('default_transaction_read_only') AS default_read_only,
+       ARRAY(SELECT c FROM pg_db_role_setting s, unnest(s.setconfig) AS c
+             WHERE s.setrole = r.oid
+               AND s.setdatabase IN (0, (SELECT oid FROM pg_database WHERE datname = current_database()))
+             ORDER BY 1) AS role_settings,
        (SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
         WHERE c.relkind IN ('r', 'p') AND n.nspname NOT IN ('pg_catalog', 'information_schema')
           AND n.nspname NOT LIKE 'pg\\_%'
@@ -107,14 +111,17 @@ async def role_report(db: Database, catalog: Catalog) -> RoleReport:
     return report
 
 
-def format_report(report: RoleReport) -> str:
+def format_report(report: RoleReport, settings: Settings) -> str:
     f = report.facts
     lines = [
         f"PostgreSQL {f['server_version']}{' (standby)' if f['standby'] else ''}, database {f['database']}",
         f"Role: {f['role']}{' (SUPERUSER)' if f['superuser'] else ''}",
-        f"Role default_transaction_read_only: {f['default_read_only']}",
-        "pg-mcp runs every statement in a READ ONLY transaction that is rolled back, with statement and lock "
-        "timeouts, and refuses anything but reads before it reaches the database.",
+        f"Role defaults: {', '.join(f['role_settings']) or 'none'}",
+        "Every statement pg-mcp runs: a READ ONLY transaction that is always rolled back, "
+        f"statement_timeout {settings.statement_timeout:g} s, lock_timeout {settings.lock_timeout:g} s, "
+        f"idle_in_transaction_session_timeout {settings.statement_timeout + 5:g} s, at most "
+        f"{settings.max_rows_limit} rows and {settings.max_result_bytes:,} bytes per result; "
+        "anything but a read is refused before it reaches the database.",
         f"Visible tables and views: {report.visible_tables}",
     ]
     if report.risks:

@@ -49,6 +49,19 @@ async def test_describe_matches_pg_catalog_field_by_field(pg: DemoDatabase) -> N
         result = await client.call_tool("describe_table", {"table": "customers", "schema": "sales"})
         partitioned = await client.call_tool("describe_table", {"table": "analytics.page_views"})
         view = await client.call_tool("describe_table", {"table": "sales.customer_order_summary"})
+        orders = await client.call_tool("describe_table", {"table": "sales.orders"})
+    indexes = await _admin_fetch(
+        pg,
+        """SELECT indexname, indexdef FROM pg_indexes
+           WHERE schemaname = 'sales' AND tablename = 'orders'
+             AND NOT EXISTS (SELECT 1 FROM pg_constraint c
+                             WHERE c.conindid = format('%I.%I', schemaname, indexname)::regclass)
+           ORDER BY indexname""",
+    )
+    assert indexes, "the demo's orders table has secondary indexes"
+    assert [(i["name"], i["definition"]) for i in orders.structured_content["indexes"]] == [
+        (r["indexname"], r["indexdef"]) for r in indexes
+    ]
     d = result.structured_content
     assert [(c["name"], c["type"], c["nullable"], c.get("comment")) for c in d["columns"]] == [
         (r["attname"], r["type"], r["nullable"], r["comment"]) for r in expected

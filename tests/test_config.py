@@ -81,7 +81,9 @@ def test_cli_invalid_setting_exits_2_with_one_line() -> None:
     result = _run("serve", "postgresql://u:topsecret@localhost/db", "--max-rows", "0")
     assert result.returncode == 2
     assert result.stdout == ""
-    assert "--max-rows" in result.stderr or "PG_MCP_MAX_ROWS" in result.stderr
+    assert result.stderr.count("\n") == 1, result.stderr
+    assert "PG_MCP_MAX_ROWS (--max-rows)" in result.stderr
+    assert "it accepts a whole number from 1 to" in result.stderr
     assert "topsecret" not in result.stderr
 
 

@@ -61,6 +61,11 @@ def test_check_finds_no_risks(role_url: str) -> None:
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
     assert "Role: shop_reader" in result.stdout and "no risks found" in result.stdout
+    assert (
+        "Role defaults: default_transaction_read_only=on, idle_in_transaction_session_timeout=60s, "
+        "lock_timeout=5s, statement_timeout=30s"
+    ) in result.stdout
+    assert "statement_timeout 30 s, lock_timeout 5 s" in result.stdout
     assert PASSWORD not in result.stdout + result.stderr
 
 

@@ -212,6 +212,7 @@ async def test_big_values_are_cut_by_the_database_with_their_length_stated(pg: D
         ("SELECT pg_sleep(10)", "pg_sleep"),
         ("SELECT * FROM pg_read_file('/etc/passwd')", "pg_read_file"),
         ("SELECT nonexistent_column FROM sales.products", "does not exist"),
+        ("SELECT id,\n  nope FROM sales.products", 'column "nope" does not exist (at line 2, column 3)'),
         ("SELECT * FROM sales.no_such_table", "does not exist"),
     ],
 )
