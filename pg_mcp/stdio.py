@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import stat
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any, cast
@@ -51,8 +52,16 @@ class _Writer:
         await self._writer.drain()
 
 
+def _is_pipe(fd: int) -> bool:
+    """Pipes and sockets can be polled; files, /dev/null and terminals go to the SDK's transport."""
+    mode = os.fstat(fd).st_mode
+    return stat.S_ISFIFO(mode) or stat.S_ISSOCK(mode)
+
+
 @asynccontextmanager
 async def _pipes() -> AsyncIterator[tuple[_Lines, _Writer]]:
+    if not (_is_pipe(0) and _is_pipe(1)):
+        raise ValueError("stdin or stdout is not a pipe")
     loop = asyncio.get_running_loop()
     wire_in, wire_out = os.dup(0), os.dup(1)
     reader = asyncio.StreamReader(limit=MAX_LINE_BYTES)
@@ -87,7 +96,7 @@ async def fast_stdio_server() -> AsyncIterator[tuple[Any, Any]]:
     async with contextlib.AsyncExitStack() as stack:
         try:
             stdin, stdout = await stack.enter_async_context(_pipes())
-        except (OSError, ValueError):  # not pipes: a regular file or a terminal
+        except (OSError, ValueError):  # not pipes: a regular file, /dev/null or a terminal
             streams = await stack.enter_async_context(stdio_server())
         else:
             streams = await stack.enter_async_context(

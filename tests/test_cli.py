@@ -202,6 +202,24 @@ async def test_demo_serves_the_demo_database_over_stdio() -> None:
     assert count.structured_content["rows"] == [[1_000_000]]
 
 
+def test_demo_says_where_it_runs_and_prints_a_claude_desktop_entry() -> None:
+    try:
+        find_pg_bin()
+    except Exception as exc:
+        pytest.skip(f"pg-mcp demo needs PostgreSQL binaries: {exc}")
+    result = run("demo")  # stdin is /dev/null: it serves until end of input, then cleans up
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "", "stdout carries only protocol messages"
+    err = result.stderr
+    assert re.search(r"Demo database running at 127\.0\.0\.1:\d+ \(data in .+, removed on exit\)", err), err
+    assert "PGPASSFILE=" in err and "psql -h 127.0.0.1" in err
+    entry = json.loads(err[err.index("{") : err.index("\n}\n") + 2])
+    assert entry["mcpServers"]["postgres-demo"] == {"command": "pg-mcp", "args": ["demo"]}
+    assert "ERROR" not in err and "Traceback" not in err
+    data_dir = re.search(r"data in (\S+), removed on exit", err)
+    assert data_dir and not Path(data_dir.group(1)).exists(), "the throwaway cluster is gone"
+
+
 def test_serve_warns_at_start_when_the_role_is_over_privileged(pg: DemoDatabase) -> None:
     initialize = {
         "jsonrpc": "2.0", "id": 0, "method": "initialize",
