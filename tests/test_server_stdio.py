@@ -145,6 +145,22 @@ async def test_query_results_and_limits(pg: DemoDatabase) -> None:
     assert too_many.is_error and "max_rows must be between 1 and 1000" in text_of(too_many)
 
 
+async def test_a_wide_result_reads_in_under_half_the_bytes_of_pretty_json(pg: DemoDatabase) -> None:
+    sql = (
+        "SELECT c.*, o.id AS order_id, o.status, o.ordered_at, o.shipping_address, o.total, o.note "
+        "FROM sales.orders o JOIN sales.customers c ON c.id = o.customer_id ORDER BY o.id"
+    )
+    async with mcp_client(pg.url) as client:
+        result = await client.call_tool("query", {"sql": sql})
+    s = result.structured_content
+    assert s["row_count"] == 100 and len(s["columns"]) >= 14
+    names = [c["name"] for c in s["columns"]]
+    pretty = json.dumps(
+        [dict(zip(names, row, strict=True)) for row in s["rows"]], indent=2, ensure_ascii=False
+    )
+    assert len(text_of(result).encode()) < 0.5 * len(pretty.encode())
+
+
 async def test_huge_results_return_the_first_page_quickly(pg: DemoDatabase) -> None:
     queries = [
         "SELECT * FROM sales.order_items",
