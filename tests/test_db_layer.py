@@ -113,6 +113,22 @@ async def test_session_state_does_not_outlive_a_call(db: Database) -> None:
         await db.run_query(unguarded("DELETE FROM sales.products WHERE id = 1 RETURNING id"))
 
 
+async def test_a_role_switch_does_not_outlive_a_call(admin_db: Database, pg: DemoDatabase) -> None:
+    async def current_user() -> str:
+        return str((await admin_db.run_query(unguarded("SELECT current_user::text"))).rows[0][0])
+
+    admin = await current_user()
+    for sql in (
+        "SELECT set_config('role', 'mcp_reader', false)",
+        "SELECT set_config('role', 'mcp_reader', true)",
+        "SET ROLE mcp_reader",
+        "SET SESSION AUTHORIZATION mcp_reader",
+    ):
+        with contextlib.suppress(PgMcpError):
+            await admin_db.run_query(unguarded(sql))
+        assert await current_user() == admin, sql
+
+
 async def test_prepared_statements_cursors_and_listen_do_not_survive(db: Database) -> None:
     for sql in (
         "PREPARE sneaky AS SELECT 1",
