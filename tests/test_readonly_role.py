@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import secrets
 import shutil
 import subprocess
 import sys
+from collections.abc import Iterator
 from urllib.parse import quote, urlsplit
 
 import asyncpg
@@ -13,22 +15,51 @@ import pytest
 from conftest import DemoDatabase
 from mcp_helpers import ROOT, server_env
 
-ROLE, PASSWORD = "shop_reader", "it's a s3cret: @/?"
+ROLE, PASSWORD = f"shop_reader_{secrets.token_hex(3)}", "it's a s3cret: @/?"
 
 
-@pytest.fixture(scope="module")
-def role_url(pg: DemoDatabase) -> str:
+def _run_role_script(pg: DemoDatabase, role: str, *extra: str, schemas: str = "sales") -> None:
     psql = shutil.which("psql")
     if psql is None:
         pytest.skip("psql is not installed")
     parts = urlsplit(pg.admin_url)
     result = subprocess.run(
-        [psql, pg.admin_url, "-q", "-v", f"role_name={ROLE}", "-v", f"password={PASSWORD}",
-         "-v", f"dbname={parts.path.lstrip('/')}", "-v", "schemas=sales, hr", "-f", str(ROOT / "sql/readonly_role.sql")],
+        [psql, pg.admin_url, "-q", "-v", f"role_name={role}", "-v", f"password={PASSWORD}",
+         "-v", f"dbname={parts.path.lstrip('/')}", "-v", f"schemas={schemas}", *extra,
+         "-f", str(ROOT / "sql/readonly_role.sql")],
         capture_output=True, text=True, timeout=60,
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
-    return f"postgresql://{ROLE}:{quote(PASSWORD, safe='')}@{parts.hostname}:{parts.port}{parts.path}"
+
+
+def _check(url: str) -> str:
+    result = subprocess.run(
+        [sys.executable, "-m", "pg_mcp", "check", url],
+        capture_output=True, text=True, timeout=60, env=server_env(), cwd=ROOT,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert PASSWORD not in result.stdout + result.stderr
+    return result.stdout
+
+
+def _url_for(pg: DemoDatabase, role: str) -> str:
+    parts = urlsplit(pg.admin_url)
+    return f"postgresql://{role}:{quote(PASSWORD, safe='')}@{parts.hostname}:{parts.port}{parts.path}"
+
+
+async def _admin(pg: DemoDatabase, script: str) -> None:
+    conn = await asyncpg.connect(pg.admin_url)
+    try:
+        await conn.execute(script)
+    finally:
+        await conn.close()
+
+
+@pytest.fixture(scope="module")
+def role_url(pg: DemoDatabase) -> Iterator[str]:
+    _run_role_script(pg, ROLE, schemas="sales, hr")
+    yield _url_for(pg, ROLE)
+    asyncio.run(_admin(pg, f"DROP OWNED BY {ROLE}; DROP ROLE {ROLE}"))
 
 
 async def test_role_reads_the_chosen_schemas_only(role_url: str) -> None:
@@ -55,54 +86,13 @@ async def test_role_reads_the_chosen_schemas_only(role_url: str) -> None:
 
 
 def test_check_finds_no_risks(role_url: str) -> None:
-    result = subprocess.run(
-        [sys.executable, "-m", "pg_mcp", "check", role_url],
-        capture_output=True, text=True, timeout=60, env=server_env(), cwd=ROOT,
-    )  # fmt: skip
-    assert result.returncode == 0, result.stderr
-    assert "Role: shop_reader" in result.stdout and "no risks found" in result.stdout
+    report = _check(role_url)
+    assert f"Role: {ROLE}" in report and "no risks found" in report
     assert (
         "Role defaults: default_transaction_read_only=on, idle_in_transaction_session_timeout=60s, "
         "lock_timeout=5s, statement_timeout=30s"
-    ) in result.stdout
-    assert "statement_timeout 30 s, lock_timeout 5 s" in result.stdout
-    assert PASSWORD not in result.stdout + result.stderr
-
-
-def _run_role_script(pg: DemoDatabase, role: str, *extra: str) -> None:
-    psql = shutil.which("psql")
-    if psql is None:
-        pytest.skip("psql is not installed")
-    parts = urlsplit(pg.admin_url)
-    result = subprocess.run(
-        [psql, pg.admin_url, "-q", "-v", f"role_name={role}", "-v", f"password={PASSWORD}",
-         "-v", f"dbname={parts.path.lstrip('/')}", "-v", "schemas=sales", *extra,
-         "-f", str(ROOT / "sql/readonly_role.sql")],
-        capture_output=True, text=True, timeout=60,
-    )  # fmt: skip
-    assert result.returncode == 0, result.stderr
-
-
-def _check(url: str) -> str:
-    result = subprocess.run(
-        [sys.executable, "-m", "pg_mcp", "check", url],
-        capture_output=True, text=True, timeout=60, env=server_env(), cwd=ROOT,
-    )  # fmt: skip
-    assert result.returncode == 0, result.stderr
-    return result.stdout
-
-
-def _url_for(pg: DemoDatabase, role: str) -> str:
-    parts = urlsplit(pg.admin_url)
-    return f"postgresql://{role}:{quote(PASSWORD, safe='')}@{parts.hostname}:{parts.port}{parts.path}"
-
-
-async def _admin(pg: DemoDatabase, script: str) -> None:
-    conn = await asyncpg.connect(pg.admin_url)
-    try:
-        await conn.execute(script)
-    finally:
-        await conn.close()
+    ) in report
+    assert "statement_timeout 30 s, lock_timeout 5 s" in report
 
 
 #: The functions `-v strict=on` revokes from PUBLIC, to grant back after the test.
