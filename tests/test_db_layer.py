@@ -1,7 +1,7 @@
 """The database layer on its own, with the guard bypassed: it must still keep the read-only promise.
 
-Statements are handed to `Database.run_query` exactly as written (no wrapper, no parsing), which is
-what would happen if the guard had a hole.
+Statements are handed to `Database.run_query` exactly as written (no guard, no LIMIT wrapper, no
+parsing), which is what would happen if the guard had a hole.
 """
 
 from __future__ import annotations
