@@ -77,12 +77,16 @@ def memory_kib(pid: int, field: str) -> int:
     return int(next(line.split()[1] for line in status.splitlines() if line.startswith(field + ":")))
 
 
+def server_env() -> dict[str, str]:
+    """The caller's environment without pg-mcp settings, so only the URL given decides what runs."""
+    return {k: v for k, v in os.environ.items() if not k.startswith("PG_MCP_") and k != "DATABASE_URL"}
+
+
 async def raw_jsonrpc(url: str, n: int) -> list[float]:
     """tools/call latency with a bare JSON-RPC client (no SDK on the client side): the server's own cost."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PG_MCP_") and k != "DATABASE_URL"}
     proc = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "pg_mcp", url, "--log-level", "WARNING",
-        stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, env=env,
+        stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, env=server_env(),
     )  # fmt: skip
     assert proc.stdin and proc.stdout
     stdin, stdout = proc.stdin, proc.stdout
@@ -111,11 +115,10 @@ async def raw_jsonrpc(url: str, n: int) -> list[float]:
 
 
 def params(url: str) -> StdioServerParameters:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PG_MCP_") and k != "DATABASE_URL"}
     return StdioServerParameters(
         command=sys.executable,
         args=["-m", "pg_mcp", url, "--log-level", "WARNING"],
-        env=env,
+        env=server_env(),
         cwd=str(Path(__file__).parent),
     )
 

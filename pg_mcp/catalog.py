@@ -51,11 +51,19 @@ def _listed_relation(first: int) -> str:
 """
 
 
+def _over_leaf_partitions(aggregate: str) -> str:
+    """`aggregate` over the leaf partitions `p` of the partitioned table `c`: they hold its rows and pages."""
+    return f"""(SELECT {aggregate} FROM pg_partition_tree(c.oid) AS tree
+        JOIN pg_class p ON p.oid = tree.relid WHERE tree.isleaf)"""
+
+
 #: Planner row estimate; partitioned tables sum their leaf partitions; -1 (never analyzed) becomes NULL.
-_ROW_ESTIMATE = """
-    CASE WHEN c.relkind = 'p' THEN (
-        SELECT CASE WHEN bool_and(p.reltuples < 0) THEN NULL ELSE sum(greatest(p.reltuples, 0)) END::bigint
-        FROM pg_partition_tree(c.oid) tree JOIN pg_class p ON p.oid = tree.relid WHERE tree.isleaf)
+_ROW_ESTIMATE = f"""
+    CASE WHEN c.relkind = 'p' THEN {
+    _over_leaf_partitions(
+        "CASE WHEN bool_and(p.reltuples < 0) THEN NULL ELSE sum(greatest(p.reltuples, 0)) END::bigint"
+    )
+}
     WHEN c.reltuples < 0 THEN NULL ELSE c.reltuples::bigint END
 """
 
@@ -100,8 +108,7 @@ SELECT n.nspname AS schema, c.relname AS name, c.relkind::text AS kind, {_ROW_ES
        obj_description(c.oid, 'pg_class') AS comment,
        CASE WHEN c.relkind IN ('v', 'm') THEN pg_get_viewdef(c.oid, true) END AS definition,
        CASE WHEN c.relkind = 'p' THEN pg_get_partkeydef(c.oid) END AS partition_key,
-       CASE WHEN c.relkind = 'p' THEN (SELECT sum(pg_total_relation_size(tree.relid))::bigint
-                                        FROM pg_partition_tree(c.oid) tree)
+       CASE WHEN c.relkind = 'p' THEN {_over_leaf_partitions("sum(pg_total_relation_size(p.oid))::bigint")}
             WHEN c.relkind IN ('r', 'm') THEN pg_total_relation_size(c.oid) END AS total_bytes
 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
 WHERE c.oid = $1
@@ -209,10 +216,8 @@ ORDER BY inherited DESC
 
 ROW_ESTIMATE_SQL = f"""
 SELECT {_ROW_ESTIMATE} AS estimated_rows, c.relkind::text AS kind,
-       CASE WHEN c.relkind = 'p' THEN (
-           SELECT sum(p.relpages)::bigint FROM pg_partition_tree(c.oid) tree
-           JOIN pg_class p ON p.oid = tree.relid WHERE tree.isleaf)
-       ELSE c.relpages::bigint END AS pages
+       CASE WHEN c.relkind = 'p' THEN {_over_leaf_partitions("sum(p.relpages)::bigint")}
+            ELSE c.relpages::bigint END AS pages
 FROM pg_class c WHERE c.oid = $1
 """
 

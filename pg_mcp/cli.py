@@ -235,7 +235,7 @@ async def _call(settings: Settings, args: argparse.Namespace, arguments: dict[st
         result = None
         if args.tool in tools:
             result = await client.call_tool(args.tool, _typed(arguments, tools[args.tool].input_schema))
-    if result is None:
+    if result is None:  # raised out here: inside, the client's task group would wrap it in an ExceptionGroup
         raise ConfigError(f"Unknown tool {args.tool!r}.", f"Tools: {', '.join(sorted(tools))}.")
     if args.json and result.structured_content is not None:
         print(json.dumps(result.structured_content, indent=2, ensure_ascii=False))

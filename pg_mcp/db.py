@@ -155,7 +155,7 @@ class Database:
                     f"The result cannot be read: {exc}.",
                     "Cast the column to text (column::text) and try again.",
                 ) from None
-            columns = [Column(a.name, a.type.name, a.type.schema) for a in attributes]
+            columns = [Column(a.name, _pg_type_name(a.type.name), a.type.schema) for a in attributes]
         if capped is None:
             rows = [tuple(record) for record in records[: checked.max_rows]]
         else:
@@ -300,12 +300,14 @@ async def _reset_connection(conn: asyncpg.Connection) -> None:
 
 
 def _cell_capped(sql: str, attributes: Any, max_chars: int) -> tuple[str, list[str | None]] | None:
-    """`sql` wrapped so that values larger than the cell limit arrive as their first characters and length.
+    """`sql` wrapped so that a value whose text is longer than the cell limit arrives as the start of
+    its text and its length: the cut the renderer makes, made before the value is sent.
 
-    Each column of variable size becomes three: the value when it is small (`pg_column_size`,
-    the stored size, is cheap even for a toasted value), otherwise NULL and the start of its
-    text with its length. Returns the SQL and, per original column, the unit of its length
-    (None for a column passed through), or None when every column is small.
+    Each column of variable size becomes three: the value when it fits, otherwise NULL, the
+    start of its text and its length. The stored size (`pg_column_size`, cheap even for a
+    toasted value) is checked first, so no huge value is converted to text just to be measured.
+    Returns the SQL and, per original column, the unit of its length (None for a column passed
+    through), or None when every column is small.
     """
     units: list[str | None] = [
         None if a.type.name in SMALL_TYPES else ("bytes" if a.type.name == "bytea" else "chars")
@@ -314,21 +316,35 @@ def _cell_capped(sql: str, attributes: Any, max_chars: int) -> tuple[str, list[s
     if not any(units):
         return None
     names = [f"c{i}" for i in range(len(units))]
-    big_bytes = 4 * max_chars  # a UTF-8 character is at most 4 bytes
+    shown_bytes = bytea_bytes_shown(max_chars)
     selects = []
     for name, unit in zip(names, units, strict=True):
         if unit is None:
             selects.append(name)
             continue
-        big = f"pg_column_size({name}) > {big_bytes}"
-        length = f"octet_length({name})" if unit == "bytes" else f"char_length({name}::text)"
+        if unit == "bytes":  # shown as hex: \x and two characters per byte; its length costs nothing
+            length, shown = f"octet_length({name})", 2 + 2 * shown_bytes
+            big = f"{length} > {shown_bytes}"
+        else:  # built-in types store far under 16 bytes per character of text: bigger values are too long
+            length, shown = f"char_length({name}::text)", max_chars
+            big = f"CASE WHEN pg_column_size({name}) > {16 * max_chars} THEN true ELSE {length} > {max_chars} END"
         selects += [
             f"CASE WHEN {big} THEN NULL ELSE {name} END",
-            f"CASE WHEN {big} THEN left({name}::text, {max_chars}) END",
+            f"CASE WHEN {big} THEN left({name}::text, {shown}) END",
             f"CASE WHEN {big} THEN {length} END",
         ]
     wrapped = f"SELECT {', '.join(selects)} FROM (\n{sql}\n) AS pg_mcp_cells({', '.join(names)})"
     return wrapped, units
+
+
+def _pg_type_name(name: str) -> str:
+    """PostgreSQL's own type name: asyncpg calls the built-in array types `int4[]`, PostgreSQL `_int4`."""
+    return "_" + name.removesuffix("[]") if name.endswith("[]") else name
+
+
+def bytea_bytes_shown(max_chars: int) -> int:
+    """Bytes of a bytea value shown within `max_chars` characters of hex (`\\x` and two per byte)."""
+    return max(1, max_chars // 2 - 1)
 
 
 def _uncap(record: asyncpg.Record, units: list[str | None]) -> tuple[Any, ...]:

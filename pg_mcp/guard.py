@@ -155,6 +155,7 @@ def _check(sql: object, policy: GuardPolicy) -> str:
     _check_unicode_names(tokens)
     statement_tokens, statement = _single_statement(text, tokens)
     _check_operators(text, statement_tokens)
+    _check_qualified_operators(statement_tokens)
     _check_nesting(statement_tokens)
     _check_subscript_chains(statement_tokens)
     tree, calls = _parse(statement_tokens, statement, deadline=started + policy.max_parse_seconds)
@@ -215,7 +216,7 @@ def _tokenize(text: str) -> list[Token]:
     return tokens
 
 
-_STRING_TOKENS = frozenset(
+_QUOTED_TOKENS = frozenset(
     {
         TokenType.STRING,
         TokenType.IDENTIFIER,
@@ -233,7 +234,7 @@ _NON_ASCII_SPACE = re.compile(r"[^\S \t\n\r]")
 
 def _check_whitespace(text: str, tokens: list[Token]) -> None:
     """Refuse non-ASCII whitespace outside strings and quoted names, where the two lexers disagree."""
-    inside = [(token.start, token.end) for token in tokens if token.token_type in _STRING_TOKENS]
+    inside = [(token.start, token.end) for token in tokens if token.token_type in _QUOTED_TOKENS]
     for match in _NON_ASCII_SPACE.finditer(text):
         if not any(start <= match.start() <= end for start, end in inside):
             raise GuardError(
@@ -273,12 +274,25 @@ _KEEPS_TRAILING_SIGN = frozenset("~!@#%^&|`?")
 
 
 def _check_operators(text: str, tokens: list[Token]) -> None:
-    """Refuse operators that are not built in, and OPERATOR(schema.op) outside pg_catalog.
+    """Refuse operators that are not built in, however they are spelled.
 
     A user-defined operator runs a function the guard cannot see by name. Operators are read
     from the text the way PostgreSQL's lexer reads them: a run of operator characters is one
     operator, except that trailing + and - split off unless the run holds one of ~!@#%^&|`?.
     """
+    for run in _operator_runs(text, tokens):
+        for operator in _split_operator_run(run):
+            if operator not in BUILTIN_OPERATORS and operator != "=>":  # => names an argument
+                raise GuardError(
+                    "operator",
+                    f"The operator {operator} is not one of PostgreSQL's built-in operators; a user-defined "
+                    "operator runs a function the guard cannot check.",
+                    "Use built-in operators, or the equivalent built-in function.",
+                )
+
+
+def _operator_runs(text: str, tokens: list[Token]) -> list[str]:
+    """Adjacent tokens made only of operator characters, joined: what PostgreSQL's lexer sees as one run."""
     runs: list[str] = []
     previous_end = -2
     for token in tokens:
@@ -291,15 +305,11 @@ def _check_operators(text: str, tokens: list[Token]) -> None:
         else:
             runs.append(raw)
         previous_end = token.end
-    for run in runs:
-        for operator in _split_operator_run(run):
-            if operator not in BUILTIN_OPERATORS and operator != "=>":  # => names an argument
-                raise GuardError(
-                    "operator",
-                    f"The operator {operator} is not one of PostgreSQL's built-in operators; a user-defined "
-                    "operator runs a function the guard cannot check.",
-                    "Use built-in operators, or the equivalent built-in function.",
-                )
+    return runs
+
+
+def _check_qualified_operators(tokens: list[Token]) -> None:
+    """Refuse OPERATOR(schema.op) unless the schema is pg_catalog."""
     for index, token in enumerate(tokens[:-1]):
         if token.token_type == TokenType.OPERATOR and tokens[index + 1].token_type == TokenType.L_PAREN:
             inside = list(
@@ -539,7 +549,7 @@ def _check_call_tokens(tokens: list[Token], calls: list[Token], policy: GuardPol
         if index is None:
             raise _function_refusal(call.text, "its name could not be resolved")
         quoted = call.token_type == TokenType.IDENTIFIER
-        name = call.text if quoted else call.text.lower()
+        name = _token_name(call)
         schema = _token_qualifier(tokens, index)
         if schema is None and not quoted and name in _SYNTAX_CALLS:
             continue
@@ -554,8 +564,7 @@ def _token_qualifier(tokens: list[Token], index: int) -> str | None:
         return None
     if index >= 4 and tokens[index - 3].token_type == TokenType.DOT:
         return ""
-    part = tokens[index - 2]
-    return part.text if part.token_type == TokenType.IDENTIFIER else part.text.lower()
+    return _token_name(tokens[index - 2])
 
 
 _SAMPLE_METHODS = frozenset({"SYSTEM", "BERNOULLI"})

@@ -15,6 +15,13 @@ from pg_mcp.names import quote_ident
 log = logging.getLogger(__name__)
 
 ROLE_SQL = """
+WITH writable AS (  -- tables the role could change, outside the system schemas
+    SELECT n.nspname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+    WHERE c.relkind IN ('r', 'p') AND n.nspname NOT IN ('pg_catalog', 'information_schema')
+      AND n.nspname NOT LIKE 'pg\\_%'
+      AND (has_table_privilege(c.oid, 'INSERT') OR has_table_privilege(c.oid, 'UPDATE')
+           OR has_table_privilege(c.oid, 'DELETE') OR has_table_privilege(c.oid, 'TRUNCATE'))
+)
 SELECT current_setting('server_version') AS server_version, current_database() AS database,
        current_user AS role, r.rolsuper AS superuser, r.rolcreaterole AS createrole, r.rolcreatedb AS createdb,
        r.rolreplication AS replication, r.rolbypassrls AS bypassrls,
@@ -25,18 +32,8 @@ SELECT current_setting('server_version') AS server_version, current_database() A
              WHERE s.setrole = r.oid
                AND s.setdatabase IN (0, (SELECT oid FROM pg_database WHERE datname = current_database()))
              ORDER BY 1) AS role_settings,
-       (SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-        WHERE c.relkind IN ('r', 'p') AND n.nspname NOT IN ('pg_catalog', 'information_schema')
-          AND n.nspname NOT LIKE 'pg\\_%'
-          AND (has_table_privilege(c.oid, 'INSERT') OR has_table_privilege(c.oid, 'UPDATE')
-               OR has_table_privilege(c.oid, 'DELETE') OR has_table_privilege(c.oid, 'TRUNCATE')))
-         AS writable_tables,
-       ARRAY(SELECT DISTINCT quote_ident(n.nspname) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-        WHERE c.relkind IN ('r', 'p') AND n.nspname NOT IN ('pg_catalog', 'information_schema')
-          AND n.nspname NOT LIKE 'pg\\_%'
-          AND (has_table_privilege(c.oid, 'INSERT') OR has_table_privilege(c.oid, 'UPDATE')
-               OR has_table_privilege(c.oid, 'DELETE') OR has_table_privilege(c.oid, 'TRUNCATE'))
-        ORDER BY 1) AS writable_schemas,
+       (SELECT count(*) FROM writable) AS writable_tables,
+       ARRAY(SELECT DISTINCT quote_ident(nspname) FROM writable ORDER BY 1) AS writable_schemas,
        ARRAY(SELECT quote_ident(n.nspname) FROM pg_namespace n WHERE has_schema_privilege(n.oid, 'CREATE')
           AND n.nspname NOT LIKE 'pg\\_%' AND n.nspname <> 'information_schema' ORDER BY 1) AS creatable_schemas,
        ARRAY(SELECT b.rolname::text FROM pg_auth_members m JOIN pg_roles b ON b.oid = m.roleid
@@ -45,7 +42,7 @@ SELECT current_setting('server_version') AS server_version, current_database() A
                  'pg_execute_server_program', 'pg_signal_backend']) AS p(name)
              WHERE EXISTS (SELECT 1 FROM pg_roles x WHERE x.rolname = p.name)
                AND pg_has_role(current_user, p.name, 'MEMBER')) AS dangerous_roles,
-       ARRAY(SELECT e.extname || ' (schema ' || quote_ident(x.nspname) || ')' FROM pg_extension e
+       ARRAY(SELECT ARRAY[e.extname::text, quote_ident(x.nspname)] FROM pg_extension e
              JOIN pg_namespace x ON x.oid = e.extnamespace
              WHERE e.extname IN ('dblink', 'postgres_fdw', 'adminpack', 'file_fdw') ORDER BY 1) AS risky_extensions
 FROM pg_roles r WHERE r.rolname = current_user
@@ -72,10 +69,16 @@ async def role_report(db: Database, catalog: Catalog) -> RoleReport:
             f"Role {role} is a SUPERUSER: it could read server files and bypass every grant. Connect as a "
             f"dedicated read-only role instead ({fix})."
         )
-    flags = (("createrole", "CREATEROLE"), ("createdb", "CREATEDB"), ("bypassrls", "BYPASSRLS"))
-    for flag, what in (*flags, ("replication", "REPLICATION")):
+    flags = ("createrole", "createdb", "bypassrls", "replication")
+    for flag in flags:
         if facts[flag] and not facts["superuser"]:
-            report.risks.append(f"Role {role} has {what}: ALTER ROLE {role} NO{what};")
+            report.risks.append(f"Role {role} has {flag.upper()}: ALTER ROLE {role} NO{flag.upper()};")
+    database = quote_ident(facts["database"])
+    if facts["can_create_schema"] and not facts["superuser"]:
+        report.risks.append(
+            f"Role {role} can create schemas: REVOKE CREATE ON DATABASE {database} FROM {role}; "
+            "(and FROM PUBLIC if the grant is to every role)"
+        )
     if facts["writable_tables"] and not facts["superuser"]:
         schemas = ", ".join(facts["writable_schemas"])
         report.risks.append(
@@ -89,7 +92,6 @@ async def role_report(db: Database, catalog: Catalog) -> RoleReport:
             f"(and FROM PUBLIC where the grant is to every role, as for public before PostgreSQL 15)"
         )
     if facts["can_create_temp"] and not facts["superuser"]:
-        database = quote_ident(facts["database"])
         report.risks.append(
             f"Role {role} can create temporary tables: REVOKE TEMPORARY ON DATABASE {database} FROM {role}; "
             f"REVOKE TEMPORARY ON DATABASE {database} FROM PUBLIC; (the default grant is to every role; grant "
@@ -103,10 +105,11 @@ async def role_report(db: Database, catalog: Catalog) -> RoleReport:
             report.risks.append(
                 f"Role {role} is a member of {member} and may use its privileges: REVOKE {member} FROM {role};"
             )
-    for extension in facts["risky_extensions"]:
+    for extension, schema in facts["risky_extensions"]:
         report.risks.append(
-            f"Extension {extension} is installed: it can reach outside the database. Unless {role} needs it: "
-            f"DROP EXTENSION {extension.split()[0]}; or revoke EXECUTE on its functions from PUBLIC and {role}."
+            f"Extension {extension} (schema {schema}) is installed: it can reach outside the database. Unless "
+            f"{role} needs it: DROP EXTENSION {extension}; or revoke EXECUTE on its functions from PUBLIC "
+            f"and {role}."
         )
     return report
 

@@ -20,7 +20,7 @@ from typing import Any
 from asyncpg import Range, Record
 
 from pg_mcp.catalog import TableDescription
-from pg_mcp.db import Column, CutValue, QueryResult
+from pg_mcp.db import Column, CutValue, QueryResult, bytea_bytes_shown
 from pg_mcp.names import qualified, quote_ident
 
 MAX_SAFE_INTEGER = 2**53 - 1
@@ -40,13 +40,15 @@ _SQL_TYPE_NAMES = {
 _NEEDS_QUOTES = re.compile(r'^\s|\s$|[\t\n\r]|^"')
 
 
+def _element_type(type_name: str) -> str | None:
+    """The element type of an array type (`_text` for text[]), else None."""
+    return type_name[1:] if type_name.startswith("_") else None
+
+
 def type_label(column: Column) -> str:
     """`integer`, `text[]`, `sales.order_status`: the name a model would write in SQL."""
-    name, suffix = column.type_name, ""
-    if name.startswith("_"):  # PostgreSQL's name for an array type
-        name, suffix = name[1:], "[]"
-    elif name.endswith("[]"):  # asyncpg's name for the built-in array types
-        name, suffix = name[:-2], "[]"
+    element = _element_type(column.type_name)
+    name, suffix = (column.type_name, "") if element is None else (element, "[]")
     name = _SQL_TYPE_NAMES.get(name, name)
     if column.type_schema not in ("pg_catalog", ""):
         name = qualified(column.type_schema, name)
@@ -82,19 +84,21 @@ def json_value(value: Any, type_name: str = "", limits: Limits = Limits()) -> An
     if isinstance(value, Range):
         return _range_text(value)
     if isinstance(value, Mapping | Record):  # composite types arrive as Records
-        return _whole(
-            value={str(key): json_value(item, "", limits) for key, item in value.items()}, limits=limits
-        )
+        return _whole({str(key): json_value(item, "", limits) for key, item in value.items()}, limits)
     if isinstance(value, Sequence):
-        element = type_name[1:] if type_name.startswith("_") else type_name.removesuffix("[]")
+        element = _element_type(type_name) or ""
         return _whole([json_value(item, element, limits) for item in value], limits)
     return _shorten(str(value), limits)
 
 
 def _whole(value: list[Any] | dict[str, Any], limits: Limits) -> Any:
     """An array or composite within the cell limit as it is; a longer one as its shortened JSON text."""
-    text = json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+    text = _compact_json(value)
     return value if len(text) <= limits.max_cell_chars else _shorten(text, limits)
+
+
+def _compact_json(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
 
 
 def _range_text(value: Range) -> str:
@@ -129,7 +133,7 @@ def _shorten(text: str, limits: Limits) -> str:
 
 
 def _bytea(data: bytes, limits: Limits) -> str:
-    shown = max(1, limits.max_cell_chars // 2 - 1)
+    shown = bytea_bytes_shown(limits.max_cell_chars)
     hex_text = "\\x" + data[:shown].hex()
     return hex_text if len(data) <= shown else f"{hex_text}…[cut: {len(data):,} bytes in all]"
 
@@ -170,7 +174,7 @@ def text_cell(value: Any) -> str:
         return value
     if isinstance(value, int | float):
         return str(value)
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+    return _compact_json(value)
 
 
 @dataclass(frozen=True)

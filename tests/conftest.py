@@ -29,6 +29,23 @@ class DemoDatabase:
     admin_url: str
     source: str
 
+    async def admin_execute(self, script: str) -> None:
+        """Run statements as the superuser, e.g. to create objects a test needs."""
+        conn = await asyncpg.connect(self.admin_url)
+        try:
+            await conn.execute(script)
+        finally:
+            await conn.close()
+
+    async def admin_fetch(self, sql: str, *args: object) -> list[asyncpg.Record]:
+        """Rows of one query run as the superuser, e.g. the expected answer from pg_catalog."""
+        conn = await asyncpg.connect(self.admin_url)
+        try:
+            rows: list[asyncpg.Record] = await conn.fetch(sql, *args)
+            return rows
+        finally:
+            await conn.close()
+
 
 def _docker_available() -> bool:
     try:

@@ -5,9 +5,7 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import AsyncIterator
-from typing import Any
 
-import asyncpg
 import pytest
 import pytest_asyncio
 from conftest import DemoDatabase
@@ -20,26 +18,8 @@ from pg_mcp.local_pg import load_catalog
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
 
-async def _admin_fetch(pg: DemoDatabase, sql: str, *args: Any) -> list[asyncpg.Record]:
-    conn = await asyncpg.connect(pg.admin_url)
-    try:
-        rows: list[asyncpg.Record] = await conn.fetch(sql, *args)
-        return rows
-    finally:
-        await conn.close()
-
-
-async def _admin_execute(pg: DemoDatabase, script: str) -> None:
-    conn = await asyncpg.connect(pg.admin_url)
-    try:
-        await conn.execute(script)
-    finally:
-        await conn.close()
-
-
 async def test_describe_matches_pg_catalog_field_by_field(pg: DemoDatabase) -> None:
-    expected = await _admin_fetch(
-        pg,
+    expected = await pg.admin_fetch(
         """SELECT a.attname, format_type(a.atttypid, a.atttypmod) AS type, NOT a.attnotnull AS nullable,
                   col_description(a.attrelid, a.attnum) AS comment
            FROM pg_attribute a WHERE a.attrelid = 'sales.customers'::regclass AND a.attnum > 0
@@ -50,8 +30,7 @@ async def test_describe_matches_pg_catalog_field_by_field(pg: DemoDatabase) -> N
         partitioned = await client.call_tool("describe_table", {"table": "analytics.page_views"})
         view = await client.call_tool("describe_table", {"table": "sales.customer_order_summary"})
         orders = await client.call_tool("describe_table", {"table": "sales.orders"})
-    indexes = await _admin_fetch(
-        pg,
+    indexes = await pg.admin_fetch(
         """SELECT indexname, indexdef FROM pg_indexes
            WHERE schemaname = 'sales' AND tablename = 'orders'
              AND NOT EXISTS (SELECT 1 FROM pg_constraint c
@@ -155,13 +134,12 @@ async def test_sample_rows_is_cheap_and_bounded(pg: DemoDatabase) -> None:
 
 
 async def test_column_stats_show_real_values(pg: DemoDatabase) -> None:
-    await _admin_fetch(pg, "DROP TABLE IF EXISTS hr.unanalyzed")
-    await _admin_fetch(
-        pg,
+    await pg.admin_execute("DROP TABLE IF EXISTS hr.unanalyzed")
+    await pg.admin_execute(
         "CREATE TABLE hr.unanalyzed AS SELECT g AS n, 'x' || (g % 3) AS label, NULL::text AS empty, "
         "g % 2 = 0 AS even, md5((g % 7)::text)::uuid AS ref FROM generate_series(1, 50) g",
     )
-    await _admin_fetch(pg, "GRANT SELECT ON hr.unanalyzed TO mcp_reader")
+    await pg.admin_execute("GRANT SELECT ON hr.unanalyzed TO mcp_reader")
     try:
         async with mcp_client(pg.url) as client:
             status = await client.call_tool("column_stats", {"table": "sales.orders", "column": "status"})
@@ -169,7 +147,7 @@ async def test_column_stats_show_real_values(pg: DemoDatabase) -> None:
             fresh = await client.call_tool("column_stats", {"table": "hr.unanalyzed"})
             typo = await client.call_tool("column_stats", {"table": "sales.orders", "column": "stauts"})
     finally:
-        await _admin_fetch(pg, "DROP TABLE hr.unanalyzed")
+        await pg.admin_execute("DROP TABLE hr.unanalyzed")
     assert not status.is_error, text_of(status)
     text = text_of(status)
     assert re.search(r"most common: delivered (59|60|61)\.\d%, shipped 1\d\.\d%, paid", text), text
@@ -234,10 +212,10 @@ CATALOG_TABLES = 5000
 @pytest_asyncio.fixture(loop_scope="session", scope="module")
 async def catalog_url(pg: DemoDatabase) -> AsyncIterator[str]:
     """A separate database of 5,000 tables in 10 schemas, each with a comment and a foreign key."""
-    await _admin_fetch(pg, "DROP DATABASE IF EXISTS catalog5k")
+    await pg.admin_execute("DROP DATABASE IF EXISTS catalog5k")
     await load_catalog(pg.admin_url, "catalog5k", CATALOG_TABLES, reader="mcp_reader")
     yield pg.url.rsplit("/", 1)[0] + "/catalog5k"
-    await _admin_fetch(pg, "DROP DATABASE catalog5k WITH (FORCE)")
+    await pg.admin_execute("DROP DATABASE catalog5k WITH (FORCE)")
 
 
 async def test_a_catalog_of_5000_tables_stays_small_and_fast(catalog_url: str) -> None:
@@ -296,14 +274,14 @@ async def test_a_wide_table_describes_in_a_few_kilobytes(pg: DemoDatabase) -> No
         + (" NOT NULL DEFAULT 0" if i % 5 == 0 else "")
         for i in range(50)
     )
-    await _admin_fetch(pg, f"CREATE TABLE hr.wide (id int PRIMARY KEY, {columns})")
-    await _admin_fetch(pg, "COMMENT ON COLUMN hr.wide.c01 IS 'A column with a comment, as most have'")
-    await _admin_fetch(pg, "GRANT SELECT ON hr.wide TO mcp_reader")
+    await pg.admin_execute(f"CREATE TABLE hr.wide (id int PRIMARY KEY, {columns})")
+    await pg.admin_execute("COMMENT ON COLUMN hr.wide.c01 IS 'A column with a comment, as most have'")
+    await pg.admin_execute("GRANT SELECT ON hr.wide TO mcp_reader")
     try:
         async with mcp_client(pg.url) as client:
             result = await client.call_tool("describe_table", {"table": "hr.wide"})
     finally:
-        await _admin_fetch(pg, "DROP TABLE hr.wide")
+        await pg.admin_execute("DROP TABLE hr.wide")
     text = text_of(result)
     assert len(result.structured_content["columns"]) == 51
     assert "c49 jsonb" in text and "c00 bigint NOT NULL default 0" in text
@@ -313,8 +291,7 @@ async def test_a_wide_table_describes_in_a_few_kilobytes(pg: DemoDatabase) -> No
 @pytest_asyncio.fixture(loop_scope="session", scope="module")
 async def detail_schema(pg: DemoDatabase) -> AsyncIterator[str]:
     """Objects exercising every describable feature, in a schema of their own, dropped afterwards."""
-    await _admin_execute(
-        pg,
+    await pg.admin_execute(
         """
         CREATE SCHEMA detail;
         CREATE EXTENSION btree_gist SCHEMA detail;
@@ -347,7 +324,7 @@ async def detail_schema(pg: DemoDatabase) -> AsyncIterator[str]:
     try:
         yield "detail"
     finally:
-        await _admin_execute(pg, "DROP SCHEMA detail CASCADE")
+        await pg.admin_execute("DROP SCHEMA detail CASCADE")
 
 
 async def test_describe_shows_domains_generated_columns_constraints_and_sizes(
@@ -383,8 +360,7 @@ async def test_describe_shows_domains_generated_columns_constraints_and_sizes(
     assert m["kind"] == "materialized view" and "WHERE rooms.area_m2 > 10::numeric" in m["definition"]
     assert "Definition: SELECT rooms.id," in text_of(matview)
 
-    [expected] = await _admin_fetch(
-        pg,
+    [expected] = await pg.admin_fetch(
         """SELECT sum(pg_total_relation_size(relid))::bigint AS bytes,
                   (sum(c.reltuples) FILTER (WHERE isleaf))::bigint AS estimate
            FROM pg_partition_tree('detail.readings') JOIN pg_class c ON c.oid = relid""",

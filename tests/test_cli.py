@@ -177,6 +177,12 @@ def test_call_prints_what_the_model_sees(pg: DemoDatabase) -> None:
     assert "read-only" in refused.stdout
     structured = run("call", "--url", pg.url, "--json", "describe_table", "table=hr.employees")
     assert structured.returncode == 0 and '"primary_key": [' in structured.stdout
+    unknown = run("call", "--url", pg.url, "describe", "table=hr.employees")
+    assert unknown.returncode == 2 and "Traceback" not in unknown.stderr, unknown.stderr
+    assert (
+        "Unknown tool 'describe'" in unknown.stderr
+        and "Tools: column_stats, describe_table," in unknown.stderr
+    )
 
 
 async def test_database_restart_between_calls_recovers(tmp_path: object) -> None:

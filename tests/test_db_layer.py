@@ -90,10 +90,19 @@ async def test_writes_fail_without_the_guard(admin_db: Database, pg: DemoDatabas
     assert ok.rows[0][0] == before[0]
 
 
+async def _scalar(db: Database, sql: str) -> str:
+    return str((await db.run_query(unguarded(sql))).rows[0][0])
+
+
+async def _attempt(db: Database, sql: str) -> None:
+    """Run a statement without the guard; whether it is refused or runs, the next call must not see it."""
+    with contextlib.suppress(PgMcpError):
+        await db.run_query(unguarded(sql))
+
+
 async def test_session_state_does_not_outlive_a_call(db: Database) -> None:
     async def setting(name: str) -> str:
-        result = await db.run_query(unguarded(f"SELECT current_setting('{name}')"))
-        return str(result.rows[0][0])
+        return await _scalar(db, f"SELECT current_setting('{name}')")
 
     timeout_before = await setting("statement_timeout")
     for sql in (
@@ -104,8 +113,7 @@ async def test_session_state_does_not_outlive_a_call(db: Database) -> None:
         "SET SESSION CHARACTERISTICS AS TRANSACTION READ WRITE",
         "SET default_transaction_read_only = off",
     ):
-        with contextlib.suppress(PgMcpError):
-            await db.run_query(unguarded(sql))
+        await _attempt(db, sql)
     assert await setting("statement_timeout") == timeout_before
     assert await setting("search_path") == '"$user", public'
     assert await setting("transaction_read_only") == "on"
@@ -113,20 +121,16 @@ async def test_session_state_does_not_outlive_a_call(db: Database) -> None:
         await db.run_query(unguarded("DELETE FROM sales.products WHERE id = 1 RETURNING id"))
 
 
-async def test_a_role_switch_does_not_outlive_a_call(admin_db: Database, pg: DemoDatabase) -> None:
-    async def current_user() -> str:
-        return str((await admin_db.run_query(unguarded("SELECT current_user::text"))).rows[0][0])
-
-    admin = await current_user()
+async def test_a_role_switch_does_not_outlive_a_call(admin_db: Database) -> None:
+    admin = await _scalar(admin_db, "SELECT current_user::text")
     for sql in (
         "SELECT set_config('role', 'mcp_reader', false)",
         "SELECT set_config('role', 'mcp_reader', true)",
         "SET ROLE mcp_reader",
         "SET SESSION AUTHORIZATION mcp_reader",
     ):
-        with contextlib.suppress(PgMcpError):
-            await admin_db.run_query(unguarded(sql))
-        assert await current_user() == admin, sql
+        await _attempt(admin_db, sql)
+        assert await _scalar(admin_db, "SELECT current_user::text") == admin, sql
 
 
 async def test_prepared_statements_cursors_and_listen_do_not_survive(db: Database) -> None:
@@ -135,8 +139,7 @@ async def test_prepared_statements_cursors_and_listen_do_not_survive(db: Databas
         "DECLARE held CURSOR WITH HOLD FOR SELECT 1",
         "LISTEN channel",
     ):
-        with contextlib.suppress(PgMcpError):
-            await db.run_query(unguarded(sql))
+        await _attempt(db, sql)
     prepared = await db.run_query(unguarded("SELECT count(*) FROM pg_prepared_statements"))
     cursors = await db.run_query(unguarded("SELECT count(*) FROM pg_cursors"))
     channels = await db.run_query(unguarded("SELECT count(*) FROM pg_listening_channels()"))

@@ -47,19 +47,11 @@ def _url_for(pg: DemoDatabase, role: str) -> str:
     return f"postgresql://{role}:{quote(PASSWORD, safe='')}@{parts.hostname}:{parts.port}{parts.path}"
 
 
-async def _admin(pg: DemoDatabase, script: str) -> None:
-    conn = await asyncpg.connect(pg.admin_url)
-    try:
-        await conn.execute(script)
-    finally:
-        await conn.close()
-
-
 @pytest.fixture(scope="module")
 def role_url(pg: DemoDatabase) -> Iterator[str]:
     _run_role_script(pg, ROLE, schemas="sales, hr")
     yield _url_for(pg, ROLE)
-    asyncio.run(_admin(pg, f"DROP OWNED BY {ROLE}; DROP ROLE {ROLE}"))
+    asyncio.run(pg.admin_execute(f"DROP OWNED BY {ROLE}; DROP ROLE {ROLE}"))
 
 
 async def test_role_reads_the_chosen_schemas_only(role_url: str) -> None:
@@ -70,15 +62,24 @@ async def test_role_reads_the_chosen_schemas_only(role_url: str) -> None:
         assert await conn.fetchval("SELECT rolsuper FROM pg_roles WHERE rolname = current_user") is False
         with pytest.raises(asyncpg.ReadOnlySQLTransactionError):
             await conn.execute("CREATE TABLE sales.mine (id int)")
+    finally:
+        await conn.close()
+    await _assert_lacks_privilege(
+        role_url,
+        "SELECT count(*) FROM inventory.warehouses",
+        "INSERT INTO sales.products (id, sku, name, category, price, created_on) VALUES (-1, 'x', 'x', 'x', 1, now())",
+        "CREATE TABLE sales.mine (id int)",
+        "CREATE TEMP TABLE mine (id int)",
+        "CREATE SCHEMA mine",
+    )
+
+
+async def _assert_lacks_privilege(url: str, *statements: str) -> None:
+    """Each statement fails for want of a privilege, even with the role's read-only default turned off."""
+    conn = await asyncpg.connect(url)
+    try:
         await conn.execute("SET default_transaction_read_only = off")  # the role default is only a backstop
-        for sql in [
-            "SELECT count(*) FROM inventory.warehouses",
-            "INSERT INTO sales.products (id, sku, name, category, price, created_on) "
-            "VALUES (-1, 'x', 'x', 'x', 1, now())",
-            "CREATE TABLE sales.mine (id int)",
-            "CREATE TEMP TABLE mine (id int)",
-            "CREATE SCHEMA mine",
-        ]:
+        for sql in statements:
             with pytest.raises(asyncpg.InsufficientPrivilegeError):
                 await conn.execute(sql)
     finally:
@@ -118,18 +119,12 @@ async def test_strict_role_loses_temp_and_side_effect_functions_granted_to_publi
         await conn.execute(f"DROP OWNED BY {role}; DROP ROLE {role}")
         _run_role_script(pg, role, "-v", "strict=on")
         strict = _check(_url_for(pg, role))
-        reader = await asyncpg.connect(_url_for(pg, role))
-        try:
-            await reader.execute("SET default_transaction_read_only = off")
-            for sql in [
-                "SELECT pg_sleep(0)",
-                "SELECT pg_advisory_lock(1)",
-                "CREATE TEMP TABLE mine (id int)",
-            ]:
-                with pytest.raises(asyncpg.InsufficientPrivilegeError):
-                    await reader.execute(sql)
-        finally:
-            await reader.close()
+        await _assert_lacks_privilege(
+            _url_for(pg, role),
+            "SELECT pg_sleep(0)",
+            "SELECT pg_advisory_lock(1)",
+            "CREATE TEMP TABLE mine (id int)",
+        )
     finally:
         await conn.execute(f"REVOKE TEMPORARY ON DATABASE {database} FROM PUBLIC; {grant_back}")
         await conn.execute(f"DROP OWNED BY {role}; DROP ROLE IF EXISTS {role}")
@@ -145,12 +140,11 @@ async def test_check_names_each_risk_with_the_statement_that_fixes_it(pg: DemoDa
     suffix = secrets.token_hex(3)
     role, writer = f"risky_{suffix}", f"writer_{suffix}"
     database = urlsplit(pg.admin_url).path.lstrip("/")
-    await _admin(
-        pg,
+    await pg.admin_execute(
         f"""
         CREATE ROLE {writer};
-        CREATE ROLE {role} LOGIN PASSWORD '{PASSWORD.replace("'", "''")}' CREATEROLE REPLICATION;
-        GRANT CONNECT ON DATABASE {database} TO {role};
+        CREATE ROLE {role} LOGIN PASSWORD '{PASSWORD.replace("'", "''")}' CREATEROLE CREATEDB REPLICATION BYPASSRLS;
+        GRANT CONNECT, CREATE ON DATABASE {database} TO {role};
         GRANT pg_signal_backend, {writer} TO {role};
         GRANT USAGE ON SCHEMA sales, hr TO {role};
         GRANT SELECT, INSERT ON sales.products TO {role};
@@ -161,16 +155,18 @@ async def test_check_names_each_risk_with_the_statement_that_fixes_it(pg: DemoDa
     try:
         report = _check(_url_for(pg, role))
     finally:
-        await _admin(
-            pg,
+        await pg.admin_execute(
             f"DROP EXTENSION dblink; DROP OWNED BY {role}; DROP ROLE {role}; DROP ROLE {writer}",
         )
     for line in [
         f"Role {role} has CREATEROLE: ALTER ROLE {role} NOCREATEROLE;",
+        f"Role {role} has CREATEDB: ALTER ROLE {role} NOCREATEDB;",
         f"Role {role} has REPLICATION: ALTER ROLE {role} NOREPLICATION;",
+        f"Role {role} has BYPASSRLS: ALTER ROLE {role} NOBYPASSRLS;",
         f"Role {role} can write to 1 tables: REVOKE INSERT, UPDATE, DELETE, TRUNCATE ON ALL TABLES IN SCHEMA "
         f"sales FROM {role};",
         f"Role {role} can create objects in schemas hr: REVOKE CREATE ON SCHEMA hr FROM {role};",
+        f"Role {role} can create schemas: REVOKE CREATE ON DATABASE {database} FROM {role};",
         f"Role {role} is a member of pg_signal_backend: REVOKE pg_signal_backend FROM {role};",
         f"Role {role} is a member of {writer} and may use its privileges: REVOKE {writer} FROM {role};",
         "Extension dblink (schema hr) is installed: it can reach outside the database. Unless",

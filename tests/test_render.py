@@ -80,7 +80,7 @@ def test_text_cells_are_unambiguous(value: Any, cell: str) -> None:
 def test_type_labels() -> None:
     assert type_label(Column("a", "int4", "pg_catalog")) == "integer"
     assert type_label(Column("a", "_text", "pg_catalog")) == "text[]"
-    assert type_label(Column("a", "int4[]", "pg_catalog")) == "integer[]"
+    assert type_label(Column("a", "_int4", "pg_catalog")) == "integer[]"
     assert type_label(Column("a", "order_status", "sales")) == "sales.order_status"
     assert type_label(Column("a", "Mood", "public")) == 'public."Mood"'
 

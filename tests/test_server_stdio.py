@@ -182,7 +182,8 @@ async def test_big_values_are_cut_by_the_database_with_their_length_stated(pg: D
     sql = (
         "SELECT array_agg(g) AS ids, repeat('é', 50000) AS x, repeat('b', 3) AS x, "
         "ROW(repeat('c', 5000), 1) AS pair, decode(repeat('ff', 100000), 'hex') AS blob, "
-        "jsonb_build_object('k', repeat('v', 9000)) AS doc FROM generate_series(1, 2000000) AS g"
+        "jsonb_build_object('k', repeat('v', 9000)) AS doc, "
+        "(SELECT array_agg(i) FROM generate_series(1, 600) AS i) AS mid FROM generate_series(1, 2000000) AS g"
     )
     async with mcp_client(pg.url) as client:
         result = await client.call_tool("query", {"sql": sql})
@@ -195,15 +196,17 @@ async def test_big_values_are_cut_by_the_database_with_their_length_stated(pg: D
         "pair",
         "blob",
         "doc",
+        "mid",
     ]
     assert [c["type"] for c in result.structured_content["columns"]][:2] == ["integer[]", "text"]
-    ids, text, short, pair, blob, doc = row
+    ids, text, short, pair, blob, doc, mid = row
     assert ids.startswith("{1,2,3,") and ids.endswith("…[cut: 14,888,897 chars in all]")
     assert text == "é" * 1000 + "…[cut: 50,000 chars in all]"
     assert short == "bbb"
     assert pair.startswith("(" + "c" * 999) and pair.endswith("…[cut: 5,004 chars in all]")
     assert blob.startswith("\\xffff") and blob.endswith("…[cut: 100,000 bytes in all]")
     assert doc.startswith('{"k": "vvv') and doc.endswith("…[cut: 9,009 chars in all]")
+    assert mid.startswith("{1,2,3,") and mid.endswith("…[cut: 2,293 chars in all]"), "same form at any size"
     assert len(text_of(result).encode()) < 12_000
 
 

@@ -54,6 +54,7 @@ CASES: list[tuple[str, str, str, Any]] = [
     ("arr_empty", "integer[]", "'{}'", []),
     ("arr_nulls", "text[]", "ARRAY['a', NULL, '']", ["a", None, ""]),
     ("arr_2d", "integer[]", "'{{1,2},{3,4}}'", [[1, 2], [3, 4]]),
+    ("arr_jsonb", "jsonb[]", """ARRAY['{"a": [1, 2]}'::jsonb, NULL]""", [{"a": [1, 2]}, None]),
     ("arr_dates", "date[]", "ARRAY['2020-01-01'::date, 'infinity']", ["2020-01-01", "infinity"]),
     ("rng", "int4range", "'[1,10)'", "[1,10)"),
     ("rng_empty", "numrange", "'empty'", "empty"),
@@ -136,6 +137,7 @@ async def test_every_type_round_trips_exactly(pg: DemoDatabase, typed_table: str
     }
     assert not mismatches
     assert types["i8_big"] == "bigint" and types["arr_nulls"] == "text[]" and types["mood"] == "typetest.mood"
+    assert types["arr_2d"] == "integer[]" and types["pairs"] == "typetest.pair[]"
     big = row[len(CASES)]
     assert big.startswith("\\xabab") and big.endswith("[cut: 2,000,000 bytes in all]")
     text = text_of(result)
