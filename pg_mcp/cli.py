@@ -77,6 +77,10 @@ def _add_settings_flags(parser: argparse.ArgumentParser) -> None:
         ("allow_functions", "--allow-functions", "comma-separated extra functions queries may call"),
         ("max_cell_chars", "--max-cell-chars", "characters shown per value before it is cut (1000)"),
         ("max_result_bytes", "--max-result-bytes", "bytes of text per result before rows are cut"),
+        ("max_cost", "--max-cost", "planner cost above which a query is refused (0: no budget)"),
+        ("max_plan_rows", "--max-plan-rows", "planner row estimate above which a query is refused (0: none)"),
+        ("temp_file_limit", "--temp-file-limit", "temporary file space per statement, e.g. 1GB"),
+        ("allow_secrets", "--allow-secrets", "comma-separated secrets queries may read after all"),
         ("log_level", "--log-level", "DEBUG, INFO, WARNING or ERROR (INFO)"),
         (
             "audit_file",

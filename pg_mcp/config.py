@@ -35,6 +35,10 @@ ENV_NAMES: dict[str, str] = {
     "allow_functions": "PG_MCP_ALLOW_FUNCTIONS",
     "max_cell_chars": "PG_MCP_MAX_CELL_CHARS",
     "max_result_bytes": "PG_MCP_MAX_RESULT_BYTES",
+    "max_cost": "PG_MCP_MAX_COST",
+    "max_plan_rows": "PG_MCP_MAX_PLAN_ROWS",
+    "temp_file_limit": "PG_MCP_TEMP_FILE_LIMIT",
+    "allow_secrets": "PG_MCP_ALLOW_SECRETS",
     "log_level": "PG_MCP_LOG_LEVEL",
     "audit_file": "PG_MCP_AUDIT_FILE",
 }
@@ -61,17 +65,21 @@ class Settings(BaseSettings):
     allow_functions: Annotated[tuple[str, ...], NoDecode] = ()
     max_cell_chars: int = Field(default=1000, ge=16, le=10_000_000)
     max_result_bytes: int = Field(default=1_000_000, ge=1024, le=100_000_000)
+    max_cost: float = Field(default=1e9, ge=0)
+    max_plan_rows: float = Field(default=1e9, ge=0)
+    temp_file_limit: str = Field(default="1GB", pattern=r"^(-1|\d+\s*(kB|MB|GB|TB)?)$")
+    allow_secrets: Annotated[tuple[str, ...], NoDecode] = ()
     log_level: LogLevel = "INFO"
     audit_file: str | None = None
 
-    @field_validator("schemas", "tables", "hidden_columns", "allow_functions", mode="before")
+    @field_validator("schemas", "tables", "hidden_columns", "allow_functions", "allow_secrets", mode="before")
     @classmethod
     def _split_list(cls, value: Any) -> Any:
         if isinstance(value, str):
             return tuple(part.strip() for part in value.split(",") if part.strip())
         return value
 
-    @field_validator("allow_functions")
+    @field_validator("allow_functions", "allow_secrets")
     @classmethod
     def _lower_functions(cls, value: tuple[str, ...]) -> tuple[str, ...]:
         return tuple(name.lower() for name in value)
