@@ -252,6 +252,22 @@ WHERE p.pronargs >= 1 AND p.pronargs - p.pronargdefaults <= 1
 GROUP BY p.proname
 """
 
+#: Names of functions, operators and cast targets defined outside pg_catalog, not by an extension
+#: (extensions are installed by a superuser): the guard refuses unqualified uses that they could shadow.
+USER_DEFINED_NAMES_SQL = """
+SELECT ARRAY(SELECT DISTINCT p.proname::text FROM pg_proc p
+             WHERE p.pronamespace NOT IN ('pg_catalog'::regnamespace, 'information_schema'::regnamespace)
+               AND NOT EXISTS (SELECT FROM pg_depend d WHERE d.classid = 'pg_proc'::regclass
+                               AND d.objid = p.oid AND d.deptype = 'e')) AS functions,
+       ARRAY(SELECT DISTINCT o.oprname::text FROM pg_operator o
+             WHERE o.oprnamespace <> 'pg_catalog'::regnamespace
+               AND NOT EXISTS (SELECT FROM pg_depend d WHERE d.classid = 'pg_operator'::regclass
+                               AND d.objid = o.oid AND d.deptype = 'e')) AS operators,
+       ARRAY(SELECT DISTINCT t.typname::text FROM pg_cast c
+             JOIN pg_proc p ON p.oid = c.castfunc JOIN pg_type t ON t.oid = c.casttarget
+             WHERE p.pronamespace <> 'pg_catalog'::regnamespace) AS cast_types
+"""
+
 OVERVIEW_SQL = """
 SELECT version() AS version, current_database() AS database, current_user AS role,
        pg_database_size(current_database()) AS size_bytes,
@@ -499,6 +515,11 @@ class Catalog:
         rows = await self.db.fetch_fixed(FIELD_CALLABLE_FUNCTIONS_SQL)
         one_arg = frozenset(str(row["name"]) for row in rows)
         return one_arg, frozenset(str(row["name"]) for row in rows if row["takes_row"])
+
+    async def user_defined_names(self) -> tuple[frozenset[str], frozenset[str], frozenset[str]]:
+        """Names of user-defined functions, operators and cast target types (see USER_DEFINED_NAMES_SQL)."""
+        row = (await self.db.fetch_fixed(USER_DEFINED_NAMES_SQL))[0]
+        return frozenset(row["functions"]), frozenset(row["operators"]), frozenset(row["cast_types"])
 
     async def overview(self) -> dict[str, Any]:
         """Server version, size, extensions and schemas: what a model reads first about a database."""

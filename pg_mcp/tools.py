@@ -27,7 +27,8 @@ from pg_mcp.catalog import SEARCH_LIMIT, Catalog, RelationRef
 from pg_mcp.config import Settings
 from pg_mcp.db import Database
 from pg_mcp.errors import GuardError, NotFoundError, PgMcpError, QueryError
-from pg_mcp.guard import CheckedQuery, GuardPolicy, check_query
+from pg_mcp.guard import CheckedQuery, GuardPolicy, check_query_async
+from pg_mcp.guard.plan import Budget, check_budget, check_plan_calls
 from pg_mcp.names import qualified, quote_ident
 from pg_mcp.render import (
     Limits,
@@ -117,7 +118,11 @@ class Explorer:
         self.db = db
         self.access = settings.access
         self.catalog = Catalog(db, self.access)
-        self.policy = GuardPolicy(allowed_functions=frozenset(settings.allow_functions))
+        self.policy = GuardPolicy(
+            allowed_functions=frozenset(settings.allow_functions),
+            allowed_secrets=frozenset(settings.allow_secrets),
+        )
+        self.budget = Budget(max_cost=settings.max_cost, max_rows=settings.max_plan_rows)
         self._policy_loaded_at: float | None = None
         self.limits = Limits(settings.max_cell_chars, settings.max_result_bytes)
 
@@ -126,7 +131,15 @@ class Explorer:
         now = time.monotonic()
         if self._policy_loaded_at is None or now - self._policy_loaded_at > FUNCTION_NAMES_TTL:
             one_arg, row = await self.catalog.field_callable_functions()
-            self.policy = replace(self.policy, one_arg_functions=one_arg, row_functions=row)
+            functions, operators, cast_types = await self.catalog.user_defined_names()
+            self.policy = replace(
+                self.policy,
+                one_arg_functions=one_arg,
+                row_functions=row,
+                user_functions=functions,
+                user_operators=operators,
+                user_cast_types=cast_types,
+            )
             self._policy_loaded_at = now
         return self.policy
 
@@ -135,9 +148,9 @@ class Explorer:
         rows_cap = self._rows_cap(max_rows)
         started = time.perf_counter()
         try:
-            checked = check_query(sql, rows_cap, await self.guard_policy())
-            if self.access.active:
-                check_plan(await self._plan(checked, checked.sql, verbose=True), self.access)
+            policy = await self.guard_policy()
+            checked = await check_query_async(sql, rows_cap, policy)
+            self._check_plan(await self._plan(checked, checked.sql, verbose=True), policy)
             result = await self.db.run_query(checked)
         except PgMcpError as exc:
             _audit(tool, sql, started, outcome=_outcome(exc), reason=exc.message)
@@ -324,15 +337,23 @@ class Explorer:
         """The planner's plan for a guard-approved statement; EXPLAIN without ANALYZE never executes it."""
         started = time.perf_counter()
         try:
-            checked = check_query(sql, 1, await self.guard_policy())
-            plan = await self._plan(checked, checked.statement, verbose=self.access.active)
-            if self.access.active:
-                check_plan(plan, self.access)
+            policy = await self.guard_policy()
+            checked = await check_query_async(sql, 1, policy)
+            plan = await self._plan(checked, checked.statement, verbose=True)
+            self._check_plan(plan, policy, budget=False)
         except PgMcpError as exc:
             _audit("explain", sql, started, outcome=_outcome(exc), reason=exc.message)
             raise
         _audit("explain", sql, started, outcome="ok", rows=1)
         return ToolOutput(render_plan(plan), {"plan": plan})
+
+    def _check_plan(self, plan: dict[str, Any], policy: GuardPolicy, *, budget: bool = True) -> None:
+        """What only the plan shows: functions views call, secrets, operator limits, the cost budget."""
+        check_plan_calls(plan, policy)
+        if self.access.active:
+            check_plan(plan, self.access)
+        if budget:
+            check_budget(plan, self.budget)
 
     async def _plan(self, checked: CheckedQuery, sql: str, *, verbose: bool) -> dict[str, Any]:
         """The planner's plan for guard-approved text (`sql` is the statement or its bounded wrapper)."""

@@ -1,0 +1,134 @@
+"""The SQL guard: decide, without touching the database, whether a statement is a plain read.
+
+Stages, in order (each a pure function; the first refusal wins):
+
+1. `input`: type, length, encoding, control characters (linear, before any parsing).
+2. `postgres_reading`: PostgreSQL's own lexer and grammar (libpg_query) read the text, and every
+   rule is applied to that tree. This is the verdict: nothing PostgreSQL will run can hide from it.
+3. `sqlglot_reading`: sqlglot's reading of the same text, a second opinion that can only add
+   refusals (it knows PostgreSQL's field-selection calls, keyword-named functions and more).
+4. The bounded statement is built from the caller's own text and read again by PostgreSQL's
+   parser, which must find exactly the caller's statement inside: what runs is what was checked.
+
+Everything runs under one deadline, and `check_query_async` runs it on a worker thread so that
+no statement can hold up other calls. The plan-based checks (`plan`) come after the database has
+planned the statement; they never run for a statement these stages refused, so planning (which
+folds constant expressions) only ever sees statements whose amplifying calls are bounded.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from pg_mcp.errors import GuardError
+from pg_mcp.guard import postgres_reading, sqlglot_reading
+from pg_mcp.guard.input import check_input
+from pg_mcp.guard.operators import BUILTIN_OPERATORS
+from pg_mcp.guard.policy import CheckedQuery, GuardPolicy
+from pg_mcp.guard.rules import Rule
+
+__all__ = ["BUILTIN_OPERATORS", "CheckedQuery", "GuardPolicy", "Rule", "check_query", "check_query_async"]
+
+#: Guard runs at once; more calls wait their turn instead of crowding the event loop's thread.
+GUARD_WORKERS = 2
+_EXECUTOR = ThreadPoolExecutor(max_workers=GUARD_WORKERS, thread_name_prefix="pg-mcp-guard")
+
+
+_DEFAULT_POLICY = GuardPolicy()
+
+
+def check_query(sql: str, max_rows: int, policy: GuardPolicy = _DEFAULT_POLICY) -> CheckedQuery:
+    """Accept one read-only statement or raise GuardError; never raises anything else for any input."""
+    if max_rows < 1:
+        raise ValueError("max_rows must be at least 1")
+    try:
+        statement = _check(sql, policy, deadline=time.monotonic() + policy.max_parse_seconds)
+        wrapped = f"SELECT * FROM (\n{statement}\n) AS pg_mcp_result LIMIT {max_rows + 1}"
+        _check_wrapping(statement, wrapped)
+    except GuardError:
+        raise
+    except RecursionError:
+        raise GuardError(
+            Rule.TOO_DEEP,
+            "The statement nests expressions too deeply to be analysed, so it was refused.",
+            "Flatten the query, for example with WITH clauses or fewer chained operators.",
+        ) from None
+    except Exception as error:  # RecursionError, MemoryError and parser bugs alike: fail closed.
+        raise GuardError(
+            Rule.PARSE,
+            f"The statement could not be analysed ({type(error).__name__}), so it was refused.",
+            "Simplify the query: less nesting, fewer terms.",
+        ) from None
+    return CheckedQuery(statement=statement, sql=wrapped, max_rows=max_rows)
+
+
+async def check_query_async(sql: str, max_rows: int, policy: GuardPolicy) -> CheckedQuery:
+    """`check_query` on a worker thread, answered within the guard's deadline whatever the input."""
+    loop = asyncio.get_running_loop()
+    future = loop.run_in_executor(_EXECUTOR, check_query, sql, max_rows, policy)
+    try:
+        return await asyncio.wait_for(future, timeout=policy.max_parse_seconds + 1.0)
+    except TimeoutError:
+        raise _too_complex() from None
+
+
+def _check(sql: object, policy: GuardPolicy, deadline: float) -> str:
+    text = check_input(sql, policy)
+    tree = postgres_reading.parse(text)
+    _check_deadline(deadline)
+    statement = _statement_text(text, tree)
+    postgres_reading.check(tree["stmt"], policy)
+    _check_deadline(deadline)
+    sqlglot_reading.check(statement, policy, deadline)
+    _check_deadline(deadline)
+    return statement
+
+
+def _statement_text(text: str, tree: dict[str, Any]) -> str:
+    """The caller's statement as PostgreSQL delimited it: without the trailing `;` and what follows."""
+    raw = text.encode()  # leading comments stay: they are the caller's, and harmless
+    end = int(tree.get("stmt_location", 0)) + int(tree.get("stmt_len", 0))
+    return (raw[:end] if tree.get("stmt_len") else raw).decode()
+
+
+def _check_wrapping(statement: str, wrapped: str) -> None:
+    """PostgreSQL must read the bounded statement as exactly the caller's statement in a subquery."""
+    inner = postgres_reading.parse(statement)["stmt"]
+    outer = postgres_reading.parse(wrapped)["stmt"]
+    from_clause = outer.get("SelectStmt", {}).get("fromClause", [])
+    subquery = from_clause[0].get("RangeSubselect", {}).get("subquery") if len(from_clause) == 1 else None
+    if subquery is None or _without_locations(subquery) != _without_locations(inner):
+        raise GuardError(
+            Rule.SYNTAX,
+            "The statement does not stand on its own inside a subquery, so it cannot be bounded.",
+            "Send one complete SELECT statement.",
+        )
+
+
+def _without_locations(node: Any) -> Any:
+    if isinstance(node, dict):
+        return {key: _without_locations(value) for key, value in node.items() if not _is_position(key)}
+    if isinstance(node, list):
+        return [_without_locations(item) for item in node]
+    return node
+
+
+def _is_position(key: str) -> bool:
+    """Fields of libpg_query's tree that hold byte offsets in the text, not meaning."""
+    return key.endswith(("location", "_start", "_end")) or key == "stmt_len"
+
+
+def _check_deadline(deadline: float) -> None:
+    if time.monotonic() > deadline:
+        raise _too_complex()
+
+
+def _too_complex() -> GuardError:
+    return GuardError(
+        Rule.TOO_COMPLEX,
+        "The statement took too long to analyse, so it was refused.",
+        "Split the work into smaller, simpler queries.",
+    )

@@ -1,0 +1,49 @@
+"""What the guard is told: the operator's configuration and names read from the database."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class GuardPolicy:
+    """Operator limits and extra functions they vouch for, plus what the database defines itself.
+
+    The database-derived sets are None when unknown (pure unit tests); the server always loads them.
+    """
+
+    max_sql_length: int = 100_000
+    allowed_functions: frozenset[str] = field(default_factory=frozenset)
+    max_parse_seconds: float = 2.0
+    allowed_secrets: frozenset[str] = field(default_factory=frozenset)
+    one_arg_functions: frozenset[str] | None = None
+    """Names of the database's functions callable with one argument, which `(expr).name` may call.
+    None when unknown: then a field selection is accepted only if its name is an allowed function."""
+    row_functions: frozenset[str] = field(default_factory=frozenset)
+    """Names of functions callable with one row argument, which `alias.name` may call."""
+    user_functions: frozenset[str] | None = None
+    """Names of functions defined outside pg_catalog and information_schema: they can shadow a built-in."""
+    user_operators: frozenset[str] | None = None
+    """Names of operators defined outside pg_catalog."""
+    user_cast_types: frozenset[str] | None = None
+    """Names of types that a user-defined cast function converts to."""
+
+    def user_function_names(self) -> frozenset[str]:
+        return self.user_functions or frozenset()
+
+    def user_operator_names(self) -> frozenset[str]:
+        return self.user_operators or frozenset()
+
+    def user_cast_type_names(self) -> frozenset[str]:
+        return self.user_cast_types or frozenset()
+
+
+@dataclass(frozen=True)
+class CheckedQuery:
+    """A statement the guard accepted, and the bounded SQL the database layer executes."""
+
+    statement: str
+    sql: str
+    max_rows: int
+    cap_cells: bool = True
+    """Whether the database cuts big values (off for statements that must arrive whole, like a plan)."""

@@ -1,0 +1,539 @@
+"""The verdict on PostgreSQL's own reading of the statement.
+
+The text is parsed by libpg_query (through pglast): PostgreSQL's lexer and grammar compiled into
+this process. Comments, dollar quotes, `E''` strings, `U&` escapes, identifier folding and operator
+splitting are therefore exactly PostgreSQL's, so nothing can hide from this stage the way a
+comment PostgreSQL nests differently hid a call from sqlglot. The rules then walk that tree:
+
+- exactly one statement, a SELECT / VALUES / set operation of them, with no INTO and no row lock;
+- every node is of a kind known to be part of a read (an allowlist: a data-modifying CTE, a
+  parameter or any syntax added later is refused by default);
+- every function call, operator, cast target and relation is checked by the name PostgreSQL will
+  resolve (functions by allowlist; no user-defined function, operator or cast shadowing a
+  built-in; no secrets; size arguments of amplifying functions bounded; no input built by
+  aggregation or amplification fed into work PostgreSQL cannot interrupt).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from pglast import parser as pg_parser
+from pglast.parser import ParseError as PgParseError
+
+from pg_mcp.errors import GuardError
+from pg_mcp.guard import secrets
+from pg_mcp.guard.functions import is_function_allowed
+from pg_mcp.guard.operators import BUILTIN_OPERATORS
+from pg_mcp.guard.policy import GuardPolicy
+from pg_mcp.guard.rules import Rule
+
+#: Node kinds a read is made of. Anything else (InsertStmt in a CTE, IntoClause, LockingClause,
+#: ParamRef, CurrentOfExpr, MergeSupportFunc ...) is refused by default.
+READ_NODES = frozenset(
+    [
+        "SelectStmt",
+        "ResTarget",
+        "ColumnRef",
+        "A_Const",
+        "A_Star",
+        "A_Expr",
+        "A_Indirection",
+        "A_Indices",
+        "A_ArrayExpr",
+        "BoolExpr",
+        "FuncCall",
+        "NamedArgExpr",
+        "TypeCast",
+        "CollateClause",
+        "CaseExpr",
+        "CaseWhen",
+        "CoalesceExpr",
+        "MinMaxExpr",
+        "NullTest",
+        "BooleanTest",
+        "SubLink",
+        "RowExpr",
+        "SQLValueFunction",
+        "GroupingFunc",
+        "GroupingSet",
+        "WindowDef",
+        "SortBy",
+        "RangeVar",
+        "RangeSubselect",
+        "RangeFunction",
+        "RangeTableSample",
+        "JoinExpr",
+        "WithClause",
+        "CommonTableExpr",
+        "CTESearchClause",
+        "CTECycleClause",
+        "ColumnDef",
+        "List",
+        "String",
+        "Integer",
+        "Float",
+        "Boolean",
+        "BitString",
+        "XmlExpr",
+        "XmlSerialize",
+        "RangeTableFunc",
+        "RangeTableFuncCol",
+        "JsonFormat",
+        "JsonReturning",
+        "JsonValueExpr",
+        "JsonOutput",
+        "JsonKeyValue",
+        "JsonObjectConstructor",
+        "JsonArrayConstructor",
+        "JsonArrayQueryConstructor",
+        "JsonAggConstructor",
+        "JsonObjectAgg",
+        "JsonArrayAgg",
+        "JsonIsPredicate",
+        "JsonParseExpr",
+        "JsonScalarExpr",
+        "JsonSerializeExpr",
+        "JsonFuncExpr",
+        "JsonArgument",
+        "JsonBehavior",
+        "JsonTable",
+        "JsonTablePathSpec",
+        "JsonTableColumn",
+    ]
+)
+
+_TABLESAMPLE_METHODS = frozenset({"system", "bernoulli"})
+
+#: Functions whose size arguments multiply what they produce: name -> positions of those arguments.
+AMPLIFIERS: dict[str, tuple[int, ...]] = {"repeat": (1,), "lpad": (1,), "rpad": (1,), "array_fill": (1,)}
+#: The most characters or elements a statement may ask amplifying functions to make, all calls together
+#: (nested calls multiply).
+MAX_AMPLIFIED = 100_000
+_FORMAT_WIDTH = re.compile(r"%(?:\d+\$)?-?(\*|\d+)")
+
+#: Work PostgreSQL performs without checking for interrupts, whose time grows faster than its input:
+#: neither statement_timeout nor pg_terminate_backend stops it once started.
+UNINTERRUPTIBLE_FUNCTIONS = frozenset({"translate", "xpath", "xpath_exists", "xmlexists", "array_fill"})
+UNINTERRUPTIBLE_OPERATORS = frozenset({"&&", "<@", "@>"})
+#: What can build a big input for that work inside one statement.
+_BUILDERS = frozenset(
+    {
+        "array_agg",
+        "string_agg",
+        "json_agg",
+        "jsonb_agg",
+        "json_object_agg",
+        "jsonb_object_agg",
+        "xmlagg",
+        "range_agg",
+        "generate_series",
+        "array_fill",
+        "repeat",
+        "lpad",
+        "rpad",
+        "string_to_array",
+        "regexp_split_to_array",
+        "unnest",
+    }
+)
+_MAX_XPATH_LENGTH = 200
+
+_READ_ONLY_HINT = "Only reads are accepted: SELECT, WITH ... SELECT, VALUES and TABLE."
+_FUNCTION_HINT = "Use built-in read-only functions; an operator can allow more with PG_MCP_ALLOW_FUNCTIONS."
+
+
+def parse(text: str) -> dict[str, Any]:
+    """The one statement PostgreSQL reads in `text`: libpg_query's entry, with `stmt` (the tree),
+    `stmt_location` and `stmt_len` (byte offsets of the statement in the text)."""
+    try:
+        parsed = json.loads(pg_parser.parse_sql_json(text))
+    except PgParseError as error:
+        if "stack depth" in str(error.args[0]) or "memory exhausted" in str(error.args[0]):
+            raise RecursionError from None
+        raise GuardError(
+            Rule.SYNTAX,
+            f"The SQL could not be parsed{_position(text, error)}: {error.args[0]}.",
+            "Check the syntax near that position (PostgreSQL dialect).",
+        ) from None
+    statements = parsed.get("stmts", [])
+    if not statements:
+        raise GuardError(Rule.EMPTY, "The SQL is empty or only comments.", "Send a SELECT statement.")
+    if len(statements) > 1:
+        raise GuardError(
+            Rule.MULTIPLE_STATEMENTS,
+            "The SQL contains more than one statement.",
+            "Send one SELECT statement per call.",
+        )
+    statement: dict[str, Any] = statements[0]
+    return statement
+
+
+def _position(text: str, error: PgParseError) -> str:
+    location = error.args[1] if len(error.args) > 1 else None
+    if not isinstance(location, int) or not 0 <= location <= len(text.encode()):
+        return ""
+    before = text.encode()[:location].decode(errors="ignore")
+    line = before.count("\n") + 1
+    return f" at line {line}, column {len(before) - (before.rfind(chr(10)) + 1) + 1}"
+
+
+def check(statement: dict[str, Any], policy: GuardPolicy) -> None:
+    """Apply every rule to PostgreSQL's tree of one statement; raise GuardError on the first refusal."""
+    kind = next(iter(statement))
+    if kind != "SelectStmt":
+        shown = kind.removesuffix("Stmt").upper() or kind
+        raise GuardError(
+            Rule.NOT_READ_ONLY,
+            f"{shown} statements are not allowed: this server is read-only (PostgreSQL reads a {kind}).",
+            _READ_ONLY_HINT,
+        )
+    checker = _Checker(policy)
+    checker.walk(statement)
+    checker.finish()
+
+
+@dataclass
+class _Checker:
+    policy: GuardPolicy
+    amplified: int = 0
+    uninterruptible: str | None = None
+    builder: str | None = None
+
+    def walk(self, root: Any) -> None:
+        """Visit every node iteratively (no recursion limit), with the amplification factor above it."""
+        stack: list[tuple[Any, int]] = [(root, 1)]
+        while stack:
+            value, factor = stack.pop()
+            if isinstance(value, list):
+                stack.extend((item, factor) for item in value)
+                continue
+            if not isinstance(value, dict):
+                continue
+            for key, child in value.items():
+                if key[:1].isupper():
+                    factor_below = self._node(key, child, factor)
+                    stack.append((child, factor_below))
+                elif key == "typeName" and isinstance(child, dict):
+                    self._type_name(child)
+                    stack.append((child, factor))
+                elif isinstance(child, (dict, list)):
+                    stack.append((child, factor))
+
+    def finish(self) -> None:
+        if self.uninterruptible and self.builder:
+            raise GuardError(
+                Rule.UNINTERRUPTIBLE,
+                f"The query feeds {self.uninterruptible}, which PostgreSQL cannot interrupt once started, "
+                f"in a statement that also builds values with {self.builder}(): that combination can run "
+                "for hours past every timeout.",
+                "Compare stored values directly, or build the values in one query and compare them in "
+                "another; unnest arrays and join instead of comparing whole arrays.",
+            )
+
+    def _node(self, kind: str, node: Any, factor: int) -> int:
+        if kind not in READ_NODES:
+            raise _node_refusal(kind)
+        if not isinstance(node, dict):
+            return factor
+        if kind == "SelectStmt":
+            if node.get("intoClause"):
+                raise GuardError(
+                    Rule.SELECT_INTO,
+                    "SELECT ... INTO creates a table: this server is read-only.",
+                    "Drop the INTO clause to get the rows back instead.",
+                )
+            if node.get("lockingClause"):
+                raise GuardError(
+                    Rule.ROW_LOCK,
+                    "FOR UPDATE / FOR SHARE locks rows: this server is read-only.",
+                    "Drop the locking clause.",
+                )
+        elif kind == "FuncCall":
+            return self._call(node, factor)
+        elif kind == "A_Expr" and not str(node.get("kind", "")).startswith("AEXPR_BETWEEN"):
+            self._operator(_names(node.get("name")))
+        elif kind == "SubLink" and node.get("operName"):
+            self._operator(_names(node.get("operName")))
+        elif kind == "SortBy" and node.get("useOp"):
+            self._operator(_names(node.get("useOp")))
+        elif kind == "RangeVar":
+            self._relation(node)
+        elif kind == "RangeTableSample":
+            method = _names(node.get("method"))
+            if [m.lower() for m in method[-1:]] not in ([m] for m in _TABLESAMPLE_METHODS):
+                raise GuardError(
+                    Rule.FUNCTION_NOT_ALLOWED,
+                    f"The TABLESAMPLE method {'.'.join(method)} is not allowed.",
+                    "Use TABLESAMPLE SYSTEM (pct) or BERNOULLI (pct).",
+                )
+        elif kind == "ColumnRef":
+            self._column_ref(node)
+        elif kind == "A_Indirection":
+            for part in node.get("indirection", []):
+                if "String" in part:
+                    self._field_selection(part["String"]["sval"])
+        elif kind == "RangeTableFunc":
+            self.uninterruptible = self.uninterruptible or "XMLTABLE"
+            self._xpath(node.get("rowexpr"))
+        return factor
+
+    # --- calls -------------------------------------------------------------------------------
+
+    def _call(self, node: dict[str, Any], factor: int) -> int:
+        parts = _names(node.get("funcname"))
+        if not parts or len(parts) > 2:
+            raise _function_refusal(".".join(parts), "its name could not be resolved")
+        name = parts[-1]
+        schema = parts[0] if len(parts) == 2 else None
+        allowed, reason = is_function_allowed(name, schema, self.policy.allowed_functions)
+        if not allowed:
+            raise _function_refusal(".".join(parts), reason or "it is not allowed")
+        if (
+            schema is None
+            and name in self.policy.user_function_names()
+            and name not in self.policy.allowed_functions
+        ):
+            raise GuardError(
+                Rule.USER_DEFINED,
+                f"A user-defined function named {name}() exists in this database, so PostgreSQL may call it "
+                f"instead of the built-in {name}().",
+                f"Call the built-in explicitly: pg_catalog.{name}(...).",
+            )
+        if schema in (None, "pg_catalog"):
+            secrets.check_function(name, self.policy.allowed_secrets)
+        args = node.get("args", [])
+        if name == "current_setting":
+            secrets.check_setting(_string_constant(args[0]) if args else None, self.policy.allowed_secrets)
+        if name in UNINTERRUPTIBLE_FUNCTIONS:
+            self.uninterruptible = self.uninterruptible or f"{name}()"
+        if name in _BUILDERS:
+            self.builder = self.builder or name
+        if name in ("xpath", "xpath_exists", "xmlexists") and args:
+            self._xpath(args[0])
+        if name == "format" and args:
+            return self._amplify(name, _format_widths(args[0]), factor)
+        if name in AMPLIFIERS:
+            return self._amplify(name, [_size_argument(args, i, name) for i in AMPLIFIERS[name]], factor)
+        return factor
+
+    def _amplify(self, name: str, sizes: list[int], factor: int) -> int:
+        product = factor
+        for size in sizes:
+            product *= max(size, 1)
+        self.amplified += product
+        if self.amplified > MAX_AMPLIFIED:
+            raise GuardError(
+                Rule.AMPLIFIER,
+                f"The query asks {name}() and the functions around it to make about {self.amplified:,} "
+                f"characters or elements; the limit is {MAX_AMPLIFIED:,} per statement.",
+                "Use smaller constant sizes; pg-mcp cuts long values in results anyway.",
+            )
+        return product
+
+    def _xpath(self, expression: Any) -> None:
+        path = _string_constant(expression)
+        if (
+            path is None
+            or len(path) > _MAX_XPATH_LENGTH
+            or path.count("//") > 2
+            or re.search(r"\[[^\]]*//", path)
+        ):
+            raise GuardError(
+                Rule.UNINTERRUPTIBLE,
+                "XPath expressions must be constant strings of at most "
+                f"{_MAX_XPATH_LENGTH} characters without descendant searches inside predicates: "
+                "PostgreSQL cannot interrupt XPath evaluation, which such paths make run for hours.",
+                "Use a simple path such as '/root/item/@id'.",
+            )
+
+    # --- operators, relations, names ---------------------------------------------------------
+
+    def _operator(self, names: list[str]) -> None:
+        if not names:
+            return
+        operator = names[-1]
+        if len(names) > 2 or (len(names) == 2 and names[0] != "pg_catalog"):
+            raise GuardError(
+                Rule.OPERATOR,
+                f"OPERATOR({'.'.join(names)}) names an operator outside pg_catalog, which runs a function the "
+                "guard cannot check.",
+                "Write the built-in operator plainly, e.g. a + b, or OPERATOR(pg_catalog.+).",
+            )
+        if operator not in BUILTIN_OPERATORS:
+            raise GuardError(
+                Rule.OPERATOR,
+                f"The operator {operator} is not one of PostgreSQL's built-in operators; a user-defined "
+                "operator runs a function the guard cannot check.",
+                "Use built-in operators, or the equivalent built-in function.",
+            )
+        if len(names) == 1 and operator in self.policy.user_operator_names():
+            raise GuardError(
+                Rule.USER_DEFINED,
+                f"A user-defined operator {operator} exists in this database, so PostgreSQL may run it (and "
+                "the function behind it) instead of the built-in one.",
+                f"Write OPERATOR(pg_catalog.{operator}) to use the built-in operator.",
+            )
+        if operator in UNINTERRUPTIBLE_OPERATORS:
+            self.uninterruptible = self.uninterruptible or f"the {operator} operator"
+
+    def _relation(self, node: dict[str, Any]) -> None:
+        if node.get("catalogname"):
+            raise GuardError(
+                Rule.TABLE_NOT_ALLOWED,
+                "Relations named with a database prefix (db.schema.table) are not accepted.",
+                "Name the table as schema.table.",
+            )
+        secrets.check_relation(node.get("schemaname"), str(node.get("relname")), self.policy.allowed_secrets)
+
+    def _type_name(self, node: dict[str, Any]) -> None:
+        parts = _names(node.get("names"))
+        if parts and parts[-1] in self.policy.user_cast_type_names():
+            raise GuardError(
+                Rule.USER_DEFINED,
+                f"A cast to {'.'.join(parts)} may run a user-defined cast function the guard cannot check.",
+                "Compare with the value's text instead (column::text = '...').",
+            )
+
+    def _column_ref(self, node: dict[str, Any]) -> None:
+        fields = node.get("fields", [])
+        if len(fields) >= 2 and "String" in fields[-1]:
+            name = fields[-1]["String"]["sval"]
+            if name in self.policy.row_functions and not _is_allowed(name, self.policy):
+                raise GuardError(
+                    Rule.FUNCTION_NOT_ALLOWED,
+                    f"{'.'.join(_names(fields))} can call the function {name}() on the whole row, and that "
+                    "function is not allowed.",
+                    "If it is a column, select it through a subquery that names it without a table prefix.",
+                )
+
+    def _field_selection(self, name: str) -> None:
+        known = self.policy.one_arg_functions
+        if _is_allowed(name, self.policy) or (known is not None and name not in known):
+            return
+        raise GuardError(
+            Rule.FUNCTION_NOT_ALLOWED,
+            f"The field selection (...).{name} can call the function {name}(), which is not allowed"
+            if known is not None
+            else f"The field selection (...).{name} cannot be checked: PostgreSQL may read it as a call of {name}().",
+            "Select the field another way (e.g. from a subquery or with ->> for json), or drop it.",
+        )
+
+
+def _names(value: Any) -> list[str]:
+    """The strings of a name list (`[{"String": {"sval": "pg_catalog"}}, ...]`)."""
+    if not isinstance(value, list):
+        return []
+    return [
+        str(item["String"].get("sval", "")) for item in value if isinstance(item, dict) and "String" in item
+    ]
+
+
+def _constant(value: Any) -> Any:
+    """The value of an A_Const (through casts), or None when the expression is not a constant."""
+    while isinstance(value, dict) and "TypeCast" in value:
+        value = value["TypeCast"].get("arg")
+    if not isinstance(value, dict) or "A_Const" not in value:
+        return None
+    const = value["A_Const"]
+    for key, inner in (("ival", "ival"), ("fval", "fval"), ("sval", "sval")):
+        if key in const:
+            return const[key].get(inner, 0 if key == "ival" else None)
+    return None
+
+
+def _string_constant(value: Any) -> str | None:
+    constant = _constant(value)
+    return constant if isinstance(constant, str) else None
+
+
+def _size_argument(args: list[Any], index: int, name: str) -> int:
+    """A size argument that must be a constant integer (an ARRAY[...] of them for array_fill)."""
+    if index < len(args):
+        value = args[index]
+        if isinstance(value, dict) and "A_ArrayExpr" in value:
+            product = 1
+            for element in value["A_ArrayExpr"].get("elements", []):
+                product *= _integer(_constant(element), name)
+            return product
+        return _integer(_constant(value), name)
+    return 1
+
+
+def _integer(value: Any, name: str) -> int:
+    try:
+        return abs(int(value))
+    except (TypeError, ValueError):
+        raise GuardError(
+            Rule.AMPLIFIER,
+            f"The size argument of {name}() must be a constant integer: its result grows with it, and "
+            "pg-mcp bounds it before the query runs.",
+            f"Write the size as a number, at most {MAX_AMPLIFIED:,}.",
+        ) from None
+
+
+def _format_widths(fmt: Any) -> list[int]:
+    text = _string_constant(fmt)
+    if text is None:
+        return [1]
+    widths = []
+    for match in _FORMAT_WIDTH.finditer(text):
+        if match.group(1) == "*":
+            raise GuardError(
+                Rule.AMPLIFIER,
+                "format() with a width taken from an argument (%*s) cannot be bounded before it runs.",
+                "Write the width as a number in the format string.",
+            )
+        widths.append(int(match.group(1)))
+    return widths or [1]
+
+
+def _is_allowed(name: str, policy: GuardPolicy) -> bool:
+    return is_function_allowed(name, None, policy.allowed_functions)[0]
+
+
+def _function_refusal(name: str, reason: str) -> GuardError:
+    return GuardError(
+        Rule.FUNCTION_NOT_ALLOWED, f"The function {name}() is not allowed: {reason}.", _FUNCTION_HINT
+    )
+
+
+_STATEMENT_WORDS = {
+    "InsertStmt": "INSERT",
+    "UpdateStmt": "UPDATE",
+    "DeleteStmt": "DELETE",
+    "MergeStmt": "MERGE",
+}
+
+
+def _node_refusal(kind: str) -> GuardError:
+    if kind in _STATEMENT_WORDS or kind.endswith("Stmt"):
+        word = _STATEMENT_WORDS.get(kind, kind.removesuffix("Stmt").upper())
+        return GuardError(
+            Rule.WRITE_IN_QUERY,
+            f"The query contains a {word} statement: this server is read-only.",
+            "Remove the data-modifying part (for example a WITH ... DELETE); only reads are accepted.",
+        )
+    return GuardError(
+        Rule.SYNTAX_NOT_ALLOWED,
+        f"The query uses syntax PostgreSQL reads as {kind}, which is not part of a plain read.",
+        _READ_ONLY_HINT,
+    )
+
+
+def nodes_of(statement: dict[str, Any]) -> Iterator[str]:
+    """Every node kind in a tree (for diagnostics and tests)."""
+    stack: list[Any] = [statement]
+    while stack:
+        value = stack.pop()
+        if isinstance(value, list):
+            stack.extend(value)
+        elif isinstance(value, dict):
+            for key, child in value.items():
+                if key[:1].isupper():
+                    yield key
+                stack.append(child)
