@@ -92,7 +92,9 @@ _XML = """
 _CONDITIONAL_AND_CASTS = """
     coalesce nullif greatest least num_nulls num_nonnulls
     text int2 int4 int8 float4 float8 numeric bool date time timetz timestamp timestamptz interval
-    bpchar varchar char name money xml inet cidr macaddr uuid
+    bpchar varchar char name money xml inet cidr macaddr uuid oid json jsonb bytea tsvector tsquery
+    regclass regtype regproc regprocedure regoper regoperator regnamespace regrole regcollation regconfig
+    regdictionary similar_to_escape like_escape is_normalized
     gen_random_uuid uuidv4 uuidv7 uuid_extract_timestamp uuid_extract_version
     enum_first enum_last enum_range currval lastval
 """

@@ -46,7 +46,7 @@ def check_plan_calls(plan: Mapping[str, Any], policy: GuardPolicy) -> None:
     for node in _nodes(plan):
         relation, schema = node.get("Relation Name"), node.get("Schema")
         if relation and schema:
-            secrets.check_relation(str(schema), str(relation), policy.allowed_secrets)
+            _check_relation(node, str(schema), str(relation), policy)
         function, function_schema = node.get("Function Name"), node.get("Schema")
         if function and function_schema:
             _check_call(str(function_schema), str(function), policy)
@@ -84,6 +84,19 @@ def check_budget(plan: Mapping[str, Any], budget: Budget) -> None:
                     f"server's limit is {budget.max_rows:,.0f} (PG_MCP_MAX_PLAN_ROWS).",
                     "Filter before aggregating or sorting, or aggregate a sample (TABLESAMPLE).",
                 )
+
+
+def _check_relation(node: Mapping[str, Any], schema: str, relation: str, policy: GuardPolicy) -> None:
+    """A secret relation in a plan; a masked catalog only when its secret column or whole rows are read."""
+    masked = secrets.SECRET_COLUMNS.get(relation) if schema == "pg_catalog" else None
+    if masked is None:
+        secrets.check_relation(schema, relation, policy.allowed_secrets)
+        return
+    column, group = masked
+    alias = re.escape(str(node.get("Alias") or relation))
+    text = " ".join(t for key, value in node.items() if key not in _NOT_EXPRESSIONS for t in _strings(value))
+    if group not in policy.allowed_secrets and re.search(rf"\b{column}\b|\b{alias}\.\*", text):
+        secrets.check_relation(schema, relation, policy.allowed_secrets)
 
 
 def _check_call(schema: str | None, name: str, policy: GuardPolicy) -> None:

@@ -118,7 +118,7 @@ _FORMAT_WIDTH = re.compile(r"%(?:\d+\$)?-?(\*|\d+)")
 
 #: Work PostgreSQL performs without checking for interrupts, whose time grows faster than its input:
 #: neither statement_timeout nor pg_terminate_backend stops it once started.
-UNINTERRUPTIBLE_FUNCTIONS = frozenset({"translate", "xpath", "xpath_exists", "xmlexists", "array_fill"})
+UNINTERRUPTIBLE_FUNCTIONS = frozenset({"translate", "xpath", "xpath_exists", "xmlexists"})
 UNINTERRUPTIBLE_OPERATORS = frozenset({"&&", "<@", "@>"})
 #: What can build a big input for that work inside one statement.
 _BUILDERS = frozenset(

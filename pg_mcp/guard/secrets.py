@@ -55,6 +55,13 @@ SECRET_GROUPS: dict[str, SecretGroup] = {
 }
 """Group name (what PG_MCP_ALLOW_SECRETS takes) -> what it covers."""
 
+#: Catalogs that system views read with the secret column masked or left out (`pg_roles` over
+#: `pg_authid`): in a plan they are refused only when the secret column or whole rows are read.
+SECRET_COLUMNS: dict[str, tuple[str, str]] = {
+    "pg_authid": ("rolpassword", "passwords"),
+    "pg_user_mapping": ("umoptions", "user_mappings"),
+}
+
 TOAST = "toast"
 """The group name that allows reading `pg_toast.*` directly."""
 

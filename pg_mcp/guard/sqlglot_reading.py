@@ -117,7 +117,6 @@ def check(statement: str, policy: GuardPolicy, deadline: float) -> None:
     """
     tokens = _tokenize(statement)
     _check_whitespace(statement, tokens)
-    _check_unicode_names(tokens)
     statement_tokens, statement = _single_statement(statement, tokens)
     _check_operators(statement, statement_tokens)
     _check_qualified_operators(statement_tokens)
@@ -184,23 +183,6 @@ def _check_whitespace(text: str, tokens: list[Token]) -> None:
                 f"The SQL contains the whitespace character U+{ord(match.group()):04X} outside a string; "
                 "PostgreSQL would read it as part of a name.",
                 "Use ordinary spaces, tabs and newlines between words.",
-            )
-
-
-def _check_unicode_names(tokens: list[Token]) -> None:
-    """Refuse U&"..." names: sqlglot reads them as `U & "..."`, PostgreSQL as one (escaped) name."""
-    for prefix, amp, name in zip(tokens, tokens[1:], tokens[2:], strict=False):
-        if (
-            prefix.text.upper() == "U"
-            and amp.token_type == TokenType.AMP
-            and name.token_type == TokenType.IDENTIFIER
-            and prefix.end + 1 == amp.start
-            and amp.end + 1 == name.start
-        ):
-            raise GuardError(
-                "unicode_escape",
-                f'The name U&"{name.text}" uses Unicode-escape syntax, which is not accepted.',
-                "Write the name plainly (in double quotes if needed).",
             )
 
 
@@ -511,21 +493,12 @@ _SAMPLE_METHODS = frozenset({"SYSTEM", "BERNOULLI"})
 def _check_keyword_calls(tree: exp.Expr, policy: GuardPolicy) -> None:
     """Calls of functions named like keywords, which sqlglot parses as something else.
 
-    `FROM cube(1)` becomes a table with a column-alias list but no alias (not valid for a table,
-    so PostgreSQL calls a function); `SELECT tablesample(1)` and `SELECT lateral(...)` without
-    FROM are calls too; a TABLESAMPLE method is a function as well.
+    `SELECT tablesample(1)` and `SELECT lateral(...)` without FROM are calls; a TABLESAMPLE method
+    is a function as well. (`FROM cube(1) AS (a int)` is PostgreSQL's reading's to judge: sqlglot
+    reads a column definition list as a nameless table.)
     """
     for node in tree.walk():
-        if isinstance(node, exp.Table):
-            alias = node.args.get("alias")
-            if isinstance(alias, exp.TableAlias) and alias.args.get("columns") and not alias.this:
-                name = _identifier_name(node.this)
-                db = node.args.get("db")
-                schema = "" if node.args.get("catalog") else (_identifier_name(db) if db else None)
-                if name is None or schema == "":
-                    raise _function_refusal(node.name, "its name could not be resolved")
-                _check_function(name, schema, policy)
-        elif isinstance(node, exp.Select) and not node.args.get("from_"):
+        if isinstance(node, exp.Select) and not node.args.get("from_"):
             if node.args.get("sample") or node.args.get("laterals") or node.args.get("joins"):
                 raise GuardError(
                     "function_not_allowed",

@@ -1,0 +1,117 @@
+"""The read-only promise against PostgreSQL's own reading: table-driven corpora in tests/data.
+
+Every attack must be refused by the guard with its rule; every nearby legitimate statement must
+pass the guard and then run on the real demo database, as the superuser and as the least-privilege
+reader, through the same path a tool call takes (guard, plan check, executor).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from conftest import DemoDatabase
+
+from pg_mcp.config import load_settings
+from pg_mcp.db import Database
+from pg_mcp.errors import GuardError
+from pg_mcp.guard import GuardPolicy, check_query
+from pg_mcp.tools import Explorer
+
+DATA = Path(__file__).parent / "data"
+
+
+def _attacks() -> list[tuple[str, str]]:
+    cases = []
+    for line in (DATA / "readonly_attacks.tsv").read_text().splitlines():
+        if not line.strip() or line.startswith("#"):
+            continue
+        rule, sql = line.split("\t", 1)
+        cases.append((rule, sql.replace("{NL}", "\n").replace("{NBSP}", "\u00a0")))
+    return cases
+
+
+def _legit() -> list[str]:
+    lines = (DATA / "readonly_legit.sql").read_text().splitlines()
+    return [line for line in lines if line.strip() and not line.startswith("--")]
+
+
+ATTACKS = _attacks()
+LEGIT = _legit()
+
+
+@pytest.mark.parametrize(("rule", "sql"), ATTACKS, ids=[f"{i}-{r}" for i, (r, _) in enumerate(ATTACKS)])
+def test_attack_is_refused_with_its_rule(rule: str, sql: str) -> None:
+    with pytest.raises(GuardError) as caught:
+        check_query(sql, 10, GuardPolicy(one_arg_functions=frozenset({"pg_sleep"})))
+    assert caught.value.rule == rule, caught.value.message
+    assert caught.value.hint
+
+
+@pytest.mark.parametrize("sql", LEGIT)
+def test_nearby_legitimate_statement_passes_the_guard(sql: str) -> None:
+    assert check_query(sql, 10, GuardPolicy(one_arg_functions=frozenset())).statement.strip()
+
+
+@pytest.mark.asyncio(loop_scope="session")
+@pytest.mark.parametrize("who", ["superuser", "reader"])
+async def test_corpus_against_the_database(pg: DemoDatabase, who: str) -> None:
+    url = pg.admin_url if who == "superuser" else pg.url
+    settings = load_settings({"database_url": url}, dotenv=False)
+    db = Database(settings)
+    explorer = Explorer(settings, db)
+    try:
+        for rule, sql in ATTACKS:
+            with pytest.raises(GuardError) as caught:
+                await explorer.query(sql)
+            assert caught.value.rule == rule, (sql, caught.value.message)
+        failures = []
+        for sql in LEGIT:
+            try:
+                await explorer.query(sql)
+            except Exception as error:
+                failures.append((sql, str(error)))
+        assert not failures, failures
+    finally:
+        await db.close()
+
+
+PLAN_OBJECTS = """
+CREATE SCHEMA shadow_t;
+GRANT USAGE ON SCHEMA shadow_t TO PUBLIC;
+CREATE FUNCTION shadow_t.concat(text, VARIADIC anyarray) RETURNS text LANGUAGE sql
+    AS $$ SELECT 'shadowed' $$;
+CREATE FUNCTION shadow_t.evil(int) RETURNS int LANGUAGE plpgsql AS $$ BEGIN RETURN $1; END $$;
+CREATE VIEW shadow_t.calls_evil AS SELECT shadow_t.evil(1) AS x;
+CREATE VIEW shadow_t.hashes AS SELECT rolname, rolpassword FROM pg_authid;
+CREATE VIEW shadow_t.names AS SELECT rolname FROM pg_authid;
+CREATE FUNCTION shadow_t.eq(int, int) RETURNS boolean LANGUAGE sql AS $$ SELECT $1 = $2 $$;
+CREATE OPERATOR shadow_t.=== (LEFTARG = int, RIGHTARG = int, FUNCTION = shadow_t.eq);
+"""
+
+
+@pytest.mark.asyncio(loop_scope="session")
+async def test_plan_shows_what_text_cannot(pg: DemoDatabase) -> None:
+    """User functions shadowing built-ins, functions called inside views, secrets read through views."""
+    await pg.admin_execute(PLAN_OBJECTS)
+    settings = load_settings({"database_url": pg.admin_url}, dotenv=False)
+    db = Database(settings)
+    explorer = Explorer(settings, db)
+    try:
+        await pg.admin_execute("ALTER DATABASE demo SET search_path = shadow_t, public")
+        refused = {
+            "SELECT concat('a', 'b')": "user_defined",
+            "SELECT * FROM shadow_t.calls_evil": "user_defined",
+            "SELECT * FROM shadow_t.hashes": "secret",
+            "SELECT 1 === 1": "operator",
+            "SELECT 1 OPERATOR(shadow_t.===) 1": "operator",
+        }
+        for sql, rule in refused.items():
+            with pytest.raises(GuardError) as caught:
+                await explorer.query(sql)
+            assert caught.value.rule == rule, (sql, caught.value.message)
+        for sql in ("SELECT pg_catalog.concat('a', 'b')", "SELECT * FROM shadow_t.names", "SELECT 1 = 1"):
+            await explorer.query(sql)
+    finally:
+        await pg.admin_execute("ALTER DATABASE demo RESET search_path; DROP SCHEMA shadow_t CASCADE")
+        await db.close()
