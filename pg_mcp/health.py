@@ -10,6 +10,7 @@ from pg_mcp.catalog import Catalog
 from pg_mcp.config import Settings
 from pg_mcp.db import Database
 from pg_mcp.errors import PgMcpError
+from pg_mcp.guard.secrets import SECRET_GROUPS
 from pg_mcp.names import quote_ident
 
 log = logging.getLogger(__name__)
@@ -49,6 +50,21 @@ FROM pg_roles r WHERE r.rolname = current_user
 """
 
 
+#: Which of the secrets pg-mcp refuses by default this role could read without it.
+SECRETS_SQL = """
+SELECT ARRAY(SELECT name FROM unnest($1::text[]) AS name
+             WHERE to_regclass('pg_catalog.' || name) IS NOT NULL
+               AND has_table_privilege('pg_catalog.' || name, 'SELECT')) AS relations,
+       ARRAY(SELECT DISTINCT p.proname::text FROM pg_proc p
+             WHERE p.proname = ANY($2::text[]) AND p.pronamespace = 'pg_catalog'::regnamespace
+               AND has_function_privilege(p.oid, 'EXECUTE')) AS functions,
+       (SELECT count(*) FROM pg_db_role_setting s, unnest(s.setconfig) AS c
+        WHERE split_part(c, '=', 1) LIKE '%.%'
+          AND s.setdatabase IN (0, (SELECT oid FROM pg_database WHERE datname = current_database())))
+           AS custom_settings
+"""
+
+
 @dataclass
 class RoleReport:
     """Facts about the connection and a list of risks, each with its fix."""
@@ -56,12 +72,31 @@ class RoleReport:
     facts: dict[str, Any]
     visible_tables: int
     risks: list[str] = field(default_factory=list)
+    readable_secrets: dict[str, list[str]] = field(default_factory=dict)
+    """Secret group -> what of it the role can read (pg-mcp still refuses it unless allowed)."""
+
+
+async def readable_secrets(db: Database) -> dict[str, list[str]]:
+    """The secrets of each group the connected role could read on its own."""
+    relations = sorted({name for group in SECRET_GROUPS.values() for name in group.relations})
+    functions = sorted({name for group in SECRET_GROUPS.values() for name in group.functions})
+    row = (await db.fetch_fixed(SECRETS_SQL, relations, functions))[0]
+    found: dict[str, list[str]] = {}
+    for name, group in SECRET_GROUPS.items():
+        items = [r for r in row["relations"] if r in group.relations]
+        items += [f"{f}()" for f in row["functions"] if f in group.functions]
+        if name == "custom_settings" and row["custom_settings"]:
+            items.append(f"{row['custom_settings']} custom settings readable with current_setting()")
+        if items:
+            found[name] = items
+    return found
 
 
 async def role_report(db: Database, catalog: Catalog) -> RoleReport:
     facts = dict((await db.fetch_fixed(ROLE_SQL))[0])
     tables = await catalog.list_tables(limit=100_000)
     report = RoleReport(facts, len(tables))
+    report.readable_secrets = await readable_secrets(db)
     role = quote_ident(facts["role"])
     fix = "see sql/readonly_role.sql for a least-privilege role"
     if facts["superuser"]:
@@ -127,6 +162,14 @@ def format_report(report: RoleReport, settings: Settings) -> str:
         "anything but a read is refused before it reaches the database.",
         f"Visible tables and views: {report.visible_tables}",
     ]
+    if report.readable_secrets:
+        allowed = set(settings.allow_secrets)
+        lines.append(
+            "Secrets the role can read (pg-mcp refuses them unless PG_MCP_ALLOW_SECRETS names the group):"
+        )
+        for group, items in report.readable_secrets.items():
+            state = "ALLOWED" if group in allowed else "refused"
+            lines.append(f"  - {group} ({state}): {', '.join(items)}")
     if report.risks:
         lines.append("Risks (the server still refuses writes, but fix these for defence in depth):")
         lines.extend(f"  - {risk}" for risk in report.risks)

@@ -62,6 +62,25 @@ def test_check_warns_about_a_superuser(pg: DemoDatabase) -> None:
     assert result.returncode == 0
     assert "SUPERUSER" in result.stdout and "readonly_role.sql" in result.stdout
     assert password_of(pg.admin_url) not in result.stdout + result.stderr
+    assert "  - passwords (refused): pg_authid" in result.stdout, result.stdout
+
+
+def test_check_reports_the_secrets_the_role_can_read(pg: DemoDatabase) -> None:
+    asyncio.run(pg.admin_execute("ALTER DATABASE demo SET app.jwt_secret = 'shh'"))
+    try:
+        result = run("check", pg.url)
+        allowed = run("check", pg.url, "--allow-secrets", "custom_settings")
+    finally:
+        asyncio.run(pg.admin_execute("ALTER DATABASE demo RESET app.jwt_secret"))
+    assert result.returncode == 0, result.stderr
+    assert (
+        "custom_settings (refused): pg_db_role_setting, 1 custom settings readable with current_setting()"
+        in (result.stdout)
+    )
+    assert "other_sessions (refused): pg_stat_activity" in result.stdout
+    assert "passwords" not in result.stdout, "the reader cannot read pg_authid"
+    assert "shh" not in result.stdout
+    assert "custom_settings (ALLOWED)" in allowed.stdout
 
 
 @pytest.mark.parametrize(

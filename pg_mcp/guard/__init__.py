@@ -19,6 +19,10 @@ folds constant expressions) only ever sees statements whose amplifying calls are
 from __future__ import annotations
 
 import asyncio
+import json
+import re
+import sys
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -34,10 +38,19 @@ __all__ = ["BUILTIN_OPERATORS", "CheckedQuery", "GuardPolicy", "Rule", "check_qu
 
 #: Guard runs at once; more calls wait their turn instead of crowding the event loop's thread.
 GUARD_WORKERS = 2
+#: libpg_query's tree of a long operator chain (`a || b || ...`) is deep, and reading it back into
+#: Python recurses once per level: allow that (beyond it, the statement is refused as too deep), on
+#: worker threads with a stack to match.
+_TREE_RECURSION_LIMIT = 20_000
+sys.setrecursionlimit(max(sys.getrecursionlimit(), _TREE_RECURSION_LIMIT))
+threading.stack_size(64 * 1024 * 1024)
 _EXECUTOR = ThreadPoolExecutor(max_workers=GUARD_WORKERS, thread_name_prefix="pg-mcp-guard")
 
 
 _DEFAULT_POLICY = GuardPolicy()
+#: Fields of libpg_query's tree that hold byte offsets in the text, not meaning.
+_POSITION_KEY = r'"(?:\w*location|\w*_start|\w*_end|stmt_len)":-?\d+'
+_POSITIONS = re.compile(rf",{_POSITION_KEY}|{_POSITION_KEY},?")
 
 
 def check_query(sql: str, max_rows: int, policy: GuardPolicy = _DEFAULT_POLICY) -> CheckedQuery:
@@ -45,9 +58,7 @@ def check_query(sql: str, max_rows: int, policy: GuardPolicy = _DEFAULT_POLICY) 
     if max_rows < 1:
         raise ValueError("max_rows must be at least 1")
     try:
-        statement = _check(sql, policy, deadline=time.monotonic() + policy.max_parse_seconds)
-        wrapped = f"SELECT * FROM (\n{statement}\n) AS pg_mcp_result LIMIT {max_rows + 1}"
-        _check_wrapping(statement, wrapped)
+        statement, wrapped = _check(sql, max_rows, policy, time.monotonic() + policy.max_parse_seconds)
     except GuardError:
         raise
     except RecursionError:
@@ -75,7 +86,8 @@ async def check_query_async(sql: str, max_rows: int, policy: GuardPolicy) -> Che
         raise _too_complex() from None
 
 
-def _check(sql: object, policy: GuardPolicy, deadline: float) -> str:
+def _check(sql: object, max_rows: int, policy: GuardPolicy, deadline: float) -> tuple[str, str]:
+    """Every stage in order, under one deadline; the statement and its bounded wrapper."""
     text = check_input(sql, policy)
     tree = postgres_reading.parse(text)
     _check_deadline(deadline)
@@ -84,7 +96,10 @@ def _check(sql: object, policy: GuardPolicy, deadline: float) -> str:
     _check_deadline(deadline)
     sqlglot_reading.check(statement, policy, deadline)
     _check_deadline(deadline)
-    return statement
+    wrapped = f"SELECT * FROM (\n{statement}\n) AS pg_mcp_result LIMIT {max_rows + 1}"
+    _check_wrapping(tree["stmt"], wrapped)
+    _check_deadline(deadline)
+    return statement, wrapped
 
 
 def _statement_text(text: str, tree: dict[str, Any]) -> str:
@@ -94,13 +109,12 @@ def _statement_text(text: str, tree: dict[str, Any]) -> str:
     return (raw[:end] if tree.get("stmt_len") else raw).decode()
 
 
-def _check_wrapping(statement: str, wrapped: str) -> None:
+def _check_wrapping(inner: dict[str, Any], wrapped: str) -> None:
     """PostgreSQL must read the bounded statement as exactly the caller's statement in a subquery."""
-    inner = postgres_reading.parse(statement)["stmt"]
     outer = postgres_reading.parse(wrapped)["stmt"]
     from_clause = outer.get("SelectStmt", {}).get("fromClause", [])
     subquery = from_clause[0].get("RangeSubselect", {}).get("subquery") if len(from_clause) == 1 else None
-    if subquery is None or _without_locations(subquery) != _without_locations(inner):
+    if subquery is None or _meaning(subquery) != _meaning(inner):
         raise GuardError(
             Rule.SYNTAX,
             "The statement does not stand on its own inside a subquery, so it cannot be bounded.",
@@ -108,17 +122,10 @@ def _check_wrapping(statement: str, wrapped: str) -> None:
         )
 
 
-def _without_locations(node: Any) -> Any:
-    if isinstance(node, dict):
-        return {key: _without_locations(value) for key, value in node.items() if not _is_position(key)}
-    if isinstance(node, list):
-        return [_without_locations(item) for item in node]
-    return node
-
-
-def _is_position(key: str) -> bool:
-    """Fields of libpg_query's tree that hold byte offsets in the text, not meaning."""
-    return key.endswith(("location", "_start", "_end")) or key == "stmt_len"
+def _meaning(tree: dict[str, Any]) -> str:
+    """A tree as JSON without its byte offsets (libpg_query leaves out those that are 0): equal for the
+    same statement wherever it stands in the text."""
+    return _POSITIONS.sub("", json.dumps(tree, separators=(",", ":")))
 
 
 def _check_deadline(deadline: float) -> None:

@@ -9,6 +9,11 @@ from pg_mcp.guard.policy import GuardPolicy
 from pg_mcp.guard.rules import Rule
 
 _CONTROL_CHARACTERS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f]")
+#: PostgreSQL's own lexer takes time quadratic in comment nesting and in the length of a run of
+#: operator characters; beyond these sizes (far above any real query) the text is refused unread.
+MAX_COMMENT_OPENERS = 2_000
+MAX_OPERATOR_RUN = 2_000
+_LONG_OPERATOR_RUN = re.compile(rf"[-+*/<>=~!@#%^&|`?]{{{MAX_OPERATOR_RUN + 1},}}")
 
 
 def check_input(sql: object, policy: GuardPolicy) -> str:
@@ -34,6 +39,13 @@ def check_input(sql: object, policy: GuardPolicy) -> str:
             Rule.CONTROL_CHARACTERS,
             "The SQL contains a NUL byte or another control character.",
             "Remove control characters; only tab, carriage return and newline are accepted.",
+        )
+    if sql.count("/*") > MAX_COMMENT_OPENERS or _LONG_OPERATOR_RUN.search(sql):
+        raise GuardError(
+            Rule.TOO_COMPLEX,
+            f"The SQL has more than {MAX_COMMENT_OPENERS:,} block-comment openers or a run of more than "
+            f"{MAX_OPERATOR_RUN:,} operator characters, which takes PostgreSQL's lexer too long to read.",
+            "Remove the long comments or the run of symbols.",
         )
     if not sql.strip():
         raise GuardError(Rule.EMPTY, "The SQL is empty or only comments.", "Send a SELECT statement.")

@@ -175,6 +175,8 @@ def parse(text: str) -> dict[str, Any]:
 
 def _position(text: str, error: PgParseError) -> str:
     location = error.args[1] if len(error.args) > 1 else None
+    if location is None and "end of input" in str(error.args[0]):  # point at the last character
+        location = max(len(text.rstrip().encode()) - 1, 0)
     if not isinstance(location, int) or not 0 <= location <= len(text.encode()):
         return ""
     before = text.encode()[:location].decode(errors="ignore")
