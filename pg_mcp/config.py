@@ -16,6 +16,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from pg_mcp.access import AccessPolicy
 from pg_mcp.errors import ConfigError
+from pg_mcp.guard.secrets import SECRET_NAMES
 
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR"]
 
@@ -83,6 +84,16 @@ class Settings(BaseSettings):
     @classmethod
     def _lower_functions(cls, value: tuple[str, ...]) -> tuple[str, ...]:
         return tuple(name.lower() for name in value)
+
+    @field_validator("allow_secrets")
+    @classmethod
+    def _known_secrets(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        unknown = sorted(set(value) - SECRET_NAMES)
+        if unknown:
+            raise ValueError(
+                f"unknown secret group {', '.join(unknown)}; known: {', '.join(sorted(SECRET_NAMES))}"
+            )
+        return value
 
     @field_validator("log_level", mode="before")
     @classmethod

@@ -115,3 +115,44 @@ async def test_plan_shows_what_text_cannot(pg: DemoDatabase) -> None:
     finally:
         await pg.admin_execute("ALTER DATABASE demo RESET search_path; DROP SCHEMA shadow_t CASCADE")
         await db.close()
+
+
+@pytest.mark.asyncio(loop_scope="session")
+async def test_a_slow_statement_to_check_does_not_hold_up_other_calls() -> None:
+    """The guard runs on worker threads: a small statement is answered while a big one is still being read."""
+    import asyncio
+
+    from pg_mcp.guard import check_query_async
+
+    policy = GuardPolicy(one_arg_functions=frozenset())
+    big = "SELECT 1 WHERE " + " OR ".join(f"a = {i}" for i in range(8_000))
+    finished: list[str] = []
+
+    async def check(name: str, sql: str) -> None:
+        try:
+            await check_query_async(sql, 10, policy)
+        except GuardError:
+            pass
+        finished.append(name)
+
+    slow = asyncio.create_task(check("big", big))
+    await asyncio.sleep(0.01)
+    await check("small", "SELECT 1")
+    await slow
+    assert finished == ["small", "big"]
+
+
+@pytest.mark.parametrize(
+    ("group", "sql"),
+    [
+        ("other_sessions", "SELECT count(*) FROM pg_stat_activity"),
+        ("passwords", "SELECT rolname FROM pg_authid"),
+        ("custom_settings", "SELECT current_setting('app.jwt_secret', true)"),
+        ("server_config", "SELECT current_setting('data_directory'), inet_server_port()"),
+        ("toast", "SELECT count(*) FROM pg_toast.pg_toast_2619"),
+    ],
+)
+def test_an_operator_can_allow_a_group_of_secrets(group: str, sql: str) -> None:
+    with pytest.raises(GuardError):
+        check_query(sql, 10)
+    assert check_query(sql, 10, GuardPolicy(allowed_secrets=frozenset({group})))
