@@ -22,13 +22,14 @@ from datetime import UTC, datetime
 from typing import Any, Concatenate, ParamSpec, TypeVar
 from urllib.parse import quote
 
-from pg_mcp.access import check_plan
+from pg_mcp.access import AccessPolicy, check_plan
 from pg_mcp.catalog import SEARCH_LIMIT, Catalog, RelationRef
 from pg_mcp.config import Settings
 from pg_mcp.db import Database
 from pg_mcp.errors import GuardError, NotFoundError, PgMcpError, QueryError
 from pg_mcp.guard import CheckedQuery, GuardPolicy, check_query_async
 from pg_mcp.guard.plan import Budget, check_budget, check_plan_calls
+from pg_mcp.lineage import LineagePolicy
 from pg_mcp.names import qualified, quote_ident
 from pg_mcp.render import (
     Limits,
@@ -98,6 +99,7 @@ def _audited(
         arguments = {name: value for name, value in bound.items() if name != "self" and value is not None}
         started = time.perf_counter()
         try:
+            await explorer.access_policy()
             result = await method(explorer, *args, **kwargs)
         except PgMcpError as exc:
             _audit(
@@ -117,6 +119,7 @@ class Explorer:
         self.settings = settings
         self.db = db
         self.access = settings.access
+        self.lineage = LineagePolicy(settings.access)
         self.catalog = Catalog(db, self.access)
         self.policy = GuardPolicy(
             allowed_functions=frozenset(settings.allow_functions),
@@ -143,12 +146,19 @@ class Explorer:
             self._policy_loaded_at = now
         return self.policy
 
+    async def access_policy(self) -> AccessPolicy:
+        """The operator's limits carried onto partitions, children and derived views (pg_mcp.lineage)."""
+        self.access = await self.lineage.get(self.db)
+        self.catalog.access = self.access
+        return self.access
+
     async def query(self, sql: str, max_rows: int | None = None, *, tool: str = "query") -> ToolOutput:
         """Guard, execute and render one read-only statement."""
         rows_cap = self._rows_cap(max_rows)
         started = time.perf_counter()
         try:
             policy = await self.guard_policy()
+            await self.access_policy()
             checked = await check_query_async(sql, rows_cap, policy)
             self._check_plan(await self._plan(checked, checked.sql, verbose=True), policy)
             result = await self.db.run_query(checked)
@@ -265,6 +275,7 @@ class Explorer:
             raise QueryError(
                 f"n must be between 1 and {MAX_SAMPLE_ROWS}, not {n}.", "Ask for a handful of rows."
             )
+        await self.access_policy()
         ref = await self.catalog.resolve_table(table, schema)
         size = await self.catalog.size(ref)
         columns = "*"
@@ -338,6 +349,7 @@ class Explorer:
         started = time.perf_counter()
         try:
             policy = await self.guard_policy()
+            await self.access_policy()
             checked = await check_query_async(sql, 1, policy)
             plan = await self._plan(checked, checked.statement, verbose=True)
             self._check_plan(plan, policy, budget=False)
@@ -350,8 +362,7 @@ class Explorer:
     def _check_plan(self, plan: dict[str, Any], policy: GuardPolicy, *, budget: bool = True) -> None:
         """What only the plan shows: functions views call, secrets, operator limits, the cost budget."""
         check_plan_calls(plan, policy)
-        if self.access.active:
-            check_plan(plan, self.access)
+        check_plan(plan, self.access)  # TOAST is refused even without limits
         if budget:
             check_budget(plan, self.budget)
 

@@ -7,7 +7,7 @@ import pytest
 from conftest import DemoDatabase
 from mcp_helpers import mcp_client, text_of
 
-from pg_mcp.access import AccessPolicy, check_plan
+from pg_mcp.access import AccessPolicy, StoredRelation, check_plan, expand
 from pg_mcp.errors import GuardError
 
 LIMITS = ("--tables", "sales.*,hr.employees", "--hidden-columns", "hr.employees.salary,customers.email")
@@ -125,3 +125,117 @@ async def test_listings_pages_and_completions_show_only_allowed_tables(pg: DemoD
     }
     assert sorted(every_table.completion.values) == ["employees", "orders"]
     assert in_hr.completion.values == ["employees"]
+
+
+# --- expansion over partitions, inheritance and derived views (pure: catalog rows as input) -------
+
+PAY, PAY_1, PAY_2, PAY_2A, MV_CARD, MV_AMT, MV_ROW, V_CARD, MV_V, AUDIT, AUDIT_OLD = range(1, 12)
+STORED = [
+    StoredRelation(PAY, "shop", "payments", "p"),
+    StoredRelation(PAY_1, "shop", "payments_1", "r", parents=(PAY,)),
+    StoredRelation(PAY_2, "archive", "payments_2", "p", parents=(PAY,)),
+    StoredRelation(PAY_2A, "archive", "payments_2a", "r", parents=(PAY_2,)),
+    StoredRelation(MV_CARD, "shop", "cards", "m", reads=((PAY, None), (PAY, "id"), (PAY, "card_number"))),
+    StoredRelation(MV_AMT, "shop", "amounts", "m", reads=((PAY, None), (PAY, "id"), (PAY, "amount"))),
+    StoredRelation(MV_ROW, "shop", "rows", "m", reads=((PAY, None),), whole_row=True),
+    StoredRelation(V_CARD, "shop", "v_cards", "v", reads=((PAY, None), (PAY, "card_number"))),
+    StoredRelation(MV_V, "shop", "from_view", "m", reads=((V_CARD, None), (V_CARD, "id"))),
+    StoredRelation(AUDIT, "hr", "audit", "r"),
+    StoredRelation(AUDIT_OLD, "shop", "audit_old", "r", parents=(AUDIT,)),
+]
+
+
+def _scan(schema: str, relation: str, *output: str) -> dict[str, object]:
+    return {"Node Type": "Seq Scan", "Relation Name": relation, "Schema": schema, "Alias": relation,
+            "Output": [f"{relation}.{column}" for column in output]}  # fmt: skip
+
+
+def test_children_at_any_depth_inherit_hidden_columns_by_name() -> None:
+    policy = expand(AccessPolicy.from_settings((), (), ("payments.card_number",)), STORED)
+    for schema, table in (("shop", "payments_1"), ("archive", "payments_2"), ("archive", "payments_2a")):
+        assert policy.hidden(schema, table) == {"card_number"}
+        check_plan(_scan(schema, table, "id", "amount"), policy)
+        with pytest.raises(GuardError, match="hidden"):
+            check_plan(_scan(schema, table, "id", "card_number"), policy)
+    assert policy.hidden("hr", "audit") == frozenset() and not policy.inherited
+
+
+def test_copies_of_hidden_columns_are_refused_and_other_copies_pass() -> None:
+    policy = expand(AccessPolicy.from_settings((), (), ("shop.payments.card_number",)), STORED)
+    assert "hidden column shop.payments.card_number" in policy.denied[("shop", "cards")]
+    assert "whole rows" in policy.denied[("shop", "rows")]
+    assert "card_number" in policy.denied[("shop", "from_view")]  # through a plain view
+    assert ("shop", "v_cards") not in policy.denied  # plans expand plain views and check what they read
+    with pytest.raises(GuardError, match=r"does not expose: it copies the hidden column"):
+        check_plan(_scan("shop", "cards", "id"), policy)
+    check_plan(_scan("shop", "amounts", "id", "amount"), policy)
+
+
+def test_allowed_parents_allow_their_partitions_and_others_refuse_theirs() -> None:
+    policy = expand(AccessPolicy.from_settings(("shop",), ("shop.payments", "shop.*"), ()), STORED)
+    assert {("archive", "payments_2"), ("archive", "payments_2a")} <= policy.inherited
+    check_plan({"Node Type": "Append", "Plans": [_scan("shop", "payments_1", "id"),
+                                                 _scan("archive", "payments_2a", "id")]}, policy)  # fmt: skip
+    assert "stores rows of hr.audit" in policy.denied[("shop", "audit_old")]
+    with pytest.raises(GuardError, match=r"does not expose: it stores rows of hr\.audit"):
+        check_plan(_scan("shop", "audit_old", "id"), policy)
+    named = expand(AccessPolicy.from_settings((), ("shop.audit_old",), ()), STORED)
+    check_plan(_scan("shop", "audit_old", "id"), named)  # named exactly by the operator
+
+
+def test_views_over_tables_out_of_reach_are_refused() -> None:
+    stored = [*STORED, StoredRelation(12, "shop", "audit_view", "v", reads=((AUDIT, None), (AUDIT, "id")))]
+    policy = expand(AccessPolicy.from_settings(("shop",), (), ()), stored)
+    assert "reads hr.audit" in policy.denied[("shop", "audit_view")]
+    assert ("shop", "amounts") not in policy.denied and policy.table_allowed("shop", "amounts")
+
+
+def test_expansion_without_limits_changes_nothing() -> None:
+    assert expand(AccessPolicy(), STORED) == AccessPolicy()
+
+
+def test_expansion_of_a_big_catalog_is_linear() -> None:
+    """5,000 partitioned tables with 4 partitions and a materialized view each (speed: benchmarks)."""
+    stored = []
+    for t in range(5000):
+        root = t * 10
+        stored.append(StoredRelation(root, f"s{t % 10}", f"t{t}", "p"))
+        stored += [
+            StoredRelation(root + k, f"s{t % 10}", f"t{t}_{k}", "r", parents=(root,)) for k in (1, 2, 3, 4)
+        ]
+        stored.append(
+            StoredRelation(root + 5, f"s{t % 10}", f"m{t}", "m", reads=((root, None), (root, "secret")))
+        )
+    policy = expand(AccessPolicy.from_settings(("s1", "s2"), (), ("t7.secret",)), stored)
+    assert policy.hidden("s7", "t7_4") == {"secret"} and ("s7", "m7") not in policy.denied  # s7 not exposed
+    assert policy.table_allowed("s1", "t11_3") and not policy.table_allowed("s3", "t13_1")
+
+
+def test_toast_is_always_refused_and_statistics_under_any_limit() -> None:
+    toast = _scan("pg_toast", "pg_toast_16390", "chunk_data")
+    for policy in (AccessPolicy(), AccessPolicy.from_settings(("sales",), (), ())):
+        with pytest.raises(GuardError, match="does not expose"):
+            check_plan(toast, policy)
+    for relation in ("pg_statistic", "pg_statistic_ext", "pg_statistic_ext_data", "pg_stats_ext_exprs"):
+        check_plan(_scan("pg_catalog", relation, "starelid"), AccessPolicy())
+        for limits in ((("sales",), (), ()), ((), ("sales.*",), ()), ((), (), ("users.password_hash",))):
+            with pytest.raises(GuardError, match="does not expose"):
+                check_plan(_scan("pg_catalog", relation, "starelid"), AccessPolicy.from_settings(*limits))
+    check_plan(_scan("pg_catalog", "pg_class", "relname"), AccessPolicy.from_settings(("sales",), (), ()))
+
+
+def test_scans_of_unnamed_relations_are_refused_while_a_limit_is_active() -> None:
+    pushed = {"Node Type": "Foreign Scan", "Relations": "(shop.ft1 a) INNER JOIN (shop.ft2 b)",
+              "Output": ["a.id"], "Remote SQL": "SELECT r1.id FROM (t1 r1 INNER JOIN t2 r2 ON ...)"}  # fmt: skip
+    check_plan(pushed, AccessPolicy())
+    with pytest.raises(GuardError, match="does not name"):
+        check_plan(
+            {"Node Type": "Hash Join", "Plans": [pushed]}, AccessPolicy.from_settings(("shop",), (), ())
+        )
+    bitmap = {"Node Type": "Bitmap Heap Scan", **_scan("shop", "t", "id"), "Recheck Cond": "(t.id = 1)",
+              "Plans": [{"Node Type": "Bitmap Index Scan", "Index Name": "t_pkey", "Index Cond": "(id = 1)"}]}  # fmt: skip
+    check_plan(bitmap, AccessPolicy.from_settings(("shop",), (), ()))
+    remote = {**_scan("shop", "ft", "id"), "Node Type": "Foreign Scan",
+              "Remote SQL": "SELECT id FROM public.t WHERE ((secret = 'x'::text))"}  # fmt: skip
+    with pytest.raises(GuardError, match="hidden"):
+        check_plan(remote, AccessPolicy.from_settings((), (), ("shop.ft.secret",)))
