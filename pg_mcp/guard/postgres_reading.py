@@ -107,6 +107,8 @@ READ_NODES = frozenset(
     ]
 )
 
+#: Subqueries inside subqueries: far beyond any real query, and each level costs the planner.
+MAX_QUERY_NESTING = 64
 _TABLESAMPLE_METHODS = frozenset({"system", "bernoulli"})
 
 #: Functions whose size arguments multiply what they produce: name -> positions of those arguments.
@@ -208,23 +210,29 @@ class _Checker:
 
     def walk(self, root: Any) -> None:
         """Visit every node iteratively (no recursion limit), with the amplification factor above it."""
-        stack: list[tuple[Any, int]] = [(root, 1)]
+        stack: list[tuple[Any, int, int]] = [(root, 1, 0)]
         while stack:
-            value, factor = stack.pop()
+            value, factor, depth = stack.pop()
             if isinstance(value, list):
-                stack.extend((item, factor) for item in value)
+                stack.extend((item, factor, depth) for item in value)
                 continue
             if not isinstance(value, dict):
                 continue
             for key, child in value.items():
                 if key[:1].isupper():
                     factor_below = self._node(key, child, factor)
-                    stack.append((child, factor_below))
+                    stack.append((child, factor_below, depth + (key == "SelectStmt")))
+                    if depth > MAX_QUERY_NESTING:
+                        raise GuardError(
+                            Rule.TOO_DEEP,
+                            f"The SQL nests queries more than {MAX_QUERY_NESTING} levels deep.",
+                            "Flatten the query, for example with WITH clauses.",
+                        )
                 elif key == "typeName" and isinstance(child, dict):
                     self._type_name(child)
-                    stack.append((child, factor))
+                    stack.append((child, factor, depth))
                 elif isinstance(child, (dict, list)):
-                    stack.append((child, factor))
+                    stack.append((child, factor, depth))
 
     def finish(self) -> None:
         if self.uninterruptible and self.builder:
