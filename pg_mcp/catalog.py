@@ -38,16 +38,20 @@ def _listed_relation(first: int) -> str:
     """A relation is listed when it is a readable table-like object, not a partition, and allowed.
 
     `$first` / `$first+1` are the operator's table allowlist as parallel schema / table arrays
-    (table `*` for a whole schema), NULL for no allowlist. Applying it in SQL, not afterwards,
-    keeps LIMIT / OFFSET pages and counts right.
+    (table `*` for a whole schema), NULL for no allowlist; `$first+2` / `$first+3` the relations the
+    expanded policy denies (views and matviews derived from what is out of reach). Applying them in
+    SQL, not afterwards, keeps LIMIT / OFFSET pages and counts right.
     """
     schemas, tables = f"${first}::text[]", f"${first + 1}::text[]"
+    denied_schemas, denied_tables = f"${first + 2}::text[]", f"${first + 3}::text[]"
     return f"""
     c.relkind IN ('r', 'p', 'v', 'm', 'f') AND NOT c.relispartition
     AND (has_table_privilege(c.oid, 'SELECT') OR has_any_column_privilege(c.oid, 'SELECT'))
     AND ({schemas} IS NULL OR EXISTS (
         SELECT 1 FROM unnest({schemas}, {tables}) AS allowed(schema_name, table_name)
         WHERE allowed.schema_name = n.nspname AND allowed.table_name IN ('*', c.relname)))
+    AND NOT EXISTS (SELECT 1 FROM unnest({denied_schemas}, {denied_tables}) AS denied(schema_name, table_name)
+        WHERE denied.schema_name = n.nspname AND denied.table_name = c.relname)
 """
 
 
@@ -327,9 +331,17 @@ class Catalog:
         self.db = db
         self.access = access or AccessPolicy()
         self._schemas: list[str] | None = sorted(self.access.schemas) or None
+
+    @property
+    def _allowlist(self) -> tuple[list[str] | None, list[str] | None, list[str], list[str]]:
+        """The parameters of `_listed_relation`, from the current (expanded) policy."""
         pairs = sorted(self.access.tables)
-        self._allowlist: tuple[list[str] | None, list[str] | None] = (
-            ([schema for schema, _ in pairs], [table for _, table in pairs]) if pairs else (None, None)
+        denied = sorted(self.access.denied)
+        return (
+            [schema for schema, _ in pairs] if pairs else None,
+            [table for _, table in pairs] if pairs else None,
+            [schema for schema, _ in denied],
+            [table for _, table in denied],
         )
 
     def _allowed(self, schema: str, table: str) -> bool:

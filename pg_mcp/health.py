@@ -11,6 +11,7 @@ from pg_mcp.config import Settings
 from pg_mcp.db import Database
 from pg_mcp.errors import PgMcpError
 from pg_mcp.guard.secrets import SECRET_GROUPS
+from pg_mcp.lineage import expand_policy
 from pg_mcp.names import quote_ident
 
 log = logging.getLogger(__name__)
@@ -74,6 +75,8 @@ class RoleReport:
     risks: list[str] = field(default_factory=list)
     readable_secrets: dict[str, list[str]] = field(default_factory=dict)
     """Secret group -> what of it the role can read (pg-mcp still refuses it unless allowed)."""
+    denied: dict[str, str] = field(default_factory=dict)
+    """Relations the operator limits put out of reach although no setting names them, and why."""
 
 
 async def readable_secrets(db: Database) -> dict[str, list[str]]:
@@ -97,6 +100,11 @@ async def role_report(db: Database, catalog: Catalog) -> RoleReport:
     tables = await catalog.list_tables(limit=100_000)
     report = RoleReport(facts, len(tables))
     report.readable_secrets = await readable_secrets(db)
+    if catalog.access.active:
+        expanded = await expand_policy(db, catalog.access)
+        report.denied = {
+            f"{schema}.{table}": reason for (schema, table), reason in sorted(expanded.denied.items())
+        }
     role = quote_ident(facts["role"])
     fix = "see sql/readonly_role.sql for a least-privilege role"
     if facts["superuser"]:
@@ -162,6 +170,9 @@ def format_report(report: RoleReport, settings: Settings) -> str:
         "anything but a read is refused before it reaches the database.",
         f"Visible tables and views: {report.visible_tables}",
     ]
+    if report.denied:
+        lines.append("Out of reach through the operator limits (derived from limited data):")
+        lines.extend(f"  - {name}: {reason}" for name, reason in report.denied.items())
     if report.readable_secrets:
         allowed = set(settings.allow_secrets)
         lines.append(

@@ -133,3 +133,38 @@ async def test_a_new_partition_is_covered_at_the_next_call(storage: DemoDatabase
     finally:
         await storage.admin_execute("DROP TABLE storage_t.payments_3")
     assert await LineagePolicy(AccessPolicy()).get(database) == AccessPolicy()
+
+
+async def test_denied_relations_are_not_listed(storage: DemoDatabase) -> None:
+    """A matview copying a hidden column is refused, and the listings do not offer it either."""
+    from pg_mcp.tools import Explorer
+
+    settings = load_settings(
+        {"database_url": storage.url, "hidden_columns": ",".join(HIDDEN), "schemas": "storage_t"},
+        dotenv=False,
+    )
+    db = Database(settings)
+    explorer = Explorer(settings, db)
+    try:
+        listed = await explorer.list_tables("storage_t")
+        names = {table["name"] for table in listed.structured["tables"]}
+        assert "amounts" in names and "cards" not in names, names
+        with pytest.raises(GuardError):
+            await explorer.query("SELECT id FROM storage_t.cards")
+    finally:
+        await db.close()
+
+
+def test_check_says_which_relations_the_limits_put_out_of_reach(storage: DemoDatabase) -> None:
+    import subprocess
+    import sys
+
+    from mcp_helpers import ROOT, server_env
+
+    result = subprocess.run(
+        [sys.executable, "-m", "pg_mcp", "check", storage.url, "--hidden-columns", ",".join(HIDDEN)],
+        capture_output=True, text=True, timeout=120, env=server_env(), cwd=ROOT, stdin=subprocess.DEVNULL,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert "  - storage_t.cards: " in result.stdout, result.stdout
+    assert "storage_t.amounts" not in result.stdout
