@@ -24,6 +24,9 @@ class GuardError(PgMcpError):
         super().__init__(message, hint)
         self.rule = rule
 
+    def __str__(self) -> str:
+        return f"Refused (rule {self.rule}): {super().__str__()}"
+
 
 class NotFoundError(PgMcpError):
     """A schema, table or column does not exist or is not exposed."""

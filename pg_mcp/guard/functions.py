@@ -130,6 +130,38 @@ _SESSION_AND_CATALOG = """
     to_regprocedure to_regrole to_regtype to_regtypemod
 """
 
+_REGRESSION_SUITE_BUILTINS = """
+    ts_lexize ts_debug ts_parse ts_token_type
+    pg_partition_tree pg_partition_root pg_partition_ancestors satisfies_hash_partition
+    getdatabaseencoding pg_get_function_arg_default pg_relation_is_updatable pg_column_is_updatable
+    pg_sequence_parameters pg_mcv_list_items pg_timezone_names pg_timezone_abbrevs pg_filenode_relation
+    pg_relation_filenode amvalidate currtid2
+    pg_stat_get_snapshot_timestamp pg_stat_get_function_calls pg_stat_have_stats pg_stat_get_replication_slot
+    pg_stat_get_subscription_stats pg_stat_clear_snapshot
+    txid_current_if_assigned pg_current_xact_id_if_assigned txid_current_snapshot pg_current_snapshot
+    txid_snapshot_xip txid_snapshot_xmin txid_snapshot_xmax pg_snapshot_xip pg_snapshot_xmin pg_snapshot_xmax
+    txid_visible_in_snapshot pg_visible_in_snapshot txid_status pg_xact_status xid8cmp
+    jsonb_delete jsonb_delete_path
+    pg_lsn float4send float8send array_in anyrange_in tsvectorin tsvectorout cash_words
+    float8_accum float8_combine float8_regr_accum float8_regr_combine booland_statefunc boolor_statefunc
+    numeric_inc int4mul booleq boolne cashlarger cashsmaller circle_center poly_center ishorizontal isvertical
+    range_adjacent range_minus range_contains range_contained_by range_overlaps_multirange
+    multirange_overlaps_range multirange_overlaps_multirange multirange_contains_elem
+    multirange_contains_range multirange_contains_multirange elem_contained_by_multirange
+    range_contained_by_multirange multirange_contained_by_multirange
+    hashint2 hashint2extended hashint4 hashint4extended hashint8 hashint8extended hashfloat4
+    hashfloat4extended hashfloat8 hashfloat8extended hashoid hashoidextended hashchar hashcharextended
+    hashname hashnameextended hashtext hashtextextended hashoidvector hashoidvectorextended hash_aclitem
+    hash_aclitem_extended hashmacaddr hashmacaddrextended hashmacaddr8 hashmacaddr8extended hashinet
+    hashinetextended hash_numeric hash_numeric_extended hashbpchar hashbpcharextended time_hash
+    time_hash_extended timetz_hash timetz_hash_extended interval_hash interval_hash_extended timestamp_hash
+    timestamp_hash_extended uuid_hash uuid_hash_extended pg_lsn_hash pg_lsn_hash_extended hashenum
+    hashenumextended jsonb_hash jsonb_hash_extended hash_range hash_range_extended hash_multirange
+    hash_multirange_extended hash_array hash_array_extended hash_record hash_record_extended
+"""
+"""Built-ins PostgreSQL's own regression suite reads with: catalog, partition, snapshot and hash
+functions, and the support functions behind operators and aggregates (each computes a value only)."""
+
 ALLOWED_FUNCTIONS: frozenset[str] = frozenset(
     " ".join(
         (
@@ -145,6 +177,7 @@ ALLOWED_FUNCTIONS: frozenset[str] = frozenset(
             _XML,
             _CONDITIONAL_AND_CASTS,
             _SESSION_AND_CATALOG,
+            _REGRESSION_SUITE_BUILTINS,
         )
     ).split()
 )

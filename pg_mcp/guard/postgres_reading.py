@@ -109,6 +109,8 @@ READ_NODES = frozenset(
 
 #: Subqueries inside subqueries: far beyond any real query, and each level costs the planner.
 MAX_QUERY_NESTING = 64
+#: A_Expr kinds whose name is the keyword (BETWEEN, NOT BETWEEN SYMMETRIC ...), not an operator.
+_BETWEEN_KINDS = ("AEXPR_BETWEEN", "AEXPR_NOT_BETWEEN")
 _TABLESAMPLE_METHODS = frozenset({"system", "bernoulli"})
 
 #: Functions whose size arguments multiply what they produce: name -> positions of those arguments.
@@ -265,7 +267,7 @@ class _Checker:
                 )
         elif kind == "FuncCall":
             return self._call(node, factor)
-        elif kind == "A_Expr" and not str(node.get("kind", "")).startswith("AEXPR_BETWEEN"):
+        elif kind == "A_Expr" and not str(node.get("kind", "")).startswith(_BETWEEN_KINDS):
             self._operator(_names(node.get("name")))
         elif kind == "SubLink" and node.get("operName"):
             self._operator(_names(node.get("operName")))

@@ -125,6 +125,9 @@ HARMLESS_SETTINGS = frozenset(
         "enable_nestloop",
         "geqo",
         "row_security",
+        "role",
+        "min_parallel_index_scan_size",
+        "max_prepared_transactions",
     ]
 )
 

@@ -104,6 +104,8 @@ _SYNTAX_CALLS = frozenset(
         "localtime",
         "localtimestamp",
         "json_table",
+        "second",
+        "xmlattributes",
     }
 )
 """Keywords that sqlglot parses like a call but PostgreSQL treats as syntax (unquoted only)."""
