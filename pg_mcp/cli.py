@@ -1,4 +1,4 @@
-"""The `pg-mcp` command: serve (stdio, the default), check, demo and call.
+"""The `pg-mcp` command: serve (stdio, the default), check, demo, call and role-sql.
 
 Stdout belongs to the MCP protocol when serving; everything human-readable goes to stderr,
 except the output of `check` and `call`, which are for people and scripts.
@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import difflib
 import json
 import logging
 import os
@@ -22,7 +23,7 @@ from pg_mcp.errors import ConfigError, PgMcpError
 
 log = logging.getLogger("pg_mcp")
 
-COMMANDS = ("serve", "check", "demo", "call")
+COMMANDS = ("serve", "check", "demo", "call", "role-sql")
 EXIT_CONFIG = 2
 
 
@@ -96,7 +97,16 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="pg-mcp",
         description="A read-only PostgreSQL explorer for AI assistants over the Model Context Protocol.",
-        epilog="Commands: serve (default), check, demo, call. Run 'pg-mcp COMMAND --help' for each.",
+        usage="pg-mcp [serve] [DATABASE_URL] [settings flags]  |  pg-mcp {check,demo,call,role-sql} ...",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=(
+            "Serve MCP over stdio (the default command):\n"
+            "  pg-mcp postgresql://user:password@host:5432/db   (or set DATABASE_URL)\n"
+            "Main settings flags (each also an environment variable; 'pg-mcp serve --help' lists all):\n"
+            "  --max-rows N, --statement-timeout SECONDS, --schemas a,b, --tables s.t,\n"
+            "  --hidden-columns s.t.c, --allow-functions f, --max-cost COST, --log-level LEVEL\n"
+            "Run 'pg-mcp COMMAND --help' for each command."
+        ),
     )
     parser.add_argument("--version", action="version", version=f"pg-mcp {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
@@ -127,11 +137,22 @@ def _parser() -> argparse.ArgumentParser:
     call.add_argument("--demo", action="store_true", help="run against a throwaway demo database")
     call.add_argument("--json", action="store_true", help="print the structured content as JSON")
     _add_settings_flags(call)
+
+    commands.add_parser(
+        "role-sql",
+        help="print the SQL script that creates a least-privilege role for pg-mcp (run it with psql)",
+    )
     return parser
 
 
 def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     args = list(argv)
+    if args and args[0] not in COMMANDS and not args[0].startswith("-") and "://" not in args[0]:
+        close = difflib.get_close_matches(args[0], COMMANDS, n=1, cutoff=0.6)
+        guess = f" (did you mean {close[0]}?)" if close else ""
+        _parser().error(
+            f"unknown command {args[0]!r}{guess}; commands: {', '.join(COMMANDS)}, or a postgresql:// URL to serve"
+        )
     if not args or (args[0] not in COMMANDS and args[0] not in ("-h", "--help", "--version")):
         args.insert(0, "serve")
     return _parser().parse_args(args)
@@ -145,6 +166,8 @@ def _settings(args: argparse.Namespace, **extra: Any) -> Settings:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(sys.argv[1:] if argv is None else argv)
+    if args.command == "role-sql":
+        return role_sql()
     if args.command in ("call", "check") and args.log_level is None and "PG_MCP_LOG_LEVEL" not in os.environ:
         args.log_level = "WARNING"  # the output is the point; keep stderr for problems
     try:
@@ -166,6 +189,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_CONFIG
     except KeyboardInterrupt:
         return 130
+
+
+def role_sql() -> int:
+    """Print the least-privilege role script, so a pip install needs no source checkout to use it."""
+    from pg_mcp.bundled import sql_file
+
+    try:
+        sys.stdout.write(sql_file("readonly_role.sql").read_text())
+    except ConfigError as exc:
+        print(f"pg-mcp: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    return 0
 
 
 def serve(settings: Settings) -> int:

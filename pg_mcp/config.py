@@ -115,6 +115,11 @@ class Settings(BaseSettings):
                 "port, and special characters in the user or password percent-encoded (@ as %40, "
                 "/ as %2F, : as %3A)"
             ) from None
+        if parts.netloc.count("@") > 1:
+            raise ValueError(
+                "has more than one '@' before the host, so the host cannot be told apart from the password: "
+                "percent-encode '@' in the user name or password as %40 (p@ss becomes p%40ss)"
+            )
         if parts.scheme not in ("postgres", "postgresql"):
             raise ValueError(
                 "must be a URL starting with postgresql:// (e.g. postgresql://user:pass@host/db)"

@@ -106,7 +106,7 @@ async def role_report(db: Database, catalog: Catalog) -> RoleReport:
             f"{schema}.{table}": reason for (schema, table), reason in sorted(expanded.denied.items())
         }
     role = quote_ident(facts["role"])
-    fix = "see sql/readonly_role.sql for a least-privilege role"
+    fix = "`pg-mcp role-sql > role.sql` prints a script that creates a least-privilege role"
     if facts["superuser"]:
         report.risks.append(
             f"Role {role} is a SUPERUSER: it could read server files and bypass every grant. Connect as a "
@@ -138,7 +138,7 @@ async def role_report(db: Database, catalog: Catalog) -> RoleReport:
         report.risks.append(
             f"Role {role} can create temporary tables: REVOKE TEMPORARY ON DATABASE {database} FROM {role}; "
             f"REVOKE TEMPORARY ON DATABASE {database} FROM PUBLIC; (the default grant is to every role; grant "
-            f"it back to the roles that need it, or run sql/readonly_role.sql with -v strict=on)"
+            f"it back to the roles that need it, or run the script from `pg-mcp role-sql` with -v strict=on)"
         )
     for member in facts["dangerous_roles"]:
         if not facts["superuser"]:

@@ -15,7 +15,6 @@ import secrets
 import shutil
 import socket
 import subprocess
-import sys
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +22,7 @@ from urllib.parse import quote, urlsplit, urlunsplit
 
 import asyncpg
 
+from pg_mcp.bundled import sql_file
 from pg_mcp.errors import ConfigError
 
 INSTALL_HINT = (
@@ -165,14 +165,8 @@ def start_local_postgres() -> LocalPostgres:
 
 
 def demo_sql_path() -> Path:
-    """`sql/demo.sql` from a source checkout, or the copy installed under `<prefix>/share/pg-mcp`."""
-    for candidate in (
-        Path(__file__).resolve().parent.parent / "sql" / "demo.sql",
-        Path(sys.prefix) / "share" / "pg-mcp" / "demo.sql",
-    ):
-        if candidate.exists():
-            return candidate
-    raise ConfigError("The demo data (sql/demo.sql) is missing from this installation.")
+    """The demo database's SQL."""
+    return sql_file("demo.sql")
 
 
 DEMO_SCHEMAS = ("sales", "inventory", "hr", "analytics")

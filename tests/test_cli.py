@@ -304,3 +304,28 @@ def test_demo_without_binaries_says_what_to_install(monkeypatch: pytest.MonkeyPa
     with pytest.raises(ConfigError) as caught:
         local_pg.find_pg_bin()
     assert "initdb" in str(caught.value) and "apt-get install postgresql" in str(caught.value)
+
+
+def test_a_mistyped_command_is_not_read_as_a_url() -> None:
+    result = run("chek")
+    assert result.returncode == 2
+    assert "unknown command 'chek' (did you mean check?)" in result.stderr
+
+
+def test_help_shows_the_url_the_commands_and_the_main_flags() -> None:
+    out = run("--help").stdout
+    assert "DATABASE_URL" in out and "postgresql://" in out
+    for word in ("serve", "check", "demo", "call", "role-sql", "--max-rows", "--statement-timeout"):
+        assert word in out, word
+
+
+def test_role_sql_prints_the_installed_script() -> None:
+    result = run("role-sql")
+    assert result.returncode == 0
+    assert result.stdout == (ROOT / "sql" / "readonly_role.sql").read_text()
+
+
+def test_an_unencoded_at_in_the_password_is_explained() -> None:
+    result = run("check", "postgresql://reader:s3cr@t@db.example.com/shop")
+    assert result.returncode == 2
+    assert "%40" in result.stderr and "s3cr" not in result.stderr
