@@ -3,16 +3,19 @@
 Every statement runs inside a `READ ONLY` transaction that is always rolled back, with
 `statement_timeout`, `lock_timeout` and `idle_in_transaction_session_timeout` set for that
 transaction. User SQL goes through `Database.run_query` alone: extended protocol (one
-statement per message), rows pulled through a cursor so no more than the cap ever reaches
-this process. Connections are reset (FINISH_SQL) before they return to the pool, and asyncpg's statement
+statement per message), rows pulled through a cursor in chunks so that neither more rows than
+the row cap nor much more data than the result-byte budget ever reaches this process.
+Connections are reset (FINISH_SQL) before they return to the pool, and asyncpg's statement
 cache is off so no server-side prepared statement outlives a call (and PgBouncer in
-transaction mode works).
+transaction mode works). A call answers at its deadline even when its backend does not: the
+connection is then abandoned, not reset (see `Database._abandon`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import socket
 import ssl
 import time
@@ -77,6 +80,14 @@ SMALL_TYPES = frozenset(
 )  # fmt: skip
 
 
+#: A value is cut by the database when its text is over max_cell_chars characters or over this many
+#: bytes per allowed character. Two, not four: four bytes per character (the UTF-8 maximum) would
+#: let 1,000 emoji through as 4,000 bytes, so a row of 550 such cells would be 2.2 MB.
+CELL_BYTES_PER_CHAR = 2
+#: What `_approx_bytes` counts for a number, boolean or NULL: about its text in the rendered row.
+SCALAR_BYTES = 8
+
+
 @dataclass(frozen=True)
 class CutValue:
     """A value too big to fetch: the start of its text and its full length, cut by the database."""
@@ -88,12 +99,26 @@ class CutValue:
 
 @dataclass(frozen=True)
 class QueryResult:
-    """Rows of one statement; `truncated` means more rows existed than `rows` holds."""
+    """Rows of one statement; `truncated` means more rows existed than `rows` holds.
+
+    `byte_cut` says why: fetching stopped at the result-byte budget (max_result_bytes) before the
+    row cap was reached.
+    """
 
     columns: list[Column]
     rows: list[tuple[Any, ...]]
     truncated: bool
     elapsed_ms: float
+    byte_cut: bool = False
+
+
+@dataclass(frozen=True)
+class _Fetched:
+    """What `_fetch_bounded` pulled through the cursor, and whether and why it stopped early."""
+
+    records: list[asyncpg.Record]
+    more: bool
+    byte_cut: bool
 
 
 class Database:
@@ -103,12 +128,18 @@ class Database:
         self.settings = settings
         self._pool: asyncpg.Pool | None = None
         self._lock = asyncio.Lock()
+        #: Whether the role may `SET temp_file_limit` (superuser-only unless granted), found per connection.
+        self._may_set_temp_file_limit = False
+        #: Background requests to end backends whose calls were abandoned at their deadline.
+        self._stoppers: set[asyncio.Task[None]] = set()
 
     async def connect(self) -> None:
         """Create the pool now (raising DatabaseUnavailableError) instead of at the first call."""
         await self._get_pool()
 
     async def close(self) -> None:
+        for task in list(self._stoppers):
+            task.cancel()
         if self._pool is not None:
             pool, self._pool = self._pool, None
             try:
@@ -119,11 +150,14 @@ class Database:
     async def run_query(self, checked: CheckedQuery) -> QueryResult:
         """Execute one guard-approved statement and return at most `checked.max_rows` rows.
 
-        Values of variable size larger than the cell limit are cut by the database (see
-        `_cell_capped`), so this process never holds more than about max_rows x columns x limit.
+        Three caps bound memory together: values of variable size larger than the cell limit (in
+        characters or bytes) are cut by the database (`_cell_capped`), no more than max_rows + 1
+        rows are fetched, and fetching stops once the rows fetched pass max_result_bytes
+        (`_fetch_bounded`), which the result then reports as a byte cut.
         """
         started = time.perf_counter()
         executed = checked.sql
+        max_chars = self.settings.max_cell_chars
         async with self._read_only() as conn:
             try:
                 statement = await conn.prepare(checked.sql)
@@ -133,19 +167,16 @@ class Database:
                         "The statement returns no result columns, so it is not a query; it was not executed.",
                         "Send a SELECT that returns at least one column.",
                     )
-                capped = (
-                    _cell_capped(checked.sql, attributes, self.settings.max_cell_chars)
-                    if checked.cap_cells
-                    else None
-                )
+                capped = _cell_capped(checked.sql, attributes, max_chars) if checked.cap_cells else None
                 if capped is not None:
                     executed, capped_columns = capped
                     statement = await conn.prepare(executed)
-                records = []
-                async for record in statement.cursor(prefetch=checked.max_rows + 1):
-                    records.append(record)  # one Bind+Execute round trip fetches the first max_rows+1
-                    if len(records) > checked.max_rows:
-                        break
+                fetched = await _fetch_bounded(
+                    statement,
+                    checked.max_rows,
+                    self.settings.max_result_bytes,
+                    _row_bytes_at_most(attributes, max_chars),
+                )
             except asyncpg.PostgresError as exc:
                 raise _query_error(exc, checked, executed) from None
             except asyncpg.InterfaceError as exc:
@@ -157,11 +188,11 @@ class Database:
                 ) from None
             columns = [Column(a.name, _pg_type_name(a.type.name), a.type.schema) for a in attributes]
         if capped is None:
-            rows = [tuple(record) for record in records[: checked.max_rows]]
+            rows = [tuple(record) for record in fetched.records]
         else:
-            rows = [_uncap(record, capped_columns) for record in records[: checked.max_rows]]
+            rows = [_uncap(record, capped_columns) for record in fetched.records]
         elapsed = (time.perf_counter() - started) * 1000
-        return QueryResult(columns, rows, len(records) > checked.max_rows, elapsed)
+        return QueryResult(columns, rows, fetched.more, elapsed, byte_cut=fetched.byte_cut)
 
     async def fetch_fixed(self, sql: str, *args: Any) -> list[asyncpg.Record]:
         """Run one of this package's own catalog queries (fixed text, `$n` parameters)."""
@@ -177,19 +208,25 @@ class Database:
         """A pooled connection inside a read-only transaction that is rolled back afterwards.
 
         A connection found dead before anything ran on it (server restart, network cut) is
-        replaced once, transparently, so the first call after an outage succeeds.
+        replaced once, transparently, so the first call after an outage succeeds. When the
+        deadline fires (or the caller goes away) the connection is abandoned, not reset: its
+        backend may be running a built-in that never checks for interrupts.
         """
         deadline = self.settings.statement_timeout + self.settings.connect_timeout
         try:
             async with asyncio.timeout(deadline):
                 pool, conn = await self._begin()
+                cancelled = False
                 try:
                     yield conn
+                except asyncio.CancelledError:
+                    cancelled = True
+                    raise
                 except CONNECTION_LOST as exc:
                     await self._discard_pool(pool)
                     raise _unavailable(exc, self.settings) from None
                 finally:
-                    await self._finish(pool, conn)
+                    await (self._abandon(pool, conn) if cancelled else self._finish(pool, conn))
         except TimeoutError:
             raise QueryError(
                 f"The call did not finish within {deadline:g} s and was cancelled.",
@@ -220,7 +257,38 @@ class Database:
                 await conn.execute(FINISH_SQL)
         except (asyncpg.PostgresError, asyncpg.InterfaceError, *CONNECTION_LOST):
             conn.terminate()
+        except asyncio.CancelledError:  # the deadline fired while the reset waited for the backend
+            await self._abandon(pool, conn)
+            raise
         await _release_quietly(pool, conn)
+
+    async def _abandon(self, pool: asyncpg.Pool, conn: asyncpg.Connection) -> None:
+        """Close a connection without waiting for its backend, and ask the server to end that backend.
+
+        FINISH_SQL would wait for the running statement, which may never end; closing the socket
+        returns at once and the pool opens a fresh connection for the next call. asyncpg's own
+        cancel request dies with the connection, so the backend is terminated in the background
+        instead (the same role may signal its own backends; without that privilege it just logs).
+        """
+        pid = conn.get_server_pid()
+        conn.terminate()
+        await _release_quietly(pool, conn)
+        task = asyncio.get_running_loop().create_task(self._stop_backend(pool, pid))
+        self._stoppers.add(task)
+        task.add_done_callback(self._stoppers.discard)
+
+    async def _stop_backend(self, pool: asyncpg.Pool, pid: int) -> None:
+        """`pg_terminate_backend` for an abandoned call's backend; best effort, never raises."""
+        try:
+            async with asyncio.timeout(self.settings.connect_timeout), pool.acquire() as conn:
+                stopped = await conn.fetchval(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE pid = $1", pid
+                )
+            log.warning(
+                "abandoned backend %d (deadline or cancelled call); terminated: %s", pid, bool(stopped)
+            )
+        except (TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError, *CONNECTION_LOST) as exc:
+            log.info("abandoned backend %d (deadline or cancelled call); not terminated: %s", pid, exc)
 
     def _begin_sql(self, conn: asyncpg.Connection) -> str:
         s = self.settings
@@ -230,9 +298,16 @@ class Database:
             f"SET LOCAL lock_timeout = {int(s.lock_timeout * 1000)}; "
             f"SET LOCAL idle_in_transaction_session_timeout = {int((s.statement_timeout + 5) * 1000)};"
         )
+        if self._may_set_temp_file_limit:  # the Settings pattern admits only digits, a unit and -1
+            sql += f" SET LOCAL temp_file_limit = '{s.temp_file_limit}';"
         if conn.get_server_version().major >= 14:  # stop work for a client that went away
             sql += " SET LOCAL client_connection_check_interval = 1000;"
         return sql
+
+    async def _init_connection(self, conn: asyncpg.Connection) -> None:
+        """Type codecs, and whether this role may set temp_file_limit (asked once per connection)."""
+        await _set_codecs(conn)
+        self._may_set_temp_file_limit = await _may_set_temp_file_limit(conn)
 
     async def _get_pool(self) -> asyncpg.Pool:
         if self._pool is not None:
@@ -252,7 +327,7 @@ class Database:
                 timeout=s.connect_timeout,
                 statement_cache_size=0,
                 max_inactive_connection_lifetime=300,
-                init=_init_connection,
+                init=self._init_connection,
                 reset=_reset_connection,
                 server_settings={"application_name": "pg-mcp"},
             )
@@ -283,7 +358,7 @@ async def _release_quietly(pool: asyncpg.Pool, conn: asyncpg.Connection) -> None
         log.debug("connection discarded on release: %s", type(exc).__name__)
 
 
-async def _init_connection(conn: asyncpg.Connection) -> None:
+async def _set_codecs(conn: asyncpg.Connection) -> None:
     for type_name, decoder in BINARY_DECODERS.items():
         await conn.set_type_codec(
             type_name, schema="pg_catalog", encoder=refuse_encoding, decoder=decoder, format="binary"
@@ -295,19 +370,85 @@ async def _init_connection(conn: asyncpg.Connection) -> None:
             continue
 
 
+async def _may_set_temp_file_limit(conn: asyncpg.Connection) -> bool:
+    """temp_file_limit is superuser-only; PostgreSQL 15 can grant it (GRANT SET ON PARAMETER)."""
+    if conn.get_server_version().major >= 15:
+        sql = "SELECT has_parameter_privilege(current_user, 'temp_file_limit', 'SET')"
+    else:
+        sql = "SELECT current_setting('is_superuser') = 'on'"
+    return bool(await conn.fetchval(sql))
+
+
+async def _fetch_bounded(
+    statement: asyncpg.prepared_stmt.PreparedStatement, max_rows: int, budget: int, row_at_most: int
+) -> _Fetched:
+    """Rows through a cursor in chunks, stopping at max_rows or once they pass `budget` bytes.
+
+    The first chunk is as many rows as fit in the budget at their largest possible size
+    (`row_at_most`), so a small result still arrives in one round trip. Later chunks are sized
+    from the average row fetched so far, and never so large that rows at their largest size
+    would pass twice the budget: what is fetched stays under about three times the budget, or
+    one row when a single row is larger. Bytes are counted as `_approx_bytes` does.
+    """
+    cursor = await statement.cursor()
+    kept: list[asyncpg.Record] = []
+    total = 0
+    chunk = max(1, budget // row_at_most)
+    while True:
+        asked = min(chunk, max_rows + 1 - len(kept))
+        batch = await cursor.fetch(asked)
+        for record in batch:
+            if len(kept) == max_rows:
+                return _Fetched(kept, more=True, byte_cut=False)
+            size = _approx_bytes(record)
+            if kept and total + size > budget:
+                return _Fetched(kept, more=True, byte_cut=True)
+            kept.append(record)
+            total += size
+        if len(batch) < asked:
+            return _Fetched(kept, more=False, byte_cut=False)
+        if total >= budget:  # one row alone filled the budget: skip, not fetch, to learn if more exist
+            more = await cursor.forward(1) > 0
+            return _Fetched(kept, more=more, byte_cut=more)
+        remaining = budget - total
+        chunk = max(1, min(math.ceil(remaining * len(kept) / total), (remaining + budget) // row_at_most))
+
+
+def _row_bytes_at_most(attributes: Any, max_chars: int) -> int:
+    """The largest a fetched row can be, by `_approx_bytes`, when its values are cut by `_cell_capped`."""
+    cell = CELL_BYTES_PER_CHAR * max_chars + 2 * SCALAR_BYTES  # a value or its prefix, and its length
+    return sum(2 * SCALAR_BYTES if a.type.name in SMALL_TYPES else cell for a in attributes) + 2
+
+
+def _approx_bytes(value: Any) -> int:
+    """About the bytes of `value`'s text in a rendered row: what the result budget counts, cheaply."""
+    if value is None or isinstance(value, bool | int | float):
+        return SCALAR_BYTES
+    if isinstance(value, str):
+        return len(value) if value.isascii() else len(value.encode())
+    if isinstance(value, bytes):
+        return 2 * len(value) + 2
+    if isinstance(value, list | tuple | asyncpg.Record):
+        return 2 + sum(_approx_bytes(item) + 1 for item in value)
+    return len(str(value))
+
+
 async def _reset_connection(conn: asyncpg.Connection) -> None:
     """The pool's own reset: nothing left to do, `_finish` has already run FINISH_SQL."""
 
 
 def _cell_capped(sql: str, attributes: Any, max_chars: int) -> tuple[str, list[str | None]] | None:
-    """`sql` wrapped so that a value whose text is longer than the cell limit arrives as the start of
-    its text and its length: the cut the renderer makes, made before the value is sent.
+    """`sql` wrapped so that a value whose text is too long arrives as the start of its text and its
+    length: the cut the renderer makes, made before the value is sent.
 
-    Each column of variable size becomes three: the value when it fits, otherwise NULL, the
-    start of its text and its length. The stored size (`pg_column_size`, cheap even for a
-    toasted value) is checked first, so no huge value is converted to text just to be measured.
-    Returns the SQL and, per original column, the unit of its length (None for a column passed
-    through), or None when every column is small.
+    Too long means over `max_chars` characters or over CELL_BYTES_PER_CHAR x `max_chars` bytes,
+    so a cell costs at most that many bytes whatever its characters. Each column of variable size
+    becomes three: the value when it fits, otherwise NULL, the start of its text (within both
+    limits) and its length in characters. Each value is converted to text once, in an inner
+    query that `OFFSET 0` keeps from being merged into the outer one (which would repeat the
+    conversion in every expression that uses it); bytea is measured and cut as bytes, never
+    converted whole. Returns the SQL and, per original column, the unit of its length (None for
+    a column passed through), or None when every column is small.
     """
     units: list[str | None] = [
         None if a.type.name in SMALL_TYPES else ("bytes" if a.type.name == "bytea" else "chars")
@@ -317,23 +458,36 @@ def _cell_capped(sql: str, attributes: Any, max_chars: int) -> tuple[str, list[s
         return None
     names = [f"c{i}" for i in range(len(units))]
     shown_bytes = bytea_bytes_shown(max_chars)
-    selects = []
+    max_bytes = CELL_BYTES_PER_CHAR * max_chars
+    inner, selects = list(names), []
     for name, unit in zip(names, units, strict=True):
         if unit is None:
             selects.append(name)
             continue
         if unit == "bytes":  # shown as hex: \x and two characters per byte; its length costs nothing
-            length, shown = f"octet_length({name})", 2 + 2 * shown_bytes
+            length = f"octet_length({name})"
             big = f"{length} > {shown_bytes}"
-        else:  # built-in types store far under 16 bytes per character of text: bigger values are too long
-            length, shown = f"char_length({name}::text)", max_chars
-            big = f"CASE WHEN pg_column_size({name}) > {16 * max_chars} THEN true ELSE {length} > {max_chars} END"
+            shown = f"'\\x' || encode(substring({name} FROM 1 FOR {shown_bytes}), 'hex')"
+        else:  # octet_length first: it is free even for a toasted value, char_length is not
+            text = f"t_{name}"
+            inner.append(f"{name}::text AS {text}")
+            length = f"char_length({text})"
+            big = f"CASE WHEN octet_length({text}) > {max_bytes} THEN true ELSE {length} > {max_chars} END"
+            # max_chars characters unless they pass the byte limit; then half as many, at most 4 bytes each
+            start = f"substr({text}, 1, {max_chars})"
+            shown = (
+                f"CASE WHEN octet_length({start}) <= {max_bytes} THEN {start} "
+                f"ELSE substr({text}, 1, {max(1, max_bytes // 4)}) END"
+            )
         selects += [
             f"CASE WHEN {big} THEN NULL ELSE {name} END",
-            f"CASE WHEN {big} THEN left({name}::text, {shown}) END",
+            f"CASE WHEN {big} THEN {shown} END",
             f"CASE WHEN {big} THEN {length} END",
         ]
-    wrapped = f"SELECT {', '.join(selects)} FROM (\n{sql}\n) AS pg_mcp_cells({', '.join(names)})"
+    wrapped = (
+        f"SELECT {', '.join(selects)} FROM (SELECT {', '.join(inner)} FROM (\n{sql}\n) "
+        f"AS pg_mcp_cells({', '.join(names)}) OFFSET 0) AS pg_mcp_text"
+    )
     return wrapped, units
 
 

@@ -4,6 +4,10 @@ Text results are tab-separated: a header of `name:type` cells, one line per row,
 line that gives the row count and says exactly how the result was cut, if it was. A string
 cell is written bare unless that would be ambiguous (empty, `NULL`, tabs, newlines, edge
 whitespace, a leading quote), in which case it is a JSON string literal.
+
+Every text and structured output is bounded by the result-byte budget (`Limits`): query
+results by whole rows in `render_result`, every other tool through `bounded_text` and
+`bounded_structured`, which say what was cut and how to get the rest.
 """
 
 from __future__ import annotations
@@ -25,6 +29,10 @@ from pg_mcp.names import qualified, quote_ident
 
 MAX_SAFE_INTEGER = 2**53 - 1
 MAX_PARTITIONS_SHOWN = 24
+#: Characters of a caller's search pattern repeated back in a message.
+MAX_PATTERN_SHOWN = 100
+#: Bytes kept free under the budget for the note that says what was cut.
+NOTE_ROOM = 400
 _SQL_TYPE_NAMES = {
     "int2": "smallint",
     "int4": "integer",
@@ -202,6 +210,7 @@ def render_result(result: QueryResult, max_rows: int, limits: Limits, max_rows_l
             break
         rows.append(row)
         lines.append(line)
+    byte_cut = byte_cut or result.byte_cut
     truncated = result.truncated or byte_cut
     note = _truncation_note(len(rows), max_rows, byte_cut, result.truncated, limits, max_rows_limit)
     lines.append(note)
@@ -221,7 +230,8 @@ def _truncation_note(
     noun = "row" if shown == 1 else "rows"
     if byte_cut:
         return (
-            f"({shown} {noun} shown: output cut at {limits.max_result_bytes:,} bytes; more rows exist. "
+            f"({shown} {noun} shown: output cut at {limits.max_result_bytes:,} bytes "
+            "(PG_MCP_MAX_RESULT_BYTES), before max_rows; more rows exist. "
             "Select fewer or narrower columns, or page with ORDER BY ... LIMIT/OFFSET.)"
         )
     if more_rows:
@@ -233,7 +243,69 @@ def _truncation_note(
     return f"({shown} {noun})"
 
 
-def render_tables(tables: Sequence[Mapping[str, Any]], offset: int = 0, total: int | None = None) -> str:
+def bounded_text(text: str, limits: Limits, rest: str) -> str:
+    """`text` within the byte budget: whole lines up to it, then a note on what was cut and, in
+    `rest`, how to get the rest. One helper, so every tool cuts and says so the same way."""
+    budget = limits.max_result_bytes
+    if len(text) <= budget // 4 or len(text.encode()) <= budget:  # UTF-8: at most 4 bytes a character
+        return text
+    lines = text.split("\n")
+    room = max(0, budget - NOTE_ROOM - len(rest.encode()))
+    kept: list[str] = []
+    used = 0
+    for line in lines:
+        used += len(line.encode()) + 1
+        if used > room:
+            break
+        kept.append(line)
+    if not kept:  # the first line alone is over the budget: its start, cut at a character boundary
+        kept = [lines[0].encode()[:room].decode(errors="ignore") + "…"]
+    note = f"(output cut at {budget:,} bytes: {len(kept):,} of {len(lines):,} lines shown; {rest})"
+    return "\n".join([*kept, note])
+
+
+def bounded_structured(data: dict[str, Any], limits: Limits) -> dict[str, Any]:
+    """`data` within the byte budget as compact JSON, with `truncated` and a `cut` note when it is not.
+
+    The largest lists are shortened from the end first (their first items are the ones the
+    text shows too); a value still too big (a JSON plan tree, a long definition) is replaced by
+    None. `cut` names each field cut and how.
+    """
+    budget = limits.max_result_bytes - NOTE_ROOM
+    sizes = {key: _json_bytes(value) for key, value in data.items()}
+    total = sum(sizes.values()) + len(sizes) * 4
+    if total <= limits.max_result_bytes:
+        return data
+    bounded = dict(data)
+    cuts: list[str] = []
+    for key in sorted(sizes, key=sizes.__getitem__, reverse=True):
+        if total <= budget:
+            break
+        value = bounded[key]
+        if isinstance(value, list) and value:
+            items = [_json_bytes(item) + 1 for item in value]
+            keep = len(items)
+            while keep and total > budget:
+                keep -= 1
+                total -= items[keep]
+            bounded[key] = value[:keep]
+            cuts.append(f"{key}: first {keep:,} of {len(value):,}")
+        else:
+            total -= sizes[key]
+            bounded[key] = None
+            cuts.append(f"{key}: omitted ({sizes[key]:,} bytes)")
+    bounded["truncated"] = True
+    bounded["cut"] = f"structured content cut at {limits.max_result_bytes:,} bytes: " + "; ".join(cuts)
+    return bounded
+
+
+def _json_bytes(value: Any) -> int:
+    return len(json.dumps(value, ensure_ascii=False, separators=(",", ":"), default=str).encode())
+
+
+def render_tables(
+    tables: Sequence[Mapping[str, Any]], offset: int = 0, total: int | None = None, limits: Limits = Limits()
+) -> str:
     """One line per relation: name, kind (unless table), estimated rows, comment; the page it is."""
     lines = []
     for t in tables:
@@ -251,20 +323,27 @@ def render_tables(tables: Sequence[Mapping[str, Any]], offset: int = 0, total: i
         end = offset + len(tables)
         more = f"; next page: offset={end}" if end < total else ""
         lines.append(f"(tables {offset + 1} to {end} of {total}{more}; search_schema finds tables by name)")
-    return "\n".join(lines)
+    return bounded_text("\n".join(lines), limits, "list_tables(schema=...) or search_schema narrows the list")
 
 
-def render_catalog_summary(schemas: Sequence[Mapping[str, Any]]) -> str:
+def render_catalog_summary(schemas: Sequence[Mapping[str, Any]], limits: Limits = Limits()) -> str:
     """For catalogs too big to list at once: the schemas and how to list each."""
     total = sum(s["tables"] for s in schemas)
-    return (
+    return bounded_text(
         f"{total:,} tables and views in {len(schemas)} schemas: too many to list at once. "
         "Call list_tables(schema=...) for one schema, or search_schema(pattern) to find tables by name.\n"
-        + render_schemas(schemas)
+        + _schema_lines(schemas),
+        limits,
+        "search_schema(pattern) finds a schema's tables by name",
     )
 
 
-def render_schemas(schemas: Sequence[Mapping[str, Any]]) -> str:
+def render_schemas(schemas: Sequence[Mapping[str, Any]], limits: Limits = Limits()) -> str:
+    return bounded_text(_schema_lines(schemas), limits, "search_schema(pattern) finds tables by name")
+
+
+def _schema_lines(schemas: Sequence[Mapping[str, Any]]) -> str:
+    """One line per schema: name, table count, comment on one line."""
     lines = [
         f"{quote_ident(s['name'])} ({s['tables']} tables)"
         + (f" — {_one_line(s['comment'])}" if s["comment"] else "")
@@ -273,7 +352,7 @@ def render_schemas(schemas: Sequence[Mapping[str, Any]]) -> str:
     return "\n".join(lines) if lines else "(no schemas visible to this role)"
 
 
-def render_description(d: TableDescription) -> str:
+def render_description(d: TableDescription, limits: Limits = Limits()) -> str:
     """A compact, complete description: what a model needs to write correct SQL against the table."""
     rows = f", ~{d.estimated_rows:,} rows" if d.estimated_rows is not None else ""
     size = f", {_size(d.total_bytes)}" if d.total_bytes else ""
@@ -314,7 +393,9 @@ def render_description(d: TableDescription) -> str:
             lines.append(f"  … and {len(d.partitions) - MAX_PARTITIONS_SHOWN} more")
     if d.definition:
         lines.append("Definition: " + " ".join(d.definition.split()))
-    return "\n".join(lines)
+    return bounded_text(
+        "\n".join(lines), limits, "query pg_catalog (e.g. pg_attribute, pg_indexes) for the parts not shown"
+    )
 
 
 def _column_line(c: Mapping[str, Any], fk: str | None) -> str:
@@ -364,10 +445,12 @@ def _one_line(text: str) -> str:
     return " ".join(text.split())
 
 
-def render_search(pattern: str, hits: Sequence[Mapping[str, Any]], limit: int) -> str:
+def render_search(
+    pattern: str, hits: Sequence[Mapping[str, Any]], limit: int, limits: Limits = Limits()
+) -> str:
     """One line per hit: the table (and column with its type) and the comment that matched."""
     if not hits:
-        return f"(nothing matches {pattern!r}; try a shorter word, or list_tables)"
+        return f"(nothing matches {_clip(pattern, MAX_PATTERN_SHOWN)!r}; try a shorter word, or list_tables)"
     lines = []
     for hit in hits:
         where = qualified(hit["schema"], hit["table_name"])
@@ -380,10 +463,12 @@ def render_search(pattern: str, hits: Sequence[Mapping[str, Any]], limit: int) -
         lines.append(line)
     if len(hits) >= limit:
         lines.append(f"(first {limit} matches; use a more specific pattern for the rest)")
-    return "\n".join(lines)
+    return bounded_text("\n".join(lines), limits, "use a more specific pattern")
 
 
-def render_relationships(scope: str, edges: Sequence[Mapping[str, Any]], limit: int) -> str:
+def render_relationships(
+    scope: str, edges: Sequence[Mapping[str, Any]], limit: int, limits: Limits = Limits()
+) -> str:
     """Join paths: `a(x) → b(y)` per foreign key, which is exactly the ON clause to write."""
     if not edges:
         return f"No foreign keys involve {scope}."
@@ -396,15 +481,17 @@ def render_relationships(scope: str, edges: Sequence[Mapping[str, Any]], limit: 
         lines.append(
             f"  … and {len(edges) - limit} more (all are in the structured content); pass table= to narrow"
         )
-    return "\n".join(lines)
+    return bounded_text("\n".join(lines), limits, "pass table= to narrow")
 
 
-def render_stats(table: str, estimated_rows: int | None, columns: Sequence[Mapping[str, Any]]) -> str:
+def render_stats(
+    table: str, estimated_rows: int | None, columns: Sequence[Mapping[str, Any]], limits: Limits = Limits()
+) -> str:
     rows = f"~{estimated_rows:,} rows" if estimated_rows is not None else "row count unknown"
     lines = [f"{table} ({rows})"]
     for c in columns:
         lines.append(f"{quote_ident(c['column'])} {c['type']}: {_stats_line(c, estimated_rows)}")
-    return "\n".join(lines)
+    return bounded_text("\n".join(lines), limits, "pass column= for one column's statistics")
 
 
 def _stats_line(c: Mapping[str, Any], estimated_rows: int | None) -> str:
@@ -473,11 +560,11 @@ def _array_item(chars: list[str], quoted: bool) -> str | None:
     return None if not quoted and value == "NULL" else value
 
 
-def render_plan(plan: Mapping[str, Any]) -> str:
+def render_plan(plan: Mapping[str, Any], limits: Limits = Limits()) -> str:
     """The plan tree, one node per line: what it does, on what, estimated rows and cost."""
     lines = [f"Estimated total cost {plan.get('Total Cost')}, rows {plan.get('Plan Rows')} (not executed)"]
     _plan_lines(plan, 0, lines)
-    return "\n".join(lines)
+    return bounded_text("\n".join(lines), limits, "explain a part of the statement (a subquery or CTE) alone")
 
 
 def _plan_lines(node: Mapping[str, Any], depth: int, lines: list[str]) -> None:
@@ -504,12 +591,12 @@ def _clip(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-def render_overview(info: Mapping[str, Any]) -> str:
+def render_overview(info: Mapping[str, Any], limits: Limits = Limits()) -> str:
     lines = [
         f"Database {info['database']} ({_size(info['size_bytes'])}), connected as {info['role']}",
         str(info["version"]),
         f"Extensions: {', '.join(info['extensions']) or 'none'}",
         "Schemas:",
-        *("  " + line for line in render_schemas(info["schemas"]).splitlines()),
+        *("  " + line for line in _schema_lines(info["schemas"]).splitlines()),
     ]
-    return "\n".join(lines)
+    return bounded_text("\n".join(lines), limits, "list_schemas and list_tables(schema=...) list the rest")

@@ -6,12 +6,17 @@ Here the same `stdio_server` is given non-blocking asyncio pipes instead. As the
 real stdin/stdout descriptors are moved out of reach while serving (fd 0 reads /dev/null, fd 1
 goes to stderr), so stray prints from any library can never corrupt the protocol stream.
 When stdin or stdout is not a pipe (a file, a terminal), the SDK's own transport is used.
+
+A line longer than MAX_LINE_BYTES is read and thrown away piece by piece, never held whole, and
+answered with a JSON-RPC parse error; the server keeps serving the lines after it.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
+import logging
 import os
 import stat
 from collections.abc import AsyncIterator
@@ -20,23 +25,76 @@ from typing import Any, cast
 
 from mcp.server.stdio import stdio_server
 
-MAX_LINE_BYTES = 64 * 1024 * 1024
+log = logging.getLogger(__name__)
+
+#: The longest request line accepted: far more than any real one (the guard caps SQL at 100,000
+#: characters, at most 600 kB as a JSON string).
+MAX_LINE_BYTES = 4 * 1024 * 1024
+#: What the reader buffers before a line is taken in pieces: the bound on memory for a skipped line.
+READ_LIMIT = 64 * 1024
+PARSE_ERROR = -32700
 
 
 class _Lines:
-    """Async iterator of decoded lines, what `stdio_server` expects of stdin."""
+    """Async iterator of decoded lines, what `stdio_server` expects of stdin; over-long lines are
+    skipped and answered with a parse error on `out`."""
 
-    def __init__(self, reader: asyncio.StreamReader) -> None:
+    def __init__(self, reader: asyncio.StreamReader, out: _Writer) -> None:
         self._reader = reader
+        self._out = out
 
     def __aiter__(self) -> _Lines:
         return self
 
     async def __anext__(self) -> str:
-        line = await self._reader.readline()
-        if not line:
-            raise StopAsyncIteration
-        return line.decode("utf-8", errors="replace")
+        while True:
+            line, size = await self._read_line()
+            if line is not None:
+                return line.decode("utf-8", errors="replace")
+            if not size:
+                raise StopAsyncIteration
+            log.warning("skipped an input line of %d bytes (the limit is %d)", size, MAX_LINE_BYTES)
+            error = {
+                "jsonrpc": "2.0",
+                "id": None,
+                "error": {
+                    "code": PARSE_ERROR,
+                    "message": f"Parse error: a line of {size:,} bytes is over the {MAX_LINE_BYTES:,}-byte "
+                    "limit and was skipped.",
+                },
+            }
+            await self._out.write(json.dumps(error) + "\n")
+            await self._out.flush()
+
+    async def _read_line(self) -> tuple[bytes | None, int]:
+        """The next line and its size; (None, size) for a line over the limit, (None, 0) at the end.
+
+        `readuntil` raises LimitOverrunError, leaving the data buffered, when no newline is within
+        READ_LIMIT bytes: that piece is taken out and kept only while the line is within
+        MAX_LINE_BYTES, so a line of any size costs at most about MAX_LINE_BYTES of memory.
+        """
+        pieces: list[bytes] = []
+        size = 0
+        while True:
+            try:
+                piece = await self._reader.readuntil(b"\n")
+                done = True
+            except asyncio.LimitOverrunError as exc:
+                piece = await self._reader.readexactly(exc.consumed)
+                done = False
+            except (
+                asyncio.IncompleteReadError
+            ) as exc:  # end of input, perhaps after a last line without newline
+                piece, done = exc.partial, True
+            size += len(piece)
+            if size <= MAX_LINE_BYTES:
+                pieces.append(piece)
+            else:
+                pieces.clear()
+            if done:
+                if size > MAX_LINE_BYTES:
+                    return None, size
+                return (b"".join(pieces), size) if size else (None, 0)
 
 
 class _Writer:
@@ -64,7 +122,7 @@ async def _pipes() -> AsyncIterator[tuple[_Lines, _Writer]]:
         raise ValueError("stdin or stdout is not a pipe")
     loop = asyncio.get_running_loop()
     wire_in, wire_out = os.dup(0), os.dup(1)
-    reader = asyncio.StreamReader(limit=MAX_LINE_BYTES)
+    reader = asyncio.StreamReader(limit=READ_LIMIT)
     in_transport, _ = await loop.connect_read_pipe(
         lambda: asyncio.StreamReaderProtocol(reader), os.fdopen(wire_in, "rb", buffering=0)
     )
@@ -78,7 +136,8 @@ async def _pipes() -> AsyncIterator[tuple[_Lines, _Writer]]:
     os.dup2(2, 1)
     os.close(devnull)
     try:
-        yield _Lines(reader), _Writer(writer)
+        out = _Writer(writer)
+        yield _Lines(reader, out), out
     finally:
         os.dup2(saved_in, 0)
         os.dup2(saved_out, 1)

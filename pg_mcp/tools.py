@@ -33,6 +33,7 @@ from pg_mcp.lineage import LineagePolicy
 from pg_mcp.names import qualified, quote_ident
 from pg_mcp.render import (
     Limits,
+    bounded_structured,
     render_catalog_summary,
     render_description,
     render_overview,
@@ -182,7 +183,9 @@ class Explorer:
     @_audited
     async def list_schemas(self) -> ToolOutput:
         schemas = await self.catalog.list_schemas()
-        return ToolOutput(render_schemas(schemas), {"schemas": schemas})
+        return ToolOutput(
+            render_schemas(schemas, self.limits), bounded_structured({"schemas": schemas}, self.limits)
+        )
 
     @_audited
     async def list_tables(self, schema: str | None = None, offset: int = 0) -> ToolOutput:
@@ -192,26 +195,30 @@ class Explorer:
         schemas = await self.catalog.list_schemas()
         if schema is None and sum(s["tables"] for s in schemas) > LIST_TABLES_PAGE:
             return ToolOutput(
-                render_catalog_summary(schemas), {"schemas": schemas, "tables": [], "truncated": True}
+                render_catalog_summary(schemas, self.limits),
+                bounded_structured({"schemas": schemas, "tables": [], "truncated": True}, self.limits),
             )
         name = await self.catalog.resolve_schema(schema) if schema is not None else None
         total = sum(s["tables"] for s in schemas if name is None or s["name"] == name)
         tables = await self.catalog.list_tables(name, limit=LIST_TABLES_PAGE, offset=offset)
         more = offset + len(tables) < total
-        text = render_tables(tables, offset, total)
-        return ToolOutput(text, {"tables": tables, "offset": offset, "total": total, "truncated": more})
+        text = render_tables(tables, offset, total, self.limits)
+        structured = {"tables": tables, "offset": offset, "total": total, "truncated": more}
+        return ToolOutput(text, bounded_structured(structured, self.limits))
 
     @_audited
     async def describe_table(self, table: str, schema: str | None = None) -> ToolOutput:
         ref = await self.catalog.resolve_table(table, schema)
         description = await self.catalog.describe(ref)
-        return ToolOutput(render_description(description), asdict(description))
+        return ToolOutput(
+            render_description(description, self.limits), bounded_structured(asdict(description), self.limits)
+        )
 
     @_audited
     async def describe_resource(self, schema: str, table: str) -> str:
         """The text of a table resource: exactly what describe_table returns."""
         ref = await self.catalog.resolve_table(_quoted(table), schema=_quoted(schema))
-        return render_description(await self.catalog.describe(ref))
+        return render_description(await self.catalog.describe(ref), self.limits)
 
     async def resource_page(self, cursor: str | None) -> tuple[list[ResourceEntry], str | None]:
         """One page of table resources in (schema, name) order; the cursor is the last key seen."""
@@ -232,7 +239,7 @@ class Explorer:
         return entries, next_cursor
 
     async def overview(self) -> str:
-        return render_overview(await self.catalog.overview())
+        return render_overview(await self.catalog.overview(), self.limits)
 
     async def complete(self, argument: str, value: str, context: dict[str, str]) -> list[str]:
         """Completions for the table resource template: schema names, then table names in that schema."""
@@ -249,7 +256,10 @@ class Explorer:
                 "The search pattern is empty.", "Give part of a table or column name, or a word."
             )
         hits = await self.catalog.search(pattern)
-        return ToolOutput(render_search(pattern, hits, SEARCH_LIMIT), {"hits": hits})
+        return ToolOutput(
+            render_search(pattern, hits, SEARCH_LIMIT, self.limits),
+            bounded_structured({"hits": hits}, self.limits),
+        )
 
     @_audited
     async def relationships(self, table: str | None = None, schema: str | None = None) -> ToolOutput:
@@ -266,8 +276,8 @@ class Explorer:
         else:
             scope = "all exposed schemas"
         edges = [_edge(k) for k in keys]
-        text = render_relationships(scope, edges, MAX_EDGES_SHOWN)
-        return ToolOutput(text, {"scope": scope, "foreign_keys": edges})
+        text = render_relationships(scope, edges, MAX_EDGES_SHOWN, self.limits)
+        return ToolOutput(text, bounded_structured({"scope": scope, "foreign_keys": edges}, self.limits))
 
     async def sample_rows(self, table: str, n: int = 10, schema: str | None = None) -> ToolOutput:
         """A few rows from random blocks (TABLESAMPLE SYSTEM) on big tables, so nothing is scanned in full."""
@@ -309,8 +319,9 @@ class Explorer:
             {"column": c["name"], "type": c["type"], **(stats.get(c["name"]) or probed.get(c["name"]) or {})}
             for c in columns
         ]
-        text = render_stats(ref.display, estimate, report)
-        return ToolOutput(text, {"table": ref.display, "estimated_rows": estimate, "columns": report})
+        text = render_stats(ref.display, estimate, report, self.limits)
+        structured = {"table": ref.display, "estimated_rows": estimate, "columns": report}
+        return ToolOutput(text, bounded_structured(structured, self.limits))
 
     async def _probe(self, ref: RelationRef, columns: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
         """min/max/null count/distinct count over the first PROBE_ROWS rows, in one bounded query."""
@@ -357,7 +368,7 @@ class Explorer:
             _audit("explain", sql, started, outcome=_outcome(exc), reason=exc.message)
             raise
         _audit("explain", sql, started, outcome="ok", rows=1)
-        return ToolOutput(render_plan(plan), {"plan": plan})
+        return ToolOutput(render_plan(plan, self.limits), bounded_structured({"plan": plan}, self.limits))
 
     def _check_plan(self, plan: dict[str, Any], policy: GuardPolicy, *, budget: bool = True) -> None:
         """What only the plan shows: functions views call, secrets, operator limits, the cost budget."""

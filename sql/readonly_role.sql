@@ -14,6 +14,9 @@
 -- Optional: -v strict=on also revokes from PUBLIC (every role) the database's TEMP privilege and
 -- EXECUTE on functions that act outside the current query (sections 3 and 6). Roles that rely on
 -- those default grants must then be granted them explicitly.
+-- Optional: -v temp_file_limit=512MB caps the temporary files one session may write (sorts and
+-- hashes that spill to disk); the default is 1GB, -1 means no cap. It can only be set by a
+-- superuser, so it is skipped, with a notice, when the script runs as a database owner.
 -- Role names must not start with "pg_" (PostgreSQL reserves that prefix).
 
 \set ON_ERROR_STOP on
@@ -33,6 +36,19 @@ ALTER ROLE :"role_name" SET default_transaction_read_only = on;
 ALTER ROLE :"role_name" SET statement_timeout = '30s';
 ALTER ROLE :"role_name" SET lock_timeout = '5s';
 ALTER ROLE :"role_name" SET idle_in_transaction_session_timeout = '60s';
+--    temp_file_limit is superuser-only (PostgreSQL 15 can GRANT SET ON PARAMETER it): pg-mcp cannot
+--    set it per call for this role, so the role default set here is the cap that applies.
+\if :{?temp_file_limit}
+\else
+\set temp_file_limit 1GB
+\endif
+SELECT rolsuper AS running_as_superuser FROM pg_roles WHERE rolname = current_user \gset
+\if :running_as_superuser
+ALTER ROLE :"role_name" SET temp_file_limit = :'temp_file_limit';
+\else
+\echo 'Not run as a superuser: temp_file_limit not set for the role; a superuser can run'
+\echo '  ALTER ROLE' :"role_name" 'SET temp_file_limit =' :'temp_file_limit' ';'
+\endif
 
 -- 3. The database: connect, but no CREATE (no new schemas) and no TEMP (no temporary tables).
 --    Note: PUBLIC (every role) gets CONNECT and TEMP on a new database by default, and grants to

@@ -9,8 +9,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from pg_mcp.errors import GuardError
-from pg_mcp.guard.functions import ALLOWED_FUNCTIONS, DENIED_REASONS, denial_reason
 from pg_mcp.guard import CheckedQuery, GuardPolicy, check_query
+from pg_mcp.guard.functions import ALLOWED_FUNCTIONS, DENIED_REASONS, denial_reason
 
 ALLOWED: list[tuple[str, str]] = [
     ("simple", "SELECT 1"),
@@ -198,7 +198,6 @@ REFUSED: list[tuple[str, str, str]] = [
     ("qualified_sleep_from", "SELECT * FROM pg_catalog.pg_sleep(1)", "function_not_allowed"),
     ("quoted_sleep", 'SELECT "pg_sleep"(1)', "function_not_allowed"),
     ("unicode_escaped_sleep", 'SELECT U&"pg_sl\\0065ep"(1)', "function_not_allowed"),
-
     ("unicode_field_name", 'SELECT (5).U&"pg_sleep"', "function_not_allowed"),
     ("field_selection_unknown_names", "SELECT (5).pg_sleep", "function_not_allowed"),
     ("keyword_function_in_from", "SELECT * FROM cube(1)", "function_not_allowed"),

@@ -59,6 +59,8 @@ async def test_role_reads_the_chosen_schemas_only(role_url: str) -> None:
     try:
         assert await conn.fetchval("SELECT count(*) FROM sales.products") == 500
         assert await conn.fetchval("SHOW default_transaction_read_only") == "on"
+        assert await conn.fetchval("SHOW temp_file_limit") == "1GB", "the script ran as a superuser"
+        assert await conn.fetchval("SHOW statement_timeout") == "30s"
         assert await conn.fetchval("SELECT rolsuper FROM pg_roles WHERE rolname = current_user") is False
         with pytest.raises(asyncpg.ReadOnlySQLTransactionError):
             await conn.execute("CREATE TABLE sales.mine (id int)")
@@ -91,7 +93,7 @@ def test_check_finds_no_risks(role_url: str) -> None:
     assert f"Role: {ROLE}" in report and "no risks found" in report
     assert (
         "Role defaults: default_transaction_read_only=on, idle_in_transaction_session_timeout=60s, "
-        "lock_timeout=5s, statement_timeout=30s"
+        "lock_timeout=5s, statement_timeout=30s, temp_file_limit=1GB"
     ) in report
     assert "statement_timeout 30 s, lock_timeout 5 s" in report
 
@@ -173,3 +175,18 @@ async def test_check_names_each_risk_with_the_statement_that_fixes_it(pg: DemoDa
         "DROP EXTENSION dblink;",
     ]:
         assert line in report, f"{line!r} not in:\n{report}"
+
+
+async def test_temp_file_limit_can_be_chosen(pg: DemoDatabase) -> None:
+    role = f"tfl_reader_{secrets.token_hex(3)}"
+    _run_role_script(pg, role, "-v", "temp_file_limit=256MB")
+    try:
+        conn = await asyncpg.connect(_url_for(pg, role))
+        try:
+            assert await conn.fetchval("SHOW temp_file_limit") == "256MB"
+            with pytest.raises(asyncpg.InsufficientPrivilegeError):
+                await conn.execute("SET temp_file_limit = -1")  # the role cannot lift its own cap
+        finally:
+            await conn.close()
+    finally:
+        await pg.admin_execute(f"DROP OWNED BY {role}; DROP ROLE {role}")

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import sys
 import time
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import anyio
 import asyncpg
@@ -180,8 +182,8 @@ async def test_huge_results_return_the_first_page_quickly(pg: DemoDatabase) -> N
 
 async def test_big_values_are_cut_by_the_database_with_their_length_stated(pg: DemoDatabase) -> None:
     sql = (
-        "SELECT array_agg(g) AS ids, repeat('é', 50000) AS x, repeat('b', 3) AS x, "
-        "ROW(repeat('c', 5000), 1) AS pair, decode(repeat('ff', 100000), 'hex') AS blob, "
+        "SELECT array_agg(g) AS ids, repeat('é', 40000) AS x, repeat('b', 3) AS x, "
+        "ROW(repeat('c', 5000), 1) AS pair, decode(repeat('ff', 40000), 'hex') AS blob, "
         "jsonb_build_object('k', repeat('v', 9000)) AS doc, "
         "(SELECT array_agg(i) FROM generate_series(1, 600) AS i) AS mid FROM generate_series(1, 2000000) AS g"
     )
@@ -201,10 +203,10 @@ async def test_big_values_are_cut_by_the_database_with_their_length_stated(pg: D
     assert [c["type"] for c in result.structured_content["columns"]][:2] == ["integer[]", "text"]
     ids, text, short, pair, blob, doc, mid = row
     assert ids.startswith("{1,2,3,") and ids.endswith("…[cut: 14,888,897 chars in all]")
-    assert text == "é" * 1000 + "…[cut: 50,000 chars in all]"
+    assert text == "é" * 1000 + "…[cut: 40,000 chars in all]"
     assert short == "bbb"
     assert pair.startswith("(" + "c" * 999) and pair.endswith("…[cut: 5,004 chars in all]")
-    assert blob.startswith("\\xffff") and blob.endswith("…[cut: 100,000 bytes in all]")
+    assert blob.startswith("\\xffff") and blob.endswith("…[cut: 40,000 bytes in all]")
     assert doc.startswith('{"k": "vvv') and doc.endswith("…[cut: 9,009 chars in all]")
     assert mid.startswith("{1,2,3,") and mid.endswith("…[cut: 2,293 chars in all]"), "same form at any size"
     assert len(text_of(result).encode()) < 12_000
@@ -252,7 +254,9 @@ async def test_bad_queries_are_refused_clearly(pg: DemoDatabase, sql: str, expec
 
 async def test_statement_timeout_cancels_and_the_next_call_works(pg: DemoDatabase) -> None:
     slow = "SELECT count(*) FROM sales.order_items a CROSS JOIN sales.order_items b"
-    async with mcp_client(pg.url, "--statement-timeout", "1") as client:
+    async with mcp_client(
+        pg.url, "--statement-timeout", "1", "--max-cost", "0", "--max-plan-rows", "0"
+    ) as client:
         started = time.perf_counter()
         result = await client.call_tool("query", {"sql": slow})
         elapsed = time.perf_counter() - started
@@ -353,7 +357,10 @@ async def test_runaway_queries_end_clearly_while_other_calls_are_served(pg: Demo
     }
     results: dict[str, Any] = {}
     fast_times: list[float] = []
-    async with mcp_client(pg.url, "--statement-timeout", "3") as client:
+    big = "CREATE TABLE public.big_cell AS SELECT repeat('x', 20000000) AS big"
+    await pg.admin_execute(f"{big}; GRANT SELECT ON public.big_cell TO {urlsplit(pg.url).username}")
+    budget_off = ("--max-cost", "0", "--max-plan-rows", "0")  # here the timeout is what is tested
+    async with mcp_client(pg.url, "--statement-timeout", "3", *budget_off) as client:
 
         async def run(name: str, sql: str) -> None:
             results[name] = await client.call_tool("query", {"sql": sql})
@@ -372,7 +379,7 @@ async def test_runaway_queries_end_clearly_while_other_calls_are_served(pg: Demo
                 group.start_soon(run, name, sql)
             group.start_soon(fast_calls)
         elapsed = time.perf_counter() - started
-        big_cell = await client.call_tool("query", {"sql": "SELECT repeat('x', 20000000) AS big"})
+        big_cell = await client.call_tool("query", {"sql": "SELECT big FROM public.big_cell"})
         stream = await client.call_tool(
             "query",
             {"sql": "WITH RECURSIVE r AS (SELECT 1 AS n UNION ALL SELECT n + 1 FROM r) SELECT n FROM r"},
@@ -385,3 +392,79 @@ async def test_runaway_queries_end_clearly_while_other_calls_are_served(pg: Demo
     assert big_cell.structured_content["rows"][0][0].endswith("…[cut: 20,000,000 chars in all]")
     assert len(text_of(big_cell)) < 2000
     assert stream.structured_content["row_count"] == 100 and stream.structured_content["truncated"]
+    await pg.admin_execute("DROP TABLE public.big_cell")
+
+
+def _peak_rss_kib(pid: int) -> int:
+    """VmHWM of a process: its peak resident memory so far."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1])
+    raise AssertionError("no VmHWM in /proc status")
+
+
+async def test_an_80_mb_line_is_skipped_with_bounded_memory_and_answered(pg: DemoDatabase) -> None:
+    """A raw JSON-RPC session over real pipes: the huge line gets a parse error, the next request its answer."""
+    if not Path("/proc/self/status").exists():
+        pytest.skip("needs /proc to read the server's peak memory")
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "pg_mcp", pg.url,
+        stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, env=server_env(), cwd=ROOT,
+        limit=1024 * 1024,
+    )  # fmt: skip
+    assert proc.stdin is not None and proc.stdout is not None
+
+    async def send(message: dict[str, Any]) -> None:
+        assert proc.stdin is not None
+        proc.stdin.write(json.dumps(message).encode() + b"\n")
+        await proc.stdin.drain()
+
+    async def receive() -> dict[str, Any]:
+        assert proc.stdout is not None
+        line = await asyncio.wait_for(proc.stdout.readline(), 120)
+        assert line, "the server closed stdout"
+        reply: dict[str, Any] = json.loads(line)
+        return reply
+
+    try:
+        await send({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+            "protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "raw", "version": "0"}}})  # fmt: skip
+        assert (await receive())["id"] == 1
+        await send({"jsonrpc": "2.0", "method": "notifications/initialized"})
+        await send({"jsonrpc": "2.0", "id": 2, "method": "ping"})
+        assert (await receive()) == {"jsonrpc": "2.0", "id": 2, "result": {}}
+        before = _peak_rss_kib(proc.pid)
+        line_bytes = 80 * 1024 * 1024
+        head = b'{"jsonrpc": "2.0", "id": 3, "method": "ping", "params": {"pad": "'
+        proc.stdin.write(head)
+        chunk = b"x" * (1024 * 1024)
+        for _ in range(line_bytes // len(chunk)):
+            proc.stdin.write(chunk)
+            await proc.stdin.drain()
+        proc.stdin.write(b'"}}\n')
+        await send({"jsonrpc": "2.0", "id": 4, "method": "tools/call",
+                    "params": {"name": "query", "arguments": {"sql": "SELECT 41 + 1 AS answer"}}})  # fmt: skip
+        error = await receive()
+        assert error["id"] is None and error["error"]["code"] == -32700
+        assert "was skipped" in error["error"]["message"]
+        answer = await receive()
+        assert answer["id"] == 4 and answer["result"]["structuredContent"]["rows"] == [[42]]
+        grown_mib = (_peak_rss_kib(proc.pid) - before) / 1024
+        assert grown_mib < 40, f"the server's peak memory grew by {grown_mib:.0f} MiB for an 80 MiB line"
+    finally:
+        proc.stdin.close()
+        try:
+            await asyncio.wait_for(proc.wait(), 20)
+        except TimeoutError:
+            proc.kill()
+            await proc.wait()
+
+
+async def test_a_query_over_the_cost_budget_is_refused_with_its_estimate(pg: DemoDatabase) -> None:
+    cartesian = "SELECT count(*) FROM sales.order_items a, sales.order_items b"
+    async with mcp_client(pg.url) as client:
+        refused = await client.call_tool("query", {"sql": cartesian})
+        explained = await client.call_tool("explain", {"sql": cartesian})
+    assert refused.is_error and "rule cost_budget" in text_of(refused), text_of(refused)
+    assert "PG_MCP_MAX_COST" in text_of(refused)
+    assert not explained.is_error and "Estimated total cost" in text_of(explained)

@@ -80,7 +80,7 @@ def check_budget(plan: Mapping[str, Any], budget: Budget) -> None:
             if rows > budget.max_rows:
                 raise GuardError(
                     Rule.ROW_BUDGET,
-                    f"The planner estimates that a {node.get('Node Type')} step reads {rows:,.0f} rows; this "
+                    f"The planner estimates that one step ({node.get('Node Type')}) reads {rows:,.0f} rows; this "
                     f"server's limit is {budget.max_rows:,.0f} (PG_MCP_MAX_PLAN_ROWS).",
                     "Filter before aggregating or sorting, or aggregate a sample (TABLESAMPLE).",
                 )
