@@ -14,12 +14,14 @@ connection is then abandoned, not reset (see `Database._abandon`).
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import math
+import re
 import socket
 import ssl
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -147,8 +149,13 @@ class Database:
             except (TimeoutError, Exception):
                 pool.terminate()
 
-    async def run_query(self, checked: CheckedQuery) -> QueryResult:
+    async def run_query(
+        self, checked: CheckedQuery, inspect_plan: Callable[[dict[str, Any]], None] | None = None
+    ) -> QueryResult:
         """Execute one guard-approved statement and return at most `checked.max_rows` rows.
+
+        `inspect_plan`, when given, sees PostgreSQL's plan (`EXPLAIN (VERBOSE, FORMAT JSON)`, which
+        executes nothing) first, in the same transaction, and may refuse the statement by raising.
 
         Three caps bound memory together: values of variable size larger than the cell limit (in
         characters or bytes) are cut by the database (`_cell_capped`), no more than max_rows + 1
@@ -160,6 +167,10 @@ class Database:
         max_chars = self.settings.max_cell_chars
         async with self._read_only() as conn:
             try:
+                if inspect_plan is not None:
+                    executed = f"EXPLAIN (FORMAT JSON, VERBOSE)\n{checked.sql}"
+                    inspect_plan(json.loads(await conn.fetchval(executed))[0]["Plan"])
+                    executed = checked.sql
                 statement = await conn.prepare(checked.sql)
                 attributes = statement.get_attributes()
                 if not attributes:
@@ -178,7 +189,7 @@ class Database:
                     _row_bytes_at_most(attributes, max_chars),
                 )
             except asyncpg.PostgresError as exc:
-                raise _query_error(exc, checked, executed) from None
+                raise _query_error(exc, checked, executed, redact=self.settings.access.active) from None
             except asyncpg.InterfaceError as exc:
                 if isinstance(exc, CONNECTION_LOST):
                     raise
@@ -516,8 +527,14 @@ def _uncap(record: asyncpg.Record, units: list[str | None]) -> tuple[Any, ...]:
     return tuple(values)
 
 
-def _query_error(exc: asyncpg.PostgresError, checked: CheckedQuery, executed: str) -> QueryError:
-    """PostgreSQL's message, with the error position mapped back onto the caller's own text."""
+def _query_error(
+    exc: asyncpg.PostgresError, checked: CheckedQuery, executed: str, *, redact: bool = False
+) -> QueryError:
+    """PostgreSQL's message, with the error position mapped back onto the caller's own text.
+
+    With `redact` (operator limits are set), a data error does not quote the value it failed on
+    (`invalid input syntax for type integer: "<a hidden value>"`): it may come from data out of reach.
+    """
     if isinstance(exc, asyncpg.QueryCanceledError):
         return QueryError(
             f"The query was cancelled by the server: {exc.args[0] if exc.args else exc}.",
@@ -527,16 +544,24 @@ def _query_error(exc: asyncpg.PostgresError, checked: CheckedQuery, executed: st
     if isinstance(exc, asyncpg.LockNotAvailableError):
         return QueryError(f"{exc}.", "A table it reads is locked by another session; try again later.")
     message = getattr(exc, "message", None) or str(exc)
+    detail = getattr(exc, "detail", None)
+    if redact and str(getattr(exc, "sqlstate", "")).startswith(DATA_EXCEPTION_CLASS):
+        message = _QUOTED_VALUE.sub('"…"', message)
+        detail = _QUOTED_VALUE.sub('"…"', detail) if detail else detail
     position = _user_position(getattr(exc, "position", None), checked, executed)
     if position:
         message += f" (at line {position[0]}, column {position[1]})"
-    detail = getattr(exc, "detail", None)
     if detail:
         message += f"\nDetail: {detail}"
     hint = getattr(exc, "hint", None)
     if isinstance(exc, asyncpg.UndefinedTableError | asyncpg.UndefinedColumnError) and not hint:
         hint = "Use list_tables and describe_table to find the exact names (quote mixed-case names)."
     return QueryError(message, hint)
+
+
+#: SQLSTATE class of data exceptions (bad casts, out-of-range values): their messages quote the value.
+DATA_EXCEPTION_CLASS = "22"
+_QUOTED_VALUE = re.compile(r'"(?:[^"]|"")*"')
 
 
 def _user_position(position: str | None, checked: CheckedQuery, executed: str) -> tuple[int, int] | None:

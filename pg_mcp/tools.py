@@ -161,8 +161,9 @@ class Explorer:
             policy = await self.guard_policy()
             await self.access_policy()
             checked = await check_query_async(sql, rows_cap, policy)
-            self._check_plan(await self._plan(checked, checked.sql, verbose=True), policy)
-            result = await self.db.run_query(checked)
+            result = await self.db.run_query(
+                checked, inspect_plan=lambda plan: self._check_plan(plan, policy)
+            )
         except PgMcpError as exc:
             _audit(tool, sql, started, outcome=_outcome(exc), reason=exc.message)
             raise

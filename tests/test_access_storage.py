@@ -168,3 +168,24 @@ def test_check_says_which_relations_the_limits_put_out_of_reach(storage: DemoDat
     assert result.returncode == 0, result.stderr
     assert "  - storage_t.cards: " in result.stdout, result.stdout
     assert "storage_t.amounts" not in result.stdout
+
+
+async def test_a_failing_cast_does_not_echo_a_value_while_limits_are_set(storage: DemoDatabase) -> None:
+    """The plan check refuses reading a hidden column; a data error elsewhere still quotes no value."""
+    from pg_mcp.errors import QueryError
+    from pg_mcp.tools import Explorer
+
+    for hidden, shown in (((), True), (HIDDEN, False)):
+        settings = load_settings(
+            {"database_url": storage.url, "hidden_columns": ",".join(hidden)}, dotenv=False
+        )
+        db = Database(settings)
+        try:
+            with pytest.raises(QueryError) as caught:
+                await Explorer(settings, db).query(
+                    "SELECT kind::int FROM (VALUES ('4111-secret')) AS v(kind)"
+                )
+        finally:
+            await db.close()
+        assert ("4111-secret" in caught.value.message) is shown, caught.value.message
+        assert "invalid input syntax for type integer" in caught.value.message
