@@ -60,7 +60,7 @@ def test_check_reports_a_least_privilege_role(pg: DemoDatabase) -> None:
 def test_check_warns_about_a_superuser(pg: DemoDatabase) -> None:
     result = run("check", pg.admin_url)
     assert result.returncode == 0
-    assert "SUPERUSER" in result.stdout and "readonly_role.sql" in result.stdout
+    assert "SUPERUSER" in result.stdout and "pg-mcp role-sql" in result.stdout
     assert password_of(pg.admin_url) not in result.stdout + result.stderr
     assert "  - passwords (refused): pg_authid" in result.stdout, result.stdout
 
@@ -291,7 +291,7 @@ def test_serve_warns_at_start_when_the_role_is_over_privileged(pg: DemoDatabase)
         proc.wait(timeout=20)
     assert response["result"]["serverInfo"]["name"] == "pg-mcp"
     warning = next(line for line in lines if "SUPERUSER" in line)
-    assert " WARNING " in warning and "readonly_role.sql" in warning
+    assert " WARNING " in warning and "pg-mcp role-sql" in warning
     assert password_of(pg.admin_url) not in "".join(lines)
 
 

@@ -138,7 +138,7 @@ _REGRESSION_SUITE_BUILTINS = """
     pg_relation_filenode amvalidate currtid2
     pg_stat_get_snapshot_timestamp pg_stat_get_function_calls pg_stat_have_stats pg_stat_get_replication_slot
     pg_stat_get_subscription_stats pg_stat_clear_snapshot
-    txid_current_if_assigned pg_current_xact_id_if_assigned txid_current_snapshot pg_current_snapshot
+    txid_current_snapshot pg_current_snapshot
     txid_snapshot_xip txid_snapshot_xmin txid_snapshot_xmax pg_snapshot_xip pg_snapshot_xmin pg_snapshot_xmax
     txid_visible_in_snapshot pg_visible_in_snapshot txid_status pg_xact_status xid8cmp
     jsonb_delete jsonb_delete_path
