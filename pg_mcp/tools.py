@@ -369,7 +369,13 @@ class Explorer:
             _audit("explain", sql, started, outcome=_outcome(exc), reason=exc.message)
             raise
         _audit("explain", sql, started, outcome="ok", rows=1)
-        return ToolOutput(render_plan(plan, self.limits), bounded_structured({"plan": plan}, self.limits))
+        budget = (
+            f"Budget: query refuses a statement whose plan (capped at max_rows) costs more than "
+            f"{self.budget.max_cost:,.0f} (PG_MCP_MAX_COST) or feeds more than {self.budget.max_rows:,.0f} rows "
+            "into one aggregate or sort (PG_MCP_MAX_PLAN_ROWS); 0 means no limit."
+        )
+        text = render_plan(plan, self.limits) + "\n" + budget
+        return ToolOutput(text, bounded_structured({"plan": plan}, self.limits))
 
     def _check_plan(self, plan: dict[str, Any], policy: GuardPolicy, *, budget: bool = True) -> None:
         """What only the plan shows: functions views call, secrets, operator limits, the cost budget."""

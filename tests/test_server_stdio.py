@@ -468,3 +468,4 @@ async def test_a_query_over_the_cost_budget_is_refused_with_its_estimate(pg: Dem
     assert refused.is_error and "rule cost_budget" in text_of(refused), text_of(refused)
     assert "PG_MCP_MAX_COST" in text_of(refused)
     assert not explained.is_error and "Estimated total cost" in text_of(explained)
+    assert "PG_MCP_MAX_COST" in text_of(explained)
