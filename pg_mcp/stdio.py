@@ -33,6 +33,9 @@ MAX_LINE_BYTES = 4 * 1024 * 1024
 #: What the reader buffers before a line is taken in pieces: the bound on memory for a skipped line.
 READ_LIMIT = 64 * 1024
 PARSE_ERROR = -32700
+INVALID_REQUEST = -32600
+#: Deeper JSON than any real message; Python's parser would recurse once per level.
+MAX_JSON_DEPTH = 200
 
 
 class _Lines:
@@ -49,20 +52,23 @@ class _Lines:
     async def __anext__(self) -> str:
         while True:
             line, size = await self._read_line()
-            if line is not None:
-                return line.decode("utf-8", errors="replace")
-            if not size:
+            if line is None and not size:
                 raise StopAsyncIteration
-            log.warning("skipped an input line of %d bytes (the limit is %d)", size, MAX_LINE_BYTES)
-            error = {
-                "jsonrpc": "2.0",
-                "id": None,
-                "error": {
-                    "code": PARSE_ERROR,
-                    "message": f"Parse error: a line of {size:,} bytes is over the {MAX_LINE_BYTES:,}-byte "
-                    "limit and was skipped.",
-                },
-            }
+            error: dict[str, Any] | None
+            if line is None:
+                log.warning("skipped an input line of %d bytes (the limit is %d)", size, MAX_LINE_BYTES)
+                error = _error(
+                    None,
+                    PARSE_ERROR,
+                    f"Parse error: a line of {size:,} bytes is over the {MAX_LINE_BYTES:,}-byte limit and "
+                    "was skipped.",
+                )
+            else:
+                error = invalid_message(line)
+                if error is None:
+                    return line.decode("utf-8")
+                if not error:  # a blank line: nothing to answer
+                    continue
             await self._out.write(json.dumps(error) + "\n")
             await self._out.flush()
 
@@ -95,6 +101,79 @@ class _Lines:
                 if size > MAX_LINE_BYTES:
                     return None, size
                 return (b"".join(pieces), size) if size else (None, 0)
+
+
+def invalid_message(line: bytes) -> dict[str, Any] | None:
+    """The JSON-RPC 2.0 error answering a line that is not a valid message; None for a valid one, {}
+    for a blank line. Checked here because the SDK drops such lines without a word, and a client
+    would wait for ever."""
+    text = line.strip()
+    if not text:
+        return {}
+    try:
+        decoded = text.decode("utf-8")
+    except UnicodeDecodeError:
+        return _error(None, PARSE_ERROR, "Parse error: the line is not valid UTF-8.")
+    if _nesting_over(decoded, MAX_JSON_DEPTH):
+        return _error(None, INVALID_REQUEST, f"Invalid request: JSON nested more than {MAX_JSON_DEPTH} deep.")
+    try:
+        message = json.loads(decoded)
+    except json.JSONDecodeError as exc:
+        return _error(None, PARSE_ERROR, f"Parse error: the line is not one JSON value ({exc.msg}).")
+    if not isinstance(message, dict):
+        return _error(None, INVALID_REQUEST, "Invalid request: a message must be a JSON object (no batches).")
+    raw_id = message.get("id")
+    request_id = raw_id if isinstance(raw_id, (str, int)) and not isinstance(raw_id, bool) else None
+    if message.get("jsonrpc") != "2.0":
+        return _error(request_id, INVALID_REQUEST, 'Invalid request: "jsonrpc" must be "2.0".')
+    if "method" in message:
+        if not isinstance(message["method"], str):
+            return _error(request_id, INVALID_REQUEST, 'Invalid request: "method" must be a string.')
+        if "params" in message and not isinstance(message["params"], dict):
+            return _error(request_id, INVALID_REQUEST, 'Invalid request: "params" must be an object.')
+        if "id" in message and raw_id is not None and request_id is None:
+            return _error(None, INVALID_REQUEST, 'Invalid request: "id" must be a string or an integer.')
+    elif "id" not in message or not ("result" in message or "error" in message):
+        return _error(
+            request_id, INVALID_REQUEST, "Invalid request: neither a request, a notification nor a response."
+        )
+    try:
+        json.dumps(message, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        return _error(
+            request_id,
+            INVALID_REQUEST,
+            "Invalid request: a string holds an unpaired UTF-16 surrogate (e.g. \\udcff).",
+        )
+    return None
+
+
+def _nesting_over(text: str, limit: int) -> bool:
+    """Whether JSON text nests deeper than `limit` (strings skipped); linear, only run when brackets abound."""
+    if text.count("[") + text.count("{") <= limit:
+        return False
+    depth, in_string, escaped = 0, False, False
+    for char in text:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif char == "\\":
+                escaped = True
+            elif char == '"':
+                in_string = False
+        elif char == '"':
+            in_string = True
+        elif char in "[{":
+            depth += 1
+            if depth > limit:
+                return True
+        elif char in "]}":
+            depth -= 1
+    return False
+
+
+def _error(request_id: str | int | None, code: int, message: str) -> dict[str, Any]:
+    return {"jsonrpc": "2.0", "id": request_id, "error": {"code": code, "message": message}}
 
 
 class _Writer:

@@ -1,0 +1,84 @@
+"""Every malformed line on stdin gets its JSON-RPC 2.0 error, so no client waits for ever."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+from typing import Any
+
+import pytest
+from conftest import DemoDatabase
+from mcp_helpers import ROOT, server_env
+
+from pg_mcp.stdio import INVALID_REQUEST, PARSE_ERROR, invalid_message
+
+BAD_LINES: list[tuple[bytes, int, int | None]] = [
+    (b"not json", PARSE_ERROR, None),
+    (b'{"jsonrpc":"1.0","id":5,"method":"ping"}', INVALID_REQUEST, 5),
+    (b'{"jsonrpc":"2.0","id":6,"method":"ping","params":[1]}', INVALID_REQUEST, 6),
+    (b'{"jsonrpc":"2.0","id":7,"method":"ping"}\xff', PARSE_ERROR, None),
+    (b'{"jsonrpc":"2.0","id":8,"method":"ping"}\x00', PARSE_ERROR, None),
+    (b"[" * 100_000 + b"]" * 100_000, INVALID_REQUEST, None),
+    (b'{"jsonrpc":"2.0","id":9,"method":"tools/call","params":{"name":"query",'
+     b'"arguments":{"sql":"SELECT \'\\udcff\'"}}}', INVALID_REQUEST, 9),
+    (b"[]", INVALID_REQUEST, None),
+    (b'{"id":10}', INVALID_REQUEST, 10),
+    (b'{"jsonrpc":"2.0","id":11}', INVALID_REQUEST, 11),
+    (b'{"jsonrpc":"2.0","id":12,"method":7}', INVALID_REQUEST, 12),
+    (b'{"jsonrpc":"2.0","id":[1],"method":"ping"}', INVALID_REQUEST, None),
+    (b'"just a string"', INVALID_REQUEST, None),
+]  # fmt: skip
+
+GOOD_LINES = [
+    b'{"jsonrpc":"2.0","id":1,"method":"ping"}',
+    b'{"jsonrpc":"2.0","method":"notifications/initialized"}',
+    b'{"jsonrpc":"2.0","id":"a","result":{}}',
+    b'{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"query","arguments":{"sql":"SELECT \'[[[[\'"}}}',
+]
+
+
+@pytest.mark.parametrize(("line", "code", "request_id"), BAD_LINES)
+def test_a_malformed_line_gets_its_error(line: bytes, code: int, request_id: int | None) -> None:
+    error = invalid_message(line)
+    assert error is not None and error["error"]["code"] == code and error["id"] == request_id, error
+    assert error["jsonrpc"] == "2.0" and error["error"]["message"]
+
+
+@pytest.mark.parametrize("line", GOOD_LINES)
+def test_a_valid_message_passes(line: bytes) -> None:
+    assert invalid_message(line) is None
+    assert invalid_message(b"  \r") == {}
+
+
+async def test_every_malformed_line_is_answered_over_real_pipes(pg: DemoDatabase) -> None:
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "pg_mcp", pg.url,
+        stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, env=server_env(), cwd=ROOT,
+    )  # fmt: skip
+    assert proc.stdin is not None and proc.stdout is not None
+
+    async def send(line: bytes) -> None:
+        assert proc.stdin is not None
+        proc.stdin.write(line + b"\n")
+        await proc.stdin.drain()
+
+    async def receive() -> dict[str, Any]:
+        assert proc.stdout is not None
+        reply: dict[str, Any] = json.loads(await asyncio.wait_for(proc.stdout.readline(), 60))
+        return reply
+
+    try:
+        await send(json.dumps({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+            "protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "raw", "version": "0"}}}).encode())  # fmt: skip
+        assert (await receive())["id"] == 1
+        await send(b'{"jsonrpc":"2.0","method":"notifications/initialized"}')
+        for line, code, request_id in BAD_LINES:
+            await send(line)
+            reply = await receive()
+            assert reply["error"]["code"] == code and reply["id"] == request_id, (line[:60], reply)
+        await send(b'{"jsonrpc":"2.0","id":99,"method":"ping"}')
+        assert await receive() == {"jsonrpc": "2.0", "id": 99, "result": {}}
+    finally:
+        proc.stdin.close()
+        await asyncio.wait_for(proc.wait(), 20)
