@@ -14,6 +14,7 @@ connection is then abandoned, not reset (see `Database._abandon`).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import math
@@ -267,7 +268,9 @@ class Database:
             if not conn.is_closed():
                 await conn.execute(FINISH_SQL)
         except (asyncpg.PostgresError, asyncpg.InterfaceError, *CONNECTION_LOST):
-            conn.terminate()
+            # A connection lost mid-call may already be back in asyncpg's hands: nothing left to close.
+            with contextlib.suppress(asyncpg.InterfaceError):
+                conn.terminate()
         except asyncio.CancelledError:  # the deadline fired while the reset waited for the backend
             await self._abandon(pool, conn)
             raise
@@ -541,6 +544,12 @@ def _query_error(
             "It ran past the statement timeout (PG_MCP_STATEMENT_TIMEOUT). Narrow it with WHERE, "
             "aggregate instead of listing, or check its plan.",
         )
+    if isinstance(exc, LOST_DURING_QUERY):
+        return QueryError(
+            f"PostgreSQL closed the connection during the query: {getattr(exc, 'message', None) or exc}. "
+            "Nothing was changed (every statement runs in a read-only transaction that is rolled back).",
+            "Try again; the next call uses a fresh connection.",
+        )
     if isinstance(exc, asyncpg.LockNotAvailableError):
         return QueryError(f"{exc}.", "A table it reads is locked by another session; try again later.")
     message = getattr(exc, "message", None) or str(exc)
@@ -558,6 +567,13 @@ def _query_error(
         hint = "Use list_tables and describe_table to find the exact names (quote mixed-case names)."
     return QueryError(message, hint)
 
+
+#: Server-side ends of a session while a statement ran (pg_terminate_backend, shutdown, crash).
+LOST_DURING_QUERY = (
+    asyncpg.AdminShutdownError,
+    asyncpg.CrashShutdownError,
+    asyncpg.ConnectionDoesNotExistError,
+)
 
 #: SQLSTATE class of data exceptions (bad casts, out-of-range values): their messages quote the value.
 DATA_EXCEPTION_CLASS = "22"
