@@ -193,8 +193,11 @@ class RenderedResult:
     structured: dict[str, Any]
 
 
-def render_result(result: QueryResult, max_rows: int, limits: Limits, max_rows_limit: int) -> RenderedResult:
-    """Text and structured forms of the same rows, cut at the byte budget with the cut stated."""
+def render_result(
+    result: QueryResult, max_rows: int, limits: Limits, max_rows_limit: int, row_argument: str = "max_rows"
+) -> RenderedResult:
+    """Text and structured forms of the same rows, cut at the byte budget with the cut stated;
+    `row_argument` is the tool argument that sets the row cap (named in the note)."""
     columns = [{"name": c.name, "type": type_label(c)} for c in result.columns]
     header = "\t".join(f"{c['name']}:{c['type']}" for c in columns)
     lines = [header]
@@ -212,7 +215,9 @@ def render_result(result: QueryResult, max_rows: int, limits: Limits, max_rows_l
         lines.append(line)
     byte_cut = byte_cut or result.byte_cut
     truncated = result.truncated or byte_cut
-    note = _truncation_note(len(rows), max_rows, byte_cut, result.truncated, limits, max_rows_limit)
+    note = _truncation_note(
+        len(rows), max_rows, byte_cut, result.truncated, limits, max_rows_limit, row_argument
+    )
     lines.append(note)
     structured = {
         "columns": columns,
@@ -225,19 +230,25 @@ def render_result(result: QueryResult, max_rows: int, limits: Limits, max_rows_l
 
 
 def _truncation_note(
-    shown: int, max_rows: int, byte_cut: bool, more_rows: bool, limits: Limits, max_rows_limit: int
+    shown: int,
+    max_rows: int,
+    byte_cut: bool,
+    more_rows: bool,
+    limits: Limits,
+    max_rows_limit: int,
+    row_argument: str = "max_rows",
 ) -> str:
     noun = "row" if shown == 1 else "rows"
     if byte_cut:
         return (
             f"({shown} {noun} shown: output cut at {limits.max_result_bytes:,} bytes "
-            "(PG_MCP_MAX_RESULT_BYTES), before max_rows; more rows exist. "
+            f"(PG_MCP_MAX_RESULT_BYTES), before {row_argument}; more rows exist. "
             "Select fewer or narrower columns, or page with ORDER BY ... LIMIT/OFFSET.)"
         )
     if more_rows:
-        more = f", or pass max_rows up to {max_rows_limit}" if max_rows < max_rows_limit else ""
+        more = f", or pass {row_argument} up to {max_rows_limit}" if max_rows < max_rows_limit else ""
         return (
-            f"({shown} {noun} shown: cut at max_rows={max_rows}; more rows exist. Aggregate or filter "
+            f"({shown} {noun} shown: cut at {row_argument}={max_rows}; more rows exist. Aggregate or filter "
             f"with WHERE{more}, or page with ORDER BY ... LIMIT/OFFSET.)"
         )
     return f"({shown} {noun})"

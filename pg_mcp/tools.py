@@ -69,6 +69,8 @@ RESOURCE_PAGE_SIZE = 200
 #: Seconds before the database's function names (used by the guard) are read again.
 FUNCTION_NAMES_TTL = 300.0
 URI_SCHEME = "postgres"
+#: Characters of a statement an audit line holds (with the full length when cut), for every outcome.
+AUDIT_SQL_CHARS = 20_000
 
 
 @dataclass(frozen=True)
@@ -153,8 +155,16 @@ class Explorer:
         self.catalog.access = self.access
         return self.access
 
-    async def query(self, sql: str, max_rows: int | None = None, *, tool: str = "query") -> ToolOutput:
-        """Guard, execute and render one read-only statement."""
+    async def query(
+        self,
+        sql: str,
+        max_rows: int | None = None,
+        *,
+        tool: str = "query",
+        row_argument: tuple[str, int] | None = None,
+    ) -> ToolOutput:
+        """Guard, execute and render one read-only statement; `row_argument` names the calling tool's
+        row-count argument and its largest value, for the truncation note."""
         rows_cap = self._rows_cap(max_rows)
         started = time.perf_counter()
         try:
@@ -167,7 +177,8 @@ class Explorer:
         except PgMcpError as exc:
             _audit(tool, sql, started, outcome=_outcome(exc), reason=exc.message)
             raise
-        rendered = render_result(result, rows_cap, self.limits, self.settings.max_rows_limit)
+        name, most = row_argument or ("max_rows", self.settings.max_rows_limit)
+        rendered = render_result(result, rows_cap, self.limits, most, name)
         _audit(tool, sql, started, outcome="ok", rows=rendered.structured["row_count"])
         return ToolOutput(rendered.text, rendered.structured)
 
@@ -297,10 +308,10 @@ class Explorer:
             share = max(n * SAMPLE_OVERSHOOT / size.rows, SAMPLE_MIN_BLOCKS / max(size.pages, 1))
             percent = max(0.001, min(100.0, 100.0 * share))
             sampled = f"SELECT * FROM ({sql} TABLESAMPLE SYSTEM ({percent:.4f})) AS sample ORDER BY random()"
-            output = await self.query(sampled, n, tool="sample_rows")
+            output = await self.query(sampled, n, tool="sample_rows", row_argument=("n", MAX_SAMPLE_ROWS))
             if output.structured["row_count"] >= n:
                 return output
-        return await self.query(sql, n, tool="sample_rows")
+        return await self.query(sql, n, tool="sample_rows", row_argument=("n", MAX_SAMPLE_ROWS))
 
     @_audited
     async def column_stats(
@@ -462,12 +473,14 @@ def _audit(
     entry: dict[str, Any] = {
         "time": datetime.now(UTC).isoformat(timespec="milliseconds"),
         "tool": tool,
-        "sql": sql,
+        "sql": sql if sql is None or len(sql) <= AUDIT_SQL_CHARS else sql[:AUDIT_SQL_CHARS] + "…",
         "ms": round((time.perf_counter() - started) * 1000, 2),
         "outcome": outcome,
         "rows": rows,
         "reason": reason or None,
     }
+    if sql is not None and len(sql) > AUDIT_SQL_CHARS:
+        entry["sql_length"] = len(sql)
     if arguments is not None:
         entry["arguments"] = arguments
     audit.info("%s", json.dumps(entry, ensure_ascii=False, default=str))

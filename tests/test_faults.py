@@ -9,7 +9,7 @@ from conftest import DemoDatabase
 
 from pg_mcp.config import load_settings
 from pg_mcp.db import Database
-from pg_mcp.errors import QueryError
+from pg_mcp.errors import GuardError, QueryError
 from pg_mcp.tools import Explorer
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
@@ -42,3 +42,32 @@ async def test_a_backend_terminated_during_the_query_is_explained(pg: DemoDataba
         assert (await explorer.query("SELECT 42 AS answer")).structured["rows"] == [[42]]
     finally:
         await db.close()
+
+
+async def test_the_audit_line_holds_a_bounded_statement(
+    pg: DemoDatabase, caplog: pytest.LogCaptureFixture
+) -> None:
+    import json
+    import logging
+
+    settings = load_settings({"database_url": pg.url}, dotenv=False)
+    db = Database(settings)
+    huge = "SELECT 1 -- " + "x" * 5_000_000
+    try:
+        with caplog.at_level(logging.INFO, logger="pg_mcp.audit"), pytest.raises(GuardError):
+            await Explorer(settings, db).query(huge)
+    finally:
+        await db.close()
+    [entry] = [json.loads(r.getMessage()) for r in caplog.records if r.name == "pg_mcp.audit"]
+    assert entry["sql_length"] == len(huge) and len(entry["sql"]) < 25_000
+    assert entry["outcome"].startswith("refused:")
+
+
+async def test_sample_rows_names_its_own_argument_when_cut(pg: DemoDatabase) -> None:
+    settings = load_settings({"database_url": pg.url}, dotenv=False)
+    db = Database(settings)
+    try:
+        output = await Explorer(settings, db).sample_rows("hr.departments", n=2)
+    finally:
+        await db.close()
+    assert "cut at n=2" in output.text and "pass n up to 100" in output.text and "max_rows" not in output.text
