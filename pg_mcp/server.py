@@ -9,14 +9,15 @@ from contextlib import asynccontextmanager
 from typing import Annotated, Any
 
 from mcp.server.context import ServerRequestContext
-from mcp.server.mcpserver import MCPServer
-from mcp.server.mcpserver.exceptions import ResourceError
+from mcp.server.mcpserver import Context, MCPServer
+from mcp.server.mcpserver.exceptions import ResourceError, ToolError
 from mcp.shared.exceptions import MCPError
 from mcp_types import (
     INVALID_PARAMS,
     CallToolResult,
     Completion,
     CompletionArgument,
+    InputRequiredResult,
     ListResourcesResult,
     PaginatedRequestParams,
     PromptReference,
@@ -25,9 +26,10 @@ from mcp_types import (
     TextContent,
     ToolAnnotations,
 )
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
 
 from pg_mcp import __version__
+from pg_mcp.arguments import explain_invalid, unknown_arguments
 from pg_mcp.config import Settings
 from pg_mcp.db import Database
 from pg_mcp.errors import PgMcpError
@@ -96,6 +98,22 @@ class PgMcpServer(MCPServer[None]):
     def __init__(self, explorer: Explorer, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.explorer = explorer
+
+    async def call_tool(
+        self, name: str, arguments: dict[str, Any], context: Context[None, Any] | None = None
+    ) -> CallToolResult | InputRequiredResult:
+        """Unknown argument names are refused and invalid ones explained in one sentence."""
+        tool = self._tool_manager.get_tool(name)
+        if tool is not None:
+            problem = unknown_arguments(name, tool.parameters, arguments)
+            if problem:
+                raise ToolError(problem)
+        try:
+            return await super().call_tool(name, arguments, context)
+        except ToolError as exc:
+            if tool is not None and isinstance(exc.__cause__, ValidationError):
+                raise ToolError(explain_invalid(name, tool.parameters, exc.__cause__)) from None
+            raise
 
     async def run_stdio_async(self) -> None:
         """Serve over stdio without the SDK's per-message worker threads (see pg_mcp/stdio.py)."""

@@ -82,3 +82,20 @@ async def test_every_malformed_line_is_answered_over_real_pipes(pg: DemoDatabase
     finally:
         proc.stdin.close()
         await asyncio.wait_for(proc.wait(), 20)
+
+
+async def test_tool_arguments_are_explained_in_one_sentence(pg: DemoDatabase) -> None:
+    from mcp_helpers import mcp_client, text_of
+
+    async with mcp_client(pg.url) as client:
+        missing = await client.call_tool("describe_table", {})
+        wrong = await client.call_tool("sample_rows", {"table": "hr.departments", "n": "many"})
+        unknown = await client.call_tool("describe_table", {"table": "hr.departments", "bogus": 1})
+    assert missing.is_error and text_of(missing) == "describe_table needs the argument table (text).", (
+        text_of(missing)
+    )
+    assert wrong.is_error and text_of(wrong).startswith("The argument n of sample_rows must be an integer")
+    assert "pydantic" not in text_of(wrong)
+    assert unknown.is_error and text_of(unknown) == (
+        "describe_table does not take the argument 'bogus'; it takes: table, schema."
+    ), text_of(unknown)
