@@ -32,7 +32,7 @@ from pg_mcp import __version__
 from pg_mcp.arguments import explain_invalid, unknown_arguments
 from pg_mcp.config import Settings
 from pg_mcp.db import Database
-from pg_mcp.errors import PgMcpError
+from pg_mcp.errors import DatabaseUnavailableError, PgMcpError
 from pg_mcp.health import log_role_risks
 from pg_mcp.stdio import fast_stdio_server
 from pg_mcp.tools import Explorer, ToolOutput
@@ -92,6 +92,11 @@ class QueryOutput(BaseModel):
     note: str
 
 
+OVERVIEW_URI = "postgres://database"
+#: JSON-RPC code for "the database cannot be reached right now" (the server-defined range).
+DATABASE_UNAVAILABLE = -32000
+
+
 class PgMcpServer(MCPServer[None]):
     """MCPServer whose resource list is read from the database page by page (cursor pagination)."""
 
@@ -124,14 +129,25 @@ class PgMcpServer(MCPServer[None]):
     async def _handle_list_resources(
         self, ctx: ServerRequestContext[None], params: PaginatedRequestParams | None
     ) -> ListResourcesResult:
+        cursor = params.cursor if params else None
         try:
-            entries, next_cursor = await self.explorer.resource_page(params.cursor if params else None)
+            entries, next_cursor = await self.explorer.resource_page(cursor)
+        except DatabaseUnavailableError as exc:
+            raise MCPError(code=DATABASE_UNAVAILABLE, message=str(exc)) from None
         except PgMcpError as exc:
             raise MCPError(code=INVALID_PARAMS, message=str(exc)) from None
         resources = [
             Resource(uri=e.uri, name=e.name, description=e.description, mime_type="text/plain")
             for e in entries
         ]
+        if cursor is None:  # the overview comes first, on the first page
+            overview = Resource(
+                uri=OVERVIEW_URI,
+                name="database",
+                description="The database: version, size, extensions and schemas. Read this first.",
+                mime_type="text/plain",
+            )
+            resources.insert(0, overview)
         return ListResourcesResult(resources=resources, next_cursor=next_cursor)
 
 
@@ -265,7 +281,7 @@ def build_server(settings: Settings, db: Database | None = None) -> PgMcpServer:
         return await _tool_call(lambda: explorer.explain(sql))
 
     @app.resource(
-        "postgres://database",
+        OVERVIEW_URI,
         name="database",
         title="Database overview",
         description="Server version, database size, extensions and schemas with table counts.",

@@ -117,7 +117,11 @@ async def test_listings_pages_and_completions_show_only_allowed_tables(pg: DemoD
     assert counts["hr"] == 1 and counts["sales"] == 1 and counts["inventory"] == 0
     listed = [f"{t['schema']}.{t['name']}" for t in tables.structured_content["tables"]]
     assert listed == ["hr.employees", "sales.orders"] and tables.structured_content["total"] == 2
-    assert [str(r.uri) for r in resources.resources] == ["postgres://hr/employees", "postgres://sales/orders"]
+    assert [str(r.uri) for r in resources.resources] == [
+        "postgres://database",
+        "postgres://hr/employees",
+        "postgres://sales/orders",
+    ]
     assert resources.next_cursor is None
     assert {(h["schema"], h["table_name"]) for h in search.structured_content["hits"]} == {
         ("hr", "employees"),

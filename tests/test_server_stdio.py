@@ -294,6 +294,7 @@ async def test_resources_list_read_and_template(pg: DemoDatabase) -> None:
         gift = await client.read_resource("postgres://sales/Gift%20Cards")
     uris = {str(r.uri) for r in listed.resources}
     assert {
+        "postgres://database",
         "postgres://sales/orders",
         "postgres://sales/Gift%20Cards",
         "postgres://analytics/page_views",
