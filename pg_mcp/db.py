@@ -141,6 +141,9 @@ class Database:
         await self._get_pool()
 
     async def close(self) -> None:
+        """Close the pool; backends of abandoned calls are asked to stop first (briefly, at most 2 s)."""
+        if self._stoppers:
+            await asyncio.wait(list(self._stoppers), timeout=STOP_BACKENDS_SECONDS)
         for task in list(self._stoppers):
             task.cancel()
         if self._pool is not None:
@@ -287,17 +290,21 @@ class Database:
         pid = conn.get_server_pid()
         conn.terminate()
         await _release_quietly(pool, conn)
-        task = asyncio.get_running_loop().create_task(self._stop_backend(pool, pid))
+        task = asyncio.get_running_loop().create_task(self._stop_backend(pid))
         self._stoppers.add(task)
         task.add_done_callback(self._stoppers.discard)
 
-    async def _stop_backend(self, pool: asyncpg.Pool, pid: int) -> None:
+    async def _stop_backend(self, pid: int) -> None:
         """`pg_terminate_backend` for an abandoned call's backend; best effort, never raises."""
         try:
-            async with asyncio.timeout(self.settings.connect_timeout), pool.acquire() as conn:
-                stopped = await conn.fetchval(
-                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE pid = $1", pid
-                )
+            async with asyncio.timeout(self.settings.connect_timeout):
+                conn = await asyncpg.connect(self.settings.dsn, statement_cache_size=0)  # not the pool:
+                try:  # it may be closing, at shutdown
+                    stopped = await conn.fetchval(
+                        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE pid = $1", pid
+                    )
+                finally:
+                    await conn.close()
             log.warning(
                 "abandoned backend %d (deadline or cancelled call); terminated: %s", pid, bool(stopped)
             )
@@ -567,6 +574,9 @@ def _query_error(
         hint = "Use list_tables and describe_table to find the exact names (quote mixed-case names)."
     return QueryError(message, hint)
 
+
+#: How long closing waits for abandoned backends to be told to stop.
+STOP_BACKENDS_SECONDS = 2.0
 
 #: Server-side ends of a session while a statement ran (pg_terminate_backend, shutdown, crash).
 LOST_DURING_QUERY = (

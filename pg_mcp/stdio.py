@@ -18,6 +18,7 @@ import contextlib
 import json
 import logging
 import os
+import re
 import stat
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -34,6 +35,12 @@ MAX_LINE_BYTES = 4 * 1024 * 1024
 READ_LIMIT = 64 * 1024
 PARSE_ERROR = -32700
 INVALID_REQUEST = -32600
+#: MCP's code for a request that was cancelled before it finished.
+REQUEST_CANCELLED = -32800
+#: Seconds to let in-flight requests finish once stdin has closed, before answering them as cancelled.
+SHUTDOWN_GRACE = 1.5
+#: The id at the start of a response the SDK writes (`{"jsonrpc":"2.0","id":…,"result"|"error"`).
+_RESPONSE_ID = re.compile(r'\{"jsonrpc":"2\.0","id":(-?\d+|"(?:[^"\\]|\\.)*"),"(?:result|error)"')
 #: Deeper JSON than any real message; Python's parser would recurse once per level.
 MAX_JSON_DEPTH = 200
 
@@ -45,6 +52,7 @@ class _Lines:
     def __init__(self, reader: asyncio.StreamReader, out: _Writer) -> None:
         self._reader = reader
         self._out = out
+        self._initialized = False
 
     def __aiter__(self) -> _Lines:
         return self
@@ -53,6 +61,7 @@ class _Lines:
         while True:
             line, size = await self._read_line()
             if line is None and not size:
+                await self._out.settle(SHUTDOWN_GRACE)
                 raise StopAsyncIteration
             error: dict[str, Any] | None
             if line is None:
@@ -64,13 +73,30 @@ class _Lines:
                     "was skipped.",
                 )
             else:
-                error = invalid_message(line)
+                error, message = _inspect(line)
                 if error is None:
+                    error = self._before_initialize(message)
+                if error is None:
+                    if "method" in message and message.get("id") is not None:
+                        self._out.expect(message["id"])
                     return line.decode("utf-8")
                 if not error:  # a blank line: nothing to answer
                     continue
             await self._out.write(json.dumps(error) + "\n")
             await self._out.flush()
+
+    def _before_initialize(self, message: dict[str, Any]) -> dict[str, Any] | None:
+        """Requests before `initialize` are answered plainly instead of the SDK's bare -32602."""
+        method = message.get("method")
+        if method == "initialize":
+            self._initialized = True
+        elif not self._initialized and method not in (None, "ping") and message.get("id") is not None:
+            return _error(
+                message["id"],
+                INVALID_REQUEST,
+                "Invalid request: the session is not initialised yet; send initialize first.",
+            )
+        return None
 
     async def _read_line(self) -> tuple[bytes | None, int]:
         """The next line and its size; (None, size) for a line over the limit, (None, 0) at the end.
@@ -107,6 +133,17 @@ def invalid_message(line: bytes) -> dict[str, Any] | None:
     """The JSON-RPC 2.0 error answering a line that is not a valid message; None for a valid one, {}
     for a blank line. Checked here because the SDK drops such lines without a word, and a client
     would wait for ever."""
+    return _inspect(line)[0]
+
+
+def _inspect(line: bytes) -> tuple[dict[str, Any] | None, dict[str, Any]]:
+    """(error, message): the error for an invalid line (None when valid, {} when blank), and the
+    message when valid."""
+    error = _invalid(line)
+    return (error, {}) if error is not None else (None, json.loads(line))
+
+
+def _invalid(line: bytes) -> dict[str, Any] | None:
     text = line.strip()
     if not text:
         return {}
@@ -177,13 +214,45 @@ def _error(request_id: str | int | None, code: int, message: str) -> dict[str, A
 
 
 class _Writer:
-    """`write` and `flush`, what `stdio_server` expects of stdout."""
+    """`write` and `flush`, what `stdio_server` expects of stdout; it also keeps track of requests
+    not answered yet, so that none is left without a reply when stdin closes."""
 
     def __init__(self, writer: asyncio.StreamWriter) -> None:
         self._writer = writer
+        self._pending: set[str | int] = set()
+        self._answered_by_us: set[str | int] = set()
+        self._all_answered = asyncio.Event()
+        self._all_answered.set()
+
+    def expect(self, request_id: str | int) -> None:
+        self._pending.add(request_id)
+        self._all_answered.clear()
 
     async def write(self, text: str) -> None:
+        answered = _RESPONSE_ID.match(text)
+        if answered:
+            request_id: str | int = json.loads(answered.group(1))
+            if request_id in self._answered_by_us:
+                return  # answered at shutdown already: a second reply would confuse the client
+            self._pending.discard(request_id)
+            if not self._pending:
+                self._all_answered.set()
         self._writer.write(text.encode("utf-8"))
+
+    async def settle(self, grace: float) -> None:
+        """At the end of input: wait up to `grace` seconds for in-flight requests, then answer the
+        rest as cancelled (the server cancels their work on the database as it exits)."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._all_answered.wait(), grace)
+        for request_id in sorted(self._pending, key=str):
+            self._answered_by_us.add(request_id)
+            cancelled = _error(
+                request_id, REQUEST_CANCELLED, "Cancelled: stdin closed while the request ran."
+            )
+            self._writer.write((json.dumps(cancelled) + "\n").encode("utf-8"))
+        self._pending.clear()
+        with contextlib.suppress(Exception):
+            await self._writer.drain()
 
     async def flush(self) -> None:
         await self._writer.drain()

@@ -99,3 +99,52 @@ async def test_tool_arguments_are_explained_in_one_sentence(pg: DemoDatabase) ->
     assert unknown.is_error and text_of(unknown) == (
         "describe_table does not take the argument 'bogus'; it takes: table, schema."
     ), text_of(unknown)
+
+
+INIT = json.dumps({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+    "protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "raw", "version": "0"}}})  # fmt: skip
+
+
+def _tool(request_id: int, sql: str) -> str:
+    arguments = {"name": "query", "arguments": {"sql": sql}}
+    return json.dumps({"jsonrpc": "2.0", "id": request_id, "method": "tools/call", "params": arguments})
+
+
+async def _pipe_through(pg: DemoDatabase, *lines: str) -> dict[Any, dict[str, Any]]:
+    """Write the lines, close stdin at once (as `printf ... | pg-mcp` does), collect every answer."""
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "pg_mcp", pg.url,
+        stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL,
+        env=server_env(), cwd=ROOT,
+    )  # fmt: skip
+    out, _ = await asyncio.wait_for(proc.communicate(("\n".join(lines) + "\n").encode()), 60)
+    assert proc.returncode == 0
+    return {answer.get("id"): answer for answer in map(json.loads, out.decode().splitlines())}
+
+
+async def test_requests_in_flight_when_stdin_closes_are_answered(pg: DemoDatabase) -> None:
+    answers = await _pipe_through(pg, INIT, _tool(2, "SELECT 41 + 1 AS answer"))
+    assert answers[2]["result"]["structuredContent"]["rows"] == [[42]]
+
+
+async def test_a_query_still_running_when_stdin_closes_is_cancelled_and_answered(pg: DemoDatabase) -> None:
+    marker = "pg_mcp_eof_test"
+    slow = f"SELECT count(*) FROM generate_series(1, 300000000) AS {marker}"
+    answers = await _pipe_through(pg, INIT, _tool(3, slow))
+    assert answers[3]["error"]["code"] == -32800 and "stdin closed" in answers[3]["error"]["message"]
+    for _ in range(100):  # terminated before pg-mcp exited; its backend then ends within moments
+        running = await pg.admin_fetch(
+            "SELECT pid FROM pg_stat_activity WHERE query LIKE $1 AND state = 'active' AND pid <> pg_backend_pid()",
+            f"%{marker}%",
+        )
+        if not running:
+            break
+        await asyncio.sleep(0.1)
+    assert not running, "the query was cancelled on the server too (it would run for many seconds)"
+
+
+async def test_a_request_before_initialize_is_told_so(pg: DemoDatabase) -> None:
+    early = json.dumps({"jsonrpc": "2.0", "id": 9, "method": "tools/list"})
+    answers = await _pipe_through(pg, early, INIT)
+    assert answers[9]["error"]["code"] == -32600 and "not initialised" in answers[9]["error"]["message"]
+    assert "result" in answers[1]
