@@ -253,7 +253,7 @@ class Database:
             pool = await self._get_pool()
             conn: asyncpg.Connection | None = None
             try:
-                conn = await pool.acquire()
+                conn = await self._acquire(pool)
                 await conn.execute(self._begin_sql(conn))
                 return pool, conn
             except CONNECTION_LOST as exc:
@@ -264,6 +264,21 @@ class Database:
                     raise _unavailable(exc, self.settings) from None
                 log.warning("database connection lost (%s); reconnecting", type(exc).__name__)
         raise AssertionError("unreachable")
+
+    async def _acquire(self, pool: asyncpg.Pool) -> asyncpg.Connection:
+        """A free connection, waiting at most POOL_WAIT_SECONDS: a quick call behind many slow ones is
+        told the server is busy instead of queueing for as long as they run."""
+        try:
+            conn: asyncpg.Connection = await pool.acquire(timeout=POOL_WAIT_SECONDS)
+        except TimeoutError:
+            if pool.get_idle_size() == 0 and pool.get_size() >= pool.get_max_size():
+                raise QueryError(
+                    f"The server is busy: all {pool.get_max_size()} database connections are running "
+                    f"queries, and none came free within {POOL_WAIT_SECONDS:g} s.",
+                    "Try again in a moment; an operator can raise PG_MCP_POOL_MAX.",
+                ) from None
+            raise
+        return conn
 
     async def _finish(self, pool: asyncpg.Pool, conn: asyncpg.Connection) -> None:
         """Roll back, reset and return the connection; one in an unknown state is closed instead of reused."""
@@ -574,6 +589,9 @@ def _query_error(
         hint = "Use list_tables and describe_table to find the exact names (quote mixed-case names)."
     return QueryError(message, hint)
 
+
+#: How long a call waits for a free pooled connection before it is told the server is busy.
+POOL_WAIT_SECONDS = 5.0
 
 #: How long closing waits for abandoned backends to be told to stop.
 STOP_BACKENDS_SECONDS = 2.0

@@ -71,3 +71,29 @@ async def test_sample_rows_names_its_own_argument_when_cut(pg: DemoDatabase) -> 
     finally:
         await db.close()
     assert "cut at n=2" in output.text and "pass n up to 100" in output.text and "max_rows" not in output.text
+
+
+async def test_a_quick_call_behind_slow_ones_is_told_the_server_is_busy(pg: DemoDatabase) -> None:
+    """With every pooled connection held by a slow query, a new call gets a clear 'busy' answer after a
+    bounded wait instead of queueing for as long as the slow ones run; slow ones are then cancelled."""
+    settings = load_settings({"database_url": pg.url, "pool_max": 2}, dotenv=False)
+    db = Database(settings)
+    explorer = Explorer(settings, db)
+    slow = [asyncio.create_task(explorer.query(LONG)) for _ in range(2)]
+    try:
+        for _ in range(600):  # both slow queries hold their connections
+            active = await pg.admin_fetch(
+                "SELECT pid FROM pg_stat_activity WHERE query LIKE '%pg_mcp_fault_test%' AND state = 'active' "
+                "AND pid <> pg_backend_pid()"
+            )
+            if len(active) == 2:
+                break
+            await asyncio.sleep(0.05)
+        with pytest.raises(QueryError) as caught:
+            await explorer.query("SELECT 1 AS quick")
+        assert "The server is busy: all 2 database connections" in caught.value.message
+    finally:
+        for task in slow:
+            task.cancel()
+        await asyncio.gather(*slow, return_exceptions=True)
+        await db.close()
