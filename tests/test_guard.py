@@ -502,3 +502,19 @@ def test_field_selection_that_calls_a_function_is_refused(sql: str) -> None:
 )
 def test_field_selection_of_real_fields_is_accepted(sql: str) -> None:
     check_query(sql, 10, DATABASE_FUNCTIONS)
+
+
+@pytest.mark.parametrize("shape", ["abs({})", "({})"])
+def test_the_stated_nesting_limit_is_the_real_one(shape: str) -> None:
+    """Up to 200 nested calls or parentheses are read; beyond, the refusal states that limit."""
+
+    def nested(depth: int) -> str:
+        sql = "1"
+        for _ in range(depth):
+            sql = shape.format(sql)
+        return "SELECT " + sql
+
+    assert check_query(nested(199), 10)
+    with pytest.raises(GuardError) as caught:
+        check_query(nested(201), 10)
+    assert caught.value.rule == "too_deep" and "200 levels" in caught.value.message
