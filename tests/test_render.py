@@ -114,3 +114,13 @@ def test_text_is_far_smaller_than_pretty_json() -> None:
         [dict(zip(["id", "name"], row, strict=True)) for row in rendered.structured["rows"]], indent=2
     )
     assert len(rendered.text) < 0.5 * len(pretty)
+
+
+def test_json_nested_too_deep_for_serialisers_is_kept_as_text() -> None:
+    from pg_mcp.render import MAX_JSON_DEPTH, json_value
+
+    deep = "[" * 254 + "]" * 254
+    value = json_value(deep, "jsonb")
+    assert isinstance(value, str) and value.startswith(deep) and f"more than {MAX_JSON_DEPTH} levels" in value
+    tricky = '{"k": "' + '\\"[' * 100 + '", "n": [[1]]}'  # brackets inside a string do not count
+    assert json_value(tricky, "jsonb")["n"] == [[1]]
