@@ -478,13 +478,14 @@ def _cell_capped(sql: str, attributes: Any, max_chars: int) -> tuple[str, list[s
     length: the cut the renderer makes, made before the value is sent.
 
     Too long means over `max_chars` characters or over CELL_BYTES_PER_CHAR x `max_chars` bytes,
-    so a cell costs at most that many bytes whatever its characters. Each column of variable size
-    becomes three: the value when it fits, otherwise NULL, the start of its text (within both
-    limits) and its length in characters. Each value is converted to text once, in an inner
-    query that `OFFSET 0` keeps from being merged into the outer one (which would repeat the
-    conversion in every expression that uses it); bytea is measured and cut as bytes, never
-    converted whole. Returns the SQL and, per original column, the unit of its length (None for
-    a column passed through), or None when every column is small.
+    so a cell costs at most that many bytes whatever its characters. Each column keeps its place,
+    holding its value when it fits and NULL otherwise; one last column, a text array with an entry
+    per column of variable size, holds `length:start` for each value that was cut. So the wrapper
+    adds one column, whatever the width (PostgreSQL allows 1,664). Each value is converted to text
+    once, in an inner query that `OFFSET 0` keeps from being merged into the outer one, unless
+    that inner query would itself be too wide; bytea is measured and cut as bytes, never converted
+    whole. Returns the SQL and, per original column, the unit of its length (None for a column
+    passed through), or None when every column is small.
     """
     units: list[str | None] = [
         None if a.type.name in SMALL_TYPES else ("bytes" if a.type.name == "bytea" else "chars")
@@ -493,9 +494,10 @@ def _cell_capped(sql: str, attributes: Any, max_chars: int) -> tuple[str, list[s
     if not any(units):
         return None
     names = [f"c{i}" for i in range(len(units))]
+    inline = len(names) + units.count("chars") > MAX_TARGET_COLUMNS
     shown_bytes = bytea_bytes_shown(max_chars)
     max_bytes = CELL_BYTES_PER_CHAR * max_chars
-    inner, selects = list(names), []
+    inner, selects, cuts = list(names), [], []
     for name, unit in zip(names, units, strict=True):
         if unit is None:
             selects.append(name)
@@ -505,8 +507,9 @@ def _cell_capped(sql: str, attributes: Any, max_chars: int) -> tuple[str, list[s
             big = f"{length} > {shown_bytes}"
             shown = f"'\\x' || encode(substring({name} FROM 1 FOR {shown_bytes}), 'hex')"
         else:  # octet_length first: it is free even for a toasted value, char_length is not
-            text = f"t_{name}"
-            inner.append(f"{name}::text AS {text}")
+            text = f"({name}::text)" if inline else f"t_{name}"
+            if not inline:
+                inner.append(f"{name}::text AS {text}")
             length = f"char_length({text})"
             big = f"CASE WHEN octet_length({text}) > {max_bytes} THEN true ELSE {length} > {max_chars} END"
             # max_chars characters unless they pass the byte limit; then half as many, at most 4 bytes each
@@ -515,16 +518,13 @@ def _cell_capped(sql: str, attributes: Any, max_chars: int) -> tuple[str, list[s
                 f"CASE WHEN octet_length({start}) <= {max_bytes} THEN {start} "
                 f"ELSE substr({text}, 1, {max(1, max_bytes // 4)}) END"
             )
-        selects += [
-            f"CASE WHEN {big} THEN NULL ELSE {name} END",
-            f"CASE WHEN {big} THEN {shown} END",
-            f"CASE WHEN {big} THEN {length} END",
-        ]
-    wrapped = (
-        f"SELECT {', '.join(selects)} FROM (SELECT {', '.join(inner)} FROM (\n{sql}\n) "
-        f"AS pg_mcp_cells({', '.join(names)}) OFFSET 0) AS pg_mcp_text"
-    )
-    return wrapped, units
+        selects.append(f"CASE WHEN {big} THEN NULL ELSE {name} END")
+        cuts.append(f"CASE WHEN {big} THEN {length}::text || ':' || {shown} END")
+    selects.append(f"ARRAY[{', '.join(cuts)}]::text[]")
+    source = f"(\n{sql}\n) AS pg_mcp_cells({', '.join(names)})"
+    if not inline:
+        source = f"(SELECT {', '.join(inner)} FROM {source} OFFSET 0) AS pg_mcp_text"
+    return f"SELECT {', '.join(selects)} FROM {source}", units
 
 
 def _pg_type_name(name: str) -> str:
@@ -539,16 +539,16 @@ def bytea_bytes_shown(max_chars: int) -> int:
 
 def _uncap(record: asyncpg.Record, units: list[str | None]) -> tuple[Any, ...]:
     """One row of the original columns from a `_cell_capped` row; cut values become CutValue."""
+    cuts = iter(record[len(units)])
     values: list[Any] = []
-    position = 0
-    for unit in units:
-        if unit is None:
-            values.append(record[position])
-            position += 1
-            continue
-        value, prefix, total = record[position], record[position + 1], record[position + 2]
-        values.append(value if prefix is None else CutValue(prefix, total, unit))
-        position += 3
+    for position, unit in enumerate(units):
+        value = record[position]
+        if unit is not None:
+            cut = next(cuts)
+            if cut is not None:
+                total, _, prefix = cut.partition(":")
+                value = CutValue(prefix, int(total), unit)
+        values.append(value)
     return tuple(values)
 
 
@@ -589,6 +589,9 @@ def _query_error(
         hint = "Use list_tables and describe_table to find the exact names (quote mixed-case names)."
     return QueryError(message, hint)
 
+
+#: Columns a wrapper's target list may hold: PostgreSQL allows 1,664, and the wrapper adds one.
+MAX_TARGET_COLUMNS = 1_600
 
 #: How long a call waits for a free pooled connection before it is told the server is busy.
 POOL_WAIT_SECONDS = 5.0
