@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import difflib
 import json
 import logging
 import os
+import signal
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from types import TracebackType
 from typing import Any
 
@@ -231,17 +233,17 @@ async def check(settings: Settings) -> int:
 
 
 def demo(settings: Settings) -> int:
-    from pg_mcp.local_pg import load_demo, start_local_postgres
+    from pg_mcp.demo_cluster import demo_database
 
-    print("Starting a throwaway PostgreSQL with the demo database...", file=sys.stderr)
-    with start_local_postgres() as cluster:
-        url = asyncio.run(load_demo(cluster.url(), cluster.password))
+    print("Starting the demo PostgreSQL...", file=sys.stderr, flush=True)
+    with _stopped_by_signals(), demo_database() as (cluster, url):
         passfile = cluster.root / "pgpass"
         passfile.write_text(f"127.0.0.1:{cluster.port}:*:*:{cluster.password}\n")
         passfile.chmod(0o600)
         entry = {"mcpServers": {"postgres-demo": {"command": "pg-mcp", "args": ["demo"]}}}
         print(
-            f"Demo database running at 127.0.0.1:{cluster.port} (data in {cluster.root}, removed on exit).\n"
+            f"Demo database running at 127.0.0.1:{cluster.port} (data in {cluster.root}; the server stops "
+            "when pg-mcp does).\n"
             f"Connect with psql: PGPASSFILE={passfile} psql -h 127.0.0.1 -p {cluster.port} -U mcp_reader demo\n"
             f"Claude Desktop entry (claude_desktop_config.json):\n{json.dumps(entry, indent=2)}\n"
             "Serving MCP over stdio; press Ctrl-C to stop.",
@@ -250,13 +252,28 @@ def demo(settings: Settings) -> int:
         return serve(settings.model_copy(update={"database_url": _secret(url)}))
 
 
+@contextlib.contextmanager
+def _stopped_by_signals() -> Iterator[None]:
+    """SIGTERM (what hosts send when they quit) and SIGHUP end pg-mcp like Ctrl-C does, so that the
+    demo's PostgreSQL is stopped on the way out."""
+
+    def leave(signum: int, _frame: object) -> None:
+        raise SystemExit(128 + signum)
+
+    previous = {sig: signal.signal(sig, leave) for sig in (signal.SIGTERM, signal.SIGHUP)}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
 def call(settings: Settings, args: argparse.Namespace) -> int:
     arguments = dict(_parse_argument(item) for item in args.arguments)
     if args.demo:
-        from pg_mcp.local_pg import load_demo, start_local_postgres
+        from pg_mcp.demo_cluster import demo_database
 
-        with start_local_postgres() as cluster:
-            url = asyncio.run(load_demo(cluster.url(), cluster.password))
+        with _stopped_by_signals(), demo_database() as (_, url):
             return asyncio.run(
                 _call(settings.model_copy(update={"database_url": _secret(url)}), args, arguments)
             )

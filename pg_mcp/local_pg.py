@@ -55,14 +55,14 @@ def find_pg_bin() -> Path:
     raise ConfigError("PostgreSQL server binaries (initdb, pg_ctl) were not found.", INSTALL_HINT)
 
 
-def _free_port() -> int:
+def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))
         port: int = sock.getsockname()[1]
         return port
 
 
-def _run_as_user() -> str | None:
+def run_as_user() -> str | None:
     """The user PostgreSQL runs as: ourselves, or an unprivileged account when we are root."""
     if os.geteuid() != 0:
         return None
@@ -130,10 +130,11 @@ class LocalPostgres:
             tail = log.read_text(errors="replace")[-2000:] if log.exists() else started.stderr
             raise ConfigError(f"PostgreSQL did not start: {tail.strip()}")
 
-    def stop_server(self) -> None:
-        """Stop the server immediately, keeping its files (a crash, as far as clients can tell)."""
+    def stop_server(self, mode: str = "immediate") -> None:
+        """Stop the server, keeping its files: `immediate` is a crash as far as clients can tell,
+        `fast` a clean shutdown (for a cluster that is started again later)."""
         if self.data_dir.exists():
-            self._run(str(self.bin_dir / "pg_ctl"), "stop", "-m", "immediate", "-w", "-D", str(self.data_dir))
+            self._run(str(self.bin_dir / "pg_ctl"), "stop", "-m", mode, "-w", "-D", str(self.data_dir))
 
     def stop(self) -> None:
         """Stop the server and remove every file of the cluster."""
@@ -147,14 +148,26 @@ class LocalPostgres:
         self.stop()
 
 
+OWNER_FILE = "owner.pid"
+"""In a throwaway cluster's directory: the pid of the process it belongs to, so that a cluster left
+behind by a process that died (SIGKILL, a crash) is recognised and removed by the next one."""
+
+
 def start_local_postgres() -> LocalPostgres:
-    """Create and start a throwaway cluster; the caller must `stop()` it (or use it as a context manager)."""
+    """Create and start a throwaway cluster; the caller must `stop()` it (or use it as a context manager).
+
+    Clusters left in the temporary directory by processes that no longer exist are removed first.
+    """
+    bin_dir = find_pg_bin()
+    remove_abandoned_clusters(bin_dir)
+    root = Path(tempfile.mkdtemp(prefix="pg-mcp-"))
+    (root / OWNER_FILE).write_text(str(os.getpid()))
     cluster = LocalPostgres(
-        bin_dir=find_pg_bin(),
-        root=Path(tempfile.mkdtemp(prefix="pg-mcp-")),
-        port=_free_port(),
+        bin_dir=bin_dir,
+        root=root,
+        port=free_port(),
         password=secrets.token_urlsafe(18),
-        os_user=_run_as_user(),
+        os_user=run_as_user(),
     )
     try:
         cluster.start()
@@ -162,6 +175,35 @@ def start_local_postgres() -> LocalPostgres:
         cluster.stop()
         raise
     return cluster
+
+
+def remove_abandoned_clusters(bin_dir: Path) -> list[Path]:
+    """Stop and delete throwaway clusters whose owning process is gone; returns what was removed."""
+    removed = []
+    for owner in Path(tempfile.gettempdir()).glob(f"pg-mcp-*/{OWNER_FILE}"):
+        try:
+            pid = int(owner.read_text().strip())
+        except (OSError, ValueError):
+            continue
+        if process_alive(pid):
+            continue
+        root = owner.parent
+        if (root / "data" / "postmaster.pid").exists():
+            stale = LocalPostgres(bin_dir, root, 0, "", run_as_user())
+            stale.stop_server()
+        shutil.rmtree(root, ignore_errors=True)
+        removed.append(root)
+    return removed
+
+
+def process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # alive, someone else's
+        return True
+    return True
 
 
 def demo_sql_path() -> Path:

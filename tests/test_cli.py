@@ -6,6 +6,8 @@ import asyncio
 import json
 import os
 import re
+import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -38,7 +40,7 @@ def _with(
     return parts._replace(netloc=netloc, path=f"/{database}" if database else parts.path).geturl()
 
 
-def _free_port() -> int:
+def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port: int = sock.getsockname()[1]
@@ -95,7 +97,7 @@ def test_check_explains_connection_failures(
     pg: DemoDatabase, change: dict[str, object], message: str
 ) -> None:
     if change.get("port") == 0:
-        change = {"port": _free_port()}
+        change = {"port": free_port()}
     url = _with(pg.url, **change)  # type: ignore[arg-type]
     result = run("check", url, "--connect-timeout", "5")
     assert result.returncode == 1
@@ -137,7 +139,7 @@ async def test_a_wrong_url_is_explained_to_the_model_on_every_call(
     pg: DemoDatabase, change: dict[str, object], message: str
 ) -> None:
     if change.get("port") == 0:
-        change = {"port": _free_port()}
+        change = {"port": free_port()}
     url = _with(pg.url, **change)  # type: ignore[arg-type]
     params = StdioServerParameters(
         command=sys.executable,
@@ -261,13 +263,90 @@ def test_demo_says_where_it_runs_and_prints_a_claude_desktop_entry() -> None:
     assert result.returncode == 0, result.stderr
     assert result.stdout == "", "stdout carries only protocol messages"
     err = result.stderr
-    assert re.search(r"Demo database running at 127\.0\.0\.1:\d+ \(data in .+, removed on exit\)", err), err
+    assert re.search(r"Demo database running at 127\.0\.0\.1:\d+ \(data in .+; the server stops when", err), (
+        err
+    )
     assert "PGPASSFILE=" in err and "psql -h 127.0.0.1" in err
     entry = json.loads(err[err.index("{") : err.index("\n}\n") + 2])
     assert entry["mcpServers"]["postgres-demo"] == {"command": "pg-mcp", "args": ["demo"]}
     assert "ERROR" not in err and "Traceback" not in err
-    data_dir = re.search(r"data in (\S+), removed on exit", err)
-    assert data_dir and not Path(data_dir.group(1)).exists(), "the throwaway cluster is gone"
+    data_dir = re.search(r"data in (\S+);", err)
+    assert data_dir and not (Path(data_dir.group(1)) / "data" / "postmaster.pid").exists(), (
+        "its server stopped"
+    )
+
+
+def _demo_postmaster_pid() -> Path:
+    from pg_mcp.demo_cluster import cache_root
+
+    return cache_root(find_pg_bin()) / "data" / "postmaster.pid"
+
+
+@pytest.mark.parametrize("how", ["SIGTERM", "SIGHUP", "end of input"])
+def test_the_demo_server_stops_however_pg_mcp_is_told_to_end(how: str) -> None:
+    try:
+        find_pg_bin()
+    except Exception as exc:
+        pytest.skip(f"pg-mcp demo needs PostgreSQL binaries: {exc}")
+    initialize = {"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": {
+        "protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "t", "version": "0"}}}  # fmt: skip
+    with subprocess.Popen(
+        [sys.executable, "-m", "pg_mcp", "demo"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL, text=True, env=server_env(), cwd=ROOT,
+    ) as proc:  # fmt: skip
+        assert proc.stdin and proc.stdout
+        proc.stdin.write(json.dumps(initialize) + "\n")
+        proc.stdin.flush()
+        assert json.loads(proc.stdout.readline())["id"] == 0
+        assert _demo_postmaster_pid().exists(), "the demo's server runs while pg-mcp serves"
+        if how == "end of input":
+            proc.stdin.close()
+        else:
+            proc.send_signal(getattr(signal, how))
+        proc.wait(timeout=30)
+    assert not _demo_postmaster_pid().exists(), f"the demo's server stopped after {how}"
+
+
+def test_a_demo_server_left_by_a_killed_pg_mcp_is_taken_over_and_stopped() -> None:
+    try:
+        find_pg_bin()
+    except Exception as exc:
+        pytest.skip(f"pg-mcp demo needs PostgreSQL binaries: {exc}")
+    with subprocess.Popen(
+        [sys.executable, "-m", "pg_mcp", "call", "--demo", "query", "sql=SELECT 1 AS one"],
+        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL, env=server_env(), cwd=ROOT,
+    ) as proc:  # fmt: skip
+        for _ in range(600):  # kill it while its server runs
+            if _demo_postmaster_pid().exists():
+                break
+            time.sleep(0.05)
+        proc.kill()
+    assert _demo_postmaster_pid().exists(), "SIGKILL leaves the server running"
+    again = run("call", "--demo", "query", "sql=SELECT 2 AS two")
+    assert again.returncode == 0 and "2" in again.stdout, again.stderr
+    assert not _demo_postmaster_pid().exists(), "the next run took the cluster over and stopped it"
+
+
+def test_throwaway_clusters_of_dead_processes_are_removed() -> None:
+    import tempfile
+
+    from pg_mcp.local_pg import OWNER_FILE, remove_abandoned_clusters
+
+    try:
+        bin_dir = find_pg_bin()
+    except Exception as exc:
+        pytest.skip(f"needs PostgreSQL binaries: {exc}")
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    left = Path(tempfile.mkdtemp(prefix="pg-mcp-"))
+    (left / OWNER_FILE).write_text(str(dead.pid))
+    mine = Path(tempfile.mkdtemp(prefix="pg-mcp-"))
+    (mine / OWNER_FILE).write_text(str(os.getpid()))
+    try:
+        assert left in remove_abandoned_clusters(bin_dir)
+        assert not left.exists() and mine.exists(), "only a dead process's cluster is removed"
+    finally:
+        shutil.rmtree(mine, ignore_errors=True)
 
 
 def test_serve_warns_at_start_when_the_role_is_over_privileged(pg: DemoDatabase) -> None:
