@@ -10,7 +10,7 @@ from typing import Annotated, Any
 
 from mcp.server.context import ServerRequestContext
 from mcp.server.mcpserver import Context, MCPServer
-from mcp.server.mcpserver.exceptions import ResourceError, ToolError
+from mcp.server.mcpserver.exceptions import ResourceError, ResourceNotFoundError, ToolError
 from mcp.shared.exceptions import MCPError
 from mcp_types import (
     INVALID_PARAMS,
@@ -32,7 +32,7 @@ from pg_mcp import __version__
 from pg_mcp.arguments import explain_invalid, unknown_arguments
 from pg_mcp.config import Settings
 from pg_mcp.db import Database
-from pg_mcp.errors import DatabaseUnavailableError, PgMcpError
+from pg_mcp.errors import DatabaseUnavailableError, NotFoundError, PgMcpError
 from pg_mcp.health import log_role_risks
 from pg_mcp.stdio import fast_stdio_server
 from pg_mcp.tools import Explorer, ToolOutput
@@ -167,6 +167,16 @@ async def _tool_call(call: Callable[[], Awaitable[ToolOutput]]) -> CallToolResul
     )
 
 
+def _resource_error(exc: PgMcpError) -> Exception:
+    """What a failed resource read answers: not found (-32602, as the SDK does), the database
+    unreachable (-32000), or the error's message."""
+    if isinstance(exc, NotFoundError):
+        return ResourceNotFoundError(str(exc))
+    if isinstance(exc, DatabaseUnavailableError):
+        return MCPError(code=DATABASE_UNAVAILABLE, message=str(exc))
+    return ResourceError(str(exc))
+
+
 def _error(text: str) -> CallToolResult:
     return CallToolResult(content=[TextContent(type="text", text=text)], is_error=True)
 
@@ -291,7 +301,7 @@ def build_server(settings: Settings, db: Database | None = None) -> PgMcpServer:
         try:
             return await explorer.overview()
         except PgMcpError as exc:
-            raise ResourceError(str(exc)) from None
+            raise _resource_error(exc) from None
 
     @app.resource(
         TABLE_TEMPLATE,
@@ -304,7 +314,7 @@ def build_server(settings: Settings, db: Database | None = None) -> PgMcpServer:
         try:
             return await explorer.describe_resource(schema, table)
         except PgMcpError as exc:
-            raise ResourceError(str(exc)) from None
+            raise _resource_error(exc) from None
 
     @app.completion()  # type: ignore[untyped-decorator, no-untyped-call]  # the SDK leaves it unannotated
     async def complete(

@@ -148,3 +148,21 @@ async def test_a_request_before_initialize_is_told_so(pg: DemoDatabase) -> None:
     answers = await _pipe_through(pg, early, INIT)
     assert answers[9]["error"]["code"] == -32600 and "not initialised" in answers[9]["error"]["message"]
     assert "result" in answers[1]
+
+
+async def test_resource_errors_say_not_found_or_unavailable(pg: DemoDatabase) -> None:
+    from mcp.shared.exceptions import MCPError
+    from mcp_helpers import mcp_client
+
+    async with mcp_client(pg.url) as client:
+        with pytest.raises(MCPError) as missing:
+            await client.read_resource("postgres://sales/no_such_table")
+    assert missing.value.error.code == -32602 and "does not exist" in missing.value.error.message
+    down = "postgresql://nobody:x@127.0.0.1:1/none"
+    async with mcp_client(down, "--connect-timeout", "2") as client:
+        with pytest.raises(MCPError) as unavailable:
+            await client.read_resource("postgres://database")
+        with pytest.raises(MCPError) as listing:
+            await client.list_resources()
+    assert unavailable.value.error.code == -32000 and "refused" in unavailable.value.error.message.lower()
+    assert listing.value.error.code == -32000
