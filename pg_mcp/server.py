@@ -17,6 +17,7 @@ from mcp_types import (
     CallToolResult,
     Completion,
     CompletionArgument,
+    GetPromptResult,
     InputRequiredResult,
     ListResourcesResult,
     PaginatedRequestParams,
@@ -103,6 +104,21 @@ class PgMcpServer(MCPServer[None]):
     def __init__(self, explorer: Explorer, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.explorer = explorer
+
+    async def get_prompt(
+        self, name: str, arguments: dict[str, Any] | None = None, context: Context[None, Any] | None = None
+    ) -> GetPromptResult | InputRequiredResult:
+        """An unknown prompt or a missing argument is an invalid-params error naming what is wrong."""
+        prompt = self._prompt_manager.get_prompt(name)
+        if prompt is None:
+            known = ", ".join(p.name for p in self._prompt_manager.list_prompts())
+            raise MCPError(code=INVALID_PARAMS, message=f"Unknown prompt {name!r}; prompts: {known}.")
+        missing = [a.name for a in prompt.arguments or [] if a.required and a.name not in (arguments or {})]
+        if missing:
+            raise MCPError(
+                code=INVALID_PARAMS, message=f"The prompt {name} needs the argument {', '.join(missing)}."
+            )
+        return await super().get_prompt(name, arguments, context)
 
     async def call_tool(
         self, name: str, arguments: dict[str, Any], context: Context[None, Any] | None = None

@@ -166,3 +166,18 @@ async def test_resource_errors_say_not_found_or_unavailable(pg: DemoDatabase) ->
             await client.list_resources()
     assert unavailable.value.error.code == -32000 and "refused" in unavailable.value.error.message.lower()
     assert listing.value.error.code == -32000
+
+
+async def test_a_prompt_without_its_argument_is_an_invalid_params_error(pg: DemoDatabase) -> None:
+    from mcp.shared.exceptions import MCPError
+    from mcp_helpers import mcp_client
+
+    async with mcp_client(pg.url) as client:
+        with pytest.raises(MCPError) as missing:
+            await client.get_prompt("answer_question", {})
+        with pytest.raises(MCPError) as unknown:
+            await client.get_prompt("no_such_prompt", {})
+        fine = await client.get_prompt("answer_question", {"question": "How many orders?"})
+    assert missing.value.error.code == -32602 and "needs the argument question" in missing.value.error.message
+    assert unknown.value.error.code == -32602 and "explore_database" in unknown.value.error.message
+    assert "How many orders?" in str(fine.messages[0].content)
