@@ -27,7 +27,7 @@ from mcp_types import (
     TextContent,
     ToolAnnotations,
 )
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from pg_mcp import __version__
 from pg_mcp.arguments import explain_invalid, unknown_arguments
@@ -80,17 +80,67 @@ READ_ONLY = ToolAnnotations(
 )
 
 
-class ColumnOut(BaseModel):
-    name: str
-    type: str
-
-
+# Output models carry no docstring (it would be repeated in every tools/list) and no nested models
+# (no $defs/$ref: cheap for clients to validate). A column is {"name": ..., "type": PostgreSQL type}.
 class QueryOutput(BaseModel):
-    columns: list[ColumnOut]
+    columns: list[dict[str, str]]
     rows: list[list[Any]]
     row_count: int
     truncated: bool
     note: str
+
+
+class _Open(BaseModel):
+    # Structured output may also carry `truncated` and `cut` when it was shortened to the byte budget.
+    model_config = ConfigDict(extra="allow")
+
+
+class SchemasOutput(_Open):
+    schemas: list[dict[str, Any]]
+
+
+class TablesOutput(_Open):
+    tables: list[dict[str, Any]]
+    truncated: bool
+
+
+class DescriptionOutput(_Open):
+    columns: list[dict[str, Any]]
+
+
+class SearchOutput(_Open):
+    hits: list[dict[str, Any]]
+
+
+class RelationshipsOutput(_Open):
+    scope: str
+    foreign_keys: list[dict[str, Any]]
+
+
+class StatsOutput(_Open):
+    table: str
+    columns: list[dict[str, Any]]
+
+
+class PlanOutput(_Open):
+    plan: dict[str, Any] | None
+
+
+#: Argument types with the description a client shows for them.
+Sql = Annotated[str, Field(description="One read-only SQL statement, PostgreSQL dialect.")]
+MaxRows = Annotated[int | None, Field(description="Most rows to return; leave out for the server's default.")]
+TableName = Annotated[
+    str, Field(description='A table or view: orders, sales.orders or a quoted name like sales."Gift Cards".')
+]
+OptionalTable = Annotated[str | None, Field(description="A table or view, as for describe_table.")]
+SchemaName = Annotated[str | None, Field(description="The schema, when the table name is not qualified.")]
+OnlySchema = Annotated[str | None, Field(description="Only this schema; leave out for every exposed schema.")]
+Offset = Annotated[int, Field(description="Skip this many tables: the offset the previous page gave.")]
+Pattern = Annotated[
+    str, Field(description="Part of a table, column or comment to look for (case-insensitive).")
+]
+SampleSize = Annotated[int, Field(description="How many rows, 1 to 100.")]
+ColumnName = Annotated[str | None, Field(description="One column; leave out for every column.")]
 
 
 OVERVIEW_URI = "postgres://database"
@@ -231,7 +281,7 @@ def build_server(settings: Settings, db: Database | None = None) -> PgMcpServer:
     )
 
     @app.tool(annotations=READ_ONLY)
-    async def query(sql: str, max_rows: int | None = None) -> Annotated[CallToolResult, QueryOutput]:
+    async def query(sql: Sql, max_rows: MaxRows = None) -> Annotated[CallToolResult, QueryOutput]:
         """Run one read-only SQL statement (SELECT, WITH ... SELECT, VALUES, TABLE) and return its rows.
 
         PostgreSQL dialect. One statement only; writes, DDL, locks and side-effecting functions are
@@ -242,12 +292,14 @@ def build_server(settings: Settings, db: Database | None = None) -> PgMcpServer:
         return await _tool_call(lambda: explorer.query(sql, max_rows))
 
     @app.tool(annotations=READ_ONLY)
-    async def list_schemas() -> CallToolResult:
+    async def list_schemas() -> Annotated[CallToolResult, SchemasOutput]:
         """List the database schemas you can read, with their table counts and comments. Start here."""
         return await _tool_call(explorer.list_schemas)
 
     @app.tool(annotations=READ_ONLY)
-    async def list_tables(schema: str | None = None, offset: int = 0) -> CallToolResult:
+    async def list_tables(
+        schema: OnlySchema = None, offset: Offset = 0
+    ) -> Annotated[CallToolResult, TablesOutput]:
         """List tables, views, materialized views and foreign tables with estimated row counts and comments.
 
         Pass schema to list one schema only; long lists come 200 at a time (the last line gives the next
@@ -257,7 +309,9 @@ def build_server(settings: Settings, db: Database | None = None) -> PgMcpServer:
         return await _tool_call(lambda: explorer.list_tables(schema, offset))
 
     @app.tool(annotations=READ_ONLY)
-    async def describe_table(table: str, schema: str | None = None) -> CallToolResult:
+    async def describe_table(
+        table: TableName, schema: SchemaName = None
+    ) -> Annotated[CallToolResult, DescriptionOutput]:
         """Describe one table or view: columns (type, nullability, default, comment, enum values), primary key,
         foreign keys in both directions, unique and check constraints, indexes and estimated rows.
 
@@ -267,7 +321,7 @@ def build_server(settings: Settings, db: Database | None = None) -> PgMcpServer:
         return await _tool_call(lambda: explorer.describe_table(table, schema))
 
     @app.tool(annotations=READ_ONLY)
-    async def search_schema(pattern: str) -> CallToolResult:
+    async def search_schema(pattern: Pattern) -> Annotated[CallToolResult, SearchOutput]:
         """Find tables, views and columns whose name or comment contains pattern (case-insensitive), best
         matches first, each with its table, column and type. Use it when you know the concept ("churn",
         "email", "invoice") but not where it lives.
@@ -275,14 +329,18 @@ def build_server(settings: Settings, db: Database | None = None) -> PgMcpServer:
         return await _tool_call(lambda: explorer.search_schema(pattern))
 
     @app.tool(annotations=READ_ONLY)
-    async def relationships(table: str | None = None, schema: str | None = None) -> CallToolResult:
+    async def relationships(
+        table: OptionalTable = None, schema: OnlySchema = None
+    ) -> Annotated[CallToolResult, RelationshipsOutput]:
         """Foreign keys around a table (both directions) or within a schema, as `a(col) → b(col)`: the
         join conditions to use. With neither argument, every foreign key in the exposed schemas.
         """
         return await _tool_call(lambda: explorer.relationships(table, schema))
 
     @app.tool(annotations=READ_ONLY)
-    async def sample_rows(table: str, n: int = 10, schema: str | None = None) -> CallToolResult:
+    async def sample_rows(
+        table: TableName, n: SampleSize = 10, schema: SchemaName = None
+    ) -> Annotated[CallToolResult, QueryOutput]:
         """A few rows of a table (n, default 10, at most 100) to see what the values look like. Cheap on
         huge tables: it samples blocks instead of scanning.
         """
@@ -290,8 +348,8 @@ def build_server(settings: Settings, db: Database | None = None) -> PgMcpServer:
 
     @app.tool(annotations=READ_ONLY)
     async def column_stats(
-        table: str, column: str | None = None, schema: str | None = None
-    ) -> CallToolResult:
+        table: TableName, column: ColumnName = None, schema: SchemaName = None
+    ) -> Annotated[CallToolResult, StatsOutput]:
         """What values a column holds, from the planner's statistics: null fraction, distinct count, most
         common values with frequencies, min/quartiles/max. Use it to pick the right filter values
         (e.g. the exact spelling of a status) without scanning the table.
@@ -299,7 +357,7 @@ def build_server(settings: Settings, db: Database | None = None) -> PgMcpServer:
         return await _tool_call(lambda: explorer.column_stats(table, column, schema))
 
     @app.tool(annotations=READ_ONLY)
-    async def explain(sql: str) -> CallToolResult:
+    async def explain(sql: Sql) -> Annotated[CallToolResult, PlanOutput]:
         """The execution plan PostgreSQL would use for a read-only statement, without running it:
         node types, estimated rows and cost, indexes used. Check a query that may be heavy before
         running it with query.

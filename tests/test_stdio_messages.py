@@ -181,3 +181,19 @@ async def test_a_prompt_without_its_argument_is_an_invalid_params_error(pg: Demo
     assert missing.value.error.code == -32602 and "needs the argument question" in missing.value.error.message
     assert unknown.value.error.code == -32602 and "explore_database" in unknown.value.error.message
     assert "How many orders?" in str(fine.messages[0].content)
+
+
+async def test_every_tool_declares_its_output_and_describes_its_arguments(pg: DemoDatabase) -> None:
+    from mcp_helpers import mcp_client
+
+    async with mcp_client(pg.url) as client:
+        tools = (await client.list_tools()).tools
+        described = await client.call_tool("describe_table", {"table": "hr.departments"})
+        plan = await client.call_tool("explain", {"sql": "SELECT 1"})
+    for tool in tools:
+        assert tool.output_schema and tool.output_schema.get("type") == "object", tool.name
+        assert "$defs" not in json.dumps(tool.output_schema), f"{tool.name}: cheap to validate"
+        for name, spec in tool.input_schema.get("properties", {}).items():
+            assert spec.get("description"), f"{tool.name}.{name} has no description"
+    assert not described.is_error and described.structured_content["columns"]
+    assert not plan.is_error and "plan" in plan.structured_content
