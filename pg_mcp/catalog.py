@@ -258,8 +258,30 @@ GROUP BY p.proname
 
 #: Names of functions, operators and cast targets defined outside pg_catalog, not by an extension
 #: (extensions are installed by a superuser): the guard refuses unqualified uses that they could shadow.
+#: And the names of views that call such a function (not allowed by the operator): planning one could
+#: already run it (immutable calls with constant arguments are folded), so they are refused by name.
 USER_DEFINED_NAMES_SQL = """
-SELECT ARRAY(SELECT DISTINCT p.proname::text FROM pg_proc p
+WITH RECURSIVE user_functions AS (  -- $1: functions the operator allowed ("name" or "schema.name")
+    SELECT p.oid FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
+    WHERE n.nspname NOT IN ('pg_catalog', 'information_schema')
+      AND NOT EXISTS (SELECT FROM pg_depend d WHERE d.classid = 'pg_proc'::regclass
+                      AND d.objid = p.oid AND d.deptype = 'e')
+      AND NOT (lower(p.proname) = ANY($1::text[]) OR lower(n.nspname || '.' || p.proname) = ANY($1::text[]))
+), calling_views AS (  -- views and matviews whose rules call one, directly or through another view
+    SELECT r.ev_class AS oid FROM pg_rewrite r
+    JOIN pg_depend d ON d.classid = 'pg_rewrite'::regclass AND d.objid = r.oid
+                    AND d.refclassid = 'pg_proc'::regclass
+    WHERE d.refobjid IN (SELECT oid FROM user_functions)
+    UNION
+    SELECT r.ev_class FROM pg_rewrite r
+    JOIN pg_depend d ON d.classid = 'pg_rewrite'::regclass AND d.objid = r.oid
+                    AND d.refclassid = 'pg_class'::regclass
+    JOIN calling_views v ON v.oid = d.refobjid
+    WHERE r.ev_class <> d.refobjid
+)
+SELECT ARRAY(SELECT DISTINCT c.relname::text FROM calling_views v JOIN pg_class c ON c.oid = v.oid)
+           AS calling_views,
+       ARRAY(SELECT DISTINCT p.proname::text FROM pg_proc p
              WHERE p.pronamespace NOT IN ('pg_catalog'::regnamespace, 'information_schema'::regnamespace)
                AND NOT EXISTS (SELECT FROM pg_depend d WHERE d.classid = 'pg_proc'::regclass
                                AND d.objid = p.oid AND d.deptype = 'e')) AS functions,
@@ -277,6 +299,16 @@ SELECT version() AS version, current_database() AS database, current_user AS rol
        pg_database_size(current_database()) AS size_bytes,
        ARRAY(SELECT extname || ' ' || extversion FROM pg_extension ORDER BY extname) AS extensions
 """
+
+
+@dataclass(frozen=True)
+class UserDefinedNames:
+    """What the database defines beyond the built-ins, by name, for the guard."""
+
+    functions: frozenset[str]
+    operators: frozenset[str]
+    cast_types: frozenset[str]
+    calling_views: frozenset[str]
 
 
 @dataclass(frozen=True)
@@ -528,10 +560,16 @@ class Catalog:
         one_arg = frozenset(str(row["name"]) for row in rows)
         return one_arg, frozenset(str(row["name"]) for row in rows if row["takes_row"])
 
-    async def user_defined_names(self) -> tuple[frozenset[str], frozenset[str], frozenset[str]]:
-        """Names of user-defined functions, operators and cast target types (see USER_DEFINED_NAMES_SQL)."""
-        row = (await self.db.fetch_fixed(USER_DEFINED_NAMES_SQL))[0]
-        return frozenset(row["functions"]), frozenset(row["operators"]), frozenset(row["cast_types"])
+    async def user_defined_names(self, allowed_functions: list[str]) -> UserDefinedNames:
+        """Names of user-defined functions, operators, cast target types and the views that call such
+        functions (see USER_DEFINED_NAMES_SQL)."""
+        row = (await self.db.fetch_fixed(USER_DEFINED_NAMES_SQL, allowed_functions))[0]
+        return UserDefinedNames(
+            frozenset(row["functions"]),
+            frozenset(row["operators"]),
+            frozenset(row["cast_types"]),
+            frozenset(row["calling_views"]),
+        )
 
     async def overview(self) -> dict[str, Any]:
         """Server version, size, extensions and schemas: what a model reads first about a database."""

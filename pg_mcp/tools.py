@@ -137,14 +137,15 @@ class Explorer:
         now = time.monotonic()
         if self._policy_loaded_at is None or now - self._policy_loaded_at > FUNCTION_NAMES_TTL:
             one_arg, row = await self.catalog.field_callable_functions()
-            functions, operators, cast_types = await self.catalog.user_defined_names()
+            names = await self.catalog.user_defined_names(list(self.settings.allow_functions))
             self.policy = replace(
                 self.policy,
                 one_arg_functions=one_arg,
                 row_functions=row,
-                user_functions=functions,
-                user_operators=operators,
-                user_cast_types=cast_types,
+                user_functions=names.functions,
+                user_operators=names.operators,
+                user_cast_types=names.cast_types,
+                user_calling_views=names.calling_views,
             )
             self._policy_loaded_at = now
         return self.policy

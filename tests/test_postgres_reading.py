@@ -18,7 +18,7 @@ from test_readonly_role import STRICT_FUNCTIONS, _run_role_script, _url_for
 
 from pg_mcp.config import load_settings
 from pg_mcp.db import Database
-from pg_mcp.errors import GuardError
+from pg_mcp.errors import GuardError, QueryError
 from pg_mcp.guard import GuardPolicy, check_query, check_query_async
 from pg_mcp.tools import Explorer
 
@@ -104,6 +104,10 @@ CREATE VIEW shadow_t.hashes AS SELECT rolname, rolpassword FROM pg_authid;
 CREATE VIEW shadow_t.names AS SELECT rolname FROM pg_authid;
 CREATE FUNCTION shadow_t.eq(int, int) RETURNS boolean LANGUAGE sql AS $$ SELECT $1 = $2 $$;
 CREATE OPERATOR shadow_t.=== (LEFTARG = int, RIGHTARG = int, FUNCTION = shadow_t.eq);
+CREATE FUNCTION shadow_t.boom(int) RETURNS int IMMUTABLE LANGUAGE plpgsql
+    AS $$ BEGIN RAISE EXCEPTION 'boom ran'; END $$;
+CREATE VIEW shadow_t.folds AS SELECT shadow_t.boom(1) AS x;
+CREATE VIEW shadow_t.over_folds AS SELECT x FROM shadow_t.folds;
 """
 
 
@@ -122,6 +126,8 @@ async def test_plan_shows_what_text_cannot(pg: DemoDatabase) -> None:
             "SELECT * FROM shadow_t.hashes": "secret",
             "SELECT 1 === 1": "operator",
             "SELECT 1 OPERATOR(shadow_t.===) 1": "operator",
+            "SELECT * FROM shadow_t.folds": "user_defined",  # refused before planning could fold boom(1)
+            "SELECT * FROM shadow_t.over_folds": "user_defined",
         }
         for sql, rule in refused.items():
             with pytest.raises(GuardError) as caught:
@@ -129,6 +135,15 @@ async def test_plan_shows_what_text_cannot(pg: DemoDatabase) -> None:
             assert caught.value.rule == rule, (sql, caught.value.message)
         for sql in ("SELECT pg_catalog.concat('a', 'b')", "SELECT * FROM shadow_t.names", "SELECT 1 = 1"):
             await explorer.query(sql)
+        allowing = load_settings(
+            {"database_url": pg.admin_url, "allow_functions": "shadow_t.boom"}, dotenv=False
+        )
+        allowed_db = Database(allowing)
+        try:  # once the operator vouches for the function, the view is planned and run: boom() itself fails
+            with pytest.raises(QueryError, match="boom ran"):
+                await Explorer(allowing, allowed_db).query("SELECT * FROM shadow_t.folds")
+        finally:
+            await allowed_db.close()
     finally:
         await pg.admin_execute("ALTER DATABASE demo RESET search_path; DROP SCHEMA shadow_t CASCADE")
         await db.close()

@@ -27,6 +27,8 @@ class GuardPolicy:
     """Names of operators defined outside pg_catalog."""
     user_cast_types: frozenset[str] | None = None
     """Names of types that a user-defined cast function converts to."""
+    user_calling_views: frozenset[str] = field(default_factory=frozenset)
+    """Names of views that call a user-defined function the operator has not allowed."""
 
     def user_function_names(self) -> frozenset[str]:
         return self.user_functions or frozenset()

@@ -400,7 +400,16 @@ class _Checker:
                 "Relations named with a database prefix (db.schema.table) are not accepted.",
                 "Name the table as schema.table.",
             )
-        secrets.check_relation(node.get("schemaname"), str(node.get("relname")), self.policy.allowed_secrets)
+        name = str(node.get("relname"))
+        secrets.check_relation(node.get("schemaname"), name, self.policy.allowed_secrets)
+        if name in self.policy.user_calling_views:
+            raise GuardError(
+                Rule.USER_DEFINED,
+                f"The view {name} calls a user-defined function the operator has not allowed; even planning "
+                "the query could run it.",
+                "Query the tables under the view, or ask the operator to allow the function "
+                "(PG_MCP_ALLOW_FUNCTIONS).",
+            )
 
     def _type_name(self, node: dict[str, Any]) -> None:
         parts = _names(node.get("names"))
