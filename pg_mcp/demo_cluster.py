@@ -79,12 +79,12 @@ def demo_database() -> Iterator[tuple[LocalPostgres, str]]:
 def _open(root: Path, bin_dir: Path) -> LocalPostgres:
     """Start the cached cluster, building it first when missing or unusable."""
     state = root / "state.json"
+    if (root / "data" / "postmaster.pid").exists():  # left running by a pg-mcp that was killed
+        LocalPostgres(bin_dir, root, 0, "", run_as_user()).stop_server()
     if state.exists():
         cluster = LocalPostgres(
             bin_dir, root, free_port(), json.loads(state.read_text())["password"], run_as_user()
         )
-        if (cluster.data_dir / "postmaster.pid").exists():  # left running by a pg-mcp that was killed
-            cluster.stop_server()
         try:
             cluster.start_server()
             return cluster
