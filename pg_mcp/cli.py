@@ -210,7 +210,8 @@ def serve(settings: Settings) -> int:
 
     settings.dsn  # noqa: B018 -- fail fast with a clear message when DATABASE_URL is missing
     log.info("pg-mcp %s serving %s over stdio", __version__, settings.safe_dsn)
-    build_server(settings).run("stdio")
+    with _stopped_by_signals():
+        build_server(settings).run("stdio")
     return 0
 
 
@@ -254,11 +255,14 @@ def demo(settings: Settings) -> int:
 
 @contextlib.contextmanager
 def _stopped_by_signals() -> Iterator[None]:
-    """SIGTERM (what hosts send when they quit) and SIGHUP end pg-mcp like Ctrl-C does, so that the
-    demo's PostgreSQL is stopped on the way out."""
+    """SIGTERM (what hosts send when they quit) and SIGHUP end pg-mcp the ordinary way: over stdio as
+    if input had ended (replies to requests in flight are written), so that the demo's PostgreSQL is
+    stopped on the way out."""
+    from pg_mcp.stdio import end_input
 
     def leave(signum: int, _frame: object) -> None:
-        raise SystemExit(128 + signum)
+        if not end_input():  # serving over pipes: end like stdin closing; otherwise leave at once
+            raise SystemExit(128 + signum)
 
     previous = {sig: signal.signal(sig, leave) for sig in (signal.SIGTERM, signal.SIGHUP)}
     try:

@@ -258,6 +258,20 @@ class _Writer:
         await self._writer.drain()
 
 
+_serving: tuple[asyncio.AbstractEventLoop, asyncio.StreamReader] | None = None
+"""The loop and stdin reader of the pipe transport while it serves."""
+
+
+def end_input() -> bool:
+    """End the input as if stdin had closed (safe from a signal handler): in-flight requests are
+    answered and the server shuts down the ordinary way. False when not serving over pipes."""
+    if _serving is None:
+        return False
+    loop, reader = _serving
+    loop.call_soon_threadsafe(reader.feed_eof)
+    return True
+
+
 def _is_pipe(fd: int) -> bool:
     """Pipes and sockets can be polled; files, /dev/null and terminals go to the SDK's transport."""
     mode = os.fstat(fd).st_mode
@@ -283,10 +297,13 @@ async def _pipes() -> AsyncIterator[tuple[_Lines, _Writer]]:
     os.dup2(devnull, 0)
     os.dup2(2, 1)
     os.close(devnull)
+    global _serving
+    _serving = (loop, reader)
     try:
         out = _Writer(writer)
         yield _Lines(reader, out), out
     finally:
+        _serving = None
         os.dup2(saved_in, 0)
         os.dup2(saved_out, 1)
         os.close(saved_in)
