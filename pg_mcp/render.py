@@ -25,6 +25,7 @@ from asyncpg import Range, Record
 
 from pg_mcp.catalog import TableDescription
 from pg_mcp.db import Column, CutValue, QueryResult, bytea_bytes_shown
+from pg_mcp.json_text import nests_deeper_than
 from pg_mcp.names import qualified, quote_ident
 
 MAX_SAFE_INTEGER = 2**53 - 1
@@ -150,7 +151,7 @@ def _parse_json(text: str, limits: Limits) -> Any:
     """Parse json/jsonb text, keeping numbers that a float would change as their exact text."""
     if len(text) > limits.max_cell_chars:
         return _shorten(text, limits)
-    if _json_depth(text) > MAX_JSON_DEPTH:  # clients cannot serialise such a value back: keep its text
+    if nests_deeper_than(text, MAX_JSON_DEPTH):  # clients cannot serialise such a value back: keep its text
         return f"{text}…[nested more than {MAX_JSON_DEPTH} levels deep: kept as JSON text]"
     try:
         return json.loads(text, parse_float=_exact_float, parse_int=_exact_int)
@@ -160,30 +161,6 @@ def _parse_json(text: str, limits: Limits) -> Any:
 
 #: json/jsonb nested deeper than this is returned as its text: JSON serialisers stop near 250 levels.
 MAX_JSON_DEPTH = 64
-
-
-def _json_depth(text: str) -> int:
-    """How deep JSON text nests (brackets inside strings skipped); cheap when brackets are few."""
-    if text.count("[") + text.count("{") <= MAX_JSON_DEPTH:
-        return 0
-    depth = deepest = 0
-    in_string = escaped = False
-    for char in text:
-        if in_string:
-            if escaped:
-                escaped = False
-            elif char == "\\":
-                escaped = True
-            elif char == '"':
-                in_string = False
-        elif char == '"':
-            in_string = True
-        elif char in "[{":
-            depth += 1
-            deepest = max(deepest, depth)
-        elif char in "]}":
-            depth -= 1
-    return deepest
 
 
 def _exact_float(text: str) -> float | str:

@@ -26,6 +26,8 @@ from typing import Any, cast
 
 from mcp.server.stdio import stdio_server
 
+from pg_mcp.json_text import nests_deeper_than
+
 log = logging.getLogger(__name__)
 
 #: The longest request line accepted: far more than any real one (the guard caps SQL at 100,000
@@ -151,7 +153,7 @@ def _invalid(line: bytes) -> dict[str, Any] | None:
         decoded = text.decode("utf-8")
     except UnicodeDecodeError:
         return _error(None, PARSE_ERROR, "Parse error: the line is not valid UTF-8.")
-    if _nesting_over(decoded, MAX_JSON_DEPTH):
+    if nests_deeper_than(decoded, MAX_JSON_DEPTH):
         return _error(None, INVALID_REQUEST, f"Invalid request: JSON nested more than {MAX_JSON_DEPTH} deep.")
     try:
         message = json.loads(decoded)
@@ -185,28 +187,20 @@ def _invalid(line: bytes) -> dict[str, Any] | None:
     return None
 
 
-def _nesting_over(text: str, limit: int) -> bool:
-    """Whether JSON text nests deeper than `limit` (strings skipped); linear, only run when brackets abound."""
-    if text.count("[") + text.count("{") <= limit:
-        return False
-    depth, in_string, escaped = 0, False, False
-    for char in text:
-        if in_string:
-            if escaped:
-                escaped = False
-            elif char == "\\":
-                escaped = True
-            elif char == '"':
-                in_string = False
-        elif char == '"':
-            in_string = True
-        elif char in "[{":
-            depth += 1
-            if depth > limit:
-                return True
-        elif char in "]}":
-            depth -= 1
-    return False
+def _response_id(text: str) -> str | int | None:
+    """The id a response answers; the SDK's compact form is matched cheaply, anything else parsed."""
+    matched = _RESPONSE_ID.match(text)
+    if matched:
+        found: str | int = json.loads(matched.group(1))
+        return found
+    try:
+        message = json.loads(text)
+    except ValueError:
+        return None
+    if isinstance(message, dict) and ("result" in message or "error" in message):
+        raw = message.get("id")
+        return raw if isinstance(raw, (str, int)) and not isinstance(raw, bool) else None
+    return None
 
 
 def _error(request_id: str | int | None, code: int, message: str) -> dict[str, Any]:
@@ -229,9 +223,8 @@ class _Writer:
         self._all_answered.clear()
 
     async def write(self, text: str) -> None:
-        answered = _RESPONSE_ID.match(text)
-        if answered:
-            request_id: str | int = json.loads(answered.group(1))
+        request_id = _response_id(text) if self._pending or self._answered_by_us else None
+        if request_id is not None:
             if request_id in self._answered_by_us:
                 return  # answered at shutdown already: a second reply would confuse the client
             self._pending.discard(request_id)

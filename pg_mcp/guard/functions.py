@@ -257,6 +257,11 @@ _DENIED_PREFIXES: tuple[tuple[str, str], ...] = (
 _NOT_LISTED = "it is not on the list of functions known to be read-only"
 
 
+def is_denied(name: str) -> bool:
+    """Whether `name` is a well-known dangerous function (refused even when reached through a view)."""
+    return name in DENIED_REASONS or any(name.startswith(prefix) for prefix, _ in _DENIED_PREFIXES)
+
+
 def denial_reason(name: str) -> str:
     """Explain why `name` is refused: a specific reason for well-known dangerous functions."""
     if name in DENIED_REASONS:

@@ -15,7 +15,7 @@ from typing import Any
 
 from pg_mcp.errors import GuardError
 from pg_mcp.guard import secrets
-from pg_mcp.guard.functions import DENIED_REASONS, denial_reason
+from pg_mcp.guard.functions import denial_reason, is_denied
 from pg_mcp.guard.policy import GuardPolicy
 from pg_mcp.guard.rules import Rule
 
@@ -118,8 +118,7 @@ def _check_call(schema: str | None, name: str, policy: GuardPolicy) -> None:
             "(through a view or in place of the built-in).",
             f"Call the built-in as pg_catalog.{name}(...), or query the underlying tables directly.",
         )
-    dangerous = name in DENIED_REASONS or denial_reason(name) != denial_reason("")
-    if dangerous and name not in policy.allowed_functions:
+    if is_denied(name) and name not in policy.allowed_functions:
         raise GuardError(
             Rule.FUNCTION_NOT_ALLOWED,
             f"The plan calls {name}(), which is refused: {denial_reason(name)}.",

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -544,17 +543,3 @@ def _node_refusal(kind: str) -> GuardError:
         f"The query uses syntax PostgreSQL reads as {kind}, which is not part of a plain read.",
         _READ_ONLY_HINT,
     )
-
-
-def nodes_of(statement: dict[str, Any]) -> Iterator[str]:
-    """Every node kind in a tree (for diagnostics and tests)."""
-    stack: list[Any] = [statement]
-    while stack:
-        value = stack.pop()
-        if isinstance(value, list):
-            stack.extend(value)
-        elif isinstance(value, dict):
-            for key, child in value.items():
-                if key[:1].isupper():
-                    yield key
-                stack.append(child)

@@ -139,7 +139,7 @@ def check(statement: str, policy: GuardPolicy, deadline: float) -> None:
 
 
 def _refuse_empty() -> NoReturn:
-    raise GuardError("empty", "The SQL is empty or only comments.", "Send a SELECT statement.")
+    raise GuardError(Rule.EMPTY, "The SQL is empty or only comments.", "Send a SELECT statement.")
 
 
 def _tokenize(text: str) -> list[Token]:
@@ -148,7 +148,7 @@ def _tokenize(text: str) -> list[Token]:
         tokens = _DIALECT.tokenize(text)
     except TokenError:
         raise GuardError(
-            "syntax",
+            Rule.SYNTAX,
             "The SQL could not be read: a string, quoted name or comment is not closed.",
             "Check the quotes and comment markers.",
         ) from None
@@ -181,7 +181,7 @@ def _check_whitespace(text: str, tokens: list[Token]) -> None:
         index = bisect.bisect_right(starts, match.start()) - 1  # tokens are in text order: one lookup
         if index < 0 or not inside[index][0] <= match.start() <= inside[index][1]:
             raise GuardError(
-                "unicode_whitespace",
+                Rule.UNICODE_WHITESPACE,
                 f"The SQL contains the whitespace character U+{ord(match.group()):04X} outside a string; "
                 "PostgreSQL would read it as part of a name.",
                 "Use ordinary spaces, tabs and newlines between words.",
@@ -203,7 +203,7 @@ def _check_operators(text: str, tokens: list[Token]) -> None:
         for operator in _split_operator_run(run):
             if operator not in BUILTIN_OPERATORS and operator != "=>":  # => names an argument
                 raise GuardError(
-                    "operator",
+                    Rule.OPERATOR,
                     f"The operator {operator} is not one of PostgreSQL's built-in operators; a user-defined "
                     "operator runs a function the guard cannot check.",
                     "Use built-in operators, or the equivalent built-in function.",
@@ -242,7 +242,7 @@ def _check_qualified_operators(tokens: list[Token]) -> None:
                 len(schema) == 1 and _token_name(schema[0]) == "pg_catalog"
             ):
                 raise GuardError(
-                    "operator",
+                    Rule.OPERATOR,
                     "OPERATOR(schema.op) names an operator outside pg_catalog, which runs a function the "
                     "guard cannot check.",
                     "Write the built-in operator plainly, e.g. a + b, or OPERATOR(pg_catalog.+).",
@@ -273,7 +273,7 @@ def _single_statement(text: str, tokens: list[Token]) -> tuple[list[Token], str]
             continue
         if any(later.token_type != TokenType.SEMICOLON for later in tokens[index + 1 :]):
             raise GuardError(
-                "multiple_statements",
+                Rule.MULTIPLE_STATEMENTS,
                 "The SQL contains more than one statement.",
                 "Send one SELECT statement per call.",
             )
@@ -291,7 +291,7 @@ def _check_nesting(tokens: list[Token]) -> None:
             depth += 1
             if depth > _MAX_NESTING:
                 raise GuardError(
-                    "too_deep",
+                    Rule.TOO_DEEP,
                     f"The SQL nests parentheses more than {_MAX_NESTING} levels deep.",
                     "Flatten the query, for example with WITH clauses.",
                 )
@@ -308,7 +308,7 @@ def _check_subscript_chains(tokens: list[Token]) -> None:
         chain = chain + 1 if previous.token_type == TokenType.R_BRACKET else 0
         if chain > _MAX_SUBSCRIPT_CHAIN:
             raise GuardError(
-                "too_complex",
+                Rule.TOO_COMPLEX,
                 f"The SQL chains more than {_MAX_SUBSCRIPT_CHAIN} array subscripts in a row.",
                 "Use fewer subscripts in one expression.",
             )
@@ -328,7 +328,7 @@ class _CallRecordingParser(PostgresParser):
         self._steps += 1
         if self._steps % _STEPS_PER_CLOCK_CHECK == 0 and time.monotonic() > self._deadline:
             raise GuardError(
-                "too_complex",
+                Rule.TOO_COMPLEX,
                 "The statement took too long to analyse, so it was refused.",
                 "Split the work into smaller, simpler queries.",
             )
@@ -352,7 +352,7 @@ def _parse(tokens: list[Token], statement: str, deadline: float) -> tuple[exp.Ex
         raise _syntax_error(error) from None
     if len(trees) != 1 or trees[0] is None:
         raise GuardError(
-            "multiple_statements",
+            Rule.MULTIPLE_STATEMENTS,
             "The SQL does not contain exactly one statement.",
             "Send one SELECT statement per call.",
         )
@@ -364,7 +364,7 @@ def _syntax_error(error: ParseError) -> GuardError:
     where = f" at line {details.get('line', '?')}, column {details.get('col', '?')}"
     description = details.get("description") or "invalid syntax"
     return GuardError(
-        "syntax",
+        Rule.SYNTAX,
         f"The SQL could not be parsed{where}: {description}.",
         "Check the syntax near that position (PostgreSQL dialect).",
     )
@@ -378,7 +378,7 @@ def _check_top_level(tree: exp.Expr, tokens: list[Token]) -> None:
     if isinstance(node, (exp.Select, exp.SetOperation, exp.Values)):
         return
     raise GuardError(
-        "not_read_only",
+        Rule.NOT_READ_ONLY,
         f"{_statement_kind(tree, tokens)} statements are not allowed: this server is read-only.",
         _READ_ONLY_HINT,
     )
@@ -397,19 +397,19 @@ def _check_tree(tree: exp.Expr) -> None:
     for node in tree.walk():
         if isinstance(node, _STATEMENT_NODES):
             raise GuardError(
-                "write_in_query",
+                Rule.WRITE_IN_QUERY,
                 f"The query contains a {node.key.upper()} statement: this server is read-only.",
                 "Remove the data-modifying part (for example a WITH ... DELETE); only reads are accepted.",
             )
         if isinstance(node, exp.Into):
             raise GuardError(
-                "select_into",
+                Rule.SELECT_INTO,
                 "SELECT ... INTO creates a table: this server is read-only.",
                 "Drop the INTO clause to get the rows back instead.",
             )
         if isinstance(node, exp.Lock):
             raise GuardError(
-                "row_lock",
+                Rule.ROW_LOCK,
                 "FOR UPDATE / FOR SHARE locks rows: this server is read-only.",
                 "Drop the locking clause.",
             )
@@ -503,7 +503,7 @@ def _check_keyword_calls(tree: exp.Expr, policy: GuardPolicy) -> None:
         if isinstance(node, exp.Select) and not node.args.get("from_"):
             if node.args.get("sample") or node.args.get("laterals") or node.args.get("joins"):
                 raise GuardError(
-                    "function_not_allowed",
+                    Rule.FUNCTION_NOT_ALLOWED,
                     "The query calls a function named like a keyword (TABLESAMPLE, LATERAL, JOIN ...), "
                     "which cannot be checked.",
                     _FUNCTION_HINT,
@@ -512,7 +512,7 @@ def _check_keyword_calls(tree: exp.Expr, policy: GuardPolicy) -> None:
             method = node.args.get("method")
             if method is not None and str(method.name).upper() not in _SAMPLE_METHODS:
                 raise GuardError(
-                    "function_not_allowed",
+                    Rule.FUNCTION_NOT_ALLOWED,
                     f"The TABLESAMPLE method {method.name} is not allowed.",
                     "Use TABLESAMPLE SYSTEM (pct) or BERNOULLI (pct).",
                 )
@@ -527,7 +527,7 @@ def _check_field_selections(tree: exp.Expr, policy: GuardPolicy) -> None:
             if _is_allowed(name, policy) or (known is not None and name not in known):
                 continue
             raise GuardError(
-                "function_not_allowed",
+                Rule.FUNCTION_NOT_ALLOWED,
                 f"The field selection (...).{name} can call the function {name}(), which is not allowed"
                 if known is not None
                 else f"The field selection (...).{name} cannot be checked: PostgreSQL may read it as a call of {name}().",
@@ -537,7 +537,7 @@ def _check_field_selections(tree: exp.Expr, policy: GuardPolicy) -> None:
             name = _identifier_name(node.this) or ""
             if name in policy.row_functions and not _is_allowed(name, policy):
                 raise GuardError(
-                    "function_not_allowed",
+                    Rule.FUNCTION_NOT_ALLOWED,
                     f"{node.sql(dialect='postgres')} can call the function {name}() on the whole row, "
                     "and that function is not allowed.",
                     "If it is a column, select it through a subquery that names it without a table prefix.",
@@ -557,7 +557,7 @@ def _check_function(name: str, schema: str | None, policy: GuardPolicy) -> None:
 
 def _function_refusal(name: str, reason: str) -> GuardError:
     return GuardError(
-        "function_not_allowed",
+        Rule.FUNCTION_NOT_ALLOWED,
         f"The function {name}() is not allowed: {reason}.",
         _FUNCTION_HINT,
     )
