@@ -17,11 +17,14 @@ import signal
 import sys
 from collections.abc import Iterator, Sequence
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pg_mcp import __version__
 from pg_mcp.config import ENV_NAMES, Settings, load_settings
 from pg_mcp.errors import ConfigError, PgMcpError
+
+if TYPE_CHECKING:
+    from pg_mcp.db import Database
 
 log = logging.getLogger("pg_mcp")
 
@@ -160,10 +163,11 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     return _parser().parse_args(args)
 
 
-def _settings(args: argparse.Namespace, **extra: Any) -> Settings:
+def settings_from(args: argparse.Namespace, *, dotenv: bool = True) -> Settings:
+    """The settings a command runs with: its flags over the environment (and `.env`) over defaults."""
     overrides = {key: getattr(args, key, None) for key in ENV_NAMES}
-    overrides.update(extra)
-    return load_settings(overrides)
+    overrides["database_url"] = None if args.command == "demo" else args.database_url
+    return load_settings(overrides, dotenv=dotenv)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -173,7 +177,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command in ("call", "check") and args.log_level is None and "PG_MCP_LOG_LEVEL" not in os.environ:
         args.log_level = "WARNING"  # the output is the point; keep stderr for problems
     try:
-        settings = _settings(args, database_url=None if args.command == "demo" else args.database_url)
+        settings = settings_from(args)
     except ConfigError as exc:
         print(f"pg-mcp: {exc}", file=sys.stderr)
         return EXIT_CONFIG
@@ -189,6 +193,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"pg-mcp: {exc}", file=sys.stderr)
         return EXIT_CONFIG
+    except PgMcpError as exc:
+        print(f"pg-mcp: {exc}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         return 130
 
@@ -205,13 +212,13 @@ def role_sql() -> int:
     return 0
 
 
-def serve(settings: Settings) -> int:
+def serve(settings: Settings, database: Database | None = None) -> int:
     from pg_mcp.server import build_server
 
     settings.dsn  # noqa: B018 -- fail fast with a clear message when DATABASE_URL is missing
     log.info("pg-mcp %s serving %s over stdio", __version__, settings.safe_dsn)
     with _stopped_by_signals():
-        build_server(settings).run("stdio")
+        build_server(settings, database).run("stdio")
     return 0
 
 
@@ -234,23 +241,25 @@ async def check(settings: Settings) -> int:
 
 
 def demo(settings: Settings) -> int:
+    from pg_mcp.db import Database
     from pg_mcp.demo_cluster import demo_database
 
-    print("Starting the demo PostgreSQL...", file=sys.stderr, flush=True)
-    with _stopped_by_signals(), demo_database() as (cluster, url):
+    with _stopped_by_signals(), demo_database() as demo:
+        cluster = demo.cluster
         passfile = cluster.root / "pgpass"
         passfile.write_text(f"127.0.0.1:{cluster.port}:*:*:{cluster.password}\n")
         passfile.chmod(0o600)
         entry = {"mcpServers": {"postgres-demo": {"command": "pg-mcp", "args": ["demo"]}}}
         print(
-            f"Demo database running at 127.0.0.1:{cluster.port} (data in {cluster.root}; the server stops "
+            f"Demo database at 127.0.0.1:{cluster.port} (data in {cluster.root}; the server stops "
             "when pg-mcp does).\n"
             f"Connect with psql: PGPASSFILE={passfile} psql -h 127.0.0.1 -p {cluster.port} -U mcp_reader demo\n"
             f"Claude Desktop entry (claude_desktop_config.json):\n{json.dumps(entry, indent=2)}\n"
             "Serving MCP over stdio; press Ctrl-C to stop.",
             file=sys.stderr,
         )
-        return serve(settings.model_copy(update={"database_url": _secret(url)}))
+        settings = settings.model_copy(update={"database_url": _secret(demo.url)})
+        return serve(settings, Database(settings, ready=demo.wait_ready))
 
 
 @contextlib.contextmanager
@@ -277,10 +286,10 @@ def call(settings: Settings, args: argparse.Namespace) -> int:
     if args.demo:
         from pg_mcp.demo_cluster import demo_database
 
-        with _stopped_by_signals(), demo_database() as (_, url):
-            return asyncio.run(
-                _call(settings.model_copy(update={"database_url": _secret(url)}), args, arguments)
-            )
+        with _stopped_by_signals(), demo_database() as demo:
+            asyncio.run(demo.wait_ready(timeout=600))
+            settings = settings.model_copy(update={"database_url": _secret(demo.url)})
+            return asyncio.run(_call(settings, args, arguments))
     settings.dsn  # noqa: B018 -- fail fast with a clear message when DATABASE_URL is missing
     return asyncio.run(_call(settings, args, arguments))
 

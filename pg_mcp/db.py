@@ -22,7 +22,7 @@ import re
 import socket
 import ssl
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -127,8 +127,11 @@ class _Fetched:
 class Database:
     """A lazily created pool: the server starts while the database is down and recovers when it returns."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, ready: Callable[[float], Awaitable[None]] | None = None) -> None:
         self.settings = settings
+        #: For a database that comes up after the server (the demo's first run): waits up to the given
+        #: seconds for it, else raises DatabaseUnavailableError saying why.
+        self._ready = ready
         self._pool: asyncpg.Pool | None = None
         self._lock = asyncio.Lock()
         #: Whether the role may `SET temp_file_limit` (superuser-only unless granted), found per connection.
@@ -348,6 +351,8 @@ class Database:
     async def _get_pool(self) -> asyncpg.Pool:
         if self._pool is not None:
             return self._pool
+        if self._ready is not None:
+            await self._ready(self.settings.connect_timeout)
         async with self._lock:
             if self._pool is None:
                 self._pool = await self._create_pool()

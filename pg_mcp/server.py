@@ -252,22 +252,27 @@ def build_server(settings: Settings, db: Database | None = None) -> PgMcpServer:
     database = db or Database(settings)
     explorer = Explorer(settings, database)
 
-    @asynccontextmanager
-    async def lifespan(_: MCPServer[None]) -> AsyncIterator[None]:
-        checks: asyncio.Task[None] | None = None
+    async def warm_up() -> None:
+        """Open the pool and report role risks beside serving, so `initialize` never waits on the network."""
         try:
             await database.connect()
-            log.info("connected to %s", settings.safe_dsn)
-            checks = asyncio.create_task(log_role_risks(database, explorer.catalog))
         except PgMcpError as exc:
             log.error("database not reachable yet: %s", exc)
+            return
         except Exception as exc:  # serve anyway: each call reports what is wrong and retries
             log.error("database not reachable yet (%s)", type(exc).__name__)
+            return
+        log.info("connected to %s", settings.safe_dsn)
+        await log_role_risks(database, explorer.catalog)
+
+    @asynccontextmanager
+    async def lifespan(_: MCPServer[None]) -> AsyncIterator[None]:
+        warming = asyncio.create_task(warm_up())
         try:
             yield None
         finally:
-            if checks is not None:
-                checks.cancel()
+            warming.cancel()
+            await asyncio.wait([warming], timeout=1)
             await database.close()
 
     app = PgMcpServer(

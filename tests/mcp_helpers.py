@@ -1,8 +1,9 @@
-"""Helpers for driving `pg-mcp` the way clients do: the official MCP client over stdio."""
+"""Helpers for driving `pg-mcp` the way clients do: the official MCP client, in process or over stdio."""
 
 from __future__ import annotations
 
 import os
+import subprocess
 import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -27,12 +28,31 @@ def server_env(**extra: str) -> dict[str, str]:
 
 
 @asynccontextmanager
-async def mcp_client(url: str, *args: str, **env: str) -> AsyncIterator[Client]:
-    """The official MCP client talking to `python -m pg_mcp URL` over stdio."""
+async def stdio_client(url: str, *args: str, **env: str) -> AsyncIterator[Client]:
+    """The official MCP client talking to `python -m pg_mcp URL ARGS` over stdio, as hosts run it."""
     params = StdioServerParameters(
         command=sys.executable, args=["-m", "pg_mcp", url, *args], env=server_env(**env), cwd=str(ROOT)
     )
     async with Client(params, read_timeout_seconds=60) as client:
+        yield client
+
+
+@asynccontextmanager
+async def mcp_client(url: str, *args: str, **env: str) -> AsyncIterator[Client]:
+    """The official MCP client, in process, on the same server `pg-mcp URL ARGS` would build with the
+    environment ENV: the settings are read by the command line's own code, the transport is in memory."""
+    from pg_mcp.cli import parse_args, settings_from
+    from pg_mcp.server import build_server
+
+    saved = dict(os.environ)
+    try:
+        os.environ.clear()
+        os.environ.update(server_env(**env))
+        settings = settings_from(parse_args(["serve", url, *args]), dotenv=False)
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+    async with Client(build_server(settings), read_timeout_seconds=60) as client:
         yield client
 
 
@@ -45,3 +65,11 @@ def password_of(url: str) -> str:
 
 def text_of(result: Any) -> str:
     return "\n".join(getattr(block, "text", "") for block in result.content)
+
+
+def run_cli(*args: str, timeout: float = 120, **env: str) -> subprocess.CompletedProcess[str]:
+    """`pg-mcp ARGS` as a subprocess with stdin closed, its output captured."""
+    return subprocess.run(
+        [sys.executable, "-m", "pg_mcp", *args],
+        capture_output=True, text=True, timeout=timeout, env=server_env(**env), cwd=ROOT, stdin=subprocess.DEVNULL,
+    )  # fmt: skip

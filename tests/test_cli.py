@@ -6,8 +6,6 @@ import asyncio
 import json
 import os
 import re
-import shutil
-import signal
 import socket
 import subprocess
 import sys
@@ -19,16 +17,10 @@ import pytest
 from conftest import DemoDatabase
 from mcp import Client, StdioServerParameters
 from mcp_helpers import ROOT, password_of, server_env, text_of
+from mcp_helpers import run_cli as run
 
 from pg_mcp.errors import ConfigError
 from pg_mcp.local_pg import find_pg_bin
-
-
-def run(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "pg_mcp", *args],
-        capture_output=True, text=True, timeout=timeout, env=server_env(), cwd=ROOT, stdin=subprocess.DEVNULL,
-    )  # fmt: skip
 
 
 def _with(
@@ -235,116 +227,6 @@ async def test_database_restart_between_calls_recovers(tmp_path: object) -> None
     assert not before.is_error
     assert down.is_error and "Connection refused" in text_of(down), text_of(down)
     assert not after.is_error and after.structured_content["rows"] == [[3]], text_of(after)
-
-
-async def test_demo_serves_the_demo_database_over_stdio() -> None:
-    try:
-        find_pg_bin()
-    except Exception as exc:
-        pytest.skip(f"pg-mcp demo needs PostgreSQL binaries: {exc}")
-    params = StdioServerParameters(
-        command=sys.executable, args=["-m", "pg_mcp", "demo"], env=server_env(), cwd=str(ROOT)
-    )
-    async with Client(params, read_timeout_seconds=120) as client:
-        tables = await client.call_tool("list_tables", {"schema": "sales"})
-        count = await client.call_tool("query", {"sql": "SELECT count(*) AS n FROM sales.order_items"})
-    assert "sales.orders" in text_of(tables)
-    assert count.structured_content["rows"] == [[1_000_000]]
-
-
-def test_demo_says_where_it_runs_and_prints_a_claude_desktop_entry() -> None:
-    try:
-        find_pg_bin()
-    except Exception as exc:
-        pytest.skip(f"pg-mcp demo needs PostgreSQL binaries: {exc}")
-    result = run("demo")  # stdin is /dev/null: it serves until end of input, then cleans up
-    assert result.returncode == 0, result.stderr
-    assert result.stdout == "", "stdout carries only protocol messages"
-    err = result.stderr
-    assert re.search(r"Demo database running at 127\.0\.0\.1:\d+ \(data in .+; the server stops when", err), (
-        err
-    )
-    assert "PGPASSFILE=" in err and "psql -h 127.0.0.1" in err
-    entry = json.loads(err[err.index("{") : err.index("\n}\n") + 2])
-    assert entry["mcpServers"]["postgres-demo"] == {"command": "pg-mcp", "args": ["demo"]}
-    assert "ERROR" not in err and "Traceback" not in err
-    data_dir = re.search(r"data in (\S+);", err)
-    assert data_dir and not (Path(data_dir.group(1)) / "data" / "postmaster.pid").exists(), (
-        "its server stopped"
-    )
-
-
-def _demo_postmaster_pid() -> Path:
-    from pg_mcp.demo_cluster import cache_root
-
-    return cache_root(find_pg_bin()) / "data" / "postmaster.pid"
-
-
-@pytest.mark.parametrize("how", ["SIGTERM", "SIGHUP", "end of input"])
-def test_the_demo_server_stops_however_pg_mcp_is_told_to_end(how: str) -> None:
-    try:
-        find_pg_bin()
-    except Exception as exc:
-        pytest.skip(f"pg-mcp demo needs PostgreSQL binaries: {exc}")
-    initialize = {"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": {
-        "protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "t", "version": "0"}}}  # fmt: skip
-    with subprocess.Popen(
-        [sys.executable, "-m", "pg_mcp", "demo"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL, text=True, env=server_env(), cwd=ROOT,
-    ) as proc:  # fmt: skip
-        assert proc.stdin and proc.stdout
-        proc.stdin.write(json.dumps(initialize) + "\n")
-        proc.stdin.flush()
-        assert json.loads(proc.stdout.readline())["id"] == 0
-        assert _demo_postmaster_pid().exists(), "the demo's server runs while pg-mcp serves"
-        if how == "end of input":
-            proc.stdin.close()
-        else:
-            proc.send_signal(getattr(signal, how))
-        proc.wait(timeout=30)
-    assert not _demo_postmaster_pid().exists(), f"the demo's server stopped after {how}"
-
-
-def test_a_demo_server_left_by_a_killed_pg_mcp_is_taken_over_and_stopped() -> None:
-    try:
-        find_pg_bin()
-    except Exception as exc:
-        pytest.skip(f"pg-mcp demo needs PostgreSQL binaries: {exc}")
-    with subprocess.Popen(
-        [sys.executable, "-m", "pg_mcp", "call", "--demo", "query", "sql=SELECT 1 AS one"],
-        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL, env=server_env(), cwd=ROOT,
-    ) as proc:  # fmt: skip
-        for _ in range(600):  # kill it while its server runs
-            if _demo_postmaster_pid().exists():
-                break
-            time.sleep(0.05)
-        proc.kill()
-    assert _demo_postmaster_pid().exists(), "SIGKILL leaves the server running"
-    again = run("call", "--demo", "query", "sql=SELECT 2 AS two")
-    assert again.returncode == 0 and "2" in again.stdout, again.stderr
-    assert not _demo_postmaster_pid().exists(), "the next run took the cluster over and stopped it"
-
-
-def test_throwaway_clusters_of_dead_processes_are_removed() -> None:
-    import tempfile
-
-    from pg_mcp.local_pg import OWNER_FILE, remove_abandoned_clusters
-
-    try:
-        bin_dir = find_pg_bin()
-    except Exception as exc:
-        pytest.skip(f"needs PostgreSQL binaries: {exc}")
-    dead = subprocess.Popen([sys.executable, "-c", "pass"])
-    dead.wait()
-    left = Path(tempfile.mkdtemp(prefix="pg-mcp-"))
-    (left / OWNER_FILE).write_text(str(dead.pid))
-    mine = Path(tempfile.mkdtemp(prefix="pg-mcp-"))
-    (mine / OWNER_FILE).write_text(str(os.getpid()))
-    try:
-        assert left in remove_abandoned_clusters(bin_dir)
-        assert not left.exists() and mine.exists(), "only a dead process's cluster is removed"
-    finally:
-        shutil.rmtree(mine, ignore_errors=True)
 
 
 def test_serve_warns_at_start_when_the_role_is_over_privileged(pg: DemoDatabase) -> None:

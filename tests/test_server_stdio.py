@@ -1,4 +1,6 @@
-"""End to end: `pg-mcp` as a subprocess, driven by the official MCP client over stdio, on the demo database."""
+"""The tools end to end on the demo database, driven by the official MCP client: in process through
+the same server object, and over stdio for what only a subprocess shows (start-up, audit log, runaway
+queries, disconnects, oversized lines)."""
 
 from __future__ import annotations
 
@@ -15,7 +17,7 @@ import asyncpg
 import pytest
 from conftest import DemoDatabase
 from mcp import Client, StdioServerParameters
-from mcp_helpers import ROOT, mcp_client, password_of, server_env, text_of
+from mcp_helpers import ROOT, mcp_client, password_of, server_env, stdio_client, text_of
 from mcp_types import ReadResourceResult, TextResourceContents
 
 pytestmark = pytest.mark.asyncio
@@ -36,7 +38,7 @@ async def _fetchval(url: str, sql: str) -> Any:
 
 
 async def test_initialize_and_list_tools(pg: DemoDatabase) -> None:
-    async with mcp_client(pg.url) as client:
+    async with stdio_client(pg.url) as client:
         assert client.server_info is not None and client.server_info.name == "pg-mcp"
         tools = {tool.name: tool for tool in (await client.list_tools()).tools}
     assert set(tools) == {
@@ -325,7 +327,7 @@ async def test_client_disconnect_mid_query_stops_the_statement(pg: DemoDatabase)
 async def test_audit_file_records_every_statement(pg: DemoDatabase, tmp_path: Path) -> None:
     audit = tmp_path / "audit.jsonl"
     long_sql = "SELECT " + " + ".join(["1"] * 2000) + " AS total"
-    async with mcp_client(pg.url, "--audit-file", str(audit)) as client:
+    async with stdio_client(pg.url, "--audit-file", str(audit)) as client:
         await client.call_tool("query", {"sql": "SELECT 1 AS one"})
         await client.call_tool("query", {"sql": "DELETE FROM sales.products"})
         await client.call_tool("describe_table", {"table": "sales.orders"})
@@ -356,7 +358,7 @@ async def test_runaway_queries_end_clearly_while_other_calls_are_served(pg: Demo
     big = "CREATE TABLE public.big_cell AS SELECT repeat('x', 20000000) AS big"
     await pg.admin_execute(f"{big}; GRANT SELECT ON public.big_cell TO {urlsplit(pg.url).username}")
     budget_off = ("--max-cost", "0", "--max-plan-rows", "0")  # here the timeout is what is tested
-    async with mcp_client(pg.url, "--statement-timeout", "3", *budget_off) as client:
+    async with stdio_client(pg.url, "--statement-timeout", "3", *budget_off) as client:
 
         async def run(name: str, sql: str) -> None:
             results[name] = await client.call_tool("query", {"sql": sql})
