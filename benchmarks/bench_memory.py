@@ -22,7 +22,8 @@ from pg_mcp.config import load_settings
 from pg_mcp.db import Database
 from pg_mcp.guard import CheckedQuery
 from pg_mcp.local_pg import start_local_postgres
-from pg_mcp.render import Limits, render_result
+from pg_mcp.render.results import render_result
+from pg_mcp.render.values import Limits
 
 EMOJI = ", ".join(f"repeat(chr(128512), 1000) AS c{i}" for i in range(550))
 CASES = {

@@ -267,7 +267,7 @@ def _stopped_by_signals() -> Iterator[None]:
     """SIGTERM (what hosts send when they quit) and SIGHUP end pg-mcp the ordinary way: over stdio as
     if input had ended (replies to requests in flight are written), so that the demo's PostgreSQL is
     stopped on the way out."""
-    from pg_mcp.stdio import end_input
+    from pg_mcp.server.stdio import end_input
 
     def leave(signum: int, _frame: object) -> None:
         if not end_input():  # serving over pipes: end like stdin closing; otherwise leave at once

@@ -1,48 +1,36 @@
-"""Settings from the environment, a `.env` file and the command line, validated once at start.
+"""Settings from a TOML config file, the environment, a `.env` file and the command line, validated once.
 
-Precedence, highest first: command-line flags, environment variables, `.env` in the working
-directory, defaults. Every setting is an environment variable `PG_MCP_<NAME>` except the
-connection string, which is the conventional `DATABASE_URL`.
+One server can serve several databases. Without a config file there is one, from `DATABASE_URL`, and
+precedence is, highest first: command-line flags, environment variables, `.env` in the working
+directory, defaults. Every setting is an environment variable `PG_MCP_<NAME>` except the connection
+string, which is the conventional `DATABASE_URL`.
+
+With a config file (`PG_MCP_CONFIG`, or `config_file=`), each `[databases.NAME]` table is one database
+and `[server]` holds defaults for all of them. Precedence, lowest first: defaults, `[server]`,
+environment variables, command-line flags, the database's own table (the most specific wins).
 """
 
 from __future__ import annotations
 
+import difflib
+import os
+import re
+import tomllib
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Annotated, Any, Literal
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 from dotenv import load_dotenv
 from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator, model_validator
-from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from pydantic_settings import BaseSettings, EnvSettingsSource, NoDecode, SettingsConfigDict
 
 from pg_mcp.access import AccessPolicy
 from pg_mcp.errors import ConfigError
 from pg_mcp.guard.secrets import SECRET_NAMES
 
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR"]
-
-#: Environment variable for each field, used in error messages and the README.
-ENV_NAMES: dict[str, str] = {
-    "database_url": "DATABASE_URL",
-    "max_rows": "PG_MCP_MAX_ROWS",
-    "max_rows_limit": "PG_MCP_MAX_ROWS_LIMIT",
-    "statement_timeout": "PG_MCP_STATEMENT_TIMEOUT",
-    "lock_timeout": "PG_MCP_LOCK_TIMEOUT",
-    "connect_timeout": "PG_MCP_CONNECT_TIMEOUT",
-    "pool_min": "PG_MCP_POOL_MIN",
-    "pool_max": "PG_MCP_POOL_MAX",
-    "schemas": "PG_MCP_SCHEMAS",
-    "tables": "PG_MCP_TABLES",
-    "hidden_columns": "PG_MCP_HIDDEN_COLUMNS",
-    "allow_functions": "PG_MCP_ALLOW_FUNCTIONS",
-    "max_cell_chars": "PG_MCP_MAX_CELL_CHARS",
-    "max_result_bytes": "PG_MCP_MAX_RESULT_BYTES",
-    "max_cost": "PG_MCP_MAX_COST",
-    "max_plan_rows": "PG_MCP_MAX_PLAN_ROWS",
-    "temp_file_limit": "PG_MCP_TEMP_FILE_LIMIT",
-    "allow_secrets": "PG_MCP_ALLOW_SECRETS",
-    "log_level": "PG_MCP_LOG_LEVEL",
-    "audit_file": "PG_MCP_AUDIT_FILE",
-}
 
 
 class Settings(BaseSettings):
@@ -94,6 +82,12 @@ class Settings(BaseSettings):
                 f"unknown secret group {', '.join(unknown)}; known: {', '.join(sorted(SECRET_NAMES))}"
             )
         return value
+
+    @field_validator("temp_file_limit", mode="before")
+    @classmethod
+    def _size_as_text(cls, value: Any) -> Any:
+        """A config file may write `temp_file_limit = -1` or `= 1024` (kB) as a TOML integer."""
+        return str(value) if isinstance(value, int) and not isinstance(value, bool) else value
 
     @field_validator("log_level", mode="before")
     @classmethod
@@ -158,7 +152,8 @@ class Settings(BaseSettings):
             raise ConfigError(
                 "DATABASE_URL is not set.",
                 "Pass it as the first argument (pg-mcp postgresql://user@host/db), set the DATABASE_URL "
-                "environment variable, or put it in a .env file in the working directory.",
+                "environment variable, put it in a .env file in the working directory, or list databases "
+                "as [databases.NAME] tables in a TOML config file named by PG_MCP_CONFIG.",
             )
         return self.database_url.get_secret_value()
 
@@ -185,6 +180,75 @@ def redact_dsn(dsn: str) -> str:
     return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
 
 
+def _env_name(field: str) -> str:
+    """A field's environment variable: its first declared alias (DATABASE_URL), else PG_MCP_<NAME>."""
+    alias = Settings.model_fields[field].validation_alias
+    if isinstance(alias, AliasChoices) and isinstance(alias.choices[0], str):
+        return alias.choices[0]
+    if isinstance(alias, str):
+        return alias
+    return f"{Settings.model_config.get('env_prefix', '')}{field}".upper()
+
+
+#: Environment variable for each field, used in error messages, the flags' help and the README. Derived
+#: from Settings so that a setting is declared once; a test checks each is documented.
+ENV_NAMES: dict[str, str] = {field: _env_name(field) for field in Settings.model_fields}
+
+#: The environment variable that names the TOML config file (when no path is passed explicitly).
+CONFIG_ENV = "PG_MCP_CONFIG"
+
+#: Settings of the server as a whole (one log, one audit trail): only `[server]` may set them.
+SERVER_WIDE: frozenset[str] = frozenset({"log_level", "audit_file"})
+
+#: Database names: short lowercase identifiers, safe to use as tool arguments and in logs.
+DATABASE_NAME = re.compile(r"[a-z][a-z0-9_]{0,62}")
+_NAME_RULE = (
+    "a name is a lowercase letter followed by at most 62 lowercase letters, digits or underscores "
+    "(^[a-z][a-z0-9_]{0,62}$)"
+)
+
+# Every spelling under which a field can reach the model (aliases of database_url), lowercased.
+_FIELD_BY_KEY: dict[str, str] = {field: field for field in Settings.model_fields} | {
+    choice.lower(): field
+    for field, info in Settings.model_fields.items()
+    if isinstance(info.validation_alias, AliasChoices)
+    for choice in info.validation_alias.choices
+    if isinstance(choice, str)
+}
+_SETTING_KEYS = tuple(field for field in Settings.model_fields if field != "database_url")
+_DATABASE_KEYS = (*(key for key in _SETTING_KEYS if key not in SERVER_WIDE), "url", "url_env")
+_SERVER_SPECIAL = dict.fromkeys(
+    ("database_url", "url", "url_env"),
+    "belongs in a [databases.NAME] table: each database has its own url or url_env "
+    "(or leave [databases] out and use DATABASE_URL)",
+)
+_ENV_VAR = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+@dataclass(frozen=True)
+class ServerConfig:
+    """Every database one server serves, by name, plus what belongs to the server as a whole.
+
+    `databases` keeps the config file's order; the first is the default, used when a caller names none.
+    `log_level` and `audit_file` are server-wide (one process, one log); each database's Settings carries
+    the same values. `source` says where the configuration came from, for messages.
+    """
+
+    databases: dict[str, Settings]
+    log_level: LogLevel
+    audit_file: str | None
+    source: str
+
+    def __post_init__(self) -> None:
+        if not self.databases:
+            raise ConfigError("A server configuration needs at least one database.")
+
+    @property
+    def default(self) -> str:
+        """The name of the database used when a caller does not name one: the first configured."""
+        return next(iter(self.databases))
+
+
 def load_settings(overrides: dict[str, Any] | None = None, *, dotenv: bool = True) -> Settings:
     """Build Settings from the environment (and `.env`) plus explicit overrides, or raise ConfigError."""
     if dotenv:
@@ -196,21 +260,257 @@ def load_settings(overrides: dict[str, Any] | None = None, *, dotenv: bool = Tru
         raise ConfigError(_describe(exc)) from None
 
 
+def load_config(
+    overrides: dict[str, Any] | None = None, config_file: str | None = None, *, dotenv: bool = True
+) -> ServerConfig:
+    """Every database to serve, from a TOML config file if one is named, else the single DATABASE_URL.
+
+    `config_file` falls back to the PG_MCP_CONFIG environment variable (which `.env` may set). Without
+    a file this is exactly `load_settings`, as one database named after the database in its URL. With
+    one, precedence is, lowest first: defaults, `[server]`, environment variables, `overrides` (the
+    command line), the database's own `[databases.NAME]` table. When the file lists databases,
+    DATABASE_URL is not used; when it has no `[databases]`, DATABASE_URL (or the overrides) gives the
+    one database and `[server]` only defaults. Raises ConfigError with one line per problem, never
+    quoting a URL or a password.
+    """
+    if dotenv:
+        load_dotenv(".env", override=False)
+    from_env = not config_file
+    path = (config_file or os.environ.get(CONFIG_ENV, "")).strip()
+    if not path:
+        return _single(load_settings(overrides, dotenv=False), "DATABASE_URL")
+    return _from_document(_read_toml(path, from_env), path, overrides)
+
+
+def _single(settings: Settings, source: str) -> ServerConfig:
+    """One database, named after the database in its URL so that messages and tools say something useful."""
+    url = settings.database_url.get_secret_value() if settings.database_url else None
+    return ServerConfig({_name_from_url(url): settings}, settings.log_level, settings.audit_file, source)
+
+
+def _name_from_url(url: str | None) -> str:
+    """The URL's database name when it is a valid database name (lowercased), else "default"."""
+    try:
+        name = unquote(urlsplit(url or "").path.lstrip("/")).lower()
+    except ValueError:
+        return "default"
+    return name if DATABASE_NAME.fullmatch(name) else "default"
+
+
+def _read_toml(path: str, from_env: bool) -> dict[str, Any]:
+    """The parsed file, or a ConfigError naming it (and the line, for a syntax error)."""
+    where = f"config file {path}" + (f" (named by {CONFIG_ENV})" if from_env else "")
+    try:
+        with Path(path).expanduser().open("rb") as handle:
+            return tomllib.load(handle)
+    except FileNotFoundError:
+        unset = f", or unset {CONFIG_ENV}" if from_env else ""
+        raise ConfigError(f"The {where} does not exist.", f"Give the path of a TOML file{unset}.") from None
+    except OSError as exc:
+        raise ConfigError(f"Cannot read the {where}: {exc.strerror}.") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"The {where} is not UTF-8 text.") from None
+    except tomllib.TOMLDecodeError as exc:  # the message ends "(at line N, column M)"
+        raise ConfigError(f"{path}: invalid TOML: {exc}") from None
+
+
+def _from_document(document: dict[str, Any], path: str, overrides: dict[str, Any] | None) -> ServerConfig:
+    """Check the file's tables and keys, then build and validate each database's settings."""
+    problems: list[str] = []  # file problems carry the path; every one is reported at once
+
+    def file_problem(text: str) -> None:
+        problems.append(f"{path}: {text}")
+
+    for key, value in document.items():
+        if key in ("server", "databases"):
+            if not isinstance(value, dict):
+                file_problem(f"{key} must be a table ([{'server' if key == 'server' else 'databases.NAME'}])")
+        elif key in _SETTING_KEYS or key in ("url", "url_env"):
+            file_problem(f"{key} is outside any table: put it in [server] or a [databases.NAME] table")
+        else:
+            file_problem(f"unknown top-level key {_shown(key)}{_guess(key, ('server', 'databases'))}")
+    server = document.get("server", {})
+    databases = document.get("databases")
+    server_values = _known_keys("[server]", server if isinstance(server, dict) else {}, _SETTING_KEYS,
+                                _SERVER_SPECIAL, file_problem)  # fmt: skip
+    given = {key: value for key, value in (overrides or {}).items() if value is not None}
+    environment = _environment()
+
+    if not isinstance(databases, dict):  # no [databases]: one database, from DATABASE_URL or the flags
+        layers = [("server", server_values), ("env", environment), ("override", given)]
+        settings = _build(layers, None, "", path, problems)
+        if problems or settings is None:
+            raise ConfigError("\n".join(dict.fromkeys(problems)))
+        return _single(settings, path)
+
+    if not databases and not problems:
+        raise ConfigError(
+            f"{path}: [databases] lists no databases, and DATABASE_URL is not used when it is present.",
+            "Add a [databases.NAME] table with url or url_env for each database, or remove [databases] "
+            "to serve DATABASE_URL.",
+        )
+    if "database_url" in given:
+        problems.append(
+            f"A database URL was given on the command line, but the config file {path} lists its "
+            "databases in [databases]: give one or the other."
+        )
+    environment.pop("database_url", None)  # DATABASE_URL is not used when the file lists databases
+    built: dict[str, Settings] = {}
+    for name, table in databases.items():
+        where = f"[databases.{_shown(name, quoted=False)}]"
+        if not DATABASE_NAME.fullmatch(name):
+            file_problem(f"{where} invalid database name: {_NAME_RULE}")
+            continue
+        if not isinstance(table, dict):
+            file_problem(f"{where} must be a table with url or url_env, not a single value")
+            continue
+        special = dict.fromkeys(SERVER_WIDE, "is server-wide: set it in [server], not per database")
+        values = _known_keys(where, table, _DATABASE_KEYS, special, file_problem)
+        url = _database_url(where, values.pop("url", None), values.pop("url_env", None), table, file_problem)
+        if url is None:
+            continue
+        values["database_url"] = url[0]
+        layers = [("server", server_values), ("env", environment), ("override", given), ("database", values)]
+        settings = _build(layers, (name, url[1]), f" for [databases.{name}]", path, problems)
+        if settings is not None:
+            built[name] = settings
+    if problems or not built:
+        raise ConfigError("\n".join(dict.fromkeys(problems)))
+    first = next(iter(built.values()))
+    return ServerConfig(built, first.log_level, first.audit_file, path)
+
+
+def _shown(text: str, *, quoted: bool = True) -> str:
+    """A key or table name for a message, unless it looks like it could hold a URL or password."""
+    if not re.fullmatch(r"[\w\-. ]{1,64}", text):
+        return "<a name not shown>"
+    return repr(text) if quoted else text
+
+
+def _guess(key: str, known: Iterable[str]) -> str:
+    """' (did you mean X?)' for the closest known key, or ''."""
+    close = difflib.get_close_matches(key.lower().replace("-", "_"), list(known), n=1, cutoff=0.6)
+    return f" (did you mean {close[0]}?)" if close else ""
+
+
+def _known_keys(
+    where: str,
+    table: dict[str, Any],
+    known: Iterable[str],
+    special: Mapping[str, str],
+    problem: Callable[[str], None],
+) -> dict[str, Any]:
+    """The table's known keys and values; each other key is reported (with a suggestion) and dropped."""
+    known = tuple(known)
+    values: dict[str, Any] = {}
+    for key, value in table.items():
+        if key in known:
+            values[key] = value
+        elif key in special:
+            problem(f"{where} {key} {special[key]}")
+        elif key == "database_url":
+            problem(f"{where} unknown key 'database_url' (did you mean url or url_env?)")
+        else:
+            problem(f"{where} unknown key {_shown(key)}{_guess(key, known)}")
+    return values
+
+
+def _database_url(
+    where: str, url: Any, url_env: Any, table: dict[str, Any], problem: Callable[[str], None]
+) -> tuple[str, str] | None:
+    """The database's URL and the key that gave it (for messages), from exactly one of url and url_env."""
+    if ("url" in table) == ("url_env" in table):
+        problem(
+            f"{where} sets both url and url_env: give exactly one"
+            if "url" in table
+            else f'{where} needs url or url_env (exactly one), e.g. url_env = "SALES_DATABASE_URL"'
+        )
+        return None
+    if "url" in table:
+        if not isinstance(url, str) or not url.strip():
+            problem(f"{where} url must be a non-empty string postgresql://user@host:5432/db")
+            return None
+        return url, "url"
+    if not isinstance(url_env, str) or not _ENV_VAR.fullmatch(url_env):
+        problem(
+            f"{where} url_env must be the name of an environment variable (letters, digits, underscores) "
+            "that holds the URL; to write the URL itself, use url"
+        )
+        return None
+    value = os.environ.get(url_env)
+    if value is None:
+        problem(f"{where} url_env {url_env} is not set in the environment")
+        return None
+    if not value.strip():
+        problem(f"{where} url_env {url_env} is empty in the environment")
+        return None
+    return value, f"url_env ({url_env})"
+
+
+def _environment() -> dict[str, Any]:
+    """The settings the environment gives (as text, keyed by field), read as Settings itself reads them."""
+    found = EnvSettingsSource(Settings)()
+    return {_FIELD_BY_KEY.get(key.lower(), key): value for key, value in found.items()}
+
+
+def _build(
+    layers: list[tuple[str, dict[str, Any]]],
+    database: tuple[str, str] | None,
+    scope: str,
+    path: str,
+    problems: list[str],
+) -> Settings | None:
+    """Settings from the layers (later wins), or None with each invalid value reported under its source."""
+    data: dict[str, Any] = {}
+    origin: dict[str, str] = {}
+    for layer, values in layers:
+        data.update(values)
+        origin.update(dict.fromkeys(values, layer))
+
+    def label(field: str) -> tuple[str, bool]:
+        layer = origin.get(field)
+        if layer == "server":
+            return f"server.{field}", True
+        if layer == "database" and database is not None:
+            key = database[1] if field == "database_url" else field
+            return f"databases.{database[0]}.{key}", True
+        return _env_label(field), False
+
+    try:
+        return Settings(**data)
+    except ValidationError as exc:
+        problems.extend(_problems(exc, label, scope, path))
+        return None
+
+
 def _describe(exc: ValidationError) -> str:
     """One line per invalid setting, naming its variable and flag and what it accepts (never the value)."""
+    return "\n".join(_problems(exc, lambda field: (_env_label(field), False), "", None))
+
+
+def _env_label(field: str) -> str:
+    """How the environment and the command line name a setting: `PG_MCP_MAX_ROWS (--max-rows)`."""
+    name = ENV_NAMES.get(field, field.upper())
+    return name if field == "database_url" else f"{name} (--{field.replace('_', '-')})"
+
+
+def _problems(
+    exc: ValidationError, label: Callable[[str], tuple[str, bool]], scope: str, path: str | None
+) -> list[str]:
+    """One line per error, naming the setting where it was given (`label`: its name, and whether the
+    name is in the config file at `path`) and what it accepts; never the value."""
     lines = []
     for error in exc.errors(include_input=False, include_url=False):
         message = error["msg"].removeprefix("Value error, ")
         if not error["loc"]:
-            lines.append(f"Invalid settings: {message}")
-            continue
-        field = str(error["loc"][0])
-        name = ENV_NAMES.get(field, field.upper())
-        if field != "database_url":
-            name += f" (--{field.replace('_', '-')})"
-        accepted = _accepted(field)
-        lines.append(f"Invalid setting {name}: {message}" + (f"; it accepts {accepted}" if accepted else ""))
-    return "\n".join(lines)
+            line, in_file = f"Invalid settings{scope}: {message}", bool(scope)
+        else:
+            field = _FIELD_BY_KEY.get(str(error["loc"][0]).lower(), str(error["loc"][0]))
+            name, in_file = label(field)
+            accepted = _accepted(field)
+            line = f"Invalid setting {name}: {message}" + (f"; it accepts {accepted}" if accepted else "")
+        lines.append(f"{path}: {line}" if in_file and path else line)
+    return lines
 
 
 def _accepted(field: str) -> str | None:

@@ -31,20 +31,19 @@ from pg_mcp.guard import CheckedQuery, GuardPolicy, check_query_async
 from pg_mcp.guard.plan import Budget, check_budget, check_plan_calls
 from pg_mcp.lineage import LineagePolicy
 from pg_mcp.names import qualified, quote_ident
-from pg_mcp.render import (
-    Limits,
-    bounded_structured,
+from pg_mcp.render.catalog_text import (
     render_catalog_summary,
     render_description,
     render_overview,
     render_plan,
     render_relationships,
-    render_result,
     render_schemas,
     render_search,
     render_stats,
     render_tables,
 )
+from pg_mcp.render.results import bounded_structured, render_result
+from pg_mcp.render.values import Limits
 
 audit = logging.getLogger("pg_mcp.audit")
 P = ParamSpec("P")

@@ -20,7 +20,8 @@ from conftest import DemoDatabase
 from pg_mcp.config import load_settings
 from pg_mcp.db import CELL_BYTES_PER_CHAR, CutValue, Database, _cell_capped
 from pg_mcp.guard import CheckedQuery
-from pg_mcp.render import Limits, render_result
+from pg_mcp.render.results import render_result
+from pg_mcp.render.values import Limits
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 EMOJI_COLUMNS = 550

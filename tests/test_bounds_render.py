@@ -10,21 +10,19 @@ import pytest
 
 from pg_mcp.catalog import TableDescription
 from pg_mcp.db import Column, QueryResult
-from pg_mcp.render import (
-    Limits,
-    bounded_structured,
-    bounded_text,
+from pg_mcp.render.catalog_text import (
     render_catalog_summary,
     render_description,
     render_overview,
     render_plan,
     render_relationships,
-    render_result,
     render_schemas,
     render_search,
     render_stats,
     render_tables,
 )
+from pg_mcp.render.results import bounded_structured, bounded_text, render_result
+from pg_mcp.render.values import Limits
 
 BUDGET = 20_000
 LIMITS = Limits(max_result_bytes=BUDGET)

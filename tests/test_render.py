@@ -10,7 +10,8 @@ from typing import Any
 import pytest
 
 from pg_mcp.db import Column, QueryResult
-from pg_mcp.render import Limits, json_value, render_result, text_cell, type_label
+from pg_mcp.render.results import render_result
+from pg_mcp.render.values import Limits, json_value, text_cell, type_label
 
 
 @pytest.mark.parametrize(
@@ -117,7 +118,7 @@ def test_text_is_far_smaller_than_pretty_json() -> None:
 
 
 def test_json_nested_too_deep_for_serialisers_is_kept_as_text() -> None:
-    from pg_mcp.render import MAX_JSON_DEPTH, json_value
+    from pg_mcp.render.values import MAX_JSON_DEPTH, json_value
 
     deep = "[" * 254 + "]" * 254
     value = json_value(deep, "jsonb")

@@ -11,7 +11,7 @@ import pytest
 from conftest import DemoDatabase
 from mcp_helpers import ROOT, server_env
 
-from pg_mcp.stdio import INVALID_REQUEST, PARSE_ERROR, invalid_message
+from pg_mcp.server.stdio import INVALID_REQUEST, PARSE_ERROR, invalid_message
 
 BAD_LINES: list[tuple[bytes, int, int | None]] = [
     (b"not json", PARSE_ERROR, None),

@@ -30,12 +30,12 @@ from mcp_types import (
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from pg_mcp import __version__
-from pg_mcp.arguments import explain_invalid, unknown_arguments
 from pg_mcp.config import Settings
 from pg_mcp.db import Database
 from pg_mcp.errors import DatabaseUnavailableError, NotFoundError, PgMcpError
 from pg_mcp.health import log_role_risks
-from pg_mcp.stdio import fast_stdio_server
+from pg_mcp.server.arguments import explain_invalid, unknown_arguments
+from pg_mcp.server.stdio import fast_stdio_server
 from pg_mcp.tools import Explorer, ToolOutput
 
 log = logging.getLogger(__name__)

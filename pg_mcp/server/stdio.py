@@ -26,7 +26,7 @@ from typing import Any, cast
 
 from mcp.server.stdio import stdio_server
 
-from pg_mcp.json_text import nests_deeper_than
+from pg_mcp.render.json_text import nests_deeper_than
 
 log = logging.getLogger(__name__)
 

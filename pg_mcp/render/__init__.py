@@ -1,0 +1,1 @@
+"""Values, results and catalog answers as compact text and JSON-safe structured content (pure, no I/O)."""
