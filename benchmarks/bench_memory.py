@@ -19,7 +19,7 @@ import sys
 from pathlib import Path
 
 from pg_mcp.config import load_settings
-from pg_mcp.db import Database
+from pg_mcp.database.executor import Database
 from pg_mcp.guard import CheckedQuery
 from pg_mcp.local_pg import start_local_postgres
 from pg_mcp.render.results import render_result

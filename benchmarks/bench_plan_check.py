@@ -2,7 +2,7 @@
 
 Starts a throwaway PostgreSQL with the demo data, then times N rounds of, alternately:
 - without: the guard and the executor alone (what a call cost before every statement was planned);
-- with: `Explorer.query`, which also plans the statement (EXPLAIN VERBOSE) and checks the plan.
+- with: `explore.query`, which also plans the statement (EXPLAIN VERBOSE) and checks the plan.
 
 Usage: python benchmarks/bench_plan_check.py [--calls 300]
 """
@@ -14,11 +14,12 @@ import asyncio
 import statistics
 import time
 
+from pg_mcp import explore
 from pg_mcp.config import load_settings
-from pg_mcp.db import Database
+from pg_mcp.database.executor import Database
+from pg_mcp.explore import DatabaseContext
 from pg_mcp.guard import check_query_async
 from pg_mcp.local_pg import load_demo, start_local_postgres
-from pg_mcp.tools import Explorer
 
 STATEMENTS = {
     "primary-key lookup": "SELECT * FROM sales.orders WHERE id = 4242",
@@ -32,7 +33,7 @@ STATEMENTS = {
 async def measure(url: str, calls: int) -> None:
     settings = load_settings({"database_url": url}, dotenv=False)
     db = Database(settings)
-    explorer = Explorer(settings, db)
+    explorer = DatabaseContext("test", settings, db)
     policy = await explorer.guard_policy()
     try:
         for name, sql in STATEMENTS.items():
@@ -43,7 +44,7 @@ async def measure(url: str, calls: int) -> None:
                 await db.run_query(await check_query_async(sql, 100, policy))
                 without.append((time.perf_counter() - started) * 1000)
                 started = time.perf_counter()
-                await explorer.query(sql)
+                await explore.query(explorer, sql)
                 with_plan.append((time.perf_counter() - started) * 1000)
             p50_without, p50_with = statistics.median(without), statistics.median(with_plan)
             print(

@@ -14,7 +14,7 @@ import asyncio
 from pathlib import Path
 
 from pg_mcp.config import load_settings
-from pg_mcp.db import Database
+from pg_mcp.database.executor import Database
 from pg_mcp.errors import PgMcpError
 from pg_mcp.guard import CheckedQuery
 from pg_mcp.local_pg import load_demo, start_local_postgres

@@ -24,10 +24,11 @@ from pathlib import Path
 import asyncpg
 from mcp import Client, StdioServerParameters
 
+from pg_mcp import explore
 from pg_mcp.config import load_settings
-from pg_mcp.db import Database
+from pg_mcp.database.executor import Database
+from pg_mcp.explore import DatabaseContext
 from pg_mcp.local_pg import load_demo, start_local_postgres
-from pg_mcp.tools import Explorer
 
 PK_QUERY = "SELECT * FROM sales.orders WHERE id = 123456"
 BIG_QUERIES = {
@@ -134,8 +135,8 @@ async def main(calls: int) -> None:
         await conn.close()
 
         db = Database(load_settings({"database_url": url}, dotenv=False))
-        explorer = Explorer(db.settings, db)
-        in_process = await timed(lambda: explorer.query(PK_QUERY), calls)
+        explorer = DatabaseContext("bench", db.settings, db)
+        in_process = await timed(lambda: explore.query(explorer, PK_QUERY), calls)
         await db.close()
 
         bare = await raw_jsonrpc(url, calls)

@@ -20,11 +20,11 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 from pg_mcp import __version__
-from pg_mcp.config import ENV_NAMES, Settings, load_settings
+from pg_mcp.config import CONFIG_ENV, ENV_NAMES, ServerConfig, Settings, load_config, single_database
 from pg_mcp.errors import ConfigError, PgMcpError
 
 if TYPE_CHECKING:
-    from pg_mcp.db import Database
+    from pg_mcp.explore import DatabaseContext
 
 log = logging.getLogger("pg_mcp")
 
@@ -64,38 +64,15 @@ def configure_logging(level: str, audit_file: str | None = None) -> None:
 
 
 def _add_settings_flags(parser: argparse.ArgumentParser) -> None:
+    """One flag per setting, named and described by the settings model (`--max-rows` for max_rows)."""
     group = parser.add_argument_group("settings (each also an environment variable)")
-    flags: list[tuple[str, str, str]] = [
-        ("max_rows", "--max-rows", "rows returned when the caller does not ask (default 100)"),
-        ("max_rows_limit", "--max-rows-limit", "the most rows a caller may ask for (default 1000)"),
-        ("statement_timeout", "--statement-timeout", "seconds before a statement is cancelled (30)"),
-        ("lock_timeout", "--lock-timeout", "seconds to wait for a lock (5)"),
-        ("connect_timeout", "--connect-timeout", "seconds to wait for a connection (10)"),
-        ("pool_min", "--pool-min", "connections kept open (1)"),
-        ("pool_max", "--pool-max", "most connections opened (5)"),
-        ("schemas", "--schemas", "comma-separated schemas to expose (default: all the role can use)"),
-        (
-            "tables",
-            "--tables",
-            "comma-separated schema.table or schema.* the model may read (default: all)",
-        ),
-        ("hidden_columns", "--hidden-columns", "comma-separated schema.table.column to hide everywhere"),
-        ("allow_functions", "--allow-functions", "comma-separated extra functions queries may call"),
-        ("max_cell_chars", "--max-cell-chars", "characters shown per value before it is cut (1000)"),
-        ("max_result_bytes", "--max-result-bytes", "bytes of text per result before rows are cut"),
-        ("max_cost", "--max-cost", "planner cost above which a query is refused (0: no budget)"),
-        ("max_plan_rows", "--max-plan-rows", "planner row estimate above which a query is refused (0: none)"),
-        ("temp_file_limit", "--temp-file-limit", "temporary file space per statement, e.g. 1GB"),
-        ("allow_secrets", "--allow-secrets", "comma-separated secrets queries may read after all"),
-        ("log_level", "--log-level", "DEBUG, INFO, WARNING or ERROR (INFO)"),
-        (
-            "audit_file",
-            "--audit-file",
-            "also append the audit log (one JSON object per line) to this file",
-        ),
-    ]
-    for dest, flag, text in flags:  # values are validated with the environment's, by Settings
-        group.add_argument(flag, dest=dest, default=None, help=f"{text} [{ENV_NAMES[dest]}]")
+    group.add_argument(
+        "--config", dest="config", default=None, help=f"a TOML file listing several databases [{CONFIG_ENV}]"
+    )
+    for dest, field in Settings.model_fields.items():  # values are validated with the environment's
+        if dest != "database_url":
+            flag = "--" + dest.replace("_", "-")
+            group.add_argument(flag, dest=dest, default=None, help=f"{field.description} [{ENV_NAMES[dest]}]")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -163,11 +140,13 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     return _parser().parse_args(args)
 
 
-def settings_from(args: argparse.Namespace, *, dotenv: bool = True) -> Settings:
-    """The settings a command runs with: its flags over the environment (and `.env`) over defaults."""
+def config_from(args: argparse.Namespace, *, dotenv: bool = True) -> ServerConfig:
+    """What a command serves: its flags over the environment (and `.env`) over a config file's [server],
+    with each database's own table over all of those; one DATABASE_URL when there is no config file."""
     overrides = {key: getattr(args, key, None) for key in ENV_NAMES}
     overrides["database_url"] = None if args.command == "demo" else args.database_url
-    return load_settings(overrides, dotenv=dotenv)
+    config_file = None if args.command == "demo" else getattr(args, "config", None)
+    return load_config(overrides, config_file, dotenv=dotenv)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -177,19 +156,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command in ("call", "check") and args.log_level is None and "PG_MCP_LOG_LEVEL" not in os.environ:
         args.log_level = "WARNING"  # the output is the point; keep stderr for problems
     try:
-        settings = settings_from(args)
+        config = config_from(args)
     except ConfigError as exc:
         print(f"pg-mcp: {exc}", file=sys.stderr)
         return EXIT_CONFIG
     try:
-        configure_logging(settings.log_level, settings.audit_file)
+        configure_logging(config.log_level, config.audit_file)
         if args.command == "serve":
-            return serve(settings)
+            return serve(config)
         if args.command == "check":
-            return asyncio.run(check(settings))
+            return asyncio.run(check(config))
         if args.command == "demo":
-            return demo(settings)
-        return call(settings, args)
+            return demo(config)
+        return call(config, args)
     except ConfigError as exc:
         print(f"pg-mcp: {exc}", file=sys.stderr)
         return EXIT_CONFIG
@@ -212,37 +191,49 @@ def role_sql() -> int:
     return 0
 
 
-def serve(settings: Settings, database: Database | None = None) -> int:
+def serve(config: ServerConfig, contexts: dict[str, DatabaseContext] | None = None) -> int:
     from pg_mcp.server import build_server
 
-    settings.dsn  # noqa: B018 -- fail fast with a clear message when DATABASE_URL is missing
-    log.info("pg-mcp %s serving %s over stdio", __version__, settings.safe_dsn)
+    for settings in config.databases.values():
+        settings.dsn  # noqa: B018 -- fail fast with a clear message when a URL is missing
+    served = ", ".join(f"{name} ({s.safe_dsn})" for name, s in config.databases.items())
+    log.info("pg-mcp %s serving %s over stdio", __version__, served)
     with _stopped_by_signals():
-        build_server(settings, database).run("stdio")
+        build_server(config, contexts).run("stdio")
     return 0
 
 
-async def check(settings: Settings) -> int:
-    from pg_mcp.catalog import Catalog
-    from pg_mcp.db import Database
-    from pg_mcp.health import format_report, role_report
+async def check(config: ServerConfig) -> int:
+    """Report every database; exit 0 only when all of them can serve."""
+    from pg_mcp.database.role_report import format_report, role_report
+    from pg_mcp.explore import DatabaseContext
 
-    db = Database(settings)
-    try:
-        report = await role_report(db, Catalog(db, settings.access))
-    except PgMcpError as exc:
-        print(f"Cannot serve {settings.safe_dsn}:\n{exc}", file=sys.stderr)
-        return 1
-    finally:
-        await db.close()
-    print(f"Connected to {settings.safe_dsn}")
-    print(format_report(report, settings))
-    return 0
+    failed = []
+    several = len(config.databases) > 1
+    for name, settings in config.databases.items():
+        context = DatabaseContext.connect_later(name, settings)
+        title = f"{name}: {settings.safe_dsn}" if several else settings.safe_dsn
+        try:
+            report = await role_report(context.db, context.catalog)
+        except PgMcpError as exc:
+            print(f"Cannot serve {title}:\n{exc}", file=sys.stderr)
+            failed.append(name)
+            continue
+        finally:
+            await context.db.close()
+        print(f"Connected to {title}")
+        print(format_report(report, settings))
+        if several:
+            print()
+    if failed and several:
+        print(f"Cannot serve: {', '.join(failed)}.", file=sys.stderr)
+    return 1 if failed else 0
 
 
-def demo(settings: Settings) -> int:
-    from pg_mcp.db import Database
+def demo(config: ServerConfig) -> int:
+    from pg_mcp.database.executor import Database
     from pg_mcp.demo_cluster import demo_database
+    from pg_mcp.explore import DatabaseContext
 
     with _stopped_by_signals(), demo_database() as demo:
         cluster = demo.cluster
@@ -258,8 +249,16 @@ def demo(settings: Settings) -> int:
             "Serving MCP over stdio; press Ctrl-C to stop.",
             file=sys.stderr,
         )
-        settings = settings.model_copy(update={"database_url": _secret(demo.url)})
-        return serve(settings, Database(settings, ready=demo.wait_ready))
+        demo_config = _demo_config(config, demo.url)
+        settings = demo_config.databases["demo"]
+        contexts = {"demo": DatabaseContext("demo", settings, Database(settings, ready=demo.wait_ready))}
+        return serve(demo_config, contexts)
+
+
+def _demo_config(config: ServerConfig, url: str) -> ServerConfig:
+    """The demo database as the one database served, with the command's other settings."""
+    settings = config.databases[config.default].model_copy(update={"database_url": _secret(url)})
+    return single_database(settings, "the demo")
 
 
 @contextlib.contextmanager
@@ -281,25 +280,25 @@ def _stopped_by_signals() -> Iterator[None]:
             signal.signal(sig, handler)
 
 
-def call(settings: Settings, args: argparse.Namespace) -> int:
+def call(config: ServerConfig, args: argparse.Namespace) -> int:
     arguments = dict(_parse_argument(item) for item in args.arguments)
     if args.demo:
         from pg_mcp.demo_cluster import demo_database
 
         with _stopped_by_signals(), demo_database() as demo:
             asyncio.run(demo.wait_ready(timeout=600))
-            settings = settings.model_copy(update={"database_url": _secret(demo.url)})
-            return asyncio.run(_call(settings, args, arguments))
-    settings.dsn  # noqa: B018 -- fail fast with a clear message when DATABASE_URL is missing
-    return asyncio.run(_call(settings, args, arguments))
+            return asyncio.run(_call(_demo_config(config, demo.url), args, arguments))
+    for settings in config.databases.values():
+        settings.dsn  # noqa: B018 -- fail fast with a clear message when a URL is missing
+    return asyncio.run(_call(config, args, arguments))
 
 
-async def _call(settings: Settings, args: argparse.Namespace, arguments: dict[str, Any]) -> int:
+async def _call(config: ServerConfig, args: argparse.Namespace, arguments: dict[str, Any]) -> int:
     from mcp import Client
 
     from pg_mcp.server import build_server
 
-    async with Client(build_server(settings)) as client:
+    async with Client(build_server(config)) as client:
         tools = {tool.name: tool for tool in (await client.list_tools()).tools}
         result = None
         if args.tool in tools:

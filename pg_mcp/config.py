@@ -26,8 +26,8 @@ from dotenv import load_dotenv
 from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, EnvSettingsSource, NoDecode, SettingsConfigDict
 
-from pg_mcp.access import AccessPolicy
 from pg_mcp.errors import ConfigError
+from pg_mcp.guard.access import AccessPolicy
 from pg_mcp.guard.secrets import SECRET_NAMES
 
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR"]
@@ -41,25 +41,60 @@ class Settings(BaseSettings):
     database_url: SecretStr | None = Field(
         default=None, validation_alias=AliasChoices("DATABASE_URL", "PG_MCP_DATABASE_URL", "database_url")
     )
-    max_rows: int = Field(default=100, ge=1, le=1_000_000)
-    max_rows_limit: int = Field(default=1000, ge=1, le=1_000_000)
-    statement_timeout: float = Field(default=30.0, gt=0, le=86_400)
-    lock_timeout: float = Field(default=5.0, gt=0, le=86_400)
-    connect_timeout: float = Field(default=10.0, gt=0, le=600)
-    pool_min: int = Field(default=1, ge=0, le=100)
-    pool_max: int = Field(default=5, ge=1, le=100)
-    schemas: Annotated[tuple[str, ...], NoDecode] = ()
-    tables: Annotated[tuple[str, ...], NoDecode] = ()
-    hidden_columns: Annotated[tuple[str, ...], NoDecode] = ()
-    allow_functions: Annotated[tuple[str, ...], NoDecode] = ()
-    max_cell_chars: int = Field(default=1000, ge=16, le=10_000_000)
-    max_result_bytes: int = Field(default=1_000_000, ge=1024, le=100_000_000)
-    max_cost: float = Field(default=1e9, ge=0)
-    max_plan_rows: float = Field(default=1e9, ge=0)
-    temp_file_limit: str = Field(default="1GB", pattern=r"^(-1|\d+\s*(kB|MB|GB|TB)?)$")
-    allow_secrets: Annotated[tuple[str, ...], NoDecode] = ()
-    log_level: LogLevel = "INFO"
-    audit_file: str | None = None
+    max_rows: int = Field(
+        default=100,
+        ge=1,
+        le=1_000_000,
+        description="rows returned when the caller does not ask (default 100)",
+    )
+    max_rows_limit: int = Field(
+        default=1000, ge=1, le=1_000_000, description="the most rows a caller may ask for (default 1000)"
+    )
+    statement_timeout: float = Field(
+        default=30.0, gt=0, le=86_400, description="seconds before a statement is cancelled (30)"
+    )
+    lock_timeout: float = Field(default=5.0, gt=0, le=86_400, description="seconds to wait for a lock (5)")
+    connect_timeout: float = Field(
+        default=10.0, gt=0, le=600, description="seconds to wait for a connection (10)"
+    )
+    pool_min: int = Field(default=1, ge=0, le=100, description="connections kept open (1)")
+    pool_max: int = Field(default=5, ge=1, le=100, description="most connections opened (5)")
+    schemas: Annotated[tuple[str, ...], NoDecode] = Field(
+        default=(), description="comma-separated schemas to expose (default: all the role can use)"
+    )
+    tables: Annotated[tuple[str, ...], NoDecode] = Field(
+        default=(), description="comma-separated schema.table or schema.* the model may read (default: all)"
+    )
+    hidden_columns: Annotated[tuple[str, ...], NoDecode] = Field(
+        default=(), description="comma-separated schema.table.column to hide everywhere"
+    )
+    allow_functions: Annotated[tuple[str, ...], NoDecode] = Field(
+        default=(), description="comma-separated extra functions queries may call"
+    )
+    max_cell_chars: int = Field(
+        default=1000, ge=16, le=10_000_000, description="characters shown per value before it is cut (1000)"
+    )
+    max_result_bytes: int = Field(
+        default=1_000_000, ge=1024, le=100_000_000, description="bytes of text per result before rows are cut"
+    )
+    max_cost: float = Field(
+        default=1e9, ge=0, description="planner cost above which a query is refused (0: no budget)"
+    )
+    max_plan_rows: float = Field(
+        default=1e9, ge=0, description="planner row estimate above which a query is refused (0: none)"
+    )
+    temp_file_limit: str = Field(
+        default="1GB",
+        pattern=r"^(-1|\d+\s*(kB|MB|GB|TB)?)$",
+        description="temporary file space per statement, e.g. 1GB",
+    )
+    allow_secrets: Annotated[tuple[str, ...], NoDecode] = Field(
+        default=(), description="comma-separated secrets queries may read after all"
+    )
+    log_level: LogLevel = Field(default="INFO", description="DEBUG, INFO, WARNING or ERROR (INFO)")
+    audit_file: str | None = Field(
+        default=None, description="also append the audit log (one JSON object per line) to this file"
+    )
 
     @field_validator("schemas", "tables", "hidden_columns", "allow_functions", "allow_secrets", mode="before")
     @classmethod
@@ -278,11 +313,11 @@ def load_config(
     from_env = not config_file
     path = (config_file or os.environ.get(CONFIG_ENV, "")).strip()
     if not path:
-        return _single(load_settings(overrides, dotenv=False), "DATABASE_URL")
+        return single_database(load_settings(overrides, dotenv=False), "DATABASE_URL")
     return _from_document(_read_toml(path, from_env), path, overrides)
 
 
-def _single(settings: Settings, source: str) -> ServerConfig:
+def single_database(settings: Settings, source: str = "DATABASE_URL") -> ServerConfig:
     """One database, named after the database in its URL so that messages and tools say something useful."""
     url = settings.database_url.get_secret_value() if settings.database_url else None
     return ServerConfig({_name_from_url(url): settings}, settings.log_level, settings.audit_file, source)
@@ -341,7 +376,7 @@ def _from_document(document: dict[str, Any], path: str, overrides: dict[str, Any
         settings = _build(layers, None, "", path, problems)
         if problems or settings is None:
             raise ConfigError("\n".join(dict.fromkeys(problems)))
-        return _single(settings, path)
+        return single_database(settings, path)
 
     if not databases and not problems:
         raise ConfigError(

@@ -1,8 +1,22 @@
-"""One error hierarchy; server.py turns these into MCP tool errors."""
+"""One error hierarchy. Each class says what the client gets; server/errors.py converts them in one place."""
+
+from typing import ClassVar
+
+#: JSON-RPC codes a failed request (a resource read, a listing) answers with.
+INVALID_PARAMS = -32602
+#: In the server-defined range: the database cannot be reached right now.
+DATABASE_UNAVAILABLE = -32000
+INTERNAL_ERROR = -32603
 
 
 class PgMcpError(Exception):
-    """An error whose message is safe to show to the client: what went wrong and what to try next."""
+    """An error whose message is safe to show to the client: what went wrong and what to try next.
+
+    In a tool call every one of these is a tool error (`isError`) with this text; elsewhere
+    (resources, listings) it answers the JSON-RPC `code` its class declares.
+    """
+
+    code: ClassVar[int] = INTERNAL_ERROR
 
     def __init__(self, message: str, hint: str | None = None) -> None:
         super().__init__(message)
@@ -17,8 +31,16 @@ class ConfigError(PgMcpError):
     """A setting is missing or invalid."""
 
 
+class InvalidArgumentError(PgMcpError):
+    """An argument the caller gave is out of range or malformed."""
+
+    code = INVALID_PARAMS
+
+
 class GuardError(PgMcpError):
     """The guard refused a statement; `rule` names the rule that fired."""
+
+    code = INVALID_PARAMS
 
     def __init__(self, rule: str, message: str, hint: str | None = None) -> None:
         super().__init__(message, hint)
@@ -29,12 +51,18 @@ class GuardError(PgMcpError):
 
 
 class NotFoundError(PgMcpError):
-    """A schema, table or column does not exist or is not exposed."""
+    """A database, schema, table or column does not exist or is not exposed."""
+
+    code = INVALID_PARAMS  # what the SDK answers for an unknown resource
 
 
 class QueryError(PgMcpError):
     """PostgreSQL rejected or aborted a statement."""
 
+    code = INVALID_PARAMS
+
 
 class DatabaseUnavailableError(PgMcpError):
     """The database cannot be reached right now."""
+
+    code = DATABASE_UNAVAILABLE

@@ -41,18 +41,18 @@ async def stdio_client(url: str, *args: str, **env: str) -> AsyncIterator[Client
 async def mcp_client(url: str, *args: str, **env: str) -> AsyncIterator[Client]:
     """The official MCP client, in process, on the same server `pg-mcp URL ARGS` would build with the
     environment ENV: the settings are read by the command line's own code, the transport is in memory."""
-    from pg_mcp.cli import parse_args, settings_from
+    from pg_mcp.cli import config_from, parse_args
     from pg_mcp.server import build_server
 
     saved = dict(os.environ)
     try:
         os.environ.clear()
         os.environ.update(server_env(**env))
-        settings = settings_from(parse_args(["serve", url, *args]), dotenv=False)
+        config = config_from(parse_args(["serve", url, *args]), dotenv=False)
     finally:
         os.environ.clear()
         os.environ.update(saved)
-    async with Client(build_server(settings), read_timeout_seconds=60) as client:
+    async with Client(build_server(config), read_timeout_seconds=60) as client:
         yield client
 
 

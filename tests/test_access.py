@@ -7,8 +7,8 @@ import pytest
 from conftest import DemoDatabase
 from mcp_helpers import mcp_client, text_of
 
-from pg_mcp.access import AccessPolicy, StoredRelation, check_plan, expand
 from pg_mcp.errors import GuardError
+from pg_mcp.guard.access import AccessPolicy, StoredRelation, check_plan, expand
 
 LIMITS = ("--tables", "sales.*,hr.employees", "--hidden-columns", "hr.employees.salary,customers.email")
 

@@ -12,11 +12,11 @@ import asyncpg
 import pytest
 from conftest import DemoDatabase
 
-from pg_mcp.access import AccessPolicy, check_plan
 from pg_mcp.config import load_settings
-from pg_mcp.db import Database
+from pg_mcp.database.executor import Database
+from pg_mcp.database.lineage import LineagePolicy, expand_policy
 from pg_mcp.errors import GuardError
-from pg_mcp.lineage import LineagePolicy, expand_policy
+from pg_mcp.guard.access import AccessPolicy, check_plan
 
 SETUP = """
 CREATE SCHEMA storage_t;
@@ -137,20 +137,21 @@ async def test_a_new_partition_is_covered_at_the_next_call(storage: DemoDatabase
 
 async def test_denied_relations_are_not_listed(storage: DemoDatabase) -> None:
     """A matview copying a hidden column is refused, and the listings do not offer it either."""
-    from pg_mcp.tools import Explorer
+    from pg_mcp import explore
+    from pg_mcp.explore import DatabaseContext
 
     settings = load_settings(
         {"database_url": storage.url, "hidden_columns": ",".join(HIDDEN), "schemas": "storage_t"},
         dotenv=False,
     )
     db = Database(settings)
-    explorer = Explorer(settings, db)
+    explorer = DatabaseContext("test", settings, db)
     try:
-        listed = await explorer.list_tables("storage_t")
+        listed = await explore.list_tables(explorer, "storage_t")
         names = {table["name"] for table in listed.structured["tables"]}
         assert "amounts" in names and "cards" not in names, names
         with pytest.raises(GuardError):
-            await explorer.query("SELECT id FROM storage_t.cards")
+            await explore.query(explorer, "SELECT id FROM storage_t.cards")
     finally:
         await db.close()
 
@@ -172,8 +173,9 @@ def test_check_says_which_relations_the_limits_put_out_of_reach(storage: DemoDat
 
 async def test_a_failing_cast_does_not_echo_a_value_while_limits_are_set(storage: DemoDatabase) -> None:
     """The plan check refuses reading a hidden column; a data error elsewhere still quotes no value."""
+    from pg_mcp import explore
     from pg_mcp.errors import QueryError
-    from pg_mcp.tools import Explorer
+    from pg_mcp.explore import DatabaseContext
 
     for hidden, shown in (((), True), (HIDDEN, False)):
         settings = load_settings(
@@ -182,8 +184,9 @@ async def test_a_failing_cast_does_not_echo_a_value_while_limits_are_set(storage
         db = Database(settings)
         try:
             with pytest.raises(QueryError) as caught:
-                await Explorer(settings, db).query(
-                    "SELECT kind::int FROM (VALUES ('4111-secret')) AS v(kind)"
+                await explore.query(
+                    DatabaseContext("test", settings, db),
+                    "SELECT kind::int FROM (VALUES ('4111-secret')) AS v(kind)",
                 )
         finally:
             await db.close()

@@ -18,7 +18,7 @@ Python values, `canonical_served` for pg-mcp's JSON values). The rules:
   trailing zeros); timestamp and date become PostgreSQL's ISO text. (Which instant a literal or
   `date_trunc` means depends on the session TimeZone: neither side sets it, so both use the server's.)
 - Types pg-mcp decodes as PostgreSQL's own text (interval, time, network, geometric, bit strings; see
-  `pg_mcp.db.TEXT_DECODED_TYPES`) are decoded as text on the asyncpg side too and compared as text.
+  `pg_mcp.database.executor.TEXT_DECODED_TYPES`) are decoded as text on the asyncpg side too and compared as text.
 - bytea becomes "\\x" + hex; uuid its text; arrays become lists of canonical elements; everything else
   (text, enums, money, tsvector) is compared as the text PostgreSQL sent.
 """
@@ -37,7 +37,7 @@ import asyncpg
 from conftest import DemoDatabase
 from mcp_helpers import mcp_client, text_of
 
-from pg_mcp.db import TEXT_DECODED_TYPES
+from pg_mcp.database.executor import TEXT_DECODED_TYPES
 
 MAX_ROWS = 1000
 

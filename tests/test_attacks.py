@@ -41,9 +41,9 @@ import pytest_asyncio
 from conftest import DemoDatabase
 from mcp_helpers import ROOT, mcp_client, server_env, text_of
 
-from pg_mcp.catalog import FIELD_CALLABLE_FUNCTIONS_SQL
 from pg_mcp.config import load_settings
-from pg_mcp.db import Database
+from pg_mcp.database.catalog import FIELD_CALLABLE_FUNCTIONS_SQL
+from pg_mcp.database.executor import Database
 from pg_mcp.errors import GuardError, PgMcpError
 from pg_mcp.guard import CheckedQuery, GuardPolicy, check_query
 

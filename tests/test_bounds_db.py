@@ -18,7 +18,7 @@ import pytest_asyncio
 from conftest import DemoDatabase
 
 from pg_mcp.config import load_settings
-from pg_mcp.db import CELL_BYTES_PER_CHAR, CutValue, Database, _cell_capped
+from pg_mcp.database.executor import CELL_BYTES_PER_CHAR, CutValue, Database, _cell_capped
 from pg_mcp.guard import CheckedQuery
 from pg_mcp.render.results import render_result
 from pg_mcp.render.values import Limits

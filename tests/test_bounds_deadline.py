@@ -15,7 +15,7 @@ import pytest
 from conftest import DemoDatabase
 
 from pg_mcp.config import load_settings
-from pg_mcp.db import Database
+from pg_mcp.database.executor import Database
 from pg_mcp.errors import QueryError
 from pg_mcp.guard import CheckedQuery
 

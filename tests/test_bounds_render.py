@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from pg_mcp.catalog import TableDescription
-from pg_mcp.db import Column, QueryResult
+from pg_mcp.database.catalog import TableDescription
+from pg_mcp.database.executor import Column, QueryResult
 from pg_mcp.render.catalog_text import (
     render_catalog_summary,
     render_description,

@@ -6,7 +6,7 @@ import struct
 
 import pytest
 
-from pg_mcp.codecs import decode_date, decode_timestamp, decode_timestamptz
+from pg_mcp.database.codecs import decode_date, decode_timestamp, decode_timestamptz
 
 DAY = 86_400_000_000
 

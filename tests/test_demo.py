@@ -20,7 +20,7 @@ from mcp import Client, StdioServerParameters
 from mcp_helpers import ROOT, run_cli, server_env, text_of
 
 from pg_mcp.config import load_settings
-from pg_mcp.db import Database
+from pg_mcp.database.executor import Database
 from pg_mcp.demo_cluster import DemoDatabase, cache_root
 from pg_mcp.local_pg import OWNER_FILE, LocalPostgres, find_pg_bin, free_port, run_as_user
 
@@ -69,10 +69,13 @@ async def test_a_first_run_serves_at_once_and_tool_calls_wait_for_the_build(pg_b
         shutil.chown(root, user=user)
     demo = DemoDatabase(LocalPostgres(pg_bin, root, free_port(), "pw-1234", run_as_user()), kept=False)
     settings = load_settings({"database_url": demo.url, "connect_timeout": 0.2}, dotenv=False)
+    from pg_mcp.config import single_database
+    from pg_mcp.explore import DatabaseContext
     from pg_mcp.server import build_server
 
+    context = DatabaseContext("demo", settings, Database(settings, ready=demo.wait_ready))
     try:
-        async with Client(build_server(settings, Database(settings, ready=demo.wait_ready))) as client:
+        async with Client(build_server(single_database(settings), {"demo": context})) as client:
             tools = await client.list_tools()  # answered although no PostgreSQL exists yet
             early = await client.call_tool("query", {"sql": "SELECT 1 AS one"})
             demo.build_in_background()

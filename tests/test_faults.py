@@ -7,10 +7,11 @@ import asyncio
 import pytest
 from conftest import DemoDatabase
 
+from pg_mcp import explore
 from pg_mcp.config import load_settings
-from pg_mcp.db import Database
-from pg_mcp.errors import GuardError, QueryError
-from pg_mcp.tools import Explorer
+from pg_mcp.database.executor import Database
+from pg_mcp.errors import QueryError
+from pg_mcp.explore import DatabaseContext
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
@@ -20,7 +21,7 @@ LONG = "SELECT count(*) FROM generate_series(1, 300000000) AS pg_mcp_fault_test"
 async def test_a_backend_terminated_during_the_query_is_explained(pg: DemoDatabase) -> None:
     settings = load_settings({"database_url": pg.url}, dotenv=False)
     db = Database(settings)
-    explorer = Explorer(settings, db)
+    explorer = DatabaseContext("test", settings, db)
 
     async def terminate_when_running() -> None:
         for _ in range(600):
@@ -35,11 +36,11 @@ async def test_a_backend_terminated_during_the_query_is_explained(pg: DemoDataba
     try:
         killer = asyncio.create_task(terminate_when_running())
         with pytest.raises(QueryError) as caught:
-            await explorer.query(LONG)
+            await explore.query(explorer, LONG)
         await killer
         assert "PostgreSQL closed the connection during the query" in caught.value.message
         assert "Nothing was changed" in caught.value.message and "Internal error" not in str(caught.value)
-        assert (await explorer.query("SELECT 42 AS answer")).structured["rows"] == [[42]]
+        assert (await explore.query(explorer, "SELECT 42 AS answer")).structured["rows"] == [[42]]
     finally:
         await db.close()
 
@@ -50,14 +51,13 @@ async def test_the_audit_line_holds_a_bounded_statement(
     import json
     import logging
 
-    settings = load_settings({"database_url": pg.url}, dotenv=False)
-    db = Database(settings)
+    from mcp_helpers import mcp_client
+
     huge = "SELECT 1 -- " + "x" * 5_000_000
-    try:
-        with caplog.at_level(logging.INFO, logger="pg_mcp.audit"), pytest.raises(GuardError):
-            await Explorer(settings, db).query(huge)
-    finally:
-        await db.close()
+    with caplog.at_level(logging.INFO, logger="pg_mcp.audit"):
+        async with mcp_client(pg.url) as client:
+            refused = await client.call_tool("query", {"sql": huge})
+    assert refused.is_error
     [entry] = [json.loads(r.getMessage()) for r in caplog.records if r.name == "pg_mcp.audit"]
     assert entry["sql_length"] == len(huge) and len(entry["sql"]) < 25_000
     assert entry["outcome"].startswith("refused:")
@@ -67,7 +67,7 @@ async def test_sample_rows_names_its_own_argument_when_cut(pg: DemoDatabase) -> 
     settings = load_settings({"database_url": pg.url}, dotenv=False)
     db = Database(settings)
     try:
-        output = await Explorer(settings, db).sample_rows("hr.departments", n=2)
+        output = await explore.sample_rows(DatabaseContext("test", settings, db), "hr.departments", n=2)
     finally:
         await db.close()
     assert "cut at n=2" in output.text and "pass n up to 100" in output.text and "max_rows" not in output.text
@@ -78,8 +78,8 @@ async def test_a_quick_call_behind_slow_ones_is_told_the_server_is_busy(pg: Demo
     bounded wait instead of queueing for as long as the slow ones run; slow ones are then cancelled."""
     settings = load_settings({"database_url": pg.url, "pool_max": 2}, dotenv=False)
     db = Database(settings)
-    explorer = Explorer(settings, db)
-    slow = [asyncio.create_task(explorer.query(LONG)) for _ in range(2)]
+    explorer = DatabaseContext("test", settings, db)
+    slow = [asyncio.create_task(explore.query(explorer, LONG)) for _ in range(2)]
     try:
         for _ in range(600):  # both slow queries hold their connections
             active = await pg.admin_fetch(
@@ -90,7 +90,7 @@ async def test_a_quick_call_behind_slow_ones_is_told_the_server_is_busy(pg: Demo
                 break
             await asyncio.sleep(0.05)
         with pytest.raises(QueryError) as caught:
-            await explorer.query("SELECT 1 AS quick")
+            await explore.query(explorer, "SELECT 1 AS quick")
         assert "The server is busy: all 2 database connections" in caught.value.message
     finally:
         for task in slow:

@@ -16,11 +16,12 @@ import pytest
 from conftest import DemoDatabase
 from test_readonly_role import STRICT_FUNCTIONS, _run_role_script, _url_for
 
+from pg_mcp import explore
 from pg_mcp.config import load_settings
-from pg_mcp.db import Database
+from pg_mcp.database.executor import Database
 from pg_mcp.errors import GuardError, QueryError
+from pg_mcp.explore import DatabaseContext
 from pg_mcp.guard import GuardPolicy, check_query, check_query_async
-from pg_mcp.tools import Explorer
 
 DATA = Path(__file__).parent / "data"
 
@@ -74,16 +75,16 @@ async def test_corpus_against_the_database(pg: DemoDatabase, who: str) -> None:
         url = _url_for(pg, role)
     settings = load_settings({"database_url": url}, dotenv=False)
     db = Database(settings)
-    explorer = Explorer(settings, db)
+    explorer = DatabaseContext("test", settings, db)
     try:
         for rule, sql in ATTACKS:
             with pytest.raises(GuardError) as caught:
-                await explorer.query(sql)
+                await explore.query(explorer, sql)
             assert caught.value.rule == rule, (sql, caught.value.message)
         failures = []
         for sql in LEGIT:
             try:
-                await explorer.query(sql)
+                await explore.query(explorer, sql)
             except Exception as error:
                 failures.append((sql, str(error)))
         assert not failures, failures
@@ -117,7 +118,7 @@ async def test_plan_shows_what_text_cannot(pg: DemoDatabase) -> None:
     await pg.admin_execute(PLAN_OBJECTS)
     settings = load_settings({"database_url": pg.admin_url}, dotenv=False)
     db = Database(settings)
-    explorer = Explorer(settings, db)
+    explorer = DatabaseContext("test", settings, db)
     try:
         await pg.admin_execute("ALTER DATABASE demo SET search_path = shadow_t, public")
         refused = {
@@ -131,17 +132,19 @@ async def test_plan_shows_what_text_cannot(pg: DemoDatabase) -> None:
         }
         for sql, rule in refused.items():
             with pytest.raises(GuardError) as caught:
-                await explorer.query(sql)
+                await explore.query(explorer, sql)
             assert caught.value.rule == rule, (sql, caught.value.message)
         for sql in ("SELECT pg_catalog.concat('a', 'b')", "SELECT * FROM shadow_t.names", "SELECT 1 = 1"):
-            await explorer.query(sql)
+            await explore.query(explorer, sql)
         allowing = load_settings(
             {"database_url": pg.admin_url, "allow_functions": "shadow_t.boom"}, dotenv=False
         )
         allowed_db = Database(allowing)
         try:  # once the operator vouches for the function, the view is planned and run: boom() itself fails
             with pytest.raises(QueryError, match="boom ran"):
-                await Explorer(allowing, allowed_db).query("SELECT * FROM shadow_t.folds")
+                await explore.query(
+                    DatabaseContext("test", allowing, allowed_db), "SELECT * FROM shadow_t.folds"
+                )
         finally:
             await allowed_db.close()
     finally:

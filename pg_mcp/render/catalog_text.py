@@ -6,7 +6,7 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from pg_mcp.catalog import TableDescription
+from pg_mcp.database.catalog import TableDescription
 from pg_mcp.names import qualified, quote_ident
 from pg_mcp.render.results import bounded_text
 from pg_mcp.render.values import Limits, parse_pg_array

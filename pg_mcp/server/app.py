@@ -1,16 +1,18 @@
-"""MCP wiring: tools, resources and their descriptions. No logic beyond error conversion."""
+"""MCP wiring: the tools, resources, prompts and completions over the configured databases.
 
-from __future__ import annotations
+No logic beyond choosing the database and converting errors (server/errors.py); audit lines are
+written here, at the edge, once for every tool call and resource read (server/audit.py).
+"""
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
 from typing import Annotated, Any
 
 from mcp.server.context import ServerRequestContext
 from mcp.server.mcpserver import Context, MCPServer
-from mcp.server.mcpserver.exceptions import ResourceError, ResourceNotFoundError, ToolError
+from mcp.server.mcpserver.exceptions import ToolError
 from mcp.shared.exceptions import MCPError
 from mcp_types import (
     INVALID_PARAMS,
@@ -29,14 +31,16 @@ from mcp_types import (
 )
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from pg_mcp import __version__
-from pg_mcp.config import Settings
-from pg_mcp.db import Database
-from pg_mcp.errors import DatabaseUnavailableError, NotFoundError, PgMcpError
-from pg_mcp.health import log_role_risks
+from pg_mcp import __version__, explore
+from pg_mcp.config import ServerConfig
+from pg_mcp.database.role_report import log_role_risks
+from pg_mcp.errors import PgMcpError
+from pg_mcp.explore import DatabaseContext, ToolOutput
 from pg_mcp.server.arguments import explain_invalid, unknown_arguments
+from pg_mcp.server.audit import audited
+from pg_mcp.server.errors import request_error, tool_error
+from pg_mcp.server.resources import OVERVIEW_URI, Databases, quoted
 from pg_mcp.server.stdio import fast_stdio_server
-from pg_mcp.tools import Explorer, ToolOutput
 
 log = logging.getLogger(__name__)
 
@@ -46,8 +50,6 @@ for a concept), read columns, keys and joins with describe_table and relationshi
 with column_stats or sample_rows, then answer with one SELECT through query (explain first if it may
 be heavy). Results are capped and the last line always says whether rows were cut. Nothing you run
 can change the database."""
-
-TABLE_TEMPLATE = "postgres://{schema}/{table}"
 
 EXPLORE_PROMPT = """\
 Get oriented in this PostgreSQL database before answering anything:
@@ -141,19 +143,16 @@ Pattern = Annotated[
 ]
 SampleSize = Annotated[int, Field(description="How many rows, 1 to 100.")]
 ColumnName = Annotated[str | None, Field(description="One column; leave out for every column.")]
-
-
-OVERVIEW_URI = "postgres://database"
-#: JSON-RPC code for "the database cannot be reached right now" (the server-defined range).
-DATABASE_UNAVAILABLE = -32000
+#: Described per server (the configured names and the default) by `_describe_database_argument`.
+DatabaseName = Annotated[str | None, Field(description="Which database.")]
 
 
 class PgMcpServer(MCPServer[None]):
-    """MCPServer whose resource list is read from the database page by page (cursor pagination)."""
+    """MCPServer whose resource list is read from the databases page by page (cursor pagination)."""
 
-    def __init__(self, explorer: Explorer, **kwargs: Any) -> None:
+    def __init__(self, databases: Databases, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        self.explorer = explorer
+        self.databases = databases
 
     async def get_prompt(
         self, name: str, arguments: dict[str, Any] | None = None, context: Context[None, Any] | None = None
@@ -187,7 +186,7 @@ class PgMcpServer(MCPServer[None]):
             raise
 
     async def run_stdio_async(self) -> None:
-        """Serve over stdio without the SDK's per-message worker threads (see pg_mcp/stdio.py)."""
+        """Serve over stdio without the SDK's per-message worker threads (see pg_mcp/server/stdio.py)."""
         async with fast_stdio_server() as (read_stream, write_stream):
             server = self._lowlevel_server
             await server.run(read_stream, write_stream, server.create_initialization_options())
@@ -197,11 +196,9 @@ class PgMcpServer(MCPServer[None]):
     ) -> ListResourcesResult:
         cursor = params.cursor if params else None
         try:
-            entries, next_cursor = await self.explorer.resource_page(cursor)
-        except DatabaseUnavailableError as exc:
-            raise MCPError(code=DATABASE_UNAVAILABLE, message=str(exc)) from None
+            entries, next_cursor = await self.databases.resource_page(cursor)
         except PgMcpError as exc:
-            raise MCPError(code=INVALID_PARAMS, message=str(exc)) from None
+            raise request_error(exc) from None
         resources = [
             Resource(uri=e.uri, name=e.name, description=e.description, mime_type="text/plain")
             for e in entries
@@ -210,83 +207,90 @@ class PgMcpServer(MCPServer[None]):
             overview = Resource(
                 uri=OVERVIEW_URI,
                 name="database",
-                description="The database: version, size, extensions and schemas. Read this first.",
+                description="The database: version, size, extensions and schemas. Read this first."
+                if not self.databases.several
+                else "The databases, each with its version, size, extensions and schemas. Read this first.",
                 mime_type="text/plain",
             )
             resources.insert(0, overview)
         return ListResourcesResult(resources=resources, next_cursor=next_cursor)
 
 
-async def _tool_call(call: Callable[[], Awaitable[ToolOutput]]) -> CallToolResult:
-    """Run a tool; our errors become tool errors with their message, anything else a message without internals."""
-    try:
-        output = await call()
-    except PgMcpError as exc:
-        return _error(str(exc))
-    except Exception as exc:  # never show a traceback or internals to the client
-        log.error("internal error in a tool: %s", type(exc).__name__)
-        return _error(
-            f"Internal error ({type(exc).__name__}); the server is still running. Try again or simplify."
-        )
+def _tool_result(output: ToolOutput) -> CallToolResult:
     return CallToolResult(
         content=[TextContent(type="text", text=output.text)], structured_content=output.structured
     )
 
 
-def _resource_error(exc: PgMcpError) -> Exception:
-    """What a failed resource read answers: not found (-32602, as the SDK does), the database
-    unreachable (-32000), or the error's message."""
-    if isinstance(exc, NotFoundError):
-        return ResourceNotFoundError(str(exc))
-    if isinstance(exc, DatabaseUnavailableError):
-        return MCPError(code=DATABASE_UNAVAILABLE, message=str(exc))
-    return ResourceError(str(exc))
+def _row_count(output: ToolOutput) -> int | None:
+    count = output.structured.get("row_count")
+    return count if isinstance(count, int) else None
 
 
-def _error(text: str) -> CallToolResult:
-    return CallToolResult(content=[TextContent(type="text", text=text)], is_error=True)
+def open_contexts(config: ServerConfig) -> dict[str, DatabaseContext]:
+    """One context per configured database, each with a pool created at its first use."""
+    return {
+        name: DatabaseContext.connect_later(name, settings) for name, settings in config.databases.items()
+    }
 
 
-def build_server(settings: Settings, db: Database | None = None) -> PgMcpServer:
-    """The MCP server over one database; the pool is created at start-up (or at the first call)."""
-    database = db or Database(settings)
-    explorer = Explorer(settings, database)
+def build_server(config: ServerConfig, contexts: Mapping[str, DatabaseContext] | None = None) -> PgMcpServer:
+    """The MCP server over the configured databases, for every command and for the tests; each pool is
+    opened beside serving (and at the first call) so that `initialize` never waits on the network."""
+    databases = Databases(contexts if contexts is not None else open_contexts(config))
 
-    async def warm_up() -> None:
-        """Open the pool and report role risks beside serving, so `initialize` never waits on the network."""
+    async def warm_up(context: DatabaseContext) -> None:
+        """Open one pool and report its role's risks; a database that is down is said once, by name."""
         try:
-            await database.connect()
+            await context.db.connect()
         except PgMcpError as exc:
-            log.error("database not reachable yet: %s", exc)
+            log.error("database %s not reachable yet: %s", context.name, exc)
             return
         except Exception as exc:  # serve anyway: each call reports what is wrong and retries
-            log.error("database not reachable yet (%s)", type(exc).__name__)
+            log.error("database %s not reachable yet (%s)", context.name, type(exc).__name__)
             return
-        log.info("connected to %s", settings.safe_dsn)
-        await log_role_risks(database, explorer.catalog)
+        log.info("connected to %s (%s)", context.name, context.settings.safe_dsn)
+        await log_role_risks(context.db, context.catalog)
 
     @asynccontextmanager
     async def lifespan(_: MCPServer[None]) -> AsyncIterator[None]:
-        warming = asyncio.create_task(warm_up())
+        warming = [asyncio.create_task(warm_up(context)) for context in databases.contexts.values()]
         try:
             yield None
         finally:
-            warming.cancel()
-            await asyncio.wait([warming], timeout=1)
-            await database.close()
+            for task in warming:
+                task.cancel()
+            await asyncio.wait(warming, timeout=1)
+            await asyncio.gather(*(context.db.close() for context in databases.contexts.values()))
 
     app = PgMcpServer(
-        explorer,
+        databases,
         name="pg-mcp",
         title="PostgreSQL (read-only)",
         version=__version__,
-        instructions=INSTRUCTIONS,
+        instructions=_instructions(databases),
         lifespan=lifespan,
-        log_level=settings.log_level,
+        log_level=config.log_level,
     )
 
+    async def run(
+        tool: str,
+        database: str | None,
+        arguments: dict[str, Any],
+        call: Callable[[DatabaseContext], Awaitable[ToolOutput]],
+    ) -> CallToolResult:
+        """One tool call: pick the database, run, audit, and convert any error into a tool error."""
+        try:
+            context = databases.get(database)
+            output = await audited(tool, context.name, arguments, lambda: call(context), _row_count)
+        except Exception as exc:
+            return tool_error(exc)
+        return _tool_result(output)
+
     @app.tool(annotations=READ_ONLY)
-    async def query(sql: Sql, max_rows: MaxRows = None) -> Annotated[CallToolResult, QueryOutput]:
+    async def query(
+        sql: Sql, max_rows: MaxRows = None, database: DatabaseName = None
+    ) -> Annotated[CallToolResult, QueryOutput]:
         """Run one read-only SQL statement (SELECT, WITH ... SELECT, VALUES, TABLE) and return its rows.
 
         PostgreSQL dialect. One statement only; writes, DDL, locks and side-effecting functions are
@@ -294,16 +298,21 @@ def build_server(settings: Settings, db: Database | None = None) -> PgMcpServer:
         result states the row count and whether rows were cut. Prefer aggregates and WHERE filters
         over fetching many rows; quote mixed-case names ("Gift Cards").
         """
-        return await _tool_call(lambda: explorer.query(sql, max_rows))
+        return await run(
+            "query",
+            database,
+            {"sql": sql, "max_rows": max_rows},
+            lambda ctx: explore.query(ctx, sql, max_rows),
+        )
 
     @app.tool(annotations=READ_ONLY)
-    async def list_schemas() -> Annotated[CallToolResult, SchemasOutput]:
+    async def list_schemas(database: DatabaseName = None) -> Annotated[CallToolResult, SchemasOutput]:
         """List the database schemas you can read, with their table counts and comments. Start here."""
-        return await _tool_call(explorer.list_schemas)
+        return await run("list_schemas", database, {}, explore.list_schemas)
 
     @app.tool(annotations=READ_ONLY)
     async def list_tables(
-        schema: OnlySchema = None, offset: Offset = 0
+        schema: OnlySchema = None, offset: Offset = 0, database: DatabaseName = None
     ) -> Annotated[CallToolResult, TablesOutput]:
         """List tables, views, materialized views and foreign tables with estimated row counts and comments.
 
@@ -311,11 +320,16 @@ def build_server(settings: Settings, db: Database | None = None) -> PgMcpServer:
         offset), and a catalog too big to list at once is summarised per schema. Partitions are folded
         into their partitioned table.
         """
-        return await _tool_call(lambda: explorer.list_tables(schema, offset))
+        return await run(
+            "list_tables",
+            database,
+            {"schema": schema, "offset": offset or None},
+            lambda ctx: explore.list_tables(ctx, schema, offset),
+        )
 
     @app.tool(annotations=READ_ONLY)
     async def describe_table(
-        table: TableName, schema: SchemaName = None
+        table: TableName, schema: SchemaName = None, database: DatabaseName = None
     ) -> Annotated[CallToolResult, DescriptionOutput]:
         """Describe one table or view: columns (type, nullability, default, comment, enum values), primary key,
         foreign keys in both directions, unique and check constraints, indexes and estimated rows.
@@ -323,51 +337,75 @@ def build_server(settings: Settings, db: Database | None = None) -> PgMcpServer:
         table may be `orders`, `sales.orders` or a quoted name like `sales."Gift Cards"`. Call this before
         writing a query against a table you have not seen.
         """
-        return await _tool_call(lambda: explorer.describe_table(table, schema))
+        return await run(
+            "describe_table",
+            database,
+            {"table": table, "schema": schema},
+            lambda ctx: explore.describe_table(ctx, table, schema),
+        )
 
     @app.tool(annotations=READ_ONLY)
-    async def search_schema(pattern: Pattern) -> Annotated[CallToolResult, SearchOutput]:
+    async def search_schema(
+        pattern: Pattern, database: DatabaseName = None
+    ) -> Annotated[CallToolResult, SearchOutput]:
         """Find tables, views and columns whose name or comment contains pattern (case-insensitive), best
         matches first, each with its table, column and type. Use it when you know the concept ("churn",
         "email", "invoice") but not where it lives.
         """
-        return await _tool_call(lambda: explorer.search_schema(pattern))
+        return await run(
+            "search_schema", database, {"pattern": pattern}, lambda ctx: explore.search_schema(ctx, pattern)
+        )
 
     @app.tool(annotations=READ_ONLY)
     async def relationships(
-        table: OptionalTable = None, schema: OnlySchema = None
+        table: OptionalTable = None, schema: OnlySchema = None, database: DatabaseName = None
     ) -> Annotated[CallToolResult, RelationshipsOutput]:
         """Foreign keys around a table (both directions) or within a schema, as `a(col) → b(col)`: the
         join conditions to use. With neither argument, every foreign key in the exposed schemas.
         """
-        return await _tool_call(lambda: explorer.relationships(table, schema))
+        return await run(
+            "relationships",
+            database,
+            {"table": table, "schema": schema},
+            lambda ctx: explore.relationships(ctx, table, schema),
+        )
 
     @app.tool(annotations=READ_ONLY)
     async def sample_rows(
-        table: TableName, n: SampleSize = 10, schema: SchemaName = None
+        table: TableName, n: SampleSize = 10, schema: SchemaName = None, database: DatabaseName = None
     ) -> Annotated[CallToolResult, QueryOutput]:
         """A few rows of a table (n, default 10, at most 100) to see what the values look like. Cheap on
         huge tables: it samples blocks instead of scanning.
         """
-        return await _tool_call(lambda: explorer.sample_rows(table, n, schema))
+        return await run(
+            "sample_rows",
+            database,
+            {"table": table, "n": n, "schema": schema},
+            lambda ctx: explore.sample_rows(ctx, table, n, schema),
+        )
 
     @app.tool(annotations=READ_ONLY)
     async def column_stats(
-        table: TableName, column: ColumnName = None, schema: SchemaName = None
+        table: TableName, column: ColumnName = None, schema: SchemaName = None, database: DatabaseName = None
     ) -> Annotated[CallToolResult, StatsOutput]:
         """What values a column holds, from the planner's statistics: null fraction, distinct count, most
         common values with frequencies, min/quartiles/max. Use it to pick the right filter values
         (e.g. the exact spelling of a status) without scanning the table.
         """
-        return await _tool_call(lambda: explorer.column_stats(table, column, schema))
+        return await run(
+            "column_stats",
+            database,
+            {"table": table, "column": column, "schema": schema},
+            lambda ctx: explore.column_stats(ctx, table, column, schema),
+        )
 
     @app.tool(annotations=READ_ONLY)
-    async def explain(sql: Sql) -> Annotated[CallToolResult, PlanOutput]:
+    async def explain(sql: Sql, database: DatabaseName = None) -> Annotated[CallToolResult, PlanOutput]:
         """The execution plan PostgreSQL would use for a read-only statement, without running it:
         node types, estimated rows and cost, indexes used. Check a query that may be heavy before
         running it with query.
         """
-        return await _tool_call(lambda: explorer.explain(sql))
+        return await run("explain", database, {"sql": sql}, lambda ctx: explore.explain(ctx, sql))
 
     @app.resource(
         OVERVIEW_URI,
@@ -378,32 +416,51 @@ def build_server(settings: Settings, db: Database | None = None) -> PgMcpServer:
     )
     async def database_resource() -> str:
         try:
-            return await explorer.overview()
+            return await audited("resource:overview", databases.default, {}, databases.overview)
         except PgMcpError as exc:
-            raise _resource_error(exc) from None
+            raise request_error(exc) from None
 
-    @app.resource(
-        TABLE_TEMPLATE,
-        name="table",
-        title="Table description",
-        description="Columns, keys, relationships and size of one table or view (same as describe_table).",
-        mime_type="text/plain",
-    )
-    async def table_resource(schema: str, table: str) -> str:
+    template = databases.table_template()
+
+    async def read_table(database: str | None, schema: str, table: str) -> str:
         try:
-            return await explorer.describe_resource(schema, table)
+            context = databases.get(database)
+            output = await audited(
+                "resource:table",
+                context.name,
+                {"schema": schema, "table": table},
+                lambda: explore.describe_table(context, quoted(table), schema=quoted(schema)),
+            )
         except PgMcpError as exc:
-            raise _resource_error(exc) from None
+            raise request_error(exc) from None
+        return output.text
+
+    description = "Columns, keys, relationships and size of one table or view (same as describe_table)."
+    if databases.several:
+
+        @app.resource(
+            template, name="table", title="Table description", description=description, mime_type="text/plain"
+        )
+        async def table_in_database_resource(database: str, schema: str, table: str) -> str:
+            return await read_table(database, schema, table)
+
+    else:
+
+        @app.resource(
+            template, name="table", title="Table description", description=description, mime_type="text/plain"
+        )
+        async def table_resource(schema: str, table: str) -> str:
+            return await read_table(None, schema, table)
 
     @app.completion()  # type: ignore[untyped-decorator, no-untyped-call]  # the SDK leaves it unannotated
     async def complete(
         ref: PromptReference | ResourceTemplateReference, argument: CompletionArgument, context: Any
     ) -> Completion | None:
-        if not isinstance(ref, ResourceTemplateReference) or ref.uri != TABLE_TEMPLATE:
+        if not isinstance(ref, ResourceTemplateReference) or ref.uri != template:
             return None
         known = (context.arguments if context is not None else None) or {}
         try:
-            values = await explorer.complete(argument.name, argument.value, known)
+            values = await databases.complete(argument.name, argument.value, known)
         except PgMcpError:
             values = []
         return Completion(values=values, total=len(values), has_more=len(values) >= 100)
@@ -418,4 +475,30 @@ def build_server(settings: Settings, db: Database | None = None) -> PgMcpServer:
         """A disciplined workflow for answering one question from the data, showing the SQL used."""
         return ANSWER_PROMPT.format(question=question)
 
+    _describe_database_argument(app, databases)
     return app
+
+
+def _instructions(databases: Databases) -> str:
+    if not databases.several:
+        return INSTRUCTIONS
+    names = ", ".join(databases.contexts)
+    return (
+        f"{INSTRUCTIONS}\nDatabases: {names}. Every tool takes database=NAME; without it, "
+        f"{databases.default} is used. Table resources are postgres://DATABASE/SCHEMA/TABLE."
+    )
+
+
+def _describe_database_argument(app: PgMcpServer, databases: Databases) -> None:
+    """Every tool's `database` argument lists the configured names and the default; with one database
+    the argument is left out of the schemas altogether (nothing to choose, fewer tokens)."""
+    for tool in app._tool_manager.list_tools():
+        properties = tool.parameters.get("properties", {})
+        if not databases.several:
+            properties.pop("database", None)
+            continue
+        properties["database"] = {
+            "anyOf": [{"type": "string", "enum": list(databases.contexts)}, {"type": "null"}],
+            "default": None,
+            "description": f"Which database: {', '.join(databases.contexts)}; leave out for {databases.default}.",
+        }

@@ -6,7 +6,7 @@ every column it reads. Views are expanded in plans, so a view over a forbidden t
 and aliases, subqueries or functions cannot hide a column the way they can from a SQL text check.
 
 Plans name only what is scanned: leaf partitions, inheritance children and materialized views, never
-the table the operator limited. `expand` (fed by `pg_mcp.lineage`) carries each limit onto every
+the table the operator limited. `expand` (fed by `pg_mcp.database.lineage`) carries each limit onto every
 relation that stores or copies the data. `pg_catalog` and `information_schema` stay readable (names
 are not data), except the planner statistics, which hold sample values and are refused while any
 limit is active. TOAST tables are always refused.

@@ -12,9 +12,9 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from pg_mcp.access import AccessPolicy
-from pg_mcp.db import Database
+from pg_mcp.database.executor import Database
 from pg_mcp.errors import NotFoundError
+from pg_mcp.guard.access import AccessPolicy
 from pg_mcp.names import parse_qualified_name, qualified
 
 KINDS = {

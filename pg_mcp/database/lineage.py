@@ -13,7 +13,7 @@ from typing import Protocol
 
 import asyncpg
 
-from pg_mcp.access import AccessPolicy, StoredRelation, expand
+from pg_mcp.guard.access import AccessPolicy, StoredRelation, expand
 
 #: Every relation with a parent, with a child, with a view rule, or read by one; nothing else.
 LINEAGE_SQL = """
@@ -56,7 +56,7 @@ SELECT concat_ws('/',
 
 
 class CatalogReader(Protocol):
-    """What lineage needs of `pg_mcp.db.Database`: fixed catalog SQL in a read-only transaction."""
+    """What lineage needs of `pg_mcp.database.executor.Database`: fixed catalog SQL in a read-only transaction."""
 
     async def fetch_fixed(self, sql: str, *args: object) -> list[asyncpg.Record]: ...
 

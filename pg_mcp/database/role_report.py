@@ -6,12 +6,12 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any
 
-from pg_mcp.catalog import Catalog
 from pg_mcp.config import Settings
-from pg_mcp.db import Database
+from pg_mcp.database.catalog import Catalog
+from pg_mcp.database.executor import Database
+from pg_mcp.database.lineage import expand_policy
 from pg_mcp.errors import PgMcpError
 from pg_mcp.guard.secrets import SECRET_GROUPS
-from pg_mcp.lineage import expand_policy
 from pg_mcp.names import quote_ident
 
 log = logging.getLogger(__name__)

@@ -2,9 +2,10 @@
 
 Every statement runs inside a `READ ONLY` transaction that is always rolled back, with
 `statement_timeout`, `lock_timeout` and `idle_in_transaction_session_timeout` set for that
-transaction. User SQL goes through `Database.run_query` alone: extended protocol (one
-statement per message), rows pulled through a cursor in chunks so that neither more rows than
-the row cap nor much more data than the result-byte budget ever reaches this process.
+transaction (the last also for the session: see `Database._idle_sql`). User SQL goes through
+`Database.run_query` alone: extended protocol (one statement per message), rows pulled through
+a cursor in chunks so that neither more rows than the row cap nor much more data than the
+result-byte budget ever reaches this process.
 Connections are reset (FINISH_SQL) before they return to the pool, and asyncpg's statement
 cache is off so no server-side prepared statement outlives a call (and PgBouncer in
 transaction mode works). A call answers at its deadline even when its backend does not: the
@@ -30,8 +31,8 @@ from urllib.parse import unquote, urlsplit
 
 import asyncpg
 
-from pg_mcp.codecs import BINARY_DECODERS, refuse_encoding
 from pg_mcp.config import Settings
+from pg_mcp.database.codecs import BINARY_DECODERS, refuse_encoding
 from pg_mcp.errors import DatabaseUnavailableError, QueryError
 from pg_mcp.guard import CheckedQuery
 
@@ -231,9 +232,11 @@ class Database:
         backend may be running a built-in that never checks for interrupts.
         """
         deadline = self.settings.statement_timeout + self.settings.connect_timeout
+        began = False
         try:
             async with asyncio.timeout(deadline):
                 pool, conn = await self._begin()
+                began = True
                 cancelled = False
                 try:
                     yield conn
@@ -246,6 +249,13 @@ class Database:
                 finally:
                     await (self._abandon(pool, conn) if cancelled else self._finish(pool, conn))
         except TimeoutError:
+            if not began:
+                raise DatabaseUnavailableError(
+                    f"The call got no answer from the database at {describe_target(self.settings.dsn)} "
+                    f"within {deadline:g} s and was cancelled; nothing was run.",
+                    "The network or the server may be down (or every pooled connection busy); "
+                    "the next call will try again on a fresh connection.",
+                ) from None
             raise QueryError(
                 f"The call did not finish within {deadline:g} s and was cancelled.",
                 "The database may be overloaded or unreachable; try again, or simplify the query.",
@@ -259,6 +269,10 @@ class Database:
                 conn = await self._acquire(pool)
                 await conn.execute(self._begin_sql(conn))
                 return pool, conn
+            except asyncio.CancelledError:  # the deadline fired while BEGIN waited for the backend
+                if conn is not None:
+                    await self._abandon(pool, conn)
+                raise
             except CONNECTION_LOST as exc:
                 if conn is not None:
                     await _release_quietly(pool, conn)
@@ -287,7 +301,7 @@ class Database:
         """Roll back, reset and return the connection; one in an unknown state is closed instead of reused."""
         try:
             if not conn.is_closed():
-                await conn.execute(FINISH_SQL)
+                await conn.execute(f"{FINISH_SQL} {self._idle_sql()};")
         except (asyncpg.PostgresError, asyncpg.InterfaceError, *CONNECTION_LOST):
             # A connection lost mid-call may already be back in asyncpg's hands: nothing left to close.
             with contextlib.suppress(asyncpg.InterfaceError):
@@ -343,9 +357,23 @@ class Database:
             sql += " SET LOCAL client_connection_check_interval = 1000;"
         return sql
 
+    def _idle_sql(self) -> str:
+        """The session's idle_in_transaction_session_timeout, set outside any transaction.
+
+        The SET LOCAL in `_begin_sql` is not enough: a failed statement (one cancelled by
+        statement_timeout, say) undoes its transaction's settings, and the aborted transaction would
+        then wait for its client for ever, as it does when a network partition keeps the rollback
+        from arriving. RESET ALL in FINISH_SQL clears this too, so `_finish` sets it again.
+        """
+        return (
+            f"SET idle_in_transaction_session_timeout = {int((self.settings.statement_timeout + 5) * 1000)}"
+        )
+
     async def _init_connection(self, conn: asyncpg.Connection) -> None:
-        """Type codecs, and whether this role may set temp_file_limit (asked once per connection)."""
+        """Type codecs, the session's idle timeout, and whether this role may set temp_file_limit
+        (asked once per connection)."""
         await _set_codecs(conn)
+        await conn.execute(self._idle_sql())
         self._may_set_temp_file_limit = await _may_set_temp_file_limit(conn)
 
     async def _get_pool(self) -> asyncpg.Pool:

@@ -1,0 +1,103 @@
+"""The catalog tools: schemas, tables, one table's description, search, and foreign keys."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from typing import Any
+
+from pg_mcp.database.catalog import SEARCH_LIMIT
+from pg_mcp.errors import InvalidArgumentError
+from pg_mcp.explore.context import DatabaseContext, ToolOutput
+from pg_mcp.names import qualified, quote_ident
+from pg_mcp.render.catalog_text import (
+    render_catalog_summary,
+    render_description,
+    render_relationships,
+    render_schemas,
+    render_search,
+    render_tables,
+)
+from pg_mcp.render.results import bounded_structured
+
+LIST_TABLES_PAGE = 200
+MAX_EDGES_SHOWN = 100
+
+
+async def list_schemas(ctx: DatabaseContext) -> ToolOutput:
+    await ctx.access_policy()
+    schemas = await ctx.catalog.list_schemas()
+    return ToolOutput(
+        render_schemas(schemas, ctx.limits), bounded_structured({"schemas": schemas}, ctx.limits)
+    )
+
+
+async def list_tables(ctx: DatabaseContext, schema: str | None = None, offset: int = 0) -> ToolOutput:
+    """Relations, LIST_TABLES_PAGE at a time; a catalog too big for one page is summarised per schema."""
+    if offset < 0:
+        raise InvalidArgumentError("offset must be 0 or more.", "Leave it out for the first page.")
+    await ctx.access_policy()
+    schemas = await ctx.catalog.list_schemas()
+    if schema is None and sum(s["tables"] for s in schemas) > LIST_TABLES_PAGE:
+        return ToolOutput(
+            render_catalog_summary(schemas, ctx.limits),
+            bounded_structured({"schemas": schemas, "tables": [], "truncated": True}, ctx.limits),
+        )
+    name = await ctx.catalog.resolve_schema(schema) if schema is not None else None
+    total = sum(s["tables"] for s in schemas if name is None or s["name"] == name)
+    tables = await ctx.catalog.list_tables(name, limit=LIST_TABLES_PAGE, offset=offset)
+    more = offset + len(tables) < total
+    text = render_tables(tables, offset, total, ctx.limits)
+    structured = {"tables": tables, "offset": offset, "total": total, "truncated": more}
+    return ToolOutput(text, bounded_structured(structured, ctx.limits))
+
+
+async def describe_table(ctx: DatabaseContext, table: str, schema: str | None = None) -> ToolOutput:
+    await ctx.access_policy()
+    ref = await ctx.catalog.resolve_table(table, schema)
+    description = await ctx.catalog.describe(ref)
+    return ToolOutput(
+        render_description(description, ctx.limits), bounded_structured(asdict(description), ctx.limits)
+    )
+
+
+async def search_schema(ctx: DatabaseContext, pattern: str) -> ToolOutput:
+    if not pattern.strip():
+        raise InvalidArgumentError(
+            "The search pattern is empty.", "Give part of a table or column name, or a word."
+        )
+    await ctx.access_policy()
+    hits = await ctx.catalog.search(pattern)
+    return ToolOutput(
+        render_search(pattern, hits, SEARCH_LIMIT, ctx.limits), bounded_structured({"hits": hits}, ctx.limits)
+    )
+
+
+async def relationships(
+    ctx: DatabaseContext, table: str | None = None, schema: str | None = None
+) -> ToolOutput:
+    """Foreign keys touching one table (both directions), or all of those within a schema."""
+    await ctx.access_policy()
+    keys = await ctx.catalog.foreign_keys()
+    if table:
+        ref = await ctx.catalog.resolve_table(table, schema)
+        keys = [k for k in keys if ref.oid in (k["source_oid"], k["target_oid"])]
+        scope = ref.display
+    elif schema:
+        name = await ctx.catalog.resolve_schema(schema)
+        keys = [k for k in keys if name in (k["source_schema"], k["target_schema"])]
+        scope = f"schema {quote_ident(name)}"
+    else:
+        scope = "all exposed schemas"
+    edges = [_edge(k) for k in keys]
+    text = render_relationships(scope, edges, MAX_EDGES_SHOWN, ctx.limits)
+    return ToolOutput(text, bounded_structured({"scope": scope, "foreign_keys": edges}, ctx.limits))
+
+
+def _edge(key: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "from": qualified(key["source_schema"], key["source_table"]),
+        "from_columns": list(key["columns"] or []),
+        "to": qualified(key["target_schema"], key["target_table"]),
+        "to_columns": list(key["target_columns"] or []),
+        "name": key["name"],
+    }

@@ -1,0 +1,71 @@
+"""query and explain: a caller's statement through the guard, the plan check and the one executor."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from typing import Any
+
+from pg_mcp.explore.context import DatabaseContext, ToolOutput
+from pg_mcp.guard import CheckedQuery, GuardPolicy, check_query_async
+from pg_mcp.guard.access import check_plan
+from pg_mcp.guard.plan import check_budget, check_plan_calls
+from pg_mcp.render.catalog_text import render_plan
+from pg_mcp.render.results import bounded_structured, render_result
+
+
+async def query(
+    ctx: DatabaseContext,
+    sql: str,
+    max_rows: int | None = None,
+    *,
+    row_argument: tuple[str, int] | None = None,
+) -> ToolOutput:
+    """Guard, execute and render one read-only statement; `row_argument` names the calling tool's
+    row-count argument and its largest value, for the truncation note."""
+    rows_cap = ctx.rows_cap(max_rows)
+    policy = await ctx.guard_policy()
+    await ctx.access_policy()
+    checked = await check_query_async(sql, rows_cap, policy)
+    result = await ctx.db.run_query(checked, inspect_plan=lambda plan: _check_plan(ctx, plan, policy))
+    name, most = row_argument or ("max_rows", ctx.settings.max_rows_limit)
+    rendered = render_result(result, rows_cap, ctx.limits, most, name)
+    return ToolOutput(rendered.text, rendered.structured)
+
+
+async def explain(ctx: DatabaseContext, sql: str) -> ToolOutput:
+    """The planner's plan for a guard-approved statement; EXPLAIN without ANALYZE never executes it."""
+    policy = await ctx.guard_policy()
+    await ctx.access_policy()
+    checked = await check_query_async(sql, 1, policy)
+    plan = await _plan(ctx, checked, verbose=True)
+    _check_plan(ctx, plan, policy, budget=False)
+    budget = (
+        f"Budget: query refuses a statement whose plan (capped at max_rows) costs more than "
+        f"{ctx.budget.max_cost:,.0f} (PG_MCP_MAX_COST) or feeds more than {ctx.budget.max_rows:,.0f} rows "
+        "into one aggregate or sort (PG_MCP_MAX_PLAN_ROWS); 0 means no limit."
+    )
+    text = render_plan(plan, ctx.limits) + "\n" + budget
+    return ToolOutput(text, bounded_structured({"plan": plan}, ctx.limits))
+
+
+def _check_plan(
+    ctx: DatabaseContext, plan: dict[str, Any], policy: GuardPolicy, *, budget: bool = True
+) -> None:
+    """What only the plan shows: functions views call, secrets, operator limits, the cost budget."""
+    check_plan_calls(plan, policy)
+    check_plan(plan, ctx.access)  # TOAST is refused even without limits
+    if budget:
+        check_budget(plan, ctx.budget)
+
+
+async def _plan(ctx: DatabaseContext, checked: CheckedQuery, *, verbose: bool) -> dict[str, Any]:
+    """The planner's plan for guard-approved text."""
+    explain = replace(
+        checked,
+        sql=f"EXPLAIN (FORMAT JSON, VERBOSE {str(verbose).lower()})\n{checked.statement}",
+        cap_cells=False,
+    )
+    result = await ctx.db.run_query(explain)
+    plan: dict[str, Any] = json.loads(result.rows[0][0])[0]["Plan"]
+    return plan

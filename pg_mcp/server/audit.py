@@ -1,0 +1,74 @@
+"""The audit log (`pg_mcp.audit`): one JSON line per tool call and resource read, written at the edge."""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from typing import Any, TypeVar
+
+from pg_mcp.errors import GuardError, PgMcpError
+
+audit = logging.getLogger("pg_mcp.audit")
+T = TypeVar("T")
+
+#: Characters of a statement an audit line holds (with the full length when cut), for every outcome.
+AUDIT_SQL_CHARS = 20_000
+
+
+async def audited(
+    tool: str,
+    database: str,
+    arguments: dict[str, Any],
+    call: Callable[[], Awaitable[T]],
+    rows: Callable[[T], int | None] = lambda _: None,
+) -> T:
+    """Run `call`, then write its line: the caller's SQL (or other arguments), duration, how it ended."""
+    started = time.perf_counter()
+    try:
+        result = await call()
+    except PgMcpError as exc:
+        _write(tool, database, arguments, started, outcome=_outcome(exc), reason=exc.message)
+        raise
+    except Exception as exc:
+        _write(tool, database, arguments, started, outcome=f"error:{type(exc).__name__}")
+        raise
+    _write(tool, database, arguments, started, outcome="ok", rows=rows(result))
+    return result
+
+
+def _outcome(exc: PgMcpError) -> str:
+    return f"refused:{exc.rule}" if isinstance(exc, GuardError) else f"error:{type(exc).__name__}"
+
+
+def _write(
+    tool: str,
+    database: str,
+    arguments: dict[str, Any],
+    started: float,
+    *,
+    outcome: str,
+    rows: int | None = None,
+    reason: str = "",
+) -> None:
+    others = {key: value for key, value in arguments.items() if key != "sql" and value is not None}
+    sql = arguments.get("sql")
+    if sql is not None and not isinstance(sql, str):
+        sql = str(sql)
+    entry: dict[str, Any] = {
+        "time": datetime.now(UTC).isoformat(timespec="milliseconds"),
+        "tool": tool,
+        "database": database,
+        "sql": sql if sql is None or len(sql) <= AUDIT_SQL_CHARS else sql[:AUDIT_SQL_CHARS] + "…",
+        "ms": round((time.perf_counter() - started) * 1000, 2),
+        "outcome": outcome,
+        "rows": rows,
+        "reason": reason or None,
+    }
+    if sql is not None and len(sql) > AUDIT_SQL_CHARS:
+        entry["sql_length"] = len(sql)
+    if sql is None or others:
+        entry["arguments"] = others
+    audit.info("%s", json.dumps(entry, ensure_ascii=False, default=str))

@@ -1,0 +1,166 @@
+"""Resource URIs, list cursors and completions, for one database or several.
+
+URI scheme. With one database (as pg-mcp always had): `postgres://database` is the overview and
+`postgres://{schema}/{table}` one table. With several: `postgres://database` is the overview of every
+database, `postgres://{database}/{schema}/{table}` one table in a named database. Path segments are
+percent-encoded, so any schema or table name fits.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import quote
+
+from pg_mcp.errors import DatabaseUnavailableError, NotFoundError, PgMcpError
+from pg_mcp.explore import DatabaseContext
+from pg_mcp.render.catalog_text import render_overview
+
+URI_SCHEME = "postgres"
+OVERVIEW_URI = f"{URI_SCHEME}://database"
+SINGLE_TABLE_TEMPLATE = f"{URI_SCHEME}://{{schema}}/{{table}}"
+MULTI_TABLE_TEMPLATE = f"{URI_SCHEME}://{{database}}/{{schema}}/{{table}}"
+RESOURCE_PAGE_SIZE = 200
+
+
+@dataclass(frozen=True)
+class ResourceEntry:
+    uri: str
+    name: str
+    description: str | None
+
+
+class Databases:
+    """The configured databases by name, the first being the default; resolves a caller's choice."""
+
+    def __init__(self, contexts: Mapping[str, DatabaseContext]) -> None:
+        self.contexts = dict(contexts)
+        self.default = next(iter(self.contexts))
+
+    @property
+    def several(self) -> bool:
+        return len(self.contexts) > 1
+
+    def get(self, name: str | None) -> DatabaseContext:
+        """The named database, or the default; NotFoundError listing the valid names."""
+        if name is None or name == "":
+            return self.contexts[self.default]
+        context = self.contexts.get(name) or self.contexts.get(name.strip().lower())
+        if context is None:
+            raise NotFoundError(
+                f"There is no database {name[:100]!r}.",
+                f"Databases: {', '.join(self.contexts)} (default {self.default}).",
+            )
+        return context
+
+    def table_template(self) -> str:
+        return MULTI_TABLE_TEMPLATE if self.several else SINGLE_TABLE_TEMPLATE
+
+    def table_uri(self, database: str, schema: str, name: str) -> str:
+        path = f"{quote(schema, safe='')}/{quote(name, safe='')}"
+        return (
+            f"{URI_SCHEME}://{quote(database, safe='')}/{path}" if self.several else f"{URI_SCHEME}://{path}"
+        )
+
+    async def resource_page(self, cursor: str | None) -> tuple[list[ResourceEntry], str | None]:
+        """One page of table resources in (database, schema, name) order; the cursor is the last key seen.
+
+        With several databases, one that cannot be reached is skipped, so the others stay listed; when
+        none can be, the error is raised.
+        """
+        database, schema, table = _decode_cursor(cursor) if cursor else (self.default, "", "")
+        names = list(self.contexts)
+        if database not in self.contexts:
+            raise NotFoundError("Invalid resource list cursor.", "Start again without a cursor.")
+        entries: list[ResourceEntry] = []
+        last = (database, schema, table)
+        unavailable: PgMcpError | None = None
+        for name in names[names.index(database) :]:
+            after = (schema, table) if name == database else ("", "")
+            try:
+                tables = await self.contexts[name].catalog.list_tables(
+                    after=after, limit=RESOURCE_PAGE_SIZE - len(entries) + 1
+                )
+            except DatabaseUnavailableError as exc:
+                if not self.several:
+                    raise
+                unavailable = exc
+                continue
+            for t in tables:
+                if len(entries) == RESOURCE_PAGE_SIZE:
+                    return entries, _encode_cursor(*last)
+                last = (name, t["schema"], t["name"])
+                entries.append(
+                    ResourceEntry(
+                        uri=self.table_uri(name, t["schema"], t["name"]),
+                        name=f"{name}:{t['schema']}.{t['name']}"
+                        if self.several
+                        else f"{t['schema']}.{t['name']}",
+                        description=_resource_description(t),
+                    )
+                )
+        if not entries and unavailable is not None and cursor is None:
+            raise unavailable
+        return entries, None
+
+    async def overview(self) -> str:
+        """The overview resource: one database's, or each database's in turn, naming the default."""
+        if not self.several:
+            context = self.contexts[self.default]
+            await context.access_policy()
+            return render_overview(await context.catalog.overview(), context.limits)
+        parts = [
+            f"Databases: {', '.join(self.contexts)} (default {self.default}). Pass database=NAME to any tool."
+        ]
+        for name, context in self.contexts.items():
+            try:
+                await context.access_policy()
+                parts.append(
+                    f"## {name}\n" + render_overview(await context.catalog.overview(), context.limits)
+                )
+            except PgMcpError as exc:
+                parts.append(f"## {name}\nUnavailable: {exc.message}")
+        return "\n\n".join(parts)
+
+    async def complete(self, argument: str, value: str, known: dict[str, str]) -> list[str]:
+        """Completions for the table template: database names, schemas, then tables in that schema."""
+        if argument == "database":
+            return [name for name in self.contexts if name.startswith(value.lower())]
+        context = self.get(known.get("database"))
+        await context.access_policy()
+        if argument == "schema":
+            return await context.catalog.complete_schema(value)
+        if argument == "table":
+            return await context.catalog.complete_table(known.get("schema"), value)
+        return []
+
+
+def quoted(name: str) -> str:
+    """A name from a URI is exact: quote it so it is not case-folded or split on dots."""
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _resource_description(table: dict[str, Any]) -> str:
+    parts = [table["kind"]]
+    if table["estimated_rows"] is not None:
+        parts.append(f"~{table['estimated_rows']:,} rows")
+    text = ", ".join(parts)
+    return f"{text}. {table['comment']}" if table["comment"] else text
+
+
+def _encode_cursor(database: str, schema: str, name: str) -> str:
+    return base64.urlsafe_b64encode(json.dumps([database, schema, name]).encode()).decode()
+
+
+def _decode_cursor(cursor: str) -> tuple[str, str, str]:
+    try:
+        database, schema, name = json.loads(base64.urlsafe_b64decode(cursor.encode()))
+        if isinstance(database, str) and isinstance(schema, str) and isinstance(name, str):
+            return database, schema, name
+    except (ValueError, TypeError, binascii.Error):
+        pass
+    raise NotFoundError("Invalid resource list cursor.", "Start again without a cursor.")
