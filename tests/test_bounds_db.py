@@ -18,7 +18,8 @@ import pytest_asyncio
 from conftest import DemoDatabase
 
 from pg_mcp.config import load_settings
-from pg_mcp.database.executor import CELL_BYTES_PER_CHAR, CutValue, Database, _cell_capped
+from pg_mcp.database.executor import Database
+from pg_mcp.database.value_cutting import CELL_BYTES_PER_CHAR, CutValue, cell_capped
 from pg_mcp.guard import CheckedQuery
 from pg_mcp.render.results import render_result
 from pg_mcp.render.values import Limits
@@ -112,7 +113,7 @@ async def test_each_value_is_converted_to_text_once(pg: DemoDatabase) -> None:
     conn = await asyncpg.connect(pg.admin_url)
     try:
         attributes = (await conn.prepare(sql)).get_attributes()
-        capped = _cell_capped(sql, attributes, 1000)
+        capped = cell_capped(sql, attributes, 1000)
         assert capped is not None
         plan = "\n".join(r[0] for r in await conn.fetch(f"EXPLAIN (VERBOSE, COSTS OFF) {capped[0]}"))
     finally:

@@ -19,20 +19,31 @@ import contextlib
 import json
 import logging
 import math
-import re
-import socket
 import ssl
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import unquote, urlsplit
 
 import asyncpg
 
 from pg_mcp.config import Settings
 from pg_mcp.database.codecs import BINARY_DECODERS, refuse_encoding
+from pg_mcp.database.driver_errors import (
+    CONNECTION_LOST,
+    describe_target,
+    query_error,
+    unavailable,
+)
+from pg_mcp.database.value_cutting import (
+    CELL_BYTES_PER_CHAR,
+    SCALAR_BYTES,
+    SMALL_TYPES,
+    cell_capped,
+    pg_type_name,
+    uncap,
+)
 from pg_mcp.errors import DatabaseUnavailableError, QueryError
 from pg_mcp.guard import CheckedQuery
 
@@ -52,17 +63,6 @@ FINISH_SQL = (
     "ROLLBACK; RESET ALL; RESET ROLE; RESET SESSION AUTHORIZATION; CLOSE ALL; UNLISTEN *; DEALLOCATE ALL; "
     "SELECT pg_advisory_unlock_all();"
 )
-#: Errors after which the connection is gone but the database may be fine: retry once.
-#: InternalClientError is what asyncpg raises when the server's "terminating connection"
-#: message arrived while the connection sat idle in the pool and its socket is not closed yet.
-CONNECTION_LOST = (
-    asyncpg.ConnectionDoesNotExistError,
-    asyncpg.AdminShutdownError,
-    asyncpg.CannotConnectNowError,
-    asyncpg.InternalClientError,
-    ConnectionError,
-    OSError,
-)
 
 
 @dataclass(frozen=True)
@@ -72,33 +72,6 @@ class Column:
     name: str
     type_name: str
     type_schema: str
-
-
-#: Types whose values are small and fixed in size; every other column's values are capped on the server.
-SMALL_TYPES = frozenset(
-    {
-        "int2", "int4", "int8", "float4", "float8", "bool", "char", "date", "time", "timetz", "timestamp",
-        "timestamptz", "interval", "uuid", "oid", "money", "macaddr", "macaddr8", "inet", "cidr", "point",
-        "line", "lseg", "box", "circle",
-    }
-)  # fmt: skip
-
-
-#: A value is cut by the database when its text is over max_cell_chars characters or over this many
-#: bytes per allowed character. Two, not four: four bytes per character (the UTF-8 maximum) would
-#: let 1,000 emoji through as 4,000 bytes, so a row of 550 such cells would be 2.2 MB.
-CELL_BYTES_PER_CHAR = 2
-#: What `_approx_bytes` counts for a number, boolean or NULL: about its text in the rendered row.
-SCALAR_BYTES = 8
-
-
-@dataclass(frozen=True)
-class CutValue:
-    """A value too big to fetch: the start of its text and its full length, cut by the database."""
-
-    prefix: str
-    total: int
-    unit: str  # "bytes" for bytea, "chars" for everything else
 
 
 @dataclass(frozen=True)
@@ -186,7 +159,7 @@ class Database:
                         "The statement returns no result columns, so it is not a query; it was not executed.",
                         "Send a SELECT that returns at least one column.",
                     )
-                capped = _cell_capped(checked.sql, attributes, max_chars) if checked.cap_cells else None
+                capped = cell_capped(checked.sql, attributes, max_chars) if checked.cap_cells else None
                 if capped is not None:
                     executed, capped_columns = capped
                     statement = await conn.prepare(executed)
@@ -197,7 +170,7 @@ class Database:
                     _row_bytes_at_most(attributes, max_chars),
                 )
             except asyncpg.PostgresError as exc:
-                raise _query_error(exc, checked, executed, redact=self.settings.access.active) from None
+                raise query_error(exc, checked, executed, redact=self.settings.access.active) from None
             except asyncpg.InterfaceError as exc:
                 if isinstance(exc, CONNECTION_LOST):
                     raise
@@ -205,11 +178,11 @@ class Database:
                     f"The result cannot be read: {exc}.",
                     "Cast the column to text (column::text) and try again.",
                 ) from None
-            columns = [Column(a.name, _pg_type_name(a.type.name), a.type.schema) for a in attributes]
+            columns = [Column(a.name, pg_type_name(a.type.name), a.type.schema) for a in attributes]
         if capped is None:
             rows = [tuple(record) for record in fetched.records]
         else:
-            rows = [_uncap(record, capped_columns) for record in fetched.records]
+            rows = [uncap(record, capped_columns) for record in fetched.records]
         elapsed = (time.perf_counter() - started) * 1000
         return QueryResult(columns, rows, fetched.more, elapsed, byte_cut=fetched.byte_cut)
 
@@ -245,7 +218,7 @@ class Database:
                     raise
                 except CONNECTION_LOST as exc:
                     await self._discard_pool(pool)
-                    raise _unavailable(exc, self.settings) from None
+                    raise unavailable(exc, self.settings.dsn) from None
                 finally:
                     await (self._abandon(pool, conn) if cancelled else self._finish(pool, conn))
         except TimeoutError:
@@ -278,7 +251,7 @@ class Database:
                     await _release_quietly(pool, conn)
                 await self._discard_pool(pool)
                 if attempt == 2:
-                    raise _unavailable(exc, self.settings) from None
+                    raise unavailable(exc, self.settings.dsn) from None
                 log.warning("database connection lost (%s); reconnecting", type(exc).__name__)
         raise AssertionError("unreachable")
 
@@ -409,7 +382,7 @@ class Database:
             ValueError,
             OverflowError,
         ) as exc:
-            raise _unavailable(exc, s) from None
+            raise unavailable(exc, s.dsn) from None
         return pool
 
     async def _discard_pool(self, pool: asyncpg.Pool) -> None:
@@ -506,231 +479,8 @@ async def _reset_connection(conn: asyncpg.Connection) -> None:
     """The pool's own reset: nothing left to do, `_finish` has already run FINISH_SQL."""
 
 
-def _cell_capped(sql: str, attributes: Any, max_chars: int) -> tuple[str, list[str | None]] | None:
-    """`sql` wrapped so that a value whose text is too long arrives as the start of its text and its
-    length: the cut the renderer makes, made before the value is sent.
-
-    Too long means over `max_chars` characters or over CELL_BYTES_PER_CHAR x `max_chars` bytes,
-    so a cell costs at most that many bytes whatever its characters. Each column keeps its place,
-    holding its value when it fits and NULL otherwise; one last column, a text array with an entry
-    per column of variable size, holds `length:start` for each value that was cut. So the wrapper
-    adds one column, whatever the width (PostgreSQL allows 1,664). Each value is converted to text
-    once, in an inner query that `OFFSET 0` keeps from being merged into the outer one, unless
-    that inner query would itself be too wide; bytea is measured and cut as bytes, never converted
-    whole. Returns the SQL and, per original column, the unit of its length (None for a column
-    passed through), or None when every column is small.
-    """
-    units: list[str | None] = [
-        None if a.type.name in SMALL_TYPES else ("bytes" if a.type.name == "bytea" else "chars")
-        for a in attributes
-    ]
-    if not any(units):
-        return None
-    names = [f"c{i}" for i in range(len(units))]
-    inline = len(names) + units.count("chars") > MAX_TARGET_COLUMNS
-    shown_bytes = bytea_bytes_shown(max_chars)
-    max_bytes = CELL_BYTES_PER_CHAR * max_chars
-    inner, selects, cuts = list(names), [], []
-    for name, unit in zip(names, units, strict=True):
-        if unit is None:
-            selects.append(name)
-            continue
-        if unit == "bytes":  # shown as hex: \x and two characters per byte; its length costs nothing
-            length = f"octet_length({name})"
-            big = f"{length} > {shown_bytes}"
-            shown = f"'\\x' || encode(substring({name} FROM 1 FOR {shown_bytes}), 'hex')"
-        else:  # octet_length first: it is free even for a toasted value, char_length is not
-            text = f"({name}::text)" if inline else f"t_{name}"
-            if not inline:
-                inner.append(f"{name}::text AS {text}")
-            length = f"char_length({text})"
-            big = f"CASE WHEN octet_length({text}) > {max_bytes} THEN true ELSE {length} > {max_chars} END"
-            # max_chars characters unless they pass the byte limit; then half as many, at most 4 bytes each
-            start = f"substr({text}, 1, {max_chars})"
-            shown = (
-                f"CASE WHEN octet_length({start}) <= {max_bytes} THEN {start} "
-                f"ELSE substr({text}, 1, {max(1, max_bytes // 4)}) END"
-            )
-        selects.append(f"CASE WHEN {big} THEN NULL ELSE {name} END")
-        cuts.append(f"CASE WHEN {big} THEN {length}::text || ':' || {shown} END")
-    selects.append(f"ARRAY[{', '.join(cuts)}]::text[]")
-    source = f"(\n{sql}\n) AS pg_mcp_cells({', '.join(names)})"
-    if not inline:
-        source = f"(SELECT {', '.join(inner)} FROM {source} OFFSET 0) AS pg_mcp_text"
-    return f"SELECT {', '.join(selects)} FROM {source}", units
-
-
-def _pg_type_name(name: str) -> str:
-    """PostgreSQL's own type name: asyncpg calls the built-in array types `int4[]`, PostgreSQL `_int4`."""
-    return "_" + name.removesuffix("[]") if name.endswith("[]") else name
-
-
-def bytea_bytes_shown(max_chars: int) -> int:
-    """Bytes of a bytea value shown within `max_chars` characters of hex (`\\x` and two per byte)."""
-    return max(1, max_chars // 2 - 1)
-
-
-def _uncap(record: asyncpg.Record, units: list[str | None]) -> tuple[Any, ...]:
-    """One row of the original columns from a `_cell_capped` row; cut values become CutValue."""
-    cuts = iter(record[len(units)])
-    values: list[Any] = []
-    for position, unit in enumerate(units):
-        value = record[position]
-        if unit is not None:
-            cut = next(cuts)
-            if cut is not None:
-                total, _, prefix = cut.partition(":")
-                value = CutValue(prefix, int(total), unit)
-        values.append(value)
-    return tuple(values)
-
-
-def _query_error(
-    exc: asyncpg.PostgresError, checked: CheckedQuery, executed: str, *, redact: bool = False
-) -> QueryError:
-    """PostgreSQL's message, with the error position mapped back onto the caller's own text.
-
-    With `redact` (operator limits are set), a data error does not quote the value it failed on
-    (`invalid input syntax for type integer: "<a hidden value>"`): it may come from data out of reach.
-    """
-    if isinstance(exc, asyncpg.QueryCanceledError):
-        return QueryError(
-            f"The query was cancelled by the server: {exc.args[0] if exc.args else exc}.",
-            "It ran past the statement timeout (PG_MCP_STATEMENT_TIMEOUT). Narrow it with WHERE, "
-            "aggregate instead of listing, or check its plan.",
-        )
-    if isinstance(exc, LOST_DURING_QUERY):
-        return QueryError(
-            f"PostgreSQL closed the connection during the query: {getattr(exc, 'message', None) or exc}. "
-            "Nothing was changed (every statement runs in a read-only transaction that is rolled back).",
-            "Try again; the next call uses a fresh connection.",
-        )
-    if isinstance(exc, asyncpg.LockNotAvailableError):
-        return QueryError(f"{exc}.", "A table it reads is locked by another session; try again later.")
-    message = getattr(exc, "message", None) or str(exc)
-    detail = getattr(exc, "detail", None)
-    if redact and str(getattr(exc, "sqlstate", "")).startswith(DATA_EXCEPTION_CLASS):
-        message = _QUOTED_VALUE.sub('"…"', message)
-        detail = _QUOTED_VALUE.sub('"…"', detail) if detail else detail
-    position = _user_position(getattr(exc, "position", None), checked, executed)
-    if position:
-        message += f" (at line {position[0]}, column {position[1]})"
-    if detail:
-        message += f"\nDetail: {detail}"
-    hint = getattr(exc, "hint", None)
-    if isinstance(exc, asyncpg.UndefinedTableError | asyncpg.UndefinedColumnError) and not hint:
-        hint = "Use list_tables and describe_table to find the exact names (quote mixed-case names)."
-    return QueryError(message, hint)
-
-
-#: Columns a wrapper's target list may hold: PostgreSQL allows 1,664, and the wrapper adds one.
-MAX_TARGET_COLUMNS = 1_600
-
 #: How long a call waits for a free pooled connection before it is told the server is busy.
 POOL_WAIT_SECONDS = 5.0
 
 #: How long closing waits for abandoned backends to be told to stop.
 STOP_BACKENDS_SECONDS = 2.0
-
-#: Server-side ends of a session while a statement ran (pg_terminate_backend, shutdown, crash).
-LOST_DURING_QUERY = (
-    asyncpg.AdminShutdownError,
-    asyncpg.CrashShutdownError,
-    asyncpg.ConnectionDoesNotExistError,
-)
-
-#: SQLSTATE class of data exceptions (bad casts, out-of-range values): their messages quote the value.
-DATA_EXCEPTION_CLASS = "22"
-_QUOTED_VALUE = re.compile(r'"(?:[^"]|"")*"')
-
-
-def _user_position(position: str | None, checked: CheckedQuery, executed: str) -> tuple[int, int] | None:
-    """Convert PostgreSQL's 1-based character offset in the executed SQL to a line/column in the statement."""
-    if not position or not str(position).isdigit():
-        return None
-    offset = int(position) - 1 - executed.index(checked.statement)
-    if not 0 <= offset <= len(checked.statement):
-        return None
-    before = checked.statement[:offset]
-    return before.count("\n") + 1, offset - (before.rfind("\n") + 1) + 1
-
-
-def describe_target(dsn: str) -> str:
-    """`user@host:port/db` for messages: never the password."""
-    try:
-        parts = urlsplit(dsn)
-        host = parts.hostname or "localhost"
-        port = parts.port or 5432
-        user = unquote(parts.username or "") or "(default user)"
-        database = unquote(parts.path.lstrip("/")) or user
-    except ValueError:
-        return "(unparseable DATABASE_URL)"
-    return f"{user}@{host}:{port}/{database}"
-
-
-def _unavailable(exc: BaseException, settings: Settings) -> DatabaseUnavailableError:
-    """Explain a connection failure by its cause, with what to check next."""
-    target = describe_target(settings.dsn)
-    if isinstance(exc, asyncpg.InvalidPasswordError):
-        return DatabaseUnavailableError(
-            f"Authentication failed for {target}.", "Check the user name and password in DATABASE_URL."
-        )
-    if isinstance(exc, asyncpg.InvalidCatalogNameError):
-        return DatabaseUnavailableError(
-            f"The database in {target} does not exist.", "Check the database name at the end of DATABASE_URL."
-        )
-    if isinstance(exc, asyncpg.InvalidAuthorizationSpecificationError):
-        text = str(exc)
-        hint = "Check that the role exists and that pg_hba.conf allows it to connect from here."
-        if "no encryption" in text or "SSL off" in text:
-            hint = "The server requires SSL: add ?sslmode=require to DATABASE_URL."
-        return DatabaseUnavailableError(f"The server refused {target}: {text}", hint)
-    if isinstance(exc, asyncpg.TooManyConnectionsError):
-        return DatabaseUnavailableError(
-            f"The server has no free connection slots for {target}.",
-            "Lower PG_MCP_POOL_MAX, close other clients, or connect through PgBouncer.",
-        )
-    if isinstance(exc, asyncpg.CannotConnectNowError | asyncpg.AdminShutdownError):
-        return DatabaseUnavailableError(
-            f"The server at {target} is starting up or shutting down.", "Try again in a few seconds."
-        )
-    if isinstance(exc, socket.gaierror):
-        return DatabaseUnavailableError(
-            f"The host in {target} could not be resolved.",
-            "Check the host name in DATABASE_URL and the network.",
-        )
-    if isinstance(exc, ConnectionRefusedError):
-        return DatabaseUnavailableError(
-            f"Connection refused by {target}.",
-            "Is PostgreSQL running and listening on that host and port? Check the port in DATABASE_URL.",
-        )
-    if isinstance(exc, TimeoutError):
-        return DatabaseUnavailableError(
-            f"Connecting to {target} timed out.",
-            "Check the host, the port, firewalls and VPNs; raise PG_MCP_CONNECT_TIMEOUT for slow networks.",
-        )
-    if isinstance(exc, asyncpg.ClientConfigurationError):
-        return DatabaseUnavailableError(
-            f"DATABASE_URL for {target} has an invalid parameter: {_first_line(exc)}.",
-            "Fix that parameter in DATABASE_URL.",
-        )
-    if isinstance(exc, ValueError | OverflowError):  # the driver's message may quote the URL: not shown
-        return DatabaseUnavailableError(
-            f"DATABASE_URL for {target} cannot be used: its host, port or parameters are malformed.",
-            "Check the URL's form: postgresql://user:password@host:5432/db?sslmode=require, with special "
-            "characters in the password percent-encoded.",
-        )
-    if isinstance(exc, ssl.SSLError) or "SSL" in str(exc):
-        return DatabaseUnavailableError(
-            f"The SSL connection to {target} failed: {exc}",
-            "Check sslmode in DATABASE_URL (require, verify-full) and the server's certificate.",
-        )
-    return DatabaseUnavailableError(
-        f"Cannot reach the database at {target} ({type(exc).__name__}: {_first_line(exc)}).",
-        "Check DATABASE_URL and that the server is running; the next call will try again.",
-    )
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return text[0][:300] if text else "no details"

@@ -1,0 +1,163 @@
+"""Driver and server errors mapped to what a caller is told: a table of connection failures, and
+PostgreSQL's own message for a failed statement with its position in the caller's text."""
+
+from __future__ import annotations
+
+import re
+import socket
+import ssl
+from collections.abc import Callable
+from urllib.parse import unquote, urlsplit
+
+import asyncpg
+
+from pg_mcp.errors import DatabaseUnavailableError, QueryError
+from pg_mcp.guard import CheckedQuery
+
+#: Errors after which the connection is gone but the database may be fine: retry once.
+#: InternalClientError is what asyncpg raises when the server's "terminating connection"
+#: message arrived while the connection sat idle in the pool and its socket is not closed yet.
+CONNECTION_LOST = (
+    asyncpg.ConnectionDoesNotExistError,
+    asyncpg.AdminShutdownError,
+    asyncpg.CannotConnectNowError,
+    asyncpg.InternalClientError,
+    ConnectionError,
+    OSError,
+)
+
+
+def query_error(
+    exc: asyncpg.PostgresError, checked: CheckedQuery, executed: str, *, redact: bool = False
+) -> QueryError:
+    """PostgreSQL's message, with the error position mapped back onto the caller's own text.
+
+    With `redact` (operator limits are set), a data error does not quote the value it failed on
+    (`invalid input syntax for type integer: "<a hidden value>"`): it may come from data out of reach.
+    """
+    if isinstance(exc, asyncpg.QueryCanceledError):
+        return QueryError(
+            f"The query was cancelled by the server: {exc.args[0] if exc.args else exc}.",
+            "It ran past the statement timeout (PG_MCP_STATEMENT_TIMEOUT). Narrow it with WHERE, "
+            "aggregate instead of listing, or check its plan.",
+        )
+    if isinstance(exc, LOST_DURING_QUERY):
+        return QueryError(
+            f"PostgreSQL closed the connection during the query: {getattr(exc, 'message', None) or exc}. "
+            "Nothing was changed (every statement runs in a read-only transaction that is rolled back).",
+            "Try again; the next call uses a fresh connection.",
+        )
+    if isinstance(exc, asyncpg.LockNotAvailableError):
+        return QueryError(f"{exc}.", "A table it reads is locked by another session; try again later.")
+    message = getattr(exc, "message", None) or str(exc)
+    detail = getattr(exc, "detail", None)
+    if redact and str(getattr(exc, "sqlstate", "")).startswith(DATA_EXCEPTION_CLASS):
+        message = _QUOTED_VALUE.sub('"…"', message)
+        detail = _QUOTED_VALUE.sub('"…"', detail) if detail else detail
+    position = _user_position(getattr(exc, "position", None), checked, executed)
+    if position:
+        message += f" (at line {position[0]}, column {position[1]})"
+    if detail:
+        message += f"\nDetail: {detail}"
+    hint = getattr(exc, "hint", None)
+    if isinstance(exc, asyncpg.UndefinedTableError | asyncpg.UndefinedColumnError) and not hint:
+        hint = "Use list_tables and describe_table to find the exact names (quote mixed-case names)."
+    return QueryError(message, hint)
+
+
+#: Server-side ends of a session while a statement ran (pg_terminate_backend, shutdown, crash).
+LOST_DURING_QUERY = (
+    asyncpg.AdminShutdownError,
+    asyncpg.CrashShutdownError,
+    asyncpg.ConnectionDoesNotExistError,
+)
+
+
+#: SQLSTATE class of data exceptions (bad casts, out-of-range values): their messages quote the value.
+DATA_EXCEPTION_CLASS = "22"
+
+
+_QUOTED_VALUE = re.compile(r'"(?:[^"]|"")*"')
+
+
+def _user_position(position: str | None, checked: CheckedQuery, executed: str) -> tuple[int, int] | None:
+    """Convert PostgreSQL's 1-based character offset in the executed SQL to a line/column in the statement."""
+    if not position or not str(position).isdigit():
+        return None
+    offset = int(position) - 1 - executed.index(checked.statement)
+    if not 0 <= offset <= len(checked.statement):
+        return None
+    before = checked.statement[:offset]
+    return before.count("\n") + 1, offset - (before.rfind("\n") + 1) + 1
+
+
+def describe_target(dsn: str) -> str:
+    """`user@host:port/db` for messages: never the password."""
+    try:
+        parts = urlsplit(dsn)
+        host = parts.hostname or "localhost"
+        port = parts.port or 5432
+        user = unquote(parts.username or "") or "(default user)"
+        database = unquote(parts.path.lstrip("/")) or user
+    except ValueError:
+        return "(unparseable DATABASE_URL)"
+    return f"{user}@{host}:{port}/{database}"
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0][:300] if text else "no details"
+
+
+def _refused(exc: BaseException, target: str) -> tuple[str, str]:
+    text = str(exc)
+    hint = "Check that the role exists and that pg_hba.conf allows it to connect from here."
+    if "no encryption" in text or "SSL off" in text:
+        hint = "The server requires SSL: add ?sslmode=require to DATABASE_URL."
+    return f"The server refused {target}: {text}", hint
+
+
+#: Why a connection could not be made, first match wins: (exception types, message and hint for `target`).
+CONNECT_FAILURES: tuple[tuple[tuple[type[BaseException], ...], Callable[[BaseException, str], tuple[str, str]]], ...] = (
+    ((asyncpg.InvalidPasswordError,), lambda _, target: (
+        f"Authentication failed for {target}.", "Check the user name and password in DATABASE_URL.")),
+    ((asyncpg.InvalidCatalogNameError,), lambda _, target: (
+        f"The database in {target} does not exist.", "Check the database name at the end of DATABASE_URL.")),
+    ((asyncpg.InvalidAuthorizationSpecificationError,), _refused),
+    ((asyncpg.TooManyConnectionsError,), lambda _, target: (
+        f"The server has no free connection slots for {target}.",
+        "Lower PG_MCP_POOL_MAX, close other clients, or connect through PgBouncer.")),
+    ((asyncpg.CannotConnectNowError, asyncpg.AdminShutdownError), lambda _, target: (
+        f"The server at {target} is starting up or shutting down.", "Try again in a few seconds.")),
+    ((socket.gaierror,), lambda _, target: (
+        f"The host in {target} could not be resolved.", "Check the host name in DATABASE_URL and the network.")),
+    ((ConnectionRefusedError,), lambda _, target: (
+        f"Connection refused by {target}.",
+        "Is PostgreSQL running and listening on that host and port? Check the port in DATABASE_URL.")),
+    ((TimeoutError,), lambda _, target: (
+        f"Connecting to {target} timed out.",
+        "Check the host, the port, firewalls and VPNs; raise PG_MCP_CONNECT_TIMEOUT for slow networks.")),
+    ((asyncpg.ClientConfigurationError,), lambda exc, target: (
+        f"DATABASE_URL for {target} has an invalid parameter: {_first_line(exc)}.", "Fix that parameter in DATABASE_URL.")),
+    ((ValueError, OverflowError), lambda _, target: (  # the driver's message may quote the URL: not shown
+        f"DATABASE_URL for {target} cannot be used: its host, port or parameters are malformed.",
+        "Check the URL's form: postgresql://user:password@host:5432/db?sslmode=require, with special "
+        "characters in the password percent-encoded.")),
+    ((ssl.SSLError,), lambda exc, target: (
+        f"The SSL connection to {target} failed: {exc}",
+        "Check sslmode in DATABASE_URL (require, verify-full) and the server's certificate.")),
+)  # fmt: skip
+
+
+def unavailable(exc: BaseException, dsn: str) -> DatabaseUnavailableError:
+    """Explain a connection failure by its cause, with what to check next."""
+    target = describe_target(dsn)
+    for kinds, explain in CONNECT_FAILURES:
+        if isinstance(exc, kinds):
+            return DatabaseUnavailableError(*explain(exc, target))
+    if "SSL" in str(exc):
+        return DatabaseUnavailableError(*CONNECT_FAILURES[-1][1](exc, target))
+    return DatabaseUnavailableError(
+        f"Cannot reach the database at {target} ({type(exc).__name__}: {_first_line(exc)}).",
+        "Check DATABASE_URL and that the server is running; the next call will try again.",
+    )
