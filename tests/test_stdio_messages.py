@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import subprocess
 import sys
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -141,6 +143,27 @@ async def test_a_query_still_running_when_stdin_closes_is_cancelled_and_answered
             break
         await asyncio.sleep(0.1)
     assert not running, "the query was cancelled on the server too (it would run for many seconds)"
+
+
+def test_a_client_killed_mid_call_leaves_pg_mcp_to_exit_quietly(pg: DemoDatabase, tmp_path: Path) -> None:
+    """A SIGKILLed client's pipes close at once, both ends: the reply has nowhere to go, and that is no
+    error. Closing our ends of both pipes mid-call is exactly what the kernel does for a dead client."""
+    slow = "SELECT count(*) FROM generate_series(1, 30000000) AS pg_mcp_killed_client"
+    errors = tmp_path / "stderr.txt"
+    with errors.open("w") as stderr:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "pg_mcp", pg.url], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+            stderr=stderr, env=server_env(), cwd=ROOT,
+        )  # fmt: skip
+        assert proc.stdin and proc.stdout
+        proc.stdin.write((INIT + "\n" + _tool(2, slow) + "\n").encode())
+        proc.stdin.flush()
+        assert json.loads(proc.stdout.readline())["id"] == 1, "initialized; the query is in flight"
+        proc.stdout.close()
+        proc.stdin.close()
+        code = proc.wait(timeout=60)
+    assert code == 0
+    assert "Traceback" not in errors.read_text(), errors.read_text()
 
 
 async def test_a_request_before_initialize_is_told_so(pg: DemoDatabase) -> None:

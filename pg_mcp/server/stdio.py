@@ -20,7 +20,7 @@ import logging
 import os
 import re
 import stat
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any, cast
 
@@ -211,8 +211,11 @@ class _Writer:
     """`write` and `flush`, what `stdio_server` expects of stdout; it also keeps track of requests
     not answered yet, so that none is left without a reply when stdin closes."""
 
-    def __init__(self, writer: asyncio.StreamWriter) -> None:
+    def __init__(self, writer: asyncio.StreamWriter, on_gone: Callable[[], None] = lambda: None) -> None:
         self._writer = writer
+        #: Called once when stdout turns out to be closed (the client died): input is ended too.
+        self._on_gone = on_gone
+        self._gone = False
         self._pending: set[str | int] = set()
         self._answered_by_us: set[str | int] = set()
         self._all_answered = asyncio.Event()
@@ -230,7 +233,11 @@ class _Writer:
             self._pending.discard(request_id)
             if not self._pending:
                 self._all_answered.set()
-        self._writer.write(text.encode("utf-8"))
+        self._send(text)
+
+    def _send(self, text: str) -> None:
+        if not self._gone and not self._writer.is_closing():
+            self._writer.write(text.encode("utf-8"))
 
     async def settle(self, grace: float) -> None:
         """At the end of input: wait up to `grace` seconds for in-flight requests, then answer the
@@ -242,13 +249,21 @@ class _Writer:
             cancelled = _error(
                 request_id, REQUEST_CANCELLED, "Cancelled: stdin closed while the request ran."
             )
-            self._writer.write((json.dumps(cancelled) + "\n").encode("utf-8"))
+            self._send(json.dumps(cancelled) + "\n")
         self._pending.clear()
-        with contextlib.suppress(Exception):
-            await self._writer.drain()
+        await self.flush()
 
     async def flush(self) -> None:
-        await self._writer.drain()
+        """Send what was written; a client that is gone (its end of the pipe closed) is no error:
+        its replies are dropped and the input is ended, so the server exits the ordinary way."""
+        if self._gone:
+            return
+        try:
+            await self._writer.drain()
+        except (ConnectionError, OSError):
+            self._gone = True
+            log.info("the client closed its end of stdout; ending")
+            self._on_gone()
 
 
 _serving: tuple[asyncio.AbstractEventLoop, asyncio.StreamReader] | None = None
@@ -293,7 +308,7 @@ async def _pipes() -> AsyncIterator[tuple[_Lines, _Writer]]:
     global _serving
     _serving = (loop, reader)
     try:
-        out = _Writer(writer)
+        out = _Writer(writer, on_gone=reader.feed_eof)
         yield _Lines(reader, out), out
     finally:
         _serving = None
