@@ -19,8 +19,20 @@ from collections.abc import Iterator, Sequence
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
+from dotenv import load_dotenv
+
 from pg_mcp import __version__
-from pg_mcp.config import CONFIG_ENV, ENV_NAMES, ServerConfig, Settings, load_config, single_database
+from pg_mcp.config import (
+    CONFIG_ENV,
+    ENV_NAMES,
+    TRANSPORT_ENV_NAMES,
+    ServerConfig,
+    Settings,
+    TransportSettings,
+    load_config,
+    load_transport,
+    single_database,
+)
 from pg_mcp.errors import ConfigError, PgMcpError
 
 if TYPE_CHECKING:
@@ -28,7 +40,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("pg_mcp")
 
-COMMANDS = ("serve", "check", "demo", "call", "role-sql")
+COMMANDS = ("serve", "check", "demo", "call", "role-sql", "token")
 EXIT_CONFIG = 2
 
 
@@ -98,6 +110,7 @@ def _parser() -> argparse.ArgumentParser:
         "database_url", nargs="?", help="postgresql://user:password@host:port/db [DATABASE_URL]"
     )
     _add_settings_flags(serve)
+    _add_transport_flags(serve)
 
     check = commands.add_parser("check", help="connect, report the role's privileges and risks, and exit")
     check.add_argument("database_url", nargs="?", help="postgresql://... [DATABASE_URL]")
@@ -124,7 +137,33 @@ def _parser() -> argparse.ArgumentParser:
         "role-sql",
         help="print the SQL script that creates a least-privilege role for pg-mcp (run it with psql)",
     )
+
+    token = commands.add_parser("token", help="manage the static bearer tokens of the HTTP transport")
+    token_commands = token.add_subparsers(dest="token_command", required=True)
+    add = token_commands.add_parser("add", help="create a token, print it once, store only its SHA-256")
+    add.add_argument("name", help="who the token is for (shown in audit lines)")
+    add.add_argument("--databases", help="comma-separated databases it may use (default: all)")
+    listing = token_commands.add_parser("list", help="the tokens' names, databases and creation times")
+    revoke = token_commands.add_parser("revoke", help="remove a token; a running server stops accepting it")
+    revoke.add_argument("name")
+    for sub in (add, listing, revoke):
+        sub.add_argument("--file", help="the tokens file [PG_MCP_AUTH_TOKENS_FILE]")
     return parser
+
+
+def _add_transport_flags(parser: argparse.ArgumentParser) -> None:
+    """One flag per transport setting, named and described by its model (`--port` for port)."""
+    group = parser.add_argument_group("transport (each also an environment variable)")
+    for dest, field in TransportSettings.model_fields.items():
+        flag = "--" + dest.replace("_", "-")
+        if field.annotation is bool:
+            group.add_argument(
+                flag, dest=dest, action="store_const", const=True, default=None, help=field.description
+            )
+        else:
+            group.add_argument(
+                flag, dest=dest, default=None, help=f"{field.description} [{TRANSPORT_ENV_NAMES[dest]}]"
+            )
 
 
 def parse_args(argv: Sequence[str]) -> argparse.Namespace:
@@ -153,6 +192,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(sys.argv[1:] if argv is None else argv)
     if args.command == "role-sql":
         return role_sql()
+    if args.command == "token":
+        return token(args)
     if args.command in ("call", "check") and args.log_level is None and "PG_MCP_LOG_LEVEL" not in os.environ:
         args.log_level = "WARNING"  # the output is the point; keep stderr for problems
     try:
@@ -163,7 +204,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         configure_logging(config.log_level, config.audit_file)
         if args.command == "serve":
-            return serve(config)
+            return serve(
+                config, transport=load_transport({k: getattr(args, k, None) for k in TRANSPORT_ENV_NAMES})
+            )
         if args.command == "check":
             return asyncio.run(check(config))
         if args.command == "demo":
@@ -191,15 +234,81 @@ def role_sql() -> int:
     return 0
 
 
-def serve(config: ServerConfig, contexts: dict[str, DatabaseContext] | None = None) -> int:
+def serve(
+    config: ServerConfig,
+    contexts: dict[str, DatabaseContext] | None = None,
+    transport: TransportSettings | None = None,
+) -> int:
     from pg_mcp.server import build_server
 
     for settings in config.databases.values():
         settings.dsn  # noqa: B018 -- fail fast with a clear message when a URL is missing
+    transport = transport or TransportSettings(transport="stdio")
     served = ", ".join(f"{name} ({s.safe_dsn})" for name, s in config.databases.items())
+    if transport.transport == "http":
+        from pg_mcp.server.http import HttpOptions, is_loopback, serve_http
+
+        options = HttpOptions(
+            host=transport.host,
+            port=transport.port,
+            tokens_file=transport.auth_tokens_file,
+            allow_unauthenticated=transport.allow_unauthenticated,
+            allowed_hosts=transport.allowed_hosts,
+            allowed_origins=transport.allowed_origins,
+            max_body_bytes=transport.max_request_bytes,
+            principal_concurrency=transport.principal_concurrency,
+            principal_rate=transport.principal_rate,
+            max_concurrent_calls=transport.max_concurrent_calls,
+            shutdown_grace=transport.shutdown_grace,
+        )
+        options.check()
+        if options.tokens_file is None and not is_loopback(options.host):
+            log.warning("serving %s WITHOUT authentication (--allow-unauthenticated)", options.host)
+        log.info(
+            "pg-mcp %s serving %s over HTTP at http://%s:%d/mcp",
+            __version__,
+            served,
+            options.host,
+            options.port,
+        )
+        serve_http(build_server(config, contexts), options)
+        return 0
     log.info("pg-mcp %s serving %s over stdio", __version__, served)
     with _stopped_by_signals():
         build_server(config, contexts).run("stdio")
+    return 0
+
+
+def token(args: argparse.Namespace) -> int:
+    """`pg-mcp token add|list|revoke`: the static bearer tokens file."""
+    from pg_mcp.server.tokens import TokenStore
+
+    load_dotenv(".env", override=False)
+    path = args.file or os.environ.get("PG_MCP_AUTH_TOKENS_FILE")
+    if not path:
+        print("pg-mcp: name the tokens file with --file or PG_MCP_AUTH_TOKENS_FILE.", file=sys.stderr)
+        return EXIT_CONFIG
+    store = TokenStore(path)
+    try:
+        if args.token_command == "add":
+            databases = (
+                tuple(d.strip() for d in args.databases.split(",") if d.strip()) if args.databases else None
+            )
+            print(store.add(args.name, databases))
+            print(
+                f"Token {args.name!r} stored in {path} (only its SHA-256); it is shown this once.",
+                file=sys.stderr,
+            )
+        elif args.token_command == "revoke":
+            store.revoke(args.name)
+            print(f"Token {args.name!r} revoked.", file=sys.stderr)
+        else:
+            for entry in store.tokens():
+                scope = ", ".join(entry.databases) if entry.databases is not None else "all databases"
+                print(f"{entry.name}\t{scope}\t{entry.created}")
+    except ConfigError as exc:
+        print(f"pg-mcp: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
     return 0
 
 

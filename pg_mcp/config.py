@@ -295,6 +295,73 @@ def load_settings(overrides: dict[str, Any] | None = None, *, dotenv: bool = Tru
         raise ConfigError(_describe(exc)) from None
 
 
+class TransportSettings(BaseSettings):
+    """How the server is reached: stdio (the default) or Streamable HTTP, and the HTTP limits."""
+
+    model_config = SettingsConfigDict(env_prefix="PG_MCP_", frozen=True, extra="ignore")
+
+    transport: Literal["stdio", "http"] = Field(default="stdio", description="stdio or http (stdio)")
+    host: str = Field(default="127.0.0.1", description="address the HTTP transport binds (127.0.0.1)")
+    port: int = Field(default=8000, ge=0, le=65_535, description="port the HTTP transport listens on (8000)")
+    auth_tokens_file: str | None = Field(
+        default=None, description="the static bearer tokens file (see pg-mcp token add)"
+    )
+    allow_unauthenticated: bool = Field(
+        default=False, description="serve a non-loopback address without authentication"
+    )
+    allowed_hosts: Annotated[tuple[str, ...], NoDecode] = Field(
+        default=(), description="comma-separated extra Host values accepted over HTTP (host or host:*)"
+    )
+    allowed_origins: Annotated[tuple[str, ...], NoDecode] = Field(
+        default=(), description="comma-separated extra Origin values accepted over HTTP"
+    )
+    max_request_bytes: int = Field(
+        default=1_000_000, ge=1024, le=100_000_000, description="largest HTTP request body (1 MB)"
+    )
+    principal_concurrency: int = Field(
+        default=8, ge=1, le=1000, description="calls one caller may have in flight (8)"
+    )
+    principal_rate: float = Field(
+        default=20.0,
+        gt=0,
+        le=100_000,
+        description="calls per second one caller may make, burst twice that (20)",
+    )
+    max_concurrent_calls: int = Field(
+        default=32, ge=1, le=10_000, description="calls in flight across the HTTP server (32)"
+    )
+    shutdown_grace: float = Field(
+        default=10.0, ge=0, le=600, description="seconds calls in flight get to finish at SIGTERM (10)"
+    )
+
+    @field_validator("allowed_hosts", "allowed_origins", mode="before")
+    @classmethod
+    def _split_list(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return tuple(part.strip() for part in value.split(",") if part.strip())
+        return value
+
+
+#: Environment variable for each transport setting.
+TRANSPORT_ENV_NAMES: dict[str, str] = {
+    name: f"PG_MCP_{name.upper()}" for name in TransportSettings.model_fields
+}
+
+
+def load_transport(overrides: dict[str, Any] | None = None) -> TransportSettings:
+    """Transport settings from the environment (and `.env`, already loaded) plus flags, or ConfigError."""
+    given = {key: value for key, value in (overrides or {}).items() if value is not None}
+    try:
+        return TransportSettings(**given)
+    except ValidationError as exc:
+        lines = []
+        for error in exc.errors(include_input=False, include_url=False):
+            field = str(error["loc"][0]) if error["loc"] else "?"
+            flag = "--" + field.replace("_", "-")
+            lines.append(f"Invalid setting {TRANSPORT_ENV_NAMES.get(field, field)} ({flag}): {error['msg']}")
+        raise ConfigError("\n".join(lines)) from None
+
+
 def load_config(
     overrides: dict[str, Any] | None = None, config_file: str | None = None, *, dotenv: bool = True
 ) -> ServerConfig:

@@ -13,7 +13,15 @@ from typing import Any
 import pytest
 from mcp_helpers import ROOT
 
-from pg_mcp.config import ENV_NAMES, SERVER_WIDE, ServerConfig, Settings, load_config, load_settings
+from pg_mcp.config import (
+    ENV_NAMES,
+    SERVER_WIDE,
+    TRANSPORT_ENV_NAMES,
+    ServerConfig,
+    Settings,
+    load_config,
+    load_settings,
+)
 from pg_mcp.errors import ConfigError
 
 PASSWORD = "hunter2secret"
@@ -94,13 +102,16 @@ def test_the_values_above_cover_every_setting() -> None:
 
 def test_every_setting_is_in_env_example() -> None:
     text = (ROOT / ".env.example").read_text()
-    missing = [name for name in [*ENV_NAMES.values(), "PG_MCP_CONFIG"] if f"{name}=" not in text]
+    names = [*ENV_NAMES.values(), *TRANSPORT_ENV_NAMES.values(), "PG_MCP_CONFIG"]
+    missing = [name for name in names if f"{name}=" not in text]
     assert not missing, f".env.example does not document {missing}"
 
 
 def test_every_setting_is_in_the_readme() -> None:
     text = (ROOT / "README.md").read_text()
-    missing = [name for name in ENV_NAMES.values() if f"`{name}`" not in text]
+    missing = [
+        name for name in [*ENV_NAMES.values(), *TRANSPORT_ENV_NAMES.values()] if f"`{name}`" not in text
+    ]
     assert not missing, f"README.md does not document {missing}"
 
 

@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 from pg_mcp.errors import GuardError, PgMcpError
+from pg_mcp.server.principal import current_principal
 
 audit = logging.getLogger("pg_mcp.audit")
 T = TypeVar("T")
@@ -57,6 +58,7 @@ def _write(
     sql = arguments.get("sql")
     if sql is not None and not isinstance(sql, str):
         sql = str(sql)
+    principal = current_principal.get()
     entry: dict[str, Any] = {
         "time": datetime.now(UTC).isoformat(timespec="milliseconds"),
         "tool": tool,
@@ -71,4 +73,7 @@ def _write(
         entry["sql_length"] = len(sql)
     if sql is None or others:
         entry["arguments"] = others
+    if principal is not None:
+        entry["principal"] = principal.name
+        entry["client"] = principal.address
     audit.info("%s", json.dumps(entry, ensure_ascii=False, default=str))

@@ -19,6 +19,7 @@ from urllib.parse import quote
 from pg_mcp.errors import DatabaseUnavailableError, NotFoundError, PgMcpError
 from pg_mcp.explore import DatabaseContext
 from pg_mcp.render.catalog_text import render_overview
+from pg_mcp.server.principal import current_principal
 
 URI_SCHEME = "postgres"
 OVERVIEW_URI = f"{URI_SCHEME}://database"
@@ -45,15 +46,27 @@ class Databases:
     def several(self) -> bool:
         return len(self.contexts) > 1
 
+    def visible(self) -> dict[str, DatabaseContext]:
+        """The databases the current caller may use: all of them, or its principal's."""
+        principal = current_principal.get()
+        if principal is None or principal.databases is None:
+            return self.contexts
+        return {name: context for name, context in self.contexts.items() if principal.may_use(name)}
+
     def get(self, name: str | None) -> DatabaseContext:
-        """The named database, or the default; NotFoundError listing the valid names."""
+        """The named database, or the caller's default; NotFoundError listing the valid names.
+
+        A database the caller may not use is answered exactly like one that does not exist."""
+        visible = self.visible()
+        if not visible:
+            raise NotFoundError("This caller may use no database.", "Ask the operator for access.")
         if name is None or name == "":
-            return self.contexts[self.default]
-        context = self.contexts.get(name) or self.contexts.get(name.strip().lower())
+            return next(iter(visible.values()))
+        context = visible.get(name) or visible.get(name.strip().lower())
         if context is None:
             raise NotFoundError(
                 f"There is no database {name[:100]!r}.",
-                f"Databases: {', '.join(self.contexts)} (default {self.default}).",
+                f"Databases: {', '.join(visible)} (default {next(iter(visible))}).",
             )
         return context
 
@@ -72,9 +85,10 @@ class Databases:
         With several databases, one that cannot be reached is skipped, so the others stay listed; when
         none can be, the error is raised.
         """
-        database, schema, table = _decode_cursor(cursor) if cursor else (self.default, "", "")
-        names = list(self.contexts)
-        if database not in self.contexts:
+        visible = self.visible()
+        names = list(visible)
+        database, schema, table = _decode_cursor(cursor) if cursor else (names[0] if names else "", "", "")
+        if database not in visible:
             raise NotFoundError("Invalid resource list cursor.", "Start again without a cursor.")
         entries: list[ResourceEntry] = []
         last = (database, schema, table)
@@ -82,7 +96,7 @@ class Databases:
         for name in names[names.index(database) :]:
             after = (schema, table) if name == database else ("", "")
             try:
-                tables = await self.contexts[name].catalog.list_tables(
+                tables = await visible[name].catalog.list_tables(
                     after=after, limit=RESOURCE_PAGE_SIZE - len(entries) + 1
                 )
             except DatabaseUnavailableError as exc:
@@ -129,7 +143,7 @@ class Databases:
     async def complete(self, argument: str, value: str, known: dict[str, str]) -> list[str]:
         """Completions for the table template: database names, schemas, then tables in that schema."""
         if argument == "database":
-            return [name for name in self.contexts if name.startswith(value.lower())]
+            return [name for name in self.visible() if name.startswith(value.lower())]
         context = self.get(known.get("database"))
         await context.access_policy()
         if argument == "schema":

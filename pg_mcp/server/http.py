@@ -1,0 +1,312 @@
+"""Streamable HTTP: the SDK's stateless app on uvicorn, behind bearer tokens, request limits and health.
+
+Stateless, so any replica answers any request (no sticky sessions). Layers, outermost first:
+`/healthz` and `/readyz` (never authenticated, never touching secrets), then for `/mcp` the bearer
+token (401 with `WWW-Authenticate`), a per-principal rate limit and concurrency cap (429 with
+`Retry-After`), and the server-wide cap on calls in flight; then the SDK's own app, which checks Host
+and Origin (421/403, DNS-rebinding protection) and the body size (413).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ipaddress
+import json
+import logging
+import signal
+import time
+from collections.abc import Awaitable, Callable, Iterator, MutableMapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from mcp.server.transport_security import TransportSecuritySettings
+
+from pg_mcp.errors import ConfigError, PgMcpError
+from pg_mcp.server.app import PgMcpServer
+from pg_mcp.server.principal import Principal, current_principal
+from pg_mcp.server.tokens import TokenStore
+
+log = logging.getLogger(__name__)
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+MCP_PATH = "/mcp"
+READY_TIMEOUT = 2.0
+
+
+@dataclass(frozen=True)
+class HttpOptions:
+    """How the HTTP transport serves; defaults documented in the README."""
+
+    host: str = "127.0.0.1"
+    port: int = 8000
+    tokens_file: str | None = None
+    allow_unauthenticated: bool = False
+    allowed_hosts: tuple[str, ...] = ()
+    allowed_origins: tuple[str, ...] = ()
+    max_body_bytes: int = 1_000_000
+    #: Calls one principal may have in flight, and its sustained rate (calls per second, burst twice that).
+    principal_concurrency: int = 8
+    principal_rate: float = 20.0
+    #: Calls in flight across the server; more wait up to `queue_seconds`, then get 429.
+    max_concurrent_calls: int = 32
+    queue_seconds: float = 5.0
+    shutdown_grace: float = 10.0
+
+    def check(self) -> None:
+        """Refuse to serve a non-loopback address without authentication unless told to."""
+        if not is_loopback(self.host) and self.tokens_file is None and not self.allow_unauthenticated:
+            raise ConfigError(
+                f"Refusing to serve {self.host} without authentication.",
+                "Create a token (pg-mcp token add NAME) and set PG_MCP_AUTH_TOKENS_FILE, or pass "
+                "--allow-unauthenticated if a trusted proxy in front authenticates callers.",
+            )
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def transport_security(options: HttpOptions) -> TransportSecuritySettings:
+    """DNS-rebinding protection always on: loopback names and the configured hosts and origins."""
+    hosts = ["127.0.0.1:*", "localhost:*", "[::1]:*", "127.0.0.1", "localhost", *options.allowed_hosts]
+    if not is_loopback(options.host) and options.host not in ("0.0.0.0", "::"):
+        hosts += [options.host, f"{options.host}:*"]
+    origins = ["http://127.0.0.1:*", "http://localhost:*", "http://[::1]:*", *options.allowed_origins]
+    return TransportSecuritySettings(
+        enable_dns_rebinding_protection=True, allowed_hosts=hosts, allowed_origins=origins
+    )
+
+
+@dataclass
+class _Bucket:
+    tokens: float
+    updated: float
+    in_flight: int = 0
+
+
+@dataclass
+class _Limits:
+    """Per-principal token buckets and in-flight counts, and the server-wide cap."""
+
+    options: HttpOptions
+    buckets: dict[str, _Bucket] = field(default_factory=dict)
+    calls: asyncio.Semaphore = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.calls = asyncio.Semaphore(self.options.max_concurrent_calls)
+
+    def admit(self, principal: str) -> float | None:
+        """None when the call may start now; else the seconds to wait before retrying."""
+        now = time.monotonic()
+        burst = 2 * self.options.principal_rate
+        bucket = self.buckets.setdefault(principal, _Bucket(burst, now))
+        bucket.tokens = min(burst, bucket.tokens + (now - bucket.updated) * self.options.principal_rate)
+        bucket.updated = now
+        if bucket.in_flight >= self.options.principal_concurrency:
+            return 1.0
+        if bucket.tokens < 1:
+            return (1 - bucket.tokens) / self.options.principal_rate
+        bucket.tokens -= 1
+        bucket.in_flight += 1
+        return None
+
+    def done(self, principal: str) -> None:
+        self.buckets[principal].in_flight -= 1
+
+
+def http_app(server: PgMcpServer, options: HttpOptions) -> ASGIApp:
+    """The ASGI application `pg-mcp serve --transport http` runs on uvicorn."""
+    options.check()
+    tokens = TokenStore(options.tokens_file) if options.tokens_file else None
+    mcp_app = server.streamable_http_app(
+        streamable_http_path=MCP_PATH,
+        stateless_http=True,
+        json_response=True,
+        max_request_body_size=options.max_body_bytes,
+        transport_security=transport_security(options),
+        host=options.host,
+    )
+    limits = _Limits(options)
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await mcp_app(scope, receive, send)  # lifespan: the session manager and the pools
+            return
+        path = scope.get("path", "")
+        if path == "/healthz":
+            await _json(send, 200, {"status": "ok"})
+            return
+        if path == "/readyz":
+            await _ready(server, send)
+            return
+        if path.rstrip("/") != MCP_PATH:
+            await _json(send, 404, {"error": "not found"})
+            return
+        client = scope.get("client")
+        address = f"{client[0]}:{client[1]}" if client else None
+        principal = Principal("anonymous", None, address)
+        if tokens is not None:
+            found = _authenticate(tokens, scope)
+            if found is None:
+                await _json(
+                    send, 401, {"error": "invalid_token"},
+                    {"www-authenticate": 'Bearer realm="pg-mcp", error="invalid_token"'},
+                )  # fmt: skip
+                log.warning("authentication failed from %s", address)
+                return
+            principal = Principal(found.name, found.databases, address)
+        wait = limits.admit(principal.name)
+        if wait is not None:
+            await _json(
+                send, 429, {"error": "too many requests"}, {"retry-after": str(max(1, round(wait + 0.5)))}
+            )
+            return
+        try:
+            try:
+                await asyncio.wait_for(limits.calls.acquire(), options.queue_seconds)
+            except TimeoutError:
+                await _json(send, 429, {"error": "server busy"}, {"retry-after": "1"})
+                return
+            token = current_principal.set(principal)
+            try:
+                await _cancelled_on_disconnect(mcp_app, scope, receive, send)
+            finally:
+                current_principal.reset(token)
+                limits.calls.release()
+        finally:
+            limits.done(principal.name)
+
+    return app
+
+
+async def _cancelled_on_disconnect(app: ASGIApp, scope: Scope, receive: Receive, send: Send) -> None:
+    """Run one request; if the client goes away before the response is complete, cancel it, which
+    cancels the tool call and so its statement on the PostgreSQL server."""
+    body_read = asyncio.Event()
+    responded = False
+    disconnected = False
+    request = asyncio.current_task()
+    assert request is not None
+
+    async def receiving() -> Message:
+        message = await receive()
+        if message["type"] == "http.request" and not message.get("more_body", False):
+            body_read.set()
+        return message
+
+    async def sending(message: Message) -> None:
+        nonlocal responded
+        await send(message)
+        if message["type"] == "http.response.body" and not message.get("more_body", False):
+            responded = True
+
+    async def watch() -> None:
+        nonlocal disconnected
+        await body_read.wait()
+        message = await receive()
+        if message["type"] == "http.disconnect" and not responded:
+            disconnected = True
+            request.cancel()
+
+    watcher = asyncio.create_task(watch())
+    try:
+        await app(scope, receiving, sending)
+    except asyncio.CancelledError:
+        if not disconnected:
+            raise
+        log.info("client %s went away; its call was cancelled", scope.get("client"))
+    finally:
+        watcher.cancel()
+
+
+def _authenticate(tokens: TokenStore, scope: Scope) -> Principal | None:
+    header = next((v for k, v in scope.get("headers", []) if k == b"authorization"), b"")
+    scheme, _, value = header.decode("latin-1").partition(" ")
+    if scheme.lower() != "bearer" or not value.strip():
+        return None
+    try:
+        return tokens.verify(value.strip())
+    except ConfigError as exc:  # fail closed: an unreadable tokens file admits nobody
+        log.error("%s", exc.message)
+        return None
+
+
+async def _ready(server: PgMcpServer, send: Send) -> None:
+    """200 when every database answers within READY_TIMEOUT; else 503 naming those that do not."""
+    contexts = server.databases.contexts
+
+    async def probe(name: str) -> str | None:
+        try:
+            await asyncio.wait_for(contexts[name].db.fetch_fixed("SELECT 1"), READY_TIMEOUT)
+        except (PgMcpError, TimeoutError, OSError) as exc:
+            return f"{name}: {exc.message if isinstance(exc, PgMcpError) else type(exc).__name__}"
+        return None
+
+    failures = [f for f in await asyncio.gather(*(probe(name) for name in contexts)) if f]
+    if failures:
+        await _json(send, 503, {"status": "unavailable", "databases": failures})
+    else:
+        await _json(send, 200, {"status": "ready", "databases": list(contexts)})
+
+
+async def _json(send: Send, status: int, body: dict[str, Any], headers: dict[str, str] | None = None) -> None:
+    payload = json.dumps(body).encode()
+    raw_headers = [(b"content-type", b"application/json"), (b"content-length", str(len(payload)).encode())]
+    raw_headers += [(k.encode(), v.encode()) for k, v in (headers or {}).items()]
+    await send({"type": "http.response.start", "status": status, "headers": raw_headers})
+    await send({"type": "http.response.body", "body": payload})
+
+
+def serve_http(server: PgMcpServer, options: HttpOptions) -> None:
+    """Run on uvicorn until SIGTERM/SIGINT: stop accepting, let calls in flight finish within the grace
+    period, cancel the rest (their queries are stopped on the server), close the pools."""
+    import uvicorn
+
+    app = http_app(server, options)
+    config = uvicorn.Config(
+        app,
+        host=options.host,
+        port=options.port,
+        log_config=None,
+        access_log=False,
+        timeout_graceful_shutdown=max(1, round(options.shutdown_grace)),
+        lifespan="on",
+    )
+    _graceful_server(config).run()
+
+
+def _graceful_server(config: Any) -> Any:
+    """uvicorn's server, with SIGTERM, SIGINT and SIGHUP ending it the graceful way (a second signal
+    stops waiting for calls in flight) and the process with code 0: uvicorn itself re-raises the
+    signal once it has stopped, which would end the process with -15."""
+    import uvicorn
+
+    class Server(uvicorn.Server):
+        @contextlib.contextmanager
+        def capture_signals(self) -> Iterator[None]:
+            originals = {
+                sig: signal.signal(sig, self._stop) for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
+            }
+            try:
+                yield
+            finally:
+                for sig, handler in originals.items():
+                    signal.signal(sig, handler)
+
+        def _stop(self, _sig: int, _frame: Any) -> None:
+            if self.should_exit:
+                self.force_exit = True
+            self.should_exit = True
+
+    return Server(config)

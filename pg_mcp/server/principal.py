@@ -1,0 +1,24 @@
+"""Who is calling: set per HTTP request by the auth layer, read by database selection and the audit log.
+
+Over stdio there is no principal (the spec leaves stdio unauthenticated): every database is visible.
+"""
+
+from __future__ import annotations
+
+from contextvars import ContextVar
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Principal:
+    """A caller: its name (token name or JWT subject), the databases it may use (None: all), its address."""
+
+    name: str
+    databases: frozenset[str] | None = None
+    address: str | None = None
+
+    def may_use(self, database: str) -> bool:
+        return self.databases is None or database in self.databases
+
+
+current_principal: ContextVar[Principal | None] = ContextVar("pg_mcp_principal", default=None)

@@ -1,0 +1,135 @@
+"""Static bearer tokens for small teams: only each token's SHA-256 is stored, compared in constant time.
+
+The tokens file is JSON: `{"tokens": [{"name": ..., "sha256": ..., "databases": [...] | null,
+"created": ...}]}`, written with mode 0600 and re-read whenever it changes on disk, so `pg-mcp token
+add` and `token revoke` take effect on a running server without a restart.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import os
+import re
+import secrets
+import tempfile
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from pg_mcp.errors import ConfigError
+from pg_mcp.server.principal import Principal
+
+TOKEN_PREFIX = "pgmcp_"
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@-]{0,63}$")
+
+
+@dataclass(frozen=True)
+class StoredToken:
+    name: str
+    sha256: str
+    databases: tuple[str, ...] | None
+    created: str
+
+
+def _digest(token: str) -> str:
+    return hashlib.sha256(token.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+class TokenStore:
+    """The tokens file, read again when its modification time or size changes."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self._seen: tuple[float, int] | None = None
+        self._tokens: tuple[StoredToken, ...] = ()
+
+    def tokens(self) -> tuple[StoredToken, ...]:
+        try:
+            stat = self.path.stat()
+        except FileNotFoundError:
+            self._seen, self._tokens = None, ()
+            return self._tokens
+        seen = (stat.st_mtime, stat.st_size)
+        if seen != self._seen:
+            self._tokens = _parse(self.path)
+            self._seen = seen
+        return self._tokens
+
+    def verify(self, presented: str) -> Principal | None:
+        """The token's principal, or None. Every stored hash is compared, in constant time each."""
+        digest = _digest(presented)
+        found: StoredToken | None = None
+        for token in self.tokens():
+            if hmac.compare_digest(digest, token.sha256):
+                found = token
+        if found is None:
+            return None
+        databases = frozenset(found.databases) if found.databases is not None else None
+        return Principal(found.name, databases)
+
+    def add(self, name: str, databases: tuple[str, ...] | None) -> str:
+        """Create a token for `name` (replacing none: names are unique); return it, the only time it is seen."""
+        if not _NAME.fullmatch(name):
+            raise ConfigError(
+                f"Token name {name[:80]!r} is not valid.", "Use letters, digits and . _ @ - (at most 64)."
+            )
+        existing = list(self.tokens())
+        if any(token.name == name for token in existing):
+            raise ConfigError(
+                f"A token named {name!r} exists already.", f"Revoke it first: pg-mcp token revoke {name}"
+            )
+        token = TOKEN_PREFIX + secrets.token_urlsafe(32)
+        created = datetime.now(UTC).isoformat(timespec="seconds")
+        existing.append(StoredToken(name, _digest(token), databases, created))
+        self._write(existing)
+        return token
+
+    def revoke(self, name: str) -> None:
+        existing = list(self.tokens())
+        kept = [token for token in existing if token.name != name]
+        if len(kept) == len(existing):
+            raise ConfigError(f"No token named {name!r}.", "pg-mcp token list shows the names.")
+        self._write(kept)
+
+    def _write(self, tokens: list[StoredToken]) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        document = {
+            "tokens": [
+                {"name": t.name, "sha256": t.sha256, "databases": list(t.databases) if t.databases is not None else None,
+                 "created": t.created}
+                for t in tokens
+            ]
+        }  # fmt: skip
+        fd, temporary = tempfile.mkstemp(dir=self.path.parent, prefix=".tokens-")
+        try:
+            with os.fdopen(fd, "w") as out:
+                json.dump(document, out, indent=2)
+            os.chmod(temporary, 0o600)
+            os.replace(temporary, self.path)
+        except BaseException:
+            Path(temporary).unlink(missing_ok=True)
+            raise
+        self._seen = None
+
+
+def _parse(path: Path) -> tuple[StoredToken, ...]:
+    try:
+        document: Any = json.loads(path.read_text())
+        entries = document["tokens"]
+        return tuple(
+            StoredToken(
+                str(e["name"]),
+                str(e["sha256"]).lower(),
+                tuple(str(d) for d in e["databases"]) if e.get("databases") is not None else None,
+                str(e.get("created", "")),
+            )
+            for e in entries
+        )
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise ConfigError(
+            f"The tokens file {path} cannot be read ({type(exc).__name__}).",
+            "Recreate it with pg-mcp token add NAME.",
+        ) from None

@@ -1,0 +1,267 @@
+"""Streamable HTTP on a real uvicorn: tokens, limits, health, two stateless replicas, shutdown."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
+from pathlib import Path
+from typing import Any
+
+import httpx2
+import pytest
+from conftest import DemoDatabase
+from mcp import Client
+from mcp.client.streamable_http import streamable_http_client
+from mcp.shared._httpx_utils import create_mcp_http_client
+from mcp_helpers import ROOT, password_of, run_cli, server_env, text_of
+
+from pg_mcp.cli import main
+from pg_mcp.local_pg import free_port
+from pg_mcp.server.tokens import TokenStore
+
+INIT = {"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+    "protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "raw", "version": "0"}}}  # fmt: skip
+JSON_HEADERS = {"accept": "application/json, text/event-stream", "content-type": "application/json"}
+
+
+class HttpServer:
+    """`pg-mcp serve --transport http` as a subprocess on a free loopback port."""
+
+    def __init__(self, args: list[str], env: dict[str, str], log: Path) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log = log
+        self._log_file = log.open("w")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "pg_mcp", "serve", "--transport", "http", "--port", str(self.port), *args],
+            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=self._log_file, env=env, cwd=ROOT,
+        )  # fmt: skip
+        for _ in range(300):
+            try:
+                if httpx2.get(f"{self.url}/healthz", timeout=1).status_code == 200:
+                    return
+            except httpx2.HTTPError:
+                pass
+            if self.proc.poll() is not None:
+                break
+            time.sleep(0.1)
+        raise AssertionError(f"the HTTP server did not start: {log.read_text()}")
+
+    def stop(self) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+        code = self.proc.wait(timeout=30)
+        self._log_file.close()
+        return code
+
+
+@contextmanager
+def http_server(tmp_path: Path, *args: str, **env: str) -> Iterator[HttpServer]:
+    server = HttpServer(list(args), server_env(**env), tmp_path / f"server-{free_port()}.log")
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="module")
+def setup(pg: DemoDatabase, tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    """Two names for the demo database, and tokens: for all databases, for `copy` only, for bursts."""
+    tmp_path = tmp_path_factory.mktemp("http")
+    config = tmp_path / "pg-mcp.toml"
+    config.write_text(f'[databases.shop]\nurl = "{pg.url}"\n[databases.copy]\nurl = "{pg.url}"\n')
+    tokens = tmp_path / "tokens.json"
+    store = TokenStore(tokens)
+    made = {
+        name: store.add(name, databases)
+        for name, databases in (("alice", None), ("bob", ("copy",)), ("dave", None), ("erin", None))
+    }
+    return {"config": str(config), "tokens": str(tokens), "dir": str(tmp_path), **made}
+
+
+@pytest.fixture(scope="module")
+def server(setup: dict[str, str]) -> Iterator[HttpServer]:
+    """One server for the tests that do not need their own: small body limit, a low rate per caller."""
+    with http_server(
+        Path(setup["dir"]), "--config", setup["config"], "--auth-tokens-file", setup["tokens"],
+        "--max-request-bytes", "2048", "--principal-rate", "3",
+    ) as running:  # fmt: skip
+        yield running
+
+
+@asynccontextmanager
+async def mcp_over_http(url: str, token: str | None) -> AsyncIterator[Client]:
+    headers = {"authorization": f"Bearer {token}"} if token else {}
+    async with (
+        create_mcp_http_client(headers=headers) as http,
+        Client(streamable_http_client(f"{url}/mcp", http_client=http), mode="legacy") as client,
+    ):
+        yield client
+
+
+def _post(url: str, body: Any, token: str | None = None, **headers: str) -> httpx2.Response:
+    sent = {**JSON_HEADERS, **({"authorization": f"Bearer {token}"} if token else {}), **headers}
+    return httpx2.post(f"{url}/mcp", content=json.dumps(body), headers=sent, timeout=30)
+
+
+async def test_a_token_holder_uses_the_tools_and_the_audit_names_it(
+    pg: DemoDatabase, setup: dict[str, str], server: HttpServer
+) -> None:
+    async with mcp_over_http(server.url, setup["alice"]) as client:
+        tools = await client.list_tools()
+        result = await client.call_tool("query", {"sql": "SELECT 1 AS one", "database": "copy"})
+    log = server.log
+    assert "query" in {t.name for t in tools.tools}
+    assert not result.is_error and result.structured_content["rows"] == [[1]], text_of(result)
+    audit = [
+        json.loads(line.split(" pg_mcp.audit: ", 1)[1])
+        for line in log.read_text().splitlines()
+        if "pg_mcp.audit" in line
+    ]
+    assert any(e["principal"] == "alice" and e["client"].startswith("127.0.0.1:") for e in audit), audit
+    assert setup["alice"] not in log.read_text() and password_of(pg.url) not in log.read_text()
+
+
+def test_requests_without_a_valid_token_are_refused(setup: dict[str, str], server: HttpServer) -> None:
+    missing = _post(server.url, INIT)
+    wrong = _post(server.url, INIT, token="pgmcp_not-a-token")
+    right = _post(server.url, INIT, token=setup["erin"])
+    revoked = run_cli("token", "revoke", "erin", "--file", setup["tokens"])
+    after = _post(server.url, INIT, token=setup["erin"])
+    health = httpx2.get(f"{server.url}/healthz")
+    ready = httpx2.get(f"{server.url}/readyz")
+    assert missing.status_code == 401 and missing.headers["www-authenticate"].startswith("Bearer")
+    assert wrong.status_code == 401
+    assert right.status_code == 200 and right.json()["result"]["serverInfo"]["name"] == "pg-mcp"
+    assert revoked.returncode == 0 and after.status_code == 401, "a revoked token stops working at once"
+    assert (
+        health.status_code == 200
+        and ready.status_code == 200
+        and ready.json()["databases"] == ["shop", "copy"]
+    )
+
+
+async def test_a_token_limited_to_one_database_sees_only_that_one(
+    setup: dict[str, str], tmp_path: Path
+) -> None:
+    with http_server(tmp_path, "--config", setup["config"], "--auth-tokens-file", setup["tokens"]) as server:
+        async with mcp_over_http(server.url, setup["bob"]) as client:
+            other = await client.call_tool("list_schemas", {"database": "shop"})
+            own = await client.call_tool("query", {"sql": "SELECT current_database() AS db"})
+            listed = await client.list_resources()
+    assert other.is_error and "There is no database 'shop'" in text_of(other)
+    assert "Databases: copy (default copy)" in text_of(other)
+    assert not own.is_error, text_of(own)
+    assert all(
+        r.uri == "postgres://database" or r.uri.startswith("postgres://copy/") for r in listed.resources
+    )
+
+
+def test_host_origin_body_size_and_rate_are_checked(setup: dict[str, str], server: HttpServer) -> None:
+    token = setup["alice"]
+    bad_host = _post(server.url, INIT, token=token, host="evil.example:80")
+    bad_origin = _post(server.url, INIT, token=token, origin="http://evil.example")
+    too_big = _post(server.url, {**INIT, "pad": "x" * 10_000}, token=token)
+    burst = [_post(server.url, INIT, token=setup["dave"]) for _ in range(16)]  # burst 6, then 3/s
+    assert bad_host.status_code == 421
+    assert bad_origin.status_code == 403
+    assert too_big.status_code == 413
+    refused = [answer for answer in burst if answer.status_code == 429]
+    assert refused and int(refused[0].headers["retry-after"]) >= 1
+    assert burst[0].status_code == 200, "the first calls of a burst are served"
+
+
+def test_a_public_address_without_authentication_is_refused(pg: DemoDatabase) -> None:
+    refused = run_cli("serve", "--transport", "http", "--host", "0.0.0.0", "--port", str(free_port()), pg.url)
+    assert refused.returncode == 2
+    assert "Refusing to serve 0.0.0.0 without authentication" in refused.stderr
+
+
+async def test_two_stateless_replicas_answer_any_request(setup: dict[str, str], tmp_path: Path) -> None:
+    args = ["--config", setup["config"], "--auth-tokens-file", setup["tokens"]]
+    with http_server(tmp_path, *args) as first, http_server(tmp_path, *args) as second:
+        token = setup["alice"]
+        answers = []
+        for i in range(6):  # a sessionless client alternating between the replicas
+            target = (first, second)[i % 2]
+            call = {"jsonrpc": "2.0", "id": 10 + i, "method": "tools/call",
+                    "params": {"name": "query", "arguments": {"sql": f"SELECT {i} AS n"}}}  # fmt: skip
+            answers.append(_post(target.url, call, token=token))
+        async with mcp_over_http(first.url, token) as session_client:  # an older, session-based client
+            before = await session_client.call_tool("query", {"sql": "SELECT 1 AS n"})
+        async with mcp_over_http(second.url, token) as session_client:
+            after = await session_client.call_tool("query", {"sql": "SELECT 2 AS n"})
+    for i, answer in enumerate(answers):
+        assert answer.status_code == 200, answer.text
+        assert answer.json()["result"]["structuredContent"]["rows"] == [[i]]
+    assert not before.is_error and not after.is_error
+
+
+def test_sigterm_ends_an_idle_server_cleanly(pg: DemoDatabase, tmp_path: Path) -> None:
+    server = HttpServer([pg.url], server_env(), tmp_path / "server.log")
+    assert server.stop() == 0
+    assert "Traceback" not in server.log.read_text()
+
+
+async def test_a_client_that_goes_away_has_its_query_stopped_on_the_server(
+    pg: DemoDatabase, setup: dict[str, str], server: HttpServer
+) -> None:
+    marker = "pg_mcp_http_disconnect"
+    slow = f"SELECT count(*) FROM generate_series(1, 300000000) AS {marker}"
+    call = {"jsonrpc": "2.0", "id": 5, "method": "tools/call",
+            "params": {"name": "query", "arguments": {"sql": slow}}}  # fmt: skip
+    async with httpx2.AsyncClient() as http:
+        request = asyncio.create_task(
+            http.post(
+                f"{server.url}/mcp",
+                content=json.dumps(call),
+                timeout=60,
+                headers={**JSON_HEADERS, "authorization": f"Bearer {setup['alice']}"},
+            )
+        )
+        running: list[Any] = []
+        for _ in range(200):
+            await asyncio.sleep(0.05)
+            running = await pg.admin_fetch(
+                "SELECT pid FROM pg_stat_activity WHERE query LIKE $1 AND state = 'active' "
+                "AND query NOT LIKE 'EXPLAIN%' AND pid <> pg_backend_pid()",
+                f"%{marker}%",
+            )
+            if running:
+                break
+        assert running, "the query started"
+        request.cancel()  # the client disconnects mid-query
+        await asyncio.gather(request, return_exceptions=True)
+    for _ in range(100):
+        running = await pg.admin_fetch(
+            "SELECT pid FROM pg_stat_activity WHERE query LIKE $1 AND state = 'active' "
+            "AND pid <> pg_backend_pid()",
+            f"%{marker}%",
+        )
+        if not running:
+            break
+        await asyncio.sleep(0.1)
+    assert not running, "the query was cancelled on the server when its client went away"
+
+
+def test_token_commands_store_only_a_hash(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    tokens = str(tmp_path / "t.json")
+    created = main(["token", "add", "carol", "--databases", "a,b", "--file", tokens])
+    secret = capsys.readouterr().out.strip()
+    again = main(["token", "add", "carol", "--file", tokens])
+    again_err = capsys.readouterr().err
+    main(["token", "list", "--file", tokens])
+    listing = capsys.readouterr().out
+    revoked = main(["token", "revoke", "carol", "--file", tokens])
+    missing = main(["token", "revoke", "carol", "--file", tokens])
+    assert created == 0 and secret.startswith("pgmcp_") and len(secret) > 40
+    assert secret not in Path(tokens).read_text() and oct(Path(tokens).stat().st_mode & 0o777) == "0o600"
+    assert again == 2 and "exists already" in again_err
+    assert listing.startswith("carol\ta, b\t")
+    assert revoked == 0 and missing == 2 and "No token named 'carol'" in capsys.readouterr().err
