@@ -113,6 +113,11 @@ class Database:
         #: Background requests to end backends whose calls were abandoned at their deadline.
         self._stoppers: set[asyncio.Task[None]] = set()
 
+    def pool_usage(self) -> tuple[int, int]:
+        """Open and idle connections of the pool (0, 0 before it exists), for the metrics."""
+        pool = self._pool
+        return (pool.get_size(), pool.get_idle_size()) if pool is not None else (0, 0)
+
     async def connect(self) -> None:
         """Create the pool now (raising DatabaseUnavailableError) instead of at the first call."""
         await self._get_pool()
@@ -337,6 +342,13 @@ class Database:
         statement_timeout, say) undoes its transaction's settings, and the aborted transaction would
         then wait for its client for ever, as it does when a network partition keeps the rollback
         from arriving. RESET ALL in FINISH_SQL clears this too, so `_finish` sets it again.
+
+        It is a session setting, and so it stays on the server connection between calls. Through
+        PgBouncer in transaction mode, that connection is shared only with other clients of the same
+        role (PgBouncer pools per database and role): give pg-mcp a role of its own (`pg-mcp
+        role-sql`, which also sets this timeout as the role's default) and nothing else sees it.
+        Setting it in the BEGIN message instead would not work: there it belongs to the transaction
+        and is undone with it; and a COMMIT before BEGIN warns on every call.
         """
         return (
             f"SET idle_in_transaction_session_timeout = {int((self.settings.statement_timeout + 5) * 1000)}"
