@@ -260,6 +260,7 @@ def serve(
             principal_rate=transport.principal_rate,
             max_concurrent_calls=transport.max_concurrent_calls,
             shutdown_grace=transport.shutdown_grace,
+            metrics=transport.metrics,
         )
         options.check()
         if options.tokens_file is None and not is_loopback(options.host):

@@ -330,6 +330,9 @@ class TransportSettings(BaseSettings):
     max_concurrent_calls: int = Field(
         default=32, ge=1, le=10_000, description="calls in flight across the HTTP server (32)"
     )
+    metrics: Literal["auto", "on", "off"] = Field(
+        default="auto", description="serve /metrics: auto (on loopback binds only), on or off"
+    )
     shutdown_grace: float = Field(
         default=10.0, ge=0, le=600, description="seconds calls in flight get to finish at SIGTERM (10)"
     )

@@ -265,3 +265,20 @@ def test_token_commands_store_only_a_hash(tmp_path: Path, capsys: pytest.Capture
     assert again == 2 and "exists already" in again_err
     assert listing.startswith("carol\ta, b\t")
     assert revoked == 0 and missing == 2 and "No token named 'carol'" in capsys.readouterr().err
+
+
+async def test_metrics_count_calls_refusals_auth_failures_and_pools(
+    setup: dict[str, str], server: HttpServer
+) -> None:
+    async with mcp_over_http(server.url, setup["alice"]) as client:
+        await client.call_tool("query", {"sql": "SELECT 1 AS one", "database": "shop"})
+        await client.call_tool("query", {"sql": "DELETE FROM sales.orders", "database": "shop"})
+    _post(server.url, INIT, token="pgmcp_wrong")
+    scraped = httpx2.get(f"{server.url}/metrics")
+    text = scraped.text
+    assert scraped.status_code == 200 and scraped.headers["content-type"].startswith("text/plain")
+    assert 'pg_mcp_calls_total{database="shop",outcome="ok",tool="query"}' in text
+    assert 'pg_mcp_guard_refusals_total{rule="not_read_only"}' in text
+    assert 'pg_mcp_auth_failures_total{reason="invalid_token"}' in text
+    assert 'pg_mcp_pool_connections{database="shop",state="open"}' in text
+    assert "pg_mcp_call_seconds_bucket" in text and setup["alice"] not in text

@@ -222,9 +222,10 @@ def _tool_result(output: ToolOutput) -> CallToolResult:
     )
 
 
-def _row_count(output: ToolOutput) -> int | None:
+def _row_count(output: ToolOutput) -> tuple[int | None, bool]:
+    """The rows a result carries and whether it was cut, for the audit line and the metrics."""
     count = output.structured.get("row_count")
-    return count if isinstance(count, int) else None
+    return (count if isinstance(count, int) else None), bool(output.structured.get("truncated"))
 
 
 def open_contexts(config: ServerConfig) -> dict[str, DatabaseContext]:

@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 from pg_mcp.errors import GuardError, PgMcpError
+from pg_mcp.server.metrics import observe_call
 from pg_mcp.server.principal import current_principal
 
 audit = logging.getLogger("pg_mcp.audit")
@@ -24,20 +25,38 @@ async def audited(
     database: str,
     arguments: dict[str, Any],
     call: Callable[[], Awaitable[T]],
-    rows: Callable[[T], int | None] = lambda _: None,
+    rows: Callable[[T], tuple[int | None, bool]] = lambda _: (None, False),
 ) -> T:
-    """Run `call`, then write its line: the caller's SQL (or other arguments), duration, how it ended."""
+    """Run `call`, then write its line (the caller's SQL or other arguments, duration, how it ended)
+    and count it in the metrics; `rows` reads a result's row count and whether it was cut."""
     started = time.perf_counter()
     try:
         result = await call()
     except PgMcpError as exc:
-        _write(tool, database, arguments, started, outcome=_outcome(exc), reason=exc.message)
+        _done(tool, database, arguments, started, _outcome(exc), reason=exc.message)
         raise
     except Exception as exc:
-        _write(tool, database, arguments, started, outcome=f"error:{type(exc).__name__}")
+        _done(tool, database, arguments, started, f"error:{type(exc).__name__}")
         raise
-    _write(tool, database, arguments, started, outcome="ok", rows=rows(result))
+    count, cut = rows(result)
+    _done(tool, database, arguments, started, "ok", rows=count, cut=cut)
     return result
+
+
+def _done(
+    tool: str,
+    database: str,
+    arguments: dict[str, Any],
+    started: float,
+    outcome: str,
+    *,
+    rows: int | None = None,
+    cut: bool = False,
+    reason: str = "",
+) -> None:
+    seconds = time.perf_counter() - started
+    _write(tool, database, arguments, seconds, outcome=outcome, rows=rows, reason=reason)
+    observe_call(tool, database, outcome, seconds, rows, cut)
 
 
 def _outcome(exc: PgMcpError) -> str:
@@ -48,7 +67,7 @@ def _write(
     tool: str,
     database: str,
     arguments: dict[str, Any],
-    started: float,
+    seconds: float,
     *,
     outcome: str,
     rows: int | None = None,
@@ -64,7 +83,7 @@ def _write(
         "tool": tool,
         "database": database,
         "sql": sql if sql is None or len(sql) <= AUDIT_SQL_CHARS else sql[:AUDIT_SQL_CHARS] + "…",
-        "ms": round((time.perf_counter() - started) * 1000, 2),
+        "ms": round(seconds * 1000, 2),
         "outcome": outcome,
         "rows": rows,
         "reason": reason or None,

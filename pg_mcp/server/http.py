@@ -23,6 +23,7 @@ from typing import Any
 from mcp.server.transport_security import TransportSecuritySettings
 
 from pg_mcp.errors import ConfigError, PgMcpError
+from pg_mcp.server import metrics
 from pg_mcp.server.app import PgMcpServer
 from pg_mcp.server.principal import Principal, current_principal
 from pg_mcp.server.tokens import TokenStore
@@ -57,6 +58,12 @@ class HttpOptions:
     max_concurrent_calls: int = 32
     queue_seconds: float = 5.0
     shutdown_grace: float = 10.0
+    #: `/metrics`: "auto" serves it on loopback binds only (scrape through a local agent elsewhere).
+    metrics: str = "auto"
+
+    @property
+    def metrics_on(self) -> bool:
+        return self.metrics == "on" or (self.metrics == "auto" and is_loopback(self.host))
 
     def check(self) -> None:
         """Refuse to serve a non-loopback address without authentication unless told to."""
@@ -138,6 +145,7 @@ def http_app(server: PgMcpServer, options: HttpOptions) -> ASGIApp:
         host=options.host,
     )
     limits = _Limits(options)
+    recorder = metrics.enable(server.databases.contexts) if options.metrics_on else None
 
     async def app(scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -150,6 +158,9 @@ def http_app(server: PgMcpServer, options: HttpOptions) -> ASGIApp:
         if path == "/readyz":
             await _ready(server, send)
             return
+        if path == "/metrics" and recorder is not None:
+            await _respond(send, 200, recorder.render(), "text/plain; version=0.0.4; charset=utf-8")
+            return
         if path.rstrip("/") != MCP_PATH:
             await _json(send, 404, {"error": "not found"})
             return
@@ -159,6 +170,7 @@ def http_app(server: PgMcpServer, options: HttpOptions) -> ASGIApp:
         if tokens is not None:
             found = _authenticate(tokens, scope)
             if found is None:
+                metrics.observe_auth_failure("invalid_token")
                 await _json(
                     send, 401, {"error": "invalid_token"},
                     {"www-authenticate": 'Bearer realm="pg-mcp", error="invalid_token"'},
@@ -261,8 +273,13 @@ async def _ready(server: PgMcpServer, send: Send) -> None:
 
 
 async def _json(send: Send, status: int, body: dict[str, Any], headers: dict[str, str] | None = None) -> None:
-    payload = json.dumps(body).encode()
-    raw_headers = [(b"content-type", b"application/json"), (b"content-length", str(len(payload)).encode())]
+    await _respond(send, status, json.dumps(body).encode(), "application/json", headers)
+
+
+async def _respond(
+    send: Send, status: int, payload: bytes, content_type: str, headers: dict[str, str] | None = None
+) -> None:
+    raw_headers = [(b"content-type", content_type.encode()), (b"content-length", str(len(payload)).encode())]
     raw_headers += [(k.encode(), v.encode()) for k, v in (headers or {}).items()]
     await send({"type": "http.response.start", "status": status, "headers": raw_headers})
     await send({"type": "http.response.body", "body": payload})
