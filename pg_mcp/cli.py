@@ -37,6 +37,7 @@ from pg_mcp.errors import ConfigError, PgMcpError
 
 if TYPE_CHECKING:
     from pg_mcp.explore import DatabaseContext
+    from pg_mcp.server.oauth import OAuthSettings
 
 log = logging.getLogger("pg_mcp")
 
@@ -261,9 +262,10 @@ def serve(
             max_concurrent_calls=transport.max_concurrent_calls,
             shutdown_grace=transport.shutdown_grace,
             metrics=transport.metrics,
+            oauth=_oauth(transport),
         )
         options.check()
-        if options.tokens_file is None and not is_loopback(options.host):
+        if not options.authenticated and not is_loopback(options.host):
             log.warning("serving %s WITHOUT authentication (--allow-unauthenticated)", options.host)
         log.info(
             "pg-mcp %s serving %s over HTTP at http://%s:%d/mcp",
@@ -278,6 +280,28 @@ def serve(
     with _stopped_by_signals():
         build_server(config, contexts).run("stdio")
     return 0
+
+
+def _oauth(transport: TransportSettings) -> OAuthSettings | None:
+    """OAuth resource-server settings when an issuer and audience are configured (both or neither)."""
+    from pg_mcp.server.oauth import OAuthSettings
+
+    if not transport.oauth_issuer and not transport.oauth_audience:
+        return None
+    if not (transport.oauth_issuer and transport.oauth_audience):
+        raise ConfigError("OAuth needs both PG_MCP_OAUTH_ISSUER and PG_MCP_OAUTH_AUDIENCE.")
+
+    def split(text: str) -> tuple[str, ...]:
+        return tuple(part for part in text.replace(",", " ").split() if part)
+
+    return OAuthSettings(
+        issuer=transport.oauth_issuer,
+        audience=transport.oauth_audience,
+        jwks_url=transport.oauth_jwks_url,
+        algorithms=split(transport.oauth_algorithms),
+        required_scopes=split(transport.oauth_scopes),
+        databases_claim=transport.oauth_databases_claim or None,
+    )
 
 
 def token(args: argparse.Namespace) -> int:

@@ -137,7 +137,9 @@ class Settings(BaseSettings):
         url = value.get_secret_value().strip()
         try:
             parts = urlsplit(url)
-            parts.port  # noqa: B018 -- raises ValueError for a port that is not a number in 0-65535
+            hosts = parts.netloc.rpartition("@")[2]
+            for host in hosts.split(",") if "," in hosts else [hosts]:  # libpq's h1:p1,h2:p2 form
+                _port = urlsplit(f"//{host}").port  # ValueError for a port that is not a number in 0-65535
         except ValueError:  # the parser's message may quote part of the password: never shown
             raise ValueError(
                 "is not a valid URL: expected postgresql://user:password@host:5432/db with a numeric "
@@ -330,6 +332,22 @@ class TransportSettings(BaseSettings):
     max_concurrent_calls: int = Field(
         default=32, ge=1, le=10_000, description="calls in flight across the HTTP server (32)"
     )
+    oauth_issuer: str | None = Field(
+        default=None, description="OAuth: the issuer whose JWT access tokens are accepted"
+    )
+    oauth_audience: str | None = Field(
+        default=None,
+        description="OAuth: this server's resource URL, the tokens' audience (e.g. https://db.example.com/mcp)",
+    )
+    oauth_jwks_url: str | None = Field(
+        default=None, description="OAuth: the issuer's JWKS URL (default: discovered)"
+    )
+    oauth_scopes: str = Field(default="", description="OAuth: scopes every token must carry, comma-separated")
+    oauth_databases_claim: str = Field(
+        default="pg_mcp_databases",
+        description="OAuth: the claim listing the databases a token may use (empty: all)",
+    )
+    oauth_algorithms: str = Field(default="RS256,ES256", description="OAuth: accepted signing algorithms")
     metrics: Literal["auto", "on", "off"] = Field(
         default="auto", description="serve /metrics: auto (on loopback binds only), on or off"
     )

@@ -282,3 +282,29 @@ async def test_metrics_count_calls_refusals_auth_failures_and_pools(
     assert 'pg_mcp_auth_failures_total{reason="invalid_token"}' in text
     assert 'pg_mcp_pool_connections{database="shop",state="open"}' in text
     assert "pg_mcp_call_seconds_bucket" in text and setup["alice"] not in text
+
+
+async def test_oauth_access_tokens_from_an_identity_provider(pg: DemoDatabase, tmp_path: Path) -> None:
+    from test_oauth import AUDIENCE, Issuer, claims, rs256
+
+    issuer = Issuer()
+    try:
+        with http_server(
+            tmp_path, "--oauth-issuer", issuer.url, "--oauth-audience", AUDIENCE, "--oauth-scopes", "db:read", pg.url,
+        ) as server:  # fmt: skip
+            valid = rs256(claims(issuer.url, pg_mcp_databases=["demo"]))
+            async with mcp_over_http(server.url, valid) as client:
+                answer = await client.call_tool("query", {"sql": "SELECT 1 AS one"})
+            missing = _post(server.url, INIT)
+            no_scope = _post(server.url, INIT, token=rs256(claims(issuer.url, scope="openid")))
+            other_database = _post(server.url, INIT, token=rs256(claims(issuer.url, pg_mcp_databases=["hr"])))
+            metadata = httpx2.get(f"{server.url}/.well-known/oauth-protected-resource/mcp")
+    finally:
+        issuer.stop()
+    assert not answer.is_error and answer.structured_content["rows"] == [[1]], text_of(answer)
+    assert missing.status_code == 401 and "resource_metadata=" in missing.headers["www-authenticate"]
+    assert (
+        no_scope.status_code == 403 and 'error="insufficient_scope"' in no_scope.headers["www-authenticate"]
+    )
+    assert other_database.status_code == 200, "authenticated; it just sees no database"
+    assert metadata.status_code == 200 and metadata.json()["authorization_servers"] == [issuer.url]

@@ -7,7 +7,7 @@ import re
 import socket
 import ssl
 from collections.abc import Callable
-from urllib.parse import unquote, urlsplit
+from urllib.parse import parse_qs, unquote, urlsplit
 
 import asyncpg
 
@@ -41,6 +41,13 @@ def query_error(
             "It ran past the statement timeout (PG_MCP_STATEMENT_TIMEOUT). Narrow it with WHERE, "
             "aggregate instead of listing, or check its plan.",
         )
+    if is_recovery_conflict(exc):
+        detail = getattr(exc, "detail", None)
+        return QueryError(
+            "The replica cancelled the query to apply changes from the primary (a recovery conflict). "
+            "Nothing was changed." + (f"\nDetail: {detail}" if detail else ""),
+            "Retry, or run long queries on the primary (or raise max_standby_streaming_delay on the replica).",
+        )
     if isinstance(exc, LOST_DURING_QUERY):
         return QueryError(
             f"PostgreSQL closed the connection during the query: {getattr(exc, 'message', None) or exc}. "
@@ -63,6 +70,23 @@ def query_error(
     if isinstance(exc, asyncpg.UndefinedTableError | asyncpg.UndefinedColumnError) and not hint:
         hint = "Use list_tables and describe_table to find the exact names (quote mixed-case names)."
     return QueryError(message, hint)
+
+
+def is_recovery_conflict(exc: BaseException) -> bool:
+    """A hot standby cancelled the statement to replay the primary's changes (rows a VACUUM removed,
+    a lock, a dropped tablespace): SQLSTATE 40001 (40P01 for a buffer deadlock) with PostgreSQL's
+    "canceling statement due to conflict with recovery", or the connection ended with "terminating
+    connection due to conflict with recovery" (what PostgreSQL does when the statement runs inside a
+    savepoint, as every call does)."""
+    if not isinstance(exc, (asyncpg.SerializationError, asyncpg.DeadlockDetectedError, *LOST_DURING_QUERY)):
+        return False
+    message = getattr(exc, "message", None) or str(exc)
+    return RECOVERY_CONFLICT_TEXT in message
+
+
+#: The English text of every recovery-conflict cancellation; SQLSTATE 40001 alone also means a
+#: serialization failure of a SERIALIZABLE transaction, which a primary can raise too.
+RECOVERY_CONFLICT_TEXT = "due to conflict with recovery"
 
 
 #: Server-side ends of a session while a statement ran (pg_terminate_backend, shutdown, crash).
@@ -92,16 +116,38 @@ def _user_position(position: str | None, checked: CheckedQuery, executed: str) -
 
 
 def describe_target(dsn: str) -> str:
-    """`user@host:port/db` for messages: never the password."""
+    """`user@host:port/db` for messages (`user@h1:p1,h2:p2/db` for a list of hosts, given in the URL's
+    host part or its `host` and `port` parameters, as asyncpg reads them): never the password."""
     try:
         parts = urlsplit(dsn)
-        host = parts.hostname or "localhost"
-        port = parts.port or 5432
         user = unquote(parts.username or "") or "(default user)"
         database = unquote(parts.path.lstrip("/")) or user
+        query = parse_qs(parts.query)
+        hostspec = unquote(parts.netloc.rpartition("@")[2])
+        ports = [""]  # asyncpg reads the `port` parameter only for hosts given as the `host` parameter
+        if not hostspec:
+            hostspec = query.get("host", ["localhost"])[-1]
+            ports = query.get("port", [""])[-1].split(",")
+        hosts = [
+            _host_and_port(spec, ports[min(i, len(ports) - 1)] or "5432")
+            for i, spec in enumerate(hostspec.split(","))
+        ]
     except ValueError:
         return "(unparseable DATABASE_URL)"
-    return f"{user}@{host}:{port}/{database}"
+    return f"{user}@{','.join(hosts)}/{database}"
+
+
+def _host_and_port(spec: str, default_port: str) -> str:
+    """`host:port` for one entry of a host list: `host`, `host:port`, `[v6]` or `[v6]:port`."""
+    if spec.startswith("["):
+        host, _, rest = spec.partition("]")
+        host, port = f"{host}]", rest.removeprefix(":")
+    else:
+        host, _, port = spec.partition(":")
+    port = port or default_port
+    if not port.isdigit():
+        raise ValueError("not a port")
+    return f"{host.lower() or 'localhost'}:{port}"
 
 
 def _first_line(exc: BaseException) -> str:

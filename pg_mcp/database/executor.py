@@ -2,7 +2,7 @@
 
 Every statement runs inside a `READ ONLY` transaction that is always rolled back, with
 `statement_timeout`, `lock_timeout` and `idle_in_transaction_session_timeout` set for that
-transaction (the last also for the session: see `Database._idle_sql`). User SQL goes through
+transaction (kept in force after a failed statement: see `Database._begin_sql`). User SQL goes through
 `Database.run_query` alone: extended protocol (one statement per message), rows pulled through
 a cursor in chunks so that neither more rows than the row cap nor much more data than the
 result-byte budget ever reaches this process.
@@ -279,7 +279,7 @@ class Database:
         """Roll back, reset and return the connection; one in an unknown state is closed instead of reused."""
         try:
             if not conn.is_closed():
-                await conn.execute(f"{FINISH_SQL} {self._idle_sql()};")
+                await conn.execute(FINISH_SQL)
         except (asyncpg.PostgresError, asyncpg.InterfaceError, *CONNECTION_LOST):
             # A connection lost mid-call may already be back in asyncpg's hands: nothing left to close.
             with contextlib.suppress(asyncpg.InterfaceError):
@@ -322,6 +322,16 @@ class Database:
             log.info("abandoned backend %d (deadline or cancelled call); not terminated: %s", pid, exc)
 
     def _begin_sql(self, conn: asyncpg.Connection) -> str:
+        """One message that opens the call's read-only transaction with its limits.
+
+        The savepoint at the end keeps the limits in force after a failed statement: PostgreSQL
+        undoes a failed transaction's settings at once, so without it an aborted transaction (one
+        cancelled by statement_timeout, say) would fall back to the session's
+        idle_in_transaction_session_timeout, 0 by default, and wait for its ROLLBACK for ever, as it
+        does when a network partition keeps the ROLLBACK from arriving. A failure undoes only what came
+        after the savepoint. Nothing is set for the session, so through PgBouncer in transaction mode
+        nothing reaches the next client of the server connection.
+        """
         s = self.settings
         sql = (
             "BEGIN TRANSACTION READ ONLY; SET LOCAL standard_conforming_strings = on; "
@@ -333,32 +343,11 @@ class Database:
             sql += f" SET LOCAL temp_file_limit = '{s.temp_file_limit}';"
         if conn.get_server_version().major >= 14:  # stop work for a client that went away
             sql += " SET LOCAL client_connection_check_interval = 1000;"
-        return sql
-
-    def _idle_sql(self) -> str:
-        """The session's idle_in_transaction_session_timeout, set outside any transaction.
-
-        The SET LOCAL in `_begin_sql` is not enough: a failed statement (one cancelled by
-        statement_timeout, say) undoes its transaction's settings, and the aborted transaction would
-        then wait for its client for ever, as it does when a network partition keeps the rollback
-        from arriving. RESET ALL in FINISH_SQL clears this too, so `_finish` sets it again.
-
-        It is a session setting, and so it stays on the server connection between calls. Through
-        PgBouncer in transaction mode, that connection is shared only with other clients of the same
-        role (PgBouncer pools per database and role): give pg-mcp a role of its own (`pg-mcp
-        role-sql`, which also sets this timeout as the role's default) and nothing else sees it.
-        Setting it in the BEGIN message instead would not work: there it belongs to the transaction
-        and is undone with it; and a COMMIT before BEGIN warns on every call.
-        """
-        return (
-            f"SET idle_in_transaction_session_timeout = {int((self.settings.statement_timeout + 5) * 1000)}"
-        )
+        return sql + " SAVEPOINT pg_mcp_call;"
 
     async def _init_connection(self, conn: asyncpg.Connection) -> None:
-        """Type codecs, the session's idle timeout, and whether this role may set temp_file_limit
-        (asked once per connection)."""
+        """Type codecs, and whether this role may set temp_file_limit (asked once per connection)."""
         await _set_codecs(conn)
-        await conn.execute(self._idle_sql())
         self._may_set_temp_file_limit = await _may_set_temp_file_limit(conn)
 
     async def _get_pool(self) -> asyncpg.Pool:

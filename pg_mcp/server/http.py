@@ -25,8 +25,18 @@ from mcp.server.transport_security import TransportSecuritySettings
 from pg_mcp.errors import ConfigError, PgMcpError
 from pg_mcp.server import metrics
 from pg_mcp.server.app import PgMcpServer
+from pg_mcp.server.oauth import (
+    RESOURCE_METADATA_PATH,
+    AuthFailure,
+    JwtVerifier,
+    OAuthSettings,
+    challenge,
+    protected_resource_metadata,
+    resource_metadata_path,
+    resource_metadata_url,
+)
 from pg_mcp.server.principal import Principal, current_principal
-from pg_mcp.server.tokens import TokenStore
+from pg_mcp.server.tokens import TOKEN_PREFIX, TokenStore
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +70,11 @@ class HttpOptions:
     shutdown_grace: float = 10.0
     #: `/metrics`: "auto" serves it on loopback binds only (scrape through a local agent elsewhere).
     metrics: str = "auto"
+    oauth: OAuthSettings | None = None
+
+    @property
+    def authenticated(self) -> bool:
+        return self.tokens_file is not None or self.oauth is not None
 
     @property
     def metrics_on(self) -> bool:
@@ -67,10 +82,11 @@ class HttpOptions:
 
     def check(self) -> None:
         """Refuse to serve a non-loopback address without authentication unless told to."""
-        if not is_loopback(self.host) and self.tokens_file is None and not self.allow_unauthenticated:
+        if not is_loopback(self.host) and not self.authenticated and not self.allow_unauthenticated:
             raise ConfigError(
                 f"Refusing to serve {self.host} without authentication.",
-                "Create a token (pg-mcp token add NAME) and set PG_MCP_AUTH_TOKENS_FILE, or pass "
+                "Create a token (pg-mcp token add NAME) and set PG_MCP_AUTH_TOKENS_FILE, configure OAuth "
+                "(PG_MCP_OAUTH_ISSUER and PG_MCP_OAUTH_AUDIENCE), or pass "
                 "--allow-unauthenticated if a trusted proxy in front authenticates callers.",
             )
 
@@ -146,6 +162,11 @@ def http_app(server: PgMcpServer, options: HttpOptions) -> ASGIApp:
     )
     limits = _Limits(options)
     recorder = metrics.enable(server.databases.contexts) if options.metrics_on else None
+    verifier = JwtVerifier(options.oauth) if options.oauth else None
+    metadata_url = resource_metadata_url(options.oauth) if options.oauth else ""
+    metadata_paths = (
+        {RESOURCE_METADATA_PATH, resource_metadata_path(options.oauth)} if options.oauth else set()
+    )
 
     async def app(scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -158,6 +179,12 @@ def http_app(server: PgMcpServer, options: HttpOptions) -> ASGIApp:
         if path == "/readyz":
             await _ready(server, send)
             return
+        if path in metadata_paths and options.oauth is not None:
+            await _json(
+                send, 200, protected_resource_metadata(options.oauth),
+                {"access-control-allow-origin": "*", "cache-control": "max-age=300"},
+            )  # fmt: skip
+            return
         if path == "/metrics" and recorder is not None:
             await _respond(send, 200, recorder.render(), "text/plain; version=0.0.4; charset=utf-8")
             return
@@ -167,15 +194,9 @@ def http_app(server: PgMcpServer, options: HttpOptions) -> ASGIApp:
         client = scope.get("client")
         address = f"{client[0]}:{client[1]}" if client else None
         principal = Principal("anonymous", None, address)
-        if tokens is not None:
-            found = _authenticate(tokens, scope)
+        if options.authenticated:
+            found = await _authenticate(tokens, verifier, scope, metadata_url, options, send, address)
             if found is None:
-                metrics.observe_auth_failure("invalid_token")
-                await _json(
-                    send, 401, {"error": "invalid_token"},
-                    {"www-authenticate": 'Bearer realm="pg-mcp", error="invalid_token"'},
-                )  # fmt: skip
-                log.warning("authentication failed from %s", address)
                 return
             principal = Principal(found.name, found.databases, address)
         wait = limits.admit(principal.name)
@@ -242,15 +263,47 @@ async def _cancelled_on_disconnect(app: ASGIApp, scope: Scope, receive: Receive,
         watcher.cancel()
 
 
-def _authenticate(tokens: TokenStore, scope: Scope) -> Principal | None:
+async def _authenticate(
+    tokens: TokenStore | None,
+    verifier: JwtVerifier | None,
+    scope: Scope,
+    metadata_url: str,
+    options: HttpOptions,
+    send: Send,
+    address: str | None,
+) -> Principal | None:
+    """The caller's principal from its bearer token, or None once the refusal has been sent: a static
+    token (`pgmcp_…`) is checked against the tokens file, anything else as an OAuth JWT."""
     header = next((v for k, v in scope.get("headers", []) if k == b"authorization"), b"")
     scheme, _, value = header.decode("latin-1").partition(" ")
-    if scheme.lower() != "bearer" or not value.strip():
+    value = value.strip()
+    scopes = options.oauth.required_scopes if options.oauth else ()
+    challenge_header = challenge(metadata_url, scopes) if verifier else 'Bearer realm="pg-mcp"'
+    if scheme.lower() != "bearer" or not value:
+        metrics.observe_auth_failure("missing_token")
+        await _json(send, 401, {"error": "unauthorized"}, {"www-authenticate": challenge_header})
         return None
+    if tokens is not None and (verifier is None or value.startswith(TOKEN_PREFIX)):
+        try:
+            found = tokens.verify(value)
+        except ConfigError as exc:  # fail closed: an unreadable tokens file admits nobody
+            log.error("%s", exc.message)
+            found = None
+        if found is None:
+            metrics.observe_auth_failure("invalid_token")
+            log.warning("authentication failed from %s", address)
+            await _json(
+                send, 401, {"error": "invalid_token"},
+                {"www-authenticate": 'Bearer realm="pg-mcp", error="invalid_token"'},
+            )  # fmt: skip
+        return found
+    assert verifier is not None
     try:
-        return tokens.verify(value.strip())
-    except ConfigError as exc:  # fail closed: an unreadable tokens file admits nobody
-        log.error("%s", exc.message)
+        return await verifier.verify(value)
+    except AuthFailure as failure:
+        metrics.observe_auth_failure(failure.error)
+        log.warning("authentication failed from %s: %s", address, failure.description)
+        await _json(send, failure.status, failure.body(), failure.headers(metadata_url))
         return None
 
 
