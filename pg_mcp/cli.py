@@ -54,9 +54,34 @@ class _NoTracebackFormatter(logging.Formatter):
         return f"({ei[0].__name__})" if ei and ei[0] else ""
 
 
-def configure_logging(level: str, audit_file: str | None = None) -> None:
+class _JsonFormatter(_NoTracebackFormatter):
+    """One JSON object per line (`PG_MCP_LOG_FORMAT=json`), for log collectors; an audit line's own
+    JSON is nested as an object, not a string."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        message = record.getMessage()
+        entry: dict[str, Any] = {
+            "time": self.formatTime(record),
+            "level": record.levelname,
+            "logger": record.name,
+            "message": message,
+        }
+        if record.name == "pg_mcp.audit":
+            with contextlib.suppress(ValueError):
+                entry["message"] = "audit"
+                entry["audit"] = json.loads(message)
+        if record.exc_info:
+            entry["error"] = self.formatException(record.exc_info)
+        return json.dumps(entry, ensure_ascii=False)
+
+
+def configure_logging(level: str, audit_file: str | None = None, log_format: str = "text") -> None:
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(_NoTracebackFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    handler.setFormatter(
+        _JsonFormatter()
+        if log_format == "json"
+        else _NoTracebackFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
+    )
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
@@ -203,11 +228,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"pg-mcp: {exc}", file=sys.stderr)
         return EXIT_CONFIG
     try:
-        configure_logging(config.log_level, config.audit_file)
         if args.command == "serve":
-            return serve(
-                config, transport=load_transport({k: getattr(args, k, None) for k in TRANSPORT_ENV_NAMES})
-            )
+            transport = load_transport({k: getattr(args, k, None) for k in TRANSPORT_ENV_NAMES})
+            configure_logging(config.log_level, config.audit_file, transport.log_format)
+            return serve(config, transport=transport)
+        configure_logging(config.log_level, config.audit_file)
         if args.command == "check":
             return asyncio.run(check(config))
         if args.command == "demo":

@@ -348,6 +348,9 @@ class TransportSettings(BaseSettings):
         description="OAuth: the claim listing the databases a token may use (empty: all)",
     )
     oauth_algorithms: str = Field(default="RS256,ES256", description="OAuth: accepted signing algorithms")
+    log_format: Literal["text", "json"] = Field(
+        default="text", description="stderr log lines as text or as one JSON object each (json)"
+    )
     metrics: Literal["auto", "on", "off"] = Field(
         default="auto", description="serve /metrics: auto (on loopback binds only), on or off"
     )

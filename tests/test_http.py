@@ -90,7 +90,7 @@ def server(setup: dict[str, str]) -> Iterator[HttpServer]:
     """One server for the tests that do not need their own: small body limit, a low rate per caller."""
     with http_server(
         Path(setup["dir"]), "--config", setup["config"], "--auth-tokens-file", setup["tokens"],
-        "--max-request-bytes", "2048", "--principal-rate", "3",
+        "--max-request-bytes", "2048", "--principal-rate", "3", "--log-format", "json",
     ) as running:  # fmt: skip
         yield running
 
@@ -119,11 +119,8 @@ async def test_a_token_holder_uses_the_tools_and_the_audit_names_it(
     log = server.log
     assert "query" in {t.name for t in tools.tools}
     assert not result.is_error and result.structured_content["rows"] == [[1]], text_of(result)
-    audit = [
-        json.loads(line.split(" pg_mcp.audit: ", 1)[1])
-        for line in log.read_text().splitlines()
-        if "pg_mcp.audit" in line
-    ]
+    lines = [json.loads(line) for line in log.read_text().splitlines()]  # --log-format json: every line
+    audit = [line["audit"] for line in lines if line["logger"] == "pg_mcp.audit"]
     assert any(e["principal"] == "alice" and e["client"].startswith("127.0.0.1:") for e in audit), audit
     assert setup["alice"] not in log.read_text() and password_of(pg.url) not in log.read_text()
 

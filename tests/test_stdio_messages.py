@@ -220,3 +220,41 @@ async def test_every_tool_declares_its_output_and_describes_its_arguments(pg: De
             assert spec.get("description"), f"{tool.name}.{name} has no description"
     assert not described.is_error and described.structured_content["columns"]
     assert not plan.is_error and "plan" in plan.structured_content
+
+
+async def test_list_results_carry_cache_hints_and_a_stable_order(pg: DemoDatabase) -> None:
+    from mcp_helpers import mcp_client
+
+    async with mcp_client(pg.url) as client:
+        assert client.protocol_version == "2026-07-28"
+        tools = await client.list_tools()
+        again = await client.list_tools()
+        resources = await client.list_resources()
+    assert (tools.ttl_ms, tools.cache_scope) == (3_600_000, "public")
+    assert (resources.ttl_ms, resources.cache_scope) == (60_000, "private"), "depends on who asks"
+    assert [t.name for t in tools.tools] == [t.name for t in again.tools] == [
+        "query", "list_schemas", "list_tables", "describe_table", "search_schema", "relationships",
+        "sample_rows", "column_stats", "explain",
+    ]  # fmt: skip
+
+
+async def test_each_call_span_names_the_database_the_operation_and_the_outcome(pg: DemoDatabase) -> None:
+    from mcp_helpers import mcp_client
+    from opentelemetry import trace
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    trace.set_tracer_provider(provider)  # once per process; later calls are ignored with a warning
+    async with mcp_client(pg.url) as client:
+        await client.call_tool("query", {"sql": "SELECT 1 AS one"})
+        await client.call_tool("query", {"sql": "DELETE FROM sales.orders"})
+    calls = [dict(s.attributes or {}) for s in exporter.get_finished_spans() if s.name == "tools/call query"]
+    if not calls:
+        pytest.skip("a tracer provider was set earlier in this process")
+    assert calls[0]["db.namespace"] == "demo" and calls[0]["db.operation.name"] == "SELECT"
+    assert calls[0]["pg_mcp.outcome"] == "ok" and calls[0]["db.response.returned_rows"] == 1
+    assert calls[1]["pg_mcp.outcome"] == "refused:not_read_only"

@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
 from typing import Annotated, Any
 
+from mcp.server.caching import CacheableMethod, CacheHint
 from mcp.server.context import ServerRequestContext
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
@@ -216,6 +217,20 @@ class PgMcpServer(MCPServer[None]):
         return ListResourcesResult(resources=resources, next_cursor=next_cursor)
 
 
+#: Freshness hints on list and read results (2026-07-28): what the server offers changes only with its
+#: configuration; what a database holds may change at any time, and depends on who asks.
+_STATIC = CacheHint(ttl_ms=3_600_000, scope="public")
+_CATALOG = CacheHint(ttl_ms=60_000, scope="private")
+CACHE_HINTS: dict[CacheableMethod, CacheHint] = {
+    "tools/list": _STATIC,
+    "prompts/list": _STATIC,
+    "resources/templates/list": _STATIC,
+    "server/discover": _STATIC,
+    "resources/list": _CATALOG,
+    "resources/read": _CATALOG,
+}
+
+
 def _tool_result(output: ToolOutput) -> CallToolResult:
     return CallToolResult(
         content=[TextContent(type="text", text=output.text)], structured_content=output.structured
@@ -272,6 +287,7 @@ def build_server(config: ServerConfig, contexts: Mapping[str, DatabaseContext] |
         instructions=_instructions(databases),
         lifespan=lifespan,
         log_level=config.log_level,
+        cache_hints=CACHE_HINTS,
     )
 
     async def run(

@@ -9,6 +9,8 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
+from opentelemetry import trace
+
 from pg_mcp.errors import GuardError, PgMcpError
 from pg_mcp.server.metrics import observe_call
 from pg_mcp.server.principal import current_principal
@@ -57,6 +59,13 @@ def _done(
     seconds = time.perf_counter() - started
     _write(tool, database, arguments, seconds, outcome=outcome, rows=rows, reason=reason)
     observe_call(tool, database, outcome, seconds, rows, cut)
+    span = trace.get_current_span()  # the SDK's span of this request; a no-op without an exporter
+    if span.is_recording():
+        span.set_attributes({
+            "db.system.name": "postgresql", "db.namespace": database,
+            "db.operation.name": "SELECT" if "sql" in arguments else tool, "pg_mcp.outcome": outcome,
+            **({"db.response.returned_rows": rows} if rows is not None else {}),
+        })  # fmt: skip
 
 
 def _outcome(exc: PgMcpError) -> str:
