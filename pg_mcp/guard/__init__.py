@@ -28,13 +28,14 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from pg_mcp.errors import GuardError
-from pg_mcp.guard import postgres_reading, sqlglot_reading
 from pg_mcp.guard.input import check_input
 from pg_mcp.guard.operators import BUILTIN_OPERATORS
 from pg_mcp.guard.policy import CheckedQuery, GuardPolicy
 from pg_mcp.guard.rules import Rule
 
-__all__ = ["BUILTIN_OPERATORS", "CheckedQuery", "GuardPolicy", "Rule", "check_query", "check_query_async"]
+__all__ = [
+    "BUILTIN_OPERATORS", "CheckedQuery", "GuardPolicy", "Rule", "check_query", "check_query_async", "load_parsers",
+]  # fmt: skip
 
 #: Guard runs at once; more calls wait their turn instead of crowding the event loop's thread.
 GUARD_WORKERS = 2
@@ -86,8 +87,16 @@ async def check_query_async(sql: str, max_rows: int, policy: GuardPolicy) -> Che
         raise _too_complex() from None
 
 
+def load_parsers() -> None:
+    """Import both readings now (libpg_query and sqlglot, ~0.15 s): the server does it beside serving,
+    so that neither start-up nor the first statement waits for them."""
+    from pg_mcp.guard import postgres_reading, sqlglot_reading  # noqa: F401
+
+
 def _check(sql: object, max_rows: int, policy: GuardPolicy, deadline: float) -> tuple[str, str]:
     """Every stage in order, under one deadline; the statement and its bounded wrapper."""
+    from pg_mcp.guard import postgres_reading, sqlglot_reading
+
     text = check_input(sql, policy)
     tree = postgres_reading.parse(text)
     _check_deadline(deadline)
@@ -111,6 +120,8 @@ def _statement_text(text: str, tree: dict[str, Any]) -> str:
 
 def _check_wrapping(inner: dict[str, Any], wrapped: str) -> None:
     """PostgreSQL must read the bounded statement as exactly the caller's statement in a subquery."""
+    from pg_mcp.guard import postgres_reading
+
     outer = postgres_reading.parse(wrapped)["stmt"]
     from_clause = outer.get("SelectStmt", {}).get("fromClause", [])
     subquery = from_clause[0].get("RangeSubselect", {}).get("subquery") if len(from_clause) == 1 else None

@@ -37,6 +37,7 @@ from pg_mcp.config import ServerConfig
 from pg_mcp.database.role_report import log_role_risks
 from pg_mcp.errors import PgMcpError
 from pg_mcp.explore import DatabaseContext, ToolOutput
+from pg_mcp.guard import load_parsers
 from pg_mcp.server.arguments import explain_invalid, unknown_arguments
 from pg_mcp.server.audit import audited
 from pg_mcp.server.errors import request_error, tool_error
@@ -271,6 +272,7 @@ def build_server(config: ServerConfig, contexts: Mapping[str, DatabaseContext] |
     @asynccontextmanager
     async def lifespan(_: MCPServer[None]) -> AsyncIterator[None]:
         warming = [asyncio.create_task(warm_up(context)) for context in databases.contexts.values()]
+        warming.append(asyncio.create_task(asyncio.to_thread(load_parsers)))
         try:
             yield None
         finally:
