@@ -210,10 +210,14 @@ async def test_every_tool_declares_its_output_and_describes_its_arguments(pg: De
     from mcp_helpers import mcp_client
 
     async with mcp_client(pg.url) as client:
-        tools = (await client.list_tools()).tools
+        listing = await client.list_tools()
         described = await client.call_tool("describe_table", {"table": "hr.departments"})
         plan = await client.call_tool("explain", {"sql": "SELECT 1"})
+    tools = listing.tools
+    size = len(listing.model_dump_json(by_alias=True, exclude_none=True))
+    assert size < 8_000, f"tools/list is {size} bytes: every client pays for it in every conversation"
     for tool in tools:
+        assert '"title"' not in json.dumps([tool.input_schema, tool.output_schema]), tool.name
         assert tool.output_schema and tool.output_schema.get("type") == "object", tool.name
         assert "$defs" not in json.dumps(tool.output_schema), f"{tool.name}: cheap to validate"
         for name, spec in tool.input_schema.get("properties", {}).items():

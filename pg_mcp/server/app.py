@@ -310,12 +310,11 @@ def build_server(config: ServerConfig, contexts: Mapping[str, DatabaseContext] |
     async def query(
         sql: Sql, max_rows: MaxRows = None, database: DatabaseName = None
     ) -> Annotated[CallToolResult, QueryOutput]:
-        """Run one read-only SQL statement (SELECT, WITH ... SELECT, VALUES, TABLE) and return its rows.
+        """Run one read-only PostgreSQL statement (SELECT, WITH ... SELECT, VALUES, TABLE); returns its rows.
 
-        PostgreSQL dialect. One statement only; writes, DDL, locks and side-effecting functions are
-        refused. Rows are capped at max_rows (default set by the server); the last line of the
-        result states the row count and whether rows were cut. Prefer aggregates and WHERE filters
-        over fetching many rows; quote mixed-case names ("Gift Cards").
+        Writes, DDL, locks and side-effecting functions are refused. Rows are capped at max_rows; the
+        last line says how many rows and whether any were cut. Prefer aggregates and WHERE filters;
+        quote mixed-case names ("Gift Cards").
         """
         return await run(
             "query",
@@ -333,11 +332,10 @@ def build_server(config: ServerConfig, contexts: Mapping[str, DatabaseContext] |
     async def list_tables(
         schema: OnlySchema = None, offset: Offset = 0, database: DatabaseName = None
     ) -> Annotated[CallToolResult, TablesOutput]:
-        """List tables, views, materialized views and foreign tables with estimated row counts and comments.
+        """List tables, views, materialized views and foreign tables with estimated rows and comments.
 
-        Pass schema to list one schema only; long lists come 200 at a time (the last line gives the next
-        offset), and a catalog too big to list at once is summarised per schema. Partitions are folded
-        into their partitioned table.
+        200 at a time (the last line gives the next offset); a catalog too big for that is summarised per
+        schema. Partitions are folded into their parent.
         """
         return await run(
             "list_tables",
@@ -350,11 +348,9 @@ def build_server(config: ServerConfig, contexts: Mapping[str, DatabaseContext] |
     async def describe_table(
         table: TableName, schema: SchemaName = None, database: DatabaseName = None
     ) -> Annotated[CallToolResult, DescriptionOutput]:
-        """Describe one table or view: columns (type, nullability, default, comment, enum values), primary key,
-        foreign keys in both directions, unique and check constraints, indexes and estimated rows.
-
-        table may be `orders`, `sales.orders` or a quoted name like `sales."Gift Cards"`. Call this before
-        writing a query against a table you have not seen.
+        """Describe one table or view: columns (type, nullability, default, comment, enum values), keys in
+        both directions, unique and check constraints, indexes, estimated rows. Call it before querying a
+        table you have not seen.
         """
         return await run(
             "describe_table",
@@ -368,8 +364,7 @@ def build_server(config: ServerConfig, contexts: Mapping[str, DatabaseContext] |
         pattern: Pattern, database: DatabaseName = None
     ) -> Annotated[CallToolResult, SearchOutput]:
         """Find tables, views and columns whose name or comment contains pattern (case-insensitive), best
-        matches first, each with its table, column and type. Use it when you know the concept ("churn",
-        "email", "invoice") but not where it lives.
+        first: for a concept ("churn", "invoice") you cannot place yet.
         """
         return await run(
             "search_schema", database, {"pattern": pattern}, lambda ctx: explore.search_schema(ctx, pattern)
@@ -408,8 +403,7 @@ def build_server(config: ServerConfig, contexts: Mapping[str, DatabaseContext] |
         table: TableName, column: ColumnName = None, schema: SchemaName = None, database: DatabaseName = None
     ) -> Annotated[CallToolResult, StatsOutput]:
         """What values a column holds, from the planner's statistics: null fraction, distinct count, most
-        common values with frequencies, min/quartiles/max. Use it to pick the right filter values
-        (e.g. the exact spelling of a status) without scanning the table.
+        common values, min/quartiles/max. Use it for exact filter values (a status's spelling) without a scan.
         """
         return await run(
             "column_stats",
@@ -495,6 +489,7 @@ def build_server(config: ServerConfig, contexts: Mapping[str, DatabaseContext] |
         return ANSWER_PROMPT.format(question=question)
 
     _describe_database_argument(app, databases)
+    _compact_schemas(app)
     return app
 
 
@@ -506,6 +501,31 @@ def _instructions(databases: Databases) -> str:
         f"{INSTRUCTIONS}\nDatabases: {names}. Every tool takes database=NAME; without it, "
         f"{databases.default} is used. Table resources are postgres://DATABASE/SCHEMA/TABLE."
     )
+
+
+def _without_titles(schema: Any) -> Any:
+    """A JSON schema without its `title`s (pydantic's "Max Rows", "queryArguments"): names already say
+    it, and every tools/list carries them. A property that is itself called `title` is kept."""
+    if isinstance(schema, list):
+        return [_without_titles(item) for item in schema]
+    if not isinstance(schema, dict):
+        return schema
+    compact = {}
+    for key, value in schema.items():
+        if key == "title" and isinstance(value, str):
+            continue
+        if key == "properties" and isinstance(value, dict):
+            compact[key] = {name: _without_titles(spec) for name, spec in value.items()}
+        else:
+            compact[key] = _without_titles(value)
+    return compact
+
+
+def _compact_schemas(app: PgMcpServer) -> None:
+    for tool in app._tool_manager.list_tools():
+        tool.parameters = _without_titles(tool.parameters)
+        if tool.output_schema is not None:
+            tool.output_schema = _without_titles(tool.output_schema)
 
 
 def _describe_database_argument(app: PgMcpServer, databases: Databases) -> None:
