@@ -56,6 +56,17 @@ async def mcp_client(url: str, *args: str, **env: str) -> AsyncIterator[Client]:
         yield client
 
 
+async def fetchval(url: str, sql: str) -> Any:
+    """One value from a direct connection, bypassing pg-mcp (to see what the server really did)."""
+    import asyncpg
+
+    conn = await asyncpg.connect(url)
+    try:
+        return await conn.fetchval(sql)
+    finally:
+        await conn.close()
+
+
 def password_of(url: str) -> str:
     """The password in a URL, to prove it never shows up anywhere."""
     password = urlsplit(url).password

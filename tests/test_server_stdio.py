@@ -13,11 +13,10 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import anyio
-import asyncpg
 import pytest
 from conftest import DemoDatabase
 from mcp import Client, StdioServerParameters
-from mcp_helpers import ROOT, mcp_client, password_of, server_env, stdio_client, text_of
+from mcp_helpers import ROOT, fetchval, mcp_client, password_of, server_env, stdio_client, text_of
 from mcp_types import ReadResourceResult, TextResourceContents
 
 pytestmark = pytest.mark.asyncio
@@ -27,14 +26,6 @@ def text_of_resource(result: ReadResourceResult) -> str:
     [content] = result.contents
     assert isinstance(content, TextResourceContents)
     return content.text
-
-
-async def _fetchval(url: str, sql: str) -> Any:
-    conn = await asyncpg.connect(url)
-    try:
-        return await conn.fetchval(sql)
-    finally:
-        await conn.close()
 
 
 async def test_initialize_and_list_tools(pg: DemoDatabase) -> None:
@@ -107,7 +98,7 @@ async def test_describe_table(pg: DemoDatabase) -> None:
 
 
 async def test_table_name_injection_is_just_a_missing_name(pg: DemoDatabase) -> None:
-    before = await _fetchval(pg.admin_url, "SELECT count(*) FROM sales.products")
+    before = await fetchval(pg.admin_url, "SELECT count(*) FROM sales.products")
     attempts = [
         "products; DROP TABLE sales.products",
         "sales.products' OR '1'='1",
@@ -123,7 +114,7 @@ async def test_table_name_injection_is_just_a_missing_name(pg: DemoDatabase) -> 
             assert "Traceback" not in text_of(result)
         ok = await client.call_tool("describe_table", {"table": "sales.products"})
     assert not ok.is_error
-    assert await _fetchval(pg.admin_url, "SELECT count(*) FROM sales.products") == before
+    assert await fetchval(pg.admin_url, "SELECT count(*) FROM sales.products") == before
 
 
 async def test_query_results_and_limits(pg: DemoDatabase) -> None:
@@ -238,7 +229,7 @@ async def test_big_values_are_cut_by_the_database_with_their_length_stated(pg: D
     ],
 )
 async def test_bad_queries_are_refused_clearly(pg: DemoDatabase, sql: str, expected: str) -> None:
-    before = await _fetchval(pg.admin_url, "SELECT count(*) FROM sales.products")
+    before = await fetchval(pg.admin_url, "SELECT count(*) FROM sales.products")
     async with mcp_client(pg.url) as client:
         result = await client.call_tool("query", {"sql": sql})
         after_ok = await client.call_tool("query", {"sql": "SELECT count(*) AS n FROM sales.products"})
@@ -248,8 +239,8 @@ async def test_bad_queries_are_refused_clearly(pg: DemoDatabase, sql: str, expec
     assert "Traceback" not in text
     assert "Hint:" in text or "does not exist" in text
     assert not after_ok.is_error and after_ok.structured_content["rows"][0][0] == before
-    assert await _fetchval(pg.admin_url, "SELECT count(*) FROM sales.products") == before
-    assert await _fetchval(pg.admin_url, "SELECT to_regclass('sales.copy') IS NULL")
+    assert await fetchval(pg.admin_url, "SELECT count(*) FROM sales.products") == before
+    assert await fetchval(pg.admin_url, "SELECT to_regclass('sales.copy') IS NULL")
 
 
 async def test_statement_timeout_cancels_and_the_next_call_works(pg: DemoDatabase) -> None:
@@ -261,7 +252,7 @@ async def test_statement_timeout_cancels_and_the_next_call_works(pg: DemoDatabas
         after = await client.call_tool("query", {"sql": "SELECT 42 AS answer"})
     assert result.is_error and "cancel" in text_of(result).lower() and "timeout" in text_of(result).lower()
     assert not after.is_error and after.structured_content["rows"] == [[42]]
-    running = await _fetchval(
+    running = await fetchval(
         pg.admin_url,
         f"SELECT count(*) FROM pg_stat_activity WHERE query LIKE '%{slow[:40]}%' AND state = 'active' AND pid <> pg_backend_pid()",
     )
@@ -271,7 +262,7 @@ async def test_statement_timeout_cancels_and_the_next_call_works(pg: DemoDatabas
 async def test_connection_loss_between_calls_recovers(pg: DemoDatabase) -> None:
     async with mcp_client(pg.url) as client:
         first = await client.call_tool("query", {"sql": "SELECT 1 AS one"})
-        killed = await _fetchval(
+        killed = await fetchval(
             pg.admin_url,
             "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE application_name = 'pg-mcp'",
         )
@@ -313,7 +304,7 @@ async def test_client_disconnect_mid_query_stops_the_statement(pg: DemoDatabase)
     deadline = time.monotonic() + 15
     running = -1
     while time.monotonic() < deadline:
-        running = await _fetchval(
+        running = await fetchval(
             pg.admin_url,
             f"SELECT count(*) FROM pg_stat_activity WHERE query LIKE '%{marker}%' "
             "AND state = 'active' AND pid <> pg_backend_pid()",

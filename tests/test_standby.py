@@ -12,7 +12,7 @@ from typing import Any
 
 import asyncpg
 import pytest
-from mcp_helpers import mcp_client, password_of, run_cli, text_of
+from mcp_helpers import fetchval, mcp_client, password_of, run_cli, text_of
 from replica_helpers import Standby, start_standby, wait_for_replay
 
 from pg_mcp.database.driver_errors import describe_target, query_error
@@ -104,16 +104,8 @@ def replicated() -> Iterator[Replicated]:
             standby.stop()
 
 
-async def _fetchval(url: str, sql: str) -> Any:
-    conn = await asyncpg.connect(url)
-    try:
-        return await conn.fetchval(sql)
-    finally:
-        await conn.close()
-
-
 async def test_the_tools_work_on_a_standby(replicated: Replicated) -> None:
-    assert await _fetchval(replicated.standby_url, "SELECT pg_is_in_recovery()") is True
+    assert await fetchval(replicated.standby_url, "SELECT pg_is_in_recovery()") is True
     async with mcp_client(replicated.standby_url) as client:
         where = await client.call_tool("query", WHERE_AM_I)
         tables = await client.call_tool("list_tables", {})
