@@ -3,9 +3,15 @@
 Starts a throwaway PostgreSQL with the demo data, then one and then two pg-mcp HTTP replicas on
 loopback (stateless; requests alternate between replicas), and drives each setup with `--clients`
 concurrent clients for `--seconds`, each posting bare JSON-RPC `tools/call` requests. Prints
-calls/s, p50/p99 latency, errors and each replica's RSS.
+calls/s, p50/p99 latency, errors, each replica's RSS and the CPU the load generator itself used.
 
-Usage: python benchmarks/bench_http.py [--clients 50] [--seconds 30]
+The load generator shares the machine with the servers and PostgreSQL, so it is kept cheap: each
+client keeps one HTTP/1.1 keep-alive connection per replica over raw asyncio streams and reads the
+response by its Content-Length (or chunks). A call counts as an error unless it is a 200 whose
+JSON-RPC result is not `isError`. `--client httpx` drives the same load through one httpx2
+AsyncClient per client instead (several times the client CPU per call).
+
+Usage: python benchmarks/bench_http.py [--clients 50] [--seconds 30] [--replicas 1,2] [--client raw|httpx]
 """
 
 from __future__ import annotations
@@ -19,6 +25,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import httpx2
 
@@ -53,10 +60,102 @@ def rss_mib(pid: int) -> float:
     return 0.0
 
 
-async def drive(bases: list[str], clients: int, seconds: float) -> tuple[list[float], int]:
+def call_body(index: int, n: int) -> bytes:
+    body = {"jsonrpc": "2.0", "id": n, "method": "tools/call", "params": {
+        "name": "query", "arguments": {"sql": f"SELECT * FROM sales.orders WHERE id = {1 + (index * 7919 + n) % 200000}"}}}  # fmt: skip
+    return json.dumps(body).encode()
+
+
+def answered(status: int, payload: bytes) -> bool:
+    """A 200 carrying a JSON-RPC result that is not a tool error."""
+    try:
+        return status == 200 and not json.loads(payload)["result"].get("isError")
+    except (ValueError, KeyError, TypeError, AttributeError):
+        return False
+
+
+class RawConnection:
+    """One HTTP/1.1 keep-alive connection over asyncio streams: just enough client for the benchmark."""
+
+    def __init__(self, base: str) -> None:
+        parts = urlsplit(base)
+        self.host, self.port = parts.hostname or "127.0.0.1", parts.port or 80
+        self.head = (
+            f"POST /mcp HTTP/1.1\r\nhost: {parts.netloc}\r\n"
+            + "".join(f"{k}: {v}\r\n" for k, v in HEADERS.items())
+        ).encode()
+        self.reader: asyncio.StreamReader | None = None
+        self.writer: asyncio.StreamWriter | None = None
+
+    async def post(self, body: bytes) -> tuple[int, bytes]:
+        if self.writer is None or self.reader is None or self.writer.is_closing():
+            self.reader, self.writer = await asyncio.open_connection(self.host, self.port)
+        reader, writer = self.reader, self.writer
+        try:
+            writer.write(self.head + b"content-length: %d\r\n\r\n" % len(body) + body)
+            header = await reader.readuntil(b"\r\n\r\n")
+            lines = header.decode("latin-1").split("\r\n")
+            status = int(lines[0].split(" ", 2)[1])
+            fields = {
+                k.strip().lower(): v.strip()
+                for k, _, v in (line.partition(":") for line in lines[1:] if line)
+            }
+            if "content-length" in fields:
+                payload = await reader.readexactly(int(fields["content-length"]))
+            elif fields.get("transfer-encoding", "").lower() == "chunked":
+                chunks = []
+                while size := int((await reader.readuntil(b"\r\n")).split(b";")[0], 16):
+                    chunks.append(await reader.readexactly(size))
+                    await reader.readexactly(2)
+                await reader.readuntil(b"\r\n")
+                payload = b"".join(chunks)
+            else:  # no framing: the body runs to the end of the connection
+                payload = await reader.read()
+                fields["connection"] = "close"
+            if fields.get("connection", "").lower() == "close":
+                self.close()
+            return status, payload
+        except BaseException:
+            self.close()
+            raise
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+        self.reader = self.writer = None
+
+
+async def drive(
+    bases: list[str], clients: int, seconds: float, kind: str = "raw"
+) -> tuple[list[float], int, float]:
+    """Latencies and errors of `clients` concurrent callers for `seconds`, and the CPU seconds this
+    process (the load generator) used meanwhile."""
     latencies: list[float] = []
     errors = 0
     deadline = time.perf_counter() + seconds
+
+    async def raw_client(index: int) -> None:
+        nonlocal errors
+        connections = [RawConnection(base) for base in bases]
+        n = 0
+        try:
+            while time.perf_counter() < deadline:
+                connection = connections[(index + n) % len(bases)]
+                body = call_body(index, n)
+                started = time.perf_counter()
+                try:
+                    async with asyncio.timeout(30):
+                        status, payload = await connection.post(body)
+                    ok = answered(status, payload)
+                except (OSError, EOFError, asyncio.IncompleteReadError, asyncio.LimitOverrunError,
+                        TimeoutError, ValueError, IndexError):  # fmt: skip
+                    ok = False
+                latencies.append(time.perf_counter() - started)
+                errors += 0 if ok else 1
+                n += 1
+        finally:
+            for connection in connections:
+                connection.close()
 
     async def client(index: int) -> None:
         nonlocal errors
@@ -64,29 +163,33 @@ async def drive(bases: list[str], clients: int, seconds: float) -> tuple[list[fl
             n = 0
             while time.perf_counter() < deadline:
                 base = bases[(index + n) % len(bases)]
-                body = {"jsonrpc": "2.0", "id": n, "method": "tools/call", "params": {
-                    "name": "query", "arguments": {"sql": f"SELECT * FROM sales.orders WHERE id = {1 + (index * 7919 + n) % 200000}"}}}  # fmt: skip
+                body = call_body(index, n)
                 started = time.perf_counter()
                 try:
-                    response = await http.post(f"{base}/mcp", content=json.dumps(body), headers=HEADERS)
-                    ok = response.status_code == 200 and not response.json()["result"].get("isError")
-                except (httpx2.HTTPError, ValueError, KeyError):
+                    response = await http.post(f"{base}/mcp", content=body, headers=HEADERS)
+                    ok = answered(response.status_code, response.content)
+                except httpx2.HTTPError:
                     ok = False
                 latencies.append(time.perf_counter() - started)
                 errors += 0 if ok else 1
                 n += 1
 
-    await asyncio.gather(*(client(i) for i in range(clients)))
-    return latencies, errors
+    cpu_started = time.process_time()
+    await asyncio.gather(*((raw_client if kind == "raw" else client)(i) for i in range(clients)))
+    return latencies, errors, time.process_time() - cpu_started
 
 
-def report(label: str, latencies: list[float], errors: int, seconds: float, pids: list[int]) -> None:
+def report(
+    label: str, latencies: list[float], errors: int, seconds: float, pids: list[int], client_cpu: float
+) -> None:
     ordered = sorted(latencies)
     p99 = ordered[int(len(ordered) * 0.99) - 1] if ordered else 0.0
     rss = ", ".join(f"{rss_mib(pid):.0f} MiB" for pid in pids)
+    per_call = client_cpu * 1000 / max(1, len(latencies))
     print(
         f"{label}: {len(latencies) / seconds:7.1f} calls/s   p50 {statistics.median(ordered) * 1000:6.1f} ms   "
-        f"p99 {p99 * 1000:6.1f} ms   errors {errors}   RSS {rss}"
+        f"p99 {p99 * 1000:6.1f} ms   errors {errors}   RSS {rss}   "
+        f"client CPU {client_cpu / seconds:.2f} cores ({per_call:.2f} ms/call)"
     )
 
 
@@ -94,17 +197,19 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--clients", type=int, default=50)
     parser.add_argument("--seconds", type=float, default=30.0)
+    parser.add_argument("--replicas", default="1,2", help="replica counts to run, comma-separated")
+    parser.add_argument("--client", choices=("raw", "httpx"), default="raw", help="load generator")
     args = parser.parse_args()
     with start_local_postgres() as cluster:
         url = asyncio.run(load_demo(cluster.url(), cluster.password))
-        for replicas in (1, 2):
+        for replicas in (int(r) for r in args.replicas.split(",")):
             procs = [start_replica(url) for _ in range(replicas)]
             try:
                 bases = [base for _, base in procs]
-                asyncio.run(drive(bases, 5, 2.0))  # warm up
-                latencies, errors = asyncio.run(drive(bases, args.clients, args.seconds))
+                asyncio.run(drive(bases, 5, 2.0, args.client))  # warm up
+                latencies, errors, cpu = asyncio.run(drive(bases, args.clients, args.seconds, args.client))
                 report(f"{replicas} replica(s), {args.clients} clients", latencies, errors, args.seconds,
-                       [p.pid for p, _ in procs])  # fmt: skip
+                       [p.pid for p, _ in procs], cpu)  # fmt: skip
             finally:
                 for proc, _ in procs:
                     proc.terminate()

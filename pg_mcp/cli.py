@@ -274,30 +274,16 @@ def serve(
     if transport.transport == "http":
         from pg_mcp.server.http import HttpOptions, is_loopback, serve_http
 
-        options = HttpOptions(
-            host=transport.host,
-            port=transport.port,
-            tokens_file=transport.auth_tokens_file,
-            allow_unauthenticated=transport.allow_unauthenticated,
-            allowed_hosts=transport.allowed_hosts,
-            allowed_origins=transport.allowed_origins,
-            max_body_bytes=transport.max_request_bytes,
-            principal_concurrency=transport.principal_concurrency,
-            principal_rate=transport.principal_rate,
-            max_concurrent_calls=transport.max_concurrent_calls,
-            shutdown_grace=transport.shutdown_grace,
-            metrics=transport.metrics,
-            oauth=_oauth(transport),
-        )
+        options = HttpOptions(transport, _oauth(transport))
         options.check()
-        if not options.authenticated and not is_loopback(options.host):
-            log.warning("serving %s WITHOUT authentication (--allow-unauthenticated)", options.host)
+        if not options.authenticated and not is_loopback(transport.host):
+            log.warning("serving %s WITHOUT authentication (--allow-unauthenticated)", transport.host)
         log.info(
             "pg-mcp %s serving %s over HTTP at http://%s:%d/mcp",
             __version__,
             served,
-            options.host,
-            options.port,
+            transport.host,
+            transport.port,
         )
         serve_http(build_server(config, contexts), options)
         return 0

@@ -321,13 +321,13 @@ class TransportSettings(BaseSettings):
         default=1_000_000, ge=1024, le=100_000_000, description="largest HTTP request body (1 MB)"
     )
     principal_concurrency: int = Field(
-        default=8, ge=1, le=1000, description="calls one caller may have in flight (8)"
+        default=8, ge=1, le=1000, description="HTTP requests one caller may have in flight (8)"
     )
     principal_rate: float = Field(
         default=20.0,
         gt=0,
         le=100_000,
-        description="calls per second one caller may make, burst twice that (20)",
+        description="HTTP requests per second one caller may make, burst twice that (20)",
     )
     max_concurrent_calls: int = Field(
         default=32, ge=1, le=10_000, description="calls in flight across the HTTP server (32)"

@@ -305,3 +305,15 @@ async def test_oauth_access_tokens_from_an_identity_provider(pg: DemoDatabase, t
     )
     assert other_database.status_code == 200, "authenticated; it just sees no database"
     assert metadata.status_code == 200 and metadata.json()["authorization_servers"] == [issuer.url]
+
+
+def test_only_post_is_served_so_no_idle_stream_holds_a_place(
+    setup: dict[str, str], server: HttpServer
+) -> None:
+    token = {"authorization": f"Bearer {setup['alice']}", "accept": "text/event-stream"}
+    streams = [httpx2.get(f"{server.url}/mcp", headers=token, timeout=10) for _ in range(10)]  # > 8 in flight
+    deleted = httpx2.delete(f"{server.url}/mcp", headers=token, timeout=10)
+    still = _post(server.url, {"jsonrpc": "2.0", "id": 1, "method": "ping"}, token=setup["alice"])
+    assert {r.status_code for r in streams} == {405} and streams[0].headers["allow"] == "POST"
+    assert deleted.status_code == 405
+    assert still.status_code == 200, "idle GET streams cannot lock a caller out"

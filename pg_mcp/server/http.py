@@ -22,6 +22,7 @@ from typing import Any
 
 from mcp.server.transport_security import TransportSecuritySettings
 
+from pg_mcp.config import TransportSettings
 from pg_mcp.errors import ConfigError, PgMcpError
 from pg_mcp.server import metrics
 from pg_mcp.server.app import PgMcpServer
@@ -50,41 +51,33 @@ MCP_PATH = "/mcp"
 READY_TIMEOUT = 2.0
 
 
+#: How long a call waits for a place among the calls in flight before it is told the server is busy.
+QUEUE_SECONDS = 5.0
+
+
 @dataclass(frozen=True)
 class HttpOptions:
-    """How the HTTP transport serves; defaults documented in the README."""
+    """The transport settings (`pg_mcp.config.TransportSettings`, one declaration each, defaults in the
+    README) and the OAuth settings built from them, as the HTTP app uses them."""
 
-    host: str = "127.0.0.1"
-    port: int = 8000
-    tokens_file: str | None = None
-    allow_unauthenticated: bool = False
-    allowed_hosts: tuple[str, ...] = ()
-    allowed_origins: tuple[str, ...] = ()
-    max_body_bytes: int = 1_000_000
-    #: Calls one principal may have in flight, and its sustained rate (calls per second, burst twice that).
-    principal_concurrency: int = 8
-    principal_rate: float = 20.0
-    #: Calls in flight across the server; more wait up to `queue_seconds`, then get 429.
-    max_concurrent_calls: int = 32
-    queue_seconds: float = 5.0
-    shutdown_grace: float = 10.0
-    #: `/metrics`: "auto" serves it on loopback binds only (scrape through a local agent elsewhere).
-    metrics: str = "auto"
+    settings: TransportSettings
     oauth: OAuthSettings | None = None
 
     @property
     def authenticated(self) -> bool:
-        return self.tokens_file is not None or self.oauth is not None
+        return self.settings.auth_tokens_file is not None or self.oauth is not None
 
     @property
     def metrics_on(self) -> bool:
-        return self.metrics == "on" or (self.metrics == "auto" and is_loopback(self.host))
+        metrics = self.settings.metrics
+        return metrics == "on" or (metrics == "auto" and is_loopback(self.settings.host))
 
     def check(self) -> None:
         """Refuse to serve a non-loopback address without authentication unless told to."""
-        if not is_loopback(self.host) and not self.authenticated and not self.allow_unauthenticated:
+        host = self.settings.host
+        if not is_loopback(host) and not self.authenticated and not self.settings.allow_unauthenticated:
             raise ConfigError(
-                f"Refusing to serve {self.host} without authentication.",
+                f"Refusing to serve {host} without authentication.",
                 "Create a token (pg-mcp token add NAME) and set PG_MCP_AUTH_TOKENS_FILE, configure OAuth "
                 "(PG_MCP_OAUTH_ISSUER and PG_MCP_OAUTH_AUDIENCE), or pass "
                 "--allow-unauthenticated if a trusted proxy in front authenticates callers.",
@@ -102,10 +95,22 @@ def is_loopback(host: str) -> bool:
 
 def transport_security(options: HttpOptions) -> TransportSecuritySettings:
     """DNS-rebinding protection always on: loopback names and the configured hosts and origins."""
-    hosts = ["127.0.0.1:*", "localhost:*", "[::1]:*", "127.0.0.1", "localhost", *options.allowed_hosts]
-    if not is_loopback(options.host) and options.host not in ("0.0.0.0", "::"):
-        hosts += [options.host, f"{options.host}:*"]
-    origins = ["http://127.0.0.1:*", "http://localhost:*", "http://[::1]:*", *options.allowed_origins]
+    hosts = [
+        "127.0.0.1:*",
+        "localhost:*",
+        "[::1]:*",
+        "127.0.0.1",
+        "localhost",
+        *options.settings.allowed_hosts,
+    ]
+    if not is_loopback(options.settings.host) and options.settings.host not in ("0.0.0.0", "::"):
+        hosts += [options.settings.host, f"{options.settings.host}:*"]
+    origins = [
+        "http://127.0.0.1:*",
+        "http://localhost:*",
+        "http://[::1]:*",
+        *options.settings.allowed_origins,
+    ]
     return TransportSecuritySettings(
         enable_dns_rebinding_protection=True, allowed_hosts=hosts, allowed_origins=origins
     )
@@ -127,22 +132,39 @@ class _Limits:
     calls: asyncio.Semaphore = field(init=False)
 
     def __post_init__(self) -> None:
-        self.calls = asyncio.Semaphore(self.options.max_concurrent_calls)
+        self.calls = asyncio.Semaphore(self.options.settings.max_concurrent_calls)
 
     def admit(self, principal: str) -> float | None:
         """None when the call may start now; else the seconds to wait before retrying."""
         now = time.monotonic()
-        burst = 2 * self.options.principal_rate
+        burst = 2 * self.options.settings.principal_rate
         bucket = self.buckets.setdefault(principal, _Bucket(burst, now))
-        bucket.tokens = min(burst, bucket.tokens + (now - bucket.updated) * self.options.principal_rate)
+        bucket.tokens = min(
+            burst, bucket.tokens + (now - bucket.updated) * self.options.settings.principal_rate
+        )
         bucket.updated = now
-        if bucket.in_flight >= self.options.principal_concurrency:
+        if bucket.in_flight >= self.options.settings.principal_concurrency:
             return 1.0
         if bucket.tokens < 1:
-            return (1 - bucket.tokens) / self.options.principal_rate
+            return (1 - bucket.tokens) / self.options.settings.principal_rate
         bucket.tokens -= 1
         bucket.in_flight += 1
         return None
+
+    async def acquire_call(self) -> bool:
+        """A place among the calls in flight, waiting up to `queue_seconds`; False when none came free.
+
+        A free place is taken at once: only a call that has to queue pays for the timeout (in Python
+        3.11 `asyncio.wait_for` runs the wait as a task of its own)."""
+        if not self.calls.locked():
+            await self.calls.acquire()  # does not suspend: a place is free and nobody waits
+            return True
+        try:
+            async with asyncio.timeout(QUEUE_SECONDS):
+                await self.calls.acquire()
+        except TimeoutError:
+            return False
+        return True
 
     def done(self, principal: str) -> None:
         self.buckets[principal].in_flight -= 1
@@ -151,14 +173,14 @@ class _Limits:
 def http_app(server: PgMcpServer, options: HttpOptions) -> ASGIApp:
     """The ASGI application `pg-mcp serve --transport http` runs on uvicorn."""
     options.check()
-    tokens = TokenStore(options.tokens_file) if options.tokens_file else None
+    tokens = TokenStore(options.settings.auth_tokens_file) if options.settings.auth_tokens_file else None
     mcp_app = server.streamable_http_app(
         streamable_http_path=MCP_PATH,
         stateless_http=True,
         json_response=True,
-        max_request_body_size=options.max_body_bytes,
+        max_request_body_size=options.settings.max_request_bytes,
         transport_security=transport_security(options),
-        host=options.host,
+        host=options.settings.host,
     )
     limits = _Limits(options)
     recorder = metrics.enable(server.databases.contexts) if options.metrics_on else None
@@ -191,6 +213,13 @@ def http_app(server: PgMcpServer, options: HttpOptions) -> ASGIApp:
         if path.rstrip("/") != MCP_PATH:
             await _json(send, 404, {"error": "not found"})
             return
+        if scope.get("method") != "POST":
+            # Stateless: no session to delete, and nothing is ever sent unasked, so no GET stream (an
+            # idle one would hold a place among the calls in flight for as long as the client lives).
+            await _json(
+                send, 405, {"error": "method not allowed: POST JSON-RPC messages to /mcp"}, {"allow": "POST"}
+            )
+            return
         client = scope.get("client")
         address = f"{client[0]}:{client[1]}" if client else None
         principal = Principal("anonymous", None, address)
@@ -206,9 +235,7 @@ def http_app(server: PgMcpServer, options: HttpOptions) -> ASGIApp:
             )
             return
         try:
-            try:
-                await asyncio.wait_for(limits.calls.acquire(), options.queue_seconds)
-            except TimeoutError:
+            if not await limits.acquire_call():
                 await _json(send, 429, {"error": "server busy"}, {"retry-after": "1"})
                 return
             token = current_principal.set(principal)
@@ -346,11 +373,11 @@ def serve_http(server: PgMcpServer, options: HttpOptions) -> None:
     app = http_app(server, options)
     config = uvicorn.Config(
         app,
-        host=options.host,
-        port=options.port,
+        host=options.settings.host,
+        port=options.settings.port,
         log_config=None,
         access_log=False,
-        timeout_graceful_shutdown=max(1, round(options.shutdown_grace)),
+        timeout_graceful_shutdown=max(1, round(options.settings.shutdown_grace)),
         lifespan="on",
     )
     _graceful_server(config).run()
