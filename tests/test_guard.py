@@ -516,3 +516,20 @@ def test_the_stated_nesting_limit_is_the_real_one(shape: str) -> None:
     with pytest.raises(GuardError) as caught:
         check_query(nested(201), 10)
     assert caught.value.rule == "too_deep" and "200 levels" in caught.value.message
+
+
+async def test_a_kept_verdict_is_only_reused_for_the_same_text_cap_and_policy() -> None:
+    from pg_mcp.guard import CACHED_STATEMENT_CHARS, _verdicts, check_query_async
+
+    sql = "SELECT concat('a', 'b') AS ab"
+    first = await check_query_async(sql, 10, GuardPolicy(user_functions=frozenset()))
+    again = await check_query_async(sql, 10, GuardPolicy(user_functions=frozenset()))
+    assert again is first, "the same text, cap and policy: the kept verdict"
+    other_cap = await check_query_async(sql, 11, GuardPolicy(user_functions=frozenset()))
+    assert other_cap.sql.endswith("LIMIT 12")
+    with pytest.raises(GuardError) as shadowed:  # a user function named concat appeared in the database
+        await check_query_async(sql, 10, GuardPolicy(user_functions=frozenset({"concat"})))
+    assert shadowed.value.rule == "user_defined", "a new policy is checked again, not answered from the cache"
+    long_sql = "SELECT 1 AS one -- " + "x" * CACHED_STATEMENT_CHARS
+    await check_query_async(long_sql, 10, GuardPolicy())
+    assert all(key[0] != long_sql for key in _verdicts), "long statements are not kept"

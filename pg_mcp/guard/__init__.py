@@ -24,6 +24,7 @@ import re
 import sys
 import threading
 import time
+from collections import OrderedDict
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -77,14 +78,31 @@ def check_query(sql: str, max_rows: int, policy: GuardPolicy = _DEFAULT_POLICY) 
     return CheckedQuery(statement=statement, sql=wrapped, max_rows=max_rows)
 
 
+#: Accepted verdicts kept for statements sent again (a model often repeats one, changing nothing):
+#: the guard is a pure function of (text, row cap, policy), so a kept verdict is the verdict. Only
+#: short statements are kept, so the cache holds at most VERDICTS_KEPT x CACHED_STATEMENT_CHARS.
+VERDICTS_KEPT = 512
+CACHED_STATEMENT_CHARS = 4_096
+_verdicts: OrderedDict[tuple[str, int, GuardPolicy], CheckedQuery] = OrderedDict()
+
+
 async def check_query_async(sql: str, max_rows: int, policy: GuardPolicy) -> CheckedQuery:
     """`check_query` on a worker thread, answered within the guard's deadline whatever the input."""
+    key = (sql, max_rows, policy) if isinstance(sql, str) and len(sql) <= CACHED_STATEMENT_CHARS else None
+    if key is not None and (kept := _verdicts.get(key)) is not None:
+        _verdicts.move_to_end(key)
+        return kept
     loop = asyncio.get_running_loop()
     future = loop.run_in_executor(_EXECUTOR, check_query, sql, max_rows, policy)
     try:
-        return await asyncio.wait_for(future, timeout=policy.max_parse_seconds + 1.0)
+        checked = await asyncio.wait_for(future, timeout=policy.max_parse_seconds + 1.0)
     except TimeoutError:
         raise _too_complex() from None
+    if key is not None:
+        _verdicts[key] = checked
+        if len(_verdicts) > VERDICTS_KEPT:
+            _verdicts.popitem(last=False)
+    return checked
 
 
 def load_parsers() -> None:
