@@ -23,7 +23,15 @@ from typing import Annotated, Any, Literal
 from urllib.parse import unquote, urlsplit, urlunsplit
 
 from dotenv import load_dotenv
-from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic import (
+    AliasChoices,
+    BeforeValidator,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, EnvSettingsSource, NoDecode, SettingsConfigDict
 
 from pg_mcp.errors import ConfigError
@@ -31,6 +39,17 @@ from pg_mcp.guard.access import AccessPolicy
 from pg_mcp.guard.secrets import SECRET_NAMES
 
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR"]
+
+
+def _comma_separated(value: Any) -> Any:
+    """A list setting given as text (environment, flags): comma-separated, blanks dropped."""
+    if isinstance(value, str):
+        return tuple(part.strip() for part in value.split(",") if part.strip())
+    return value
+
+
+#: A list setting: a TOML array, or comma-separated text from the environment or a flag.
+CommaList = Annotated[tuple[str, ...], NoDecode, BeforeValidator(_comma_separated)]
 
 
 class Settings(BaseSettings):
@@ -59,16 +78,16 @@ class Settings(BaseSettings):
     )
     pool_min: int = Field(default=1, ge=0, le=100, description="connections kept open (1)")
     pool_max: int = Field(default=5, ge=1, le=100, description="most connections opened (5)")
-    schemas: Annotated[tuple[str, ...], NoDecode] = Field(
+    schemas: CommaList = Field(
         default=(), description="comma-separated schemas to expose (default: all the role can use)"
     )
-    tables: Annotated[tuple[str, ...], NoDecode] = Field(
+    tables: CommaList = Field(
         default=(), description="comma-separated schema.table or schema.* the model may read (default: all)"
     )
-    hidden_columns: Annotated[tuple[str, ...], NoDecode] = Field(
+    hidden_columns: CommaList = Field(
         default=(), description="comma-separated schema.table.column to hide everywhere"
     )
-    allow_functions: Annotated[tuple[str, ...], NoDecode] = Field(
+    allow_functions: CommaList = Field(
         default=(), description="comma-separated extra functions queries may call"
     )
     max_cell_chars: int = Field(
@@ -88,20 +107,13 @@ class Settings(BaseSettings):
         pattern=r"^(-1|\d+\s*(kB|MB|GB|TB)?)$",
         description="temporary file space per statement, e.g. 1GB",
     )
-    allow_secrets: Annotated[tuple[str, ...], NoDecode] = Field(
+    allow_secrets: CommaList = Field(
         default=(), description="comma-separated secrets queries may read after all"
     )
     log_level: LogLevel = Field(default="INFO", description="DEBUG, INFO, WARNING or ERROR (INFO)")
     audit_file: str | None = Field(
         default=None, description="also append the audit log (one JSON object per line) to this file"
     )
-
-    @field_validator("schemas", "tables", "hidden_columns", "allow_functions", "allow_secrets", mode="before")
-    @classmethod
-    def _split_list(cls, value: Any) -> Any:
-        if isinstance(value, str):
-            return tuple(part.strip() for part in value.split(",") if part.strip())
-        return value
 
     @field_validator("allow_functions", "allow_secrets")
     @classmethod
@@ -311,10 +323,10 @@ class TransportSettings(BaseSettings):
     allow_unauthenticated: bool = Field(
         default=False, description="serve a non-loopback address without authentication"
     )
-    allowed_hosts: Annotated[tuple[str, ...], NoDecode] = Field(
+    allowed_hosts: CommaList = Field(
         default=(), description="comma-separated extra Host values accepted over HTTP (host or host:*)"
     )
-    allowed_origins: Annotated[tuple[str, ...], NoDecode] = Field(
+    allowed_origins: CommaList = Field(
         default=(), description="comma-separated extra Origin values accepted over HTTP"
     )
     max_request_bytes: int = Field(
@@ -358,13 +370,6 @@ class TransportSettings(BaseSettings):
         default=10.0, ge=0, le=600, description="seconds calls in flight get to finish at SIGTERM (10)"
     )
 
-    @field_validator("allowed_hosts", "allowed_origins", mode="before")
-    @classmethod
-    def _split_list(cls, value: Any) -> Any:
-        if isinstance(value, str):
-            return tuple(part.strip() for part in value.split(",") if part.strip())
-        return value
-
 
 #: Environment variable for each transport setting.
 TRANSPORT_ENV_NAMES: dict[str, str] = {
@@ -378,11 +383,10 @@ def load_transport(overrides: dict[str, Any] | None = None) -> TransportSettings
     try:
         return TransportSettings(**given)
     except ValidationError as exc:
-        lines = []
-        for error in exc.errors(include_input=False, include_url=False):
-            field = str(error["loc"][0]) if error["loc"] else "?"
-            flag = "--" + field.replace("_", "-")
-            lines.append(f"Invalid setting {TRANSPORT_ENV_NAMES.get(field, field)} ({flag}): {error['msg']}")
+        lines = _problems(
+            exc, lambda field: (f"{TRANSPORT_ENV_NAMES[field]} (--{field.replace('_', '-')})", False), "", None,
+            TransportSettings,
+        )  # fmt: skip
         raise ConfigError("\n".join(lines)) from None
 
 
@@ -621,7 +625,11 @@ def _env_label(field: str) -> str:
 
 
 def _problems(
-    exc: ValidationError, label: Callable[[str], tuple[str, bool]], scope: str, path: str | None
+    exc: ValidationError,
+    label: Callable[[str], tuple[str, bool]],
+    scope: str,
+    path: str | None,
+    model: type[BaseSettings] = Settings,
 ) -> list[str]:
     """One line per error, naming the setting where it was given (`label`: its name, and whether the
     name is in the config file at `path`) and what it accepts; never the value."""
@@ -633,15 +641,15 @@ def _problems(
         else:
             field = _FIELD_BY_KEY.get(str(error["loc"][0]).lower(), str(error["loc"][0]))
             name, in_file = label(field)
-            accepted = _accepted(field)
+            accepted = _accepted(field, model)
             line = f"Invalid setting {name}: {message}" + (f"; it accepts {accepted}" if accepted else "")
         lines.append(f"{path}: {line}" if in_file and path else line)
     return lines
 
 
-def _accepted(field: str) -> str | None:
+def _accepted(field: str, model: type[BaseSettings] = Settings) -> str | None:
     """The accepted range of a numeric setting, from its declared bounds."""
-    info = Settings.model_fields.get(field)
+    info = model.model_fields.get(field)
     if info is None or info.annotation not in (int, float):
         return None
     bounds = {

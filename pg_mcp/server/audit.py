@@ -45,6 +45,10 @@ async def audited(
     return result
 
 
+def _outcome(exc: PgMcpError) -> str:
+    return f"refused:{exc.rule}" if isinstance(exc, GuardError) else f"error:{type(exc).__name__}"
+
+
 def _done(
     tool: str,
     database: str,
@@ -56,8 +60,8 @@ def _done(
     cut: bool = False,
     reason: str = "",
 ) -> None:
+    """Record one finished call: its audit line, its metrics and the attributes of its trace span."""
     seconds = time.perf_counter() - started
-    _write(tool, database, arguments, seconds, outcome=outcome, rows=rows, reason=reason)
     observe_call(tool, database, outcome, seconds, rows, cut)
     span = trace.get_current_span()  # the SDK's span of this request; a no-op without an exporter
     if span.is_recording():
@@ -66,22 +70,6 @@ def _done(
             "db.operation.name": "SELECT" if "sql" in arguments else tool, "pg_mcp.outcome": outcome,
             **({"db.response.returned_rows": rows} if rows is not None else {}),
         })  # fmt: skip
-
-
-def _outcome(exc: PgMcpError) -> str:
-    return f"refused:{exc.rule}" if isinstance(exc, GuardError) else f"error:{type(exc).__name__}"
-
-
-def _write(
-    tool: str,
-    database: str,
-    arguments: dict[str, Any],
-    seconds: float,
-    *,
-    outcome: str,
-    rows: int | None = None,
-    reason: str = "",
-) -> None:
     others = {key: value for key, value in arguments.items() if key != "sql" and value is not None}
     sql = arguments.get("sql")
     if sql is not None and not isinstance(sql, str):

@@ -444,30 +444,26 @@ def _scopes(claims: dict[str, Any]) -> set[str]:
     return granted
 
 
+#: What was wrong with a token, by PyJWT's exception (first match; subclasses before their bases).
+_TOKEN_PROBLEMS: tuple[tuple[type[Exception], str], ...] = (
+    (jwt.ExpiredSignatureError, "The token has expired."),
+    (jwt.ImmatureSignatureError, "The token is not valid yet."),
+    (jwt.InvalidIssuerError, "The token was issued by another issuer."),
+    (jwt.InvalidAudienceError, "The token is not for this server (audience)."),
+    (jwt.exceptions.InvalidSubjectError, "The token's subject (sub) is not valid."),
+    (jwt.InvalidSignatureError, "The token's signature does not verify."),
+    (jwt.InvalidAlgorithmError, "The token's algorithm does not match its signing key."),
+    (jwt.InvalidKeyError, "The token's signing key is not acceptable."),
+    (jwt.DecodeError, "The token is malformed."),
+)
+
+
 def _describe(exc: Exception) -> str:
     """What was wrong with a token, from PyJWT's exception; never its text, which may quote the token."""
-    if isinstance(exc, jwt.ExpiredSignatureError):
-        return "The token has expired."
-    if isinstance(exc, jwt.ImmatureSignatureError):
-        return "The token is not valid yet."
-    if isinstance(exc, jwt.InvalidIssuerError):
-        return "The token was issued by another issuer."
-    if isinstance(exc, jwt.InvalidAudienceError):
-        return "The token is not for this server (audience)."
     if isinstance(exc, jwt.MissingRequiredClaimError):
         return (
             f"The token lacks the {exc.claim} claim."
             if _CLAIM_NAME.fullmatch(exc.claim)
             else "A claim is missing."
         )
-    if isinstance(exc, jwt.exceptions.InvalidSubjectError):
-        return "The token's subject (sub) is not valid."
-    if isinstance(exc, jwt.InvalidSignatureError):
-        return "The token's signature does not verify."
-    if isinstance(exc, jwt.InvalidAlgorithmError):
-        return "The token's algorithm does not match its signing key."
-    if isinstance(exc, jwt.InvalidKeyError):
-        return "The token's signing key is not acceptable."
-    if isinstance(exc, jwt.DecodeError):
-        return "The token is malformed."
-    return "The token is not valid."
+    return next((text for kind, text in _TOKEN_PROBLEMS if isinstance(exc, kind)), "The token is not valid.")
