@@ -90,7 +90,7 @@ def server(setup: dict[str, str]) -> Iterator[HttpServer]:
     """One server for the tests that do not need their own: small body limit, a low rate per caller."""
     with http_server(
         Path(setup["dir"]), "--config", setup["config"], "--auth-tokens-file", setup["tokens"],
-        "--max-request-bytes", "2048", "--principal-rate", "3", "--log-format", "json",
+        "--max-request-bytes", "2048", "--principal-rate", "5", "--log-format", "json",
     ) as running:  # fmt: skip
         yield running
 
@@ -145,39 +145,53 @@ def test_requests_without_a_valid_token_are_refused(setup: dict[str, str], serve
 
 
 async def test_a_token_limited_to_one_database_sees_only_that_one(
-    setup: dict[str, str], tmp_path: Path
+    setup: dict[str, str], server: HttpServer
 ) -> None:
-    with http_server(tmp_path, "--config", setup["config"], "--auth-tokens-file", setup["tokens"]) as server:
-        async with mcp_over_http(server.url, setup["bob"]) as client:
-            other = await client.call_tool("list_schemas", {"database": "shop"})
-            own = await client.call_tool("query", {"sql": "SELECT current_database() AS db"})
-            listed = await client.list_resources()
+    async with mcp_over_http(server.url, setup["bob"]) as client:
+        other = await client.call_tool("list_schemas", {"database": "shop"})
+        own = await client.call_tool("query", {"sql": "SELECT current_database() AS db"})
+        listed = await client.list_resources()
+        overview = await client.read_resource("postgres://database")
     assert other.is_error and "There is no database 'shop'" in text_of(other)
     assert "Databases: copy (default copy)" in text_of(other)
     assert not own.is_error, text_of(own)
     assert all(
         r.uri == "postgres://database" or r.uri.startswith("postgres://copy/") for r in listed.resources
     )
+    [content] = overview.contents
+    text = getattr(content, "text", "")
+    assert text.startswith("Databases: copy (default copy).") and "## shop" not in text, text[:200]
 
 
-def test_host_origin_body_size_and_rate_are_checked(setup: dict[str, str], server: HttpServer) -> None:
+async def test_host_origin_body_size_and_rate_are_checked(setup: dict[str, str], server: HttpServer) -> None:
     token = setup["alice"]
     bad_host = _post(server.url, INIT, token=token, host="evil.example:80")
     bad_origin = _post(server.url, INIT, token=token, origin="http://evil.example")
     too_big = _post(server.url, {**INIT, "pad": "x" * 10_000}, token=token)
-    burst = [_post(server.url, INIT, token=setup["dave"]) for _ in range(16)]  # burst 6, then 3/s
+    headers = {**JSON_HEADERS, "authorization": f"Bearer {setup['dave']}"}
+    async with httpx2.AsyncClient(
+        timeout=30
+    ) as http:  # 24 at once: past the burst of 10 however slow the machine
+        burst = await asyncio.gather(
+            *(http.post(f"{server.url}/mcp", content=json.dumps(INIT), headers=headers) for _ in range(24))
+        )
     assert bad_host.status_code == 421
     assert bad_origin.status_code == 403
     assert too_big.status_code == 413
     refused = [answer for answer in burst if answer.status_code == 429]
     assert refused and int(refused[0].headers["retry-after"]) >= 1
-    assert burst[0].status_code == 200, "the first calls of a burst are served"
+    assert any(answer.status_code == 200 for answer in burst), "the first calls of a burst are served"
 
 
-def test_a_public_address_without_authentication_is_refused(pg: DemoDatabase) -> None:
+def test_a_public_address_without_authentication_is_refused(pg: DemoDatabase, tmp_path: Path) -> None:
     refused = run_cli("serve", "--transport", "http", "--host", "0.0.0.0", "--port", str(free_port()), pg.url)
     assert refused.returncode == 2
     assert "Refusing to serve 0.0.0.0 without authentication" in refused.stderr
+    with http_server(tmp_path, "--host", "0.0.0.0", "--allow-unauthenticated", pg.url) as server:
+        metrics = httpx2.get(f"{server.url}/metrics")
+    log = server.log.read_text()
+    assert " WARNING " in log and "WITHOUT authentication" in log
+    assert metrics.status_code == 404, "metrics are not served on a public bind unless enabled"
 
 
 async def test_two_stateless_replicas_answer_any_request(setup: dict[str, str], tmp_path: Path) -> None:
@@ -285,10 +299,14 @@ async def test_oauth_access_tokens_from_an_identity_provider(pg: DemoDatabase, t
     from test_oauth import AUDIENCE, Issuer, claims, rs256
 
     issuer = Issuer()
+    tokens = tmp_path / "tokens.json"
+    static = TokenStore(tokens).add("ci", None)
     try:
         with http_server(
-            tmp_path, "--oauth-issuer", issuer.url, "--oauth-audience", AUDIENCE, "--oauth-scopes", "db:read", pg.url,
+            tmp_path, "--oauth-issuer", issuer.url, "--oauth-audience", AUDIENCE, "--oauth-scopes", "db:read",
+            "--auth-tokens-file", str(tokens), pg.url,
         ) as server:  # fmt: skip
+            beside = _post(server.url, INIT, token=static)
             valid = rs256(claims(issuer.url, pg_mcp_databases=["demo"]))
             async with mcp_over_http(server.url, valid) as client:
                 answer = await client.call_tool("query", {"sql": "SELECT 1 AS one"})
@@ -305,6 +323,7 @@ async def test_oauth_access_tokens_from_an_identity_provider(pg: DemoDatabase, t
     )
     assert other_database.status_code == 200, "authenticated; it just sees no database"
     assert metadata.status_code == 200 and metadata.json()["authorization_servers"] == [issuer.url]
+    assert beside.status_code == 200, "static tokens keep working beside OAuth"
 
 
 def test_only_post_is_served_so_no_idle_stream_holds_a_place(

@@ -12,6 +12,7 @@ from pg_mcp.names import qualified, quote_ident
 from pg_mcp.render.catalog_text import (
     render_catalog_summary,
     render_description,
+    render_overview,
     render_relationships,
     render_schemas,
     render_search,
@@ -101,3 +102,25 @@ def _edge(key: dict[str, Any]) -> dict[str, Any]:
         "to_columns": list(key["target_columns"] or []),
         "name": key["name"],
     }
+
+
+async def overview(ctx: DatabaseContext) -> str:
+    """Server version, size, extensions and schemas: what a model reads first about a database."""
+    await ctx.access_policy()
+    return render_overview(await ctx.catalog.overview(), ctx.limits)
+
+
+async def table_page(ctx: DatabaseContext, after: tuple[str, str], limit: int) -> list[dict[str, Any]]:
+    """Up to `limit` exposed relations after the (schema, name) key, in that order: resource pages."""
+    await ctx.access_policy()
+    return await ctx.catalog.list_tables(after=after, limit=limit)
+
+
+async def complete(ctx: DatabaseContext, argument: str, value: str, schema: str | None) -> list[str]:
+    """Schema names, or table names in `schema`, starting with `value`."""
+    await ctx.access_policy()
+    if argument == "schema":
+        return await ctx.catalog.complete_schema(value)
+    if argument == "table":
+        return await ctx.catalog.complete_table(schema, value)
+    return []

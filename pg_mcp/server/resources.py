@@ -16,9 +16,9 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
 
+from pg_mcp import explore
 from pg_mcp.errors import DatabaseUnavailableError, NotFoundError, PgMcpError
 from pg_mcp.explore import DatabaseContext
-from pg_mcp.render.catalog_text import render_overview
 from pg_mcp.server.principal import current_principal
 
 URI_SCHEME = "postgres"
@@ -96,9 +96,7 @@ class Databases:
         for name in names[names.index(database) :]:
             after = (schema, table) if name == database else ("", "")
             try:
-                tables = await visible[name].catalog.list_tables(
-                    after=after, limit=RESOURCE_PAGE_SIZE - len(entries) + 1
-                )
+                tables = await explore.table_page(visible[name], after, RESOURCE_PAGE_SIZE - len(entries) + 1)
             except DatabaseUnavailableError as exc:
                 if not self.several:
                     raise
@@ -122,20 +120,15 @@ class Databases:
         return entries, None
 
     async def overview(self) -> str:
-        """The overview resource: one database's, or each database's in turn, naming the default."""
+        """The overview resource: the caller's database, or each database it may use, naming the default."""
         if not self.several:
-            context = self.contexts[self.default]
-            await context.access_policy()
-            return render_overview(await context.catalog.overview(), context.limits)
-        parts = [
-            f"Databases: {', '.join(self.contexts)} (default {self.default}). Pass database=NAME to any tool."
-        ]
-        for name, context in self.contexts.items():
+            return await explore.overview(self.get(None))
+        visible = self.visible()
+        default = next(iter(visible), "none")
+        parts = [f"Databases: {', '.join(visible)} (default {default}). Pass database=NAME to any tool."]
+        for name, context in visible.items():
             try:
-                await context.access_policy()
-                parts.append(
-                    f"## {name}\n" + render_overview(await context.catalog.overview(), context.limits)
-                )
+                parts.append(f"## {name}\n" + await explore.overview(context))
             except PgMcpError as exc:
                 parts.append(f"## {name}\nUnavailable: {exc.message}")
         return "\n\n".join(parts)
@@ -144,13 +137,7 @@ class Databases:
         """Completions for the table template: database names, schemas, then tables in that schema."""
         if argument == "database":
             return [name for name in self.visible() if name.startswith(value.lower())]
-        context = self.get(known.get("database"))
-        await context.access_policy()
-        if argument == "schema":
-            return await context.catalog.complete_schema(value)
-        if argument == "table":
-            return await context.catalog.complete_table(known.get("schema"), value)
-        return []
+        return await explore.complete(self.get(known.get("database")), argument, value, known.get("schema"))
 
 
 def quoted(name: str) -> str:
