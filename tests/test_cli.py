@@ -20,7 +20,7 @@ from mcp_helpers import ROOT, password_of, server_env, text_of
 from mcp_helpers import run_cli as run
 
 from pg_mcp.errors import ConfigError
-from pg_mcp.local_pg import find_pg_bin
+from pg_mcp.local_pg import find_pg_bin, free_port
 
 
 def _with(
@@ -30,13 +30,6 @@ def _with(
     user = parts.username or ""
     netloc = f"{user}:{password or parts.password}@{parts.hostname}:{port or parts.port}"
     return parts._replace(netloc=netloc, path=f"/{database}" if database else parts.path).geturl()
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def test_check_reports_a_least_privilege_role(pg: DemoDatabase) -> None:

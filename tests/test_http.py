@@ -336,3 +336,39 @@ def test_only_post_is_served_so_no_idle_stream_holds_a_place(
     assert {r.status_code for r in streams} == {405} and streams[0].headers["allow"] == "POST"
     assert deleted.status_code == 405
     assert still.status_code == 200, "idle GET streams cannot lock a caller out"
+
+
+async def test_sigterm_with_a_call_in_flight_cancels_it_on_the_server_and_exits_0(
+    pg: DemoDatabase, tmp_path: Path
+) -> None:
+    marker = "pg_mcp_http_sigterm"
+    slow = f"SELECT count(*) FROM generate_series(1, 300000000) AS {marker}"
+    active = (
+        "SELECT pid FROM pg_stat_activity WHERE query LIKE $1 AND state = 'active' "
+        "AND query NOT LIKE 'EXPLAIN%' AND pid <> pg_backend_pid()"
+    )
+    server = HttpServer(["--shutdown-grace", "1", pg.url], server_env(), tmp_path / "server.log")
+    call = {
+        "jsonrpc": "2.0",
+        "id": 5,
+        "method": "tools/call",
+        "params": {"name": "query", "arguments": {"sql": slow}},
+    }
+    async with httpx2.AsyncClient() as http:
+        request = asyncio.create_task(
+            http.post(f"{server.url}/mcp", content=json.dumps(call), headers=JSON_HEADERS, timeout=60)
+        )
+        running: list[Any] = []
+        for _ in range(200):
+            await asyncio.sleep(0.05)
+            if running := await pg.admin_fetch(active, f"%{marker}%"):
+                break
+        assert running, "the query started"
+        code = await asyncio.to_thread(server.stop)  # SIGTERM; the grace period (1 s) ends before the query
+        await asyncio.gather(request, return_exceptions=True)
+    for _ in range(100):
+        if not (running := await pg.admin_fetch(active, f"%{marker}%")):
+            break
+        await asyncio.sleep(0.1)
+    assert code == 0 and "Traceback" not in server.log.read_text()
+    assert not running, "the call left in flight was cancelled on the PostgreSQL server"

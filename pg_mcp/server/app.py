@@ -16,7 +16,6 @@ from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
 from mcp.shared.exceptions import MCPError
 from mcp_types import (
-    INVALID_PARAMS,
     CallToolResult,
     Completion,
     CompletionArgument,
@@ -35,7 +34,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from pg_mcp import __version__, explore
 from pg_mcp.config import ServerConfig
 from pg_mcp.database.role_report import log_role_risks
-from pg_mcp.errors import PgMcpError
+from pg_mcp.errors import INVALID_PARAMS, PgMcpError
 from pg_mcp.explore import DatabaseContext, ToolOutput
 from pg_mcp.guard import load_parsers
 from pg_mcp.server.arguments import explain_invalid, unknown_arguments
@@ -429,7 +428,8 @@ def build_server(config: ServerConfig, contexts: Mapping[str, DatabaseContext] |
     )
     async def database_resource() -> str:
         try:
-            return await audited("resource:overview", databases.default, {}, databases.overview)
+            caller_default = next(iter(databases.visible()), "none")
+            return await audited("resource:overview", caller_default, {}, databases.overview)
         except PgMcpError as exc:
             raise request_error(exc) from None
 
