@@ -19,8 +19,6 @@ folds constant expressions) only ever sees statements whose amplifying calls are
 from __future__ import annotations
 
 import asyncio
-import json
-import re
 import sys
 import threading
 import time
@@ -29,6 +27,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from pg_mcp.errors import GuardError
+from pg_mcp.guard import watchdog
 from pg_mcp.guard.input import check_input
 from pg_mcp.guard.operators import BUILTIN_OPERATORS
 from pg_mcp.guard.policy import CheckedQuery, GuardPolicy
@@ -50,17 +49,23 @@ _EXECUTOR = ThreadPoolExecutor(max_workers=GUARD_WORKERS, thread_name_prefix="pg
 
 
 _DEFAULT_POLICY = GuardPolicy()
-#: Fields of libpg_query's tree that hold byte offsets in the text, not meaning.
-_POSITION_KEY = r'"(?:\w*location|\w*_start|\w*_end|stmt_len)":-?\d+'
-_POSITIONS = re.compile(rf",{_POSITION_KEY}|{_POSITION_KEY},?")
+#: What precedes the caller's statement in the bounded one. The caller's text is first read indented
+#: by as many bytes, so its tree and the subquery's are equal, byte offsets and all, when they mean
+#: the same.
+_WRAP_PREFIX = "SELECT * FROM (\n"
+_INDENT = len(_WRAP_PREFIX.encode())
 
 
 def check_query(sql: str, max_rows: int, policy: GuardPolicy = _DEFAULT_POLICY) -> CheckedQuery:
     """Accept one read-only statement or raise GuardError; never raises anything else for any input."""
     if max_rows < 1:
         raise ValueError("max_rows must be at least 1")
+    deadline = time.monotonic() + policy.max_parse_seconds
     try:
-        statement, wrapped = _check(sql, max_rows, policy, time.monotonic() + policy.max_parse_seconds)
+        with watchdog.deadline(deadline):
+            statement, wrapped = _check(sql, max_rows, policy, deadline)
+    except watchdog.DeadlinePassed:
+        raise _too_complex() from None
     except GuardError:
         raise
     except RecursionError:
@@ -116,14 +121,14 @@ def _check(sql: object, max_rows: int, policy: GuardPolicy, deadline: float) -> 
     from pg_mcp.guard import postgres_reading, sqlglot_reading
 
     text = check_input(sql, policy)
-    tree = postgres_reading.parse(text)
+    tree = postgres_reading.parse(text, indent=_INDENT)
     _check_deadline(deadline)
     statement = _statement_text(text, tree)
     postgres_reading.check(tree["stmt"], policy)
     _check_deadline(deadline)
     sqlglot_reading.check(statement, policy, deadline)
     _check_deadline(deadline)
-    wrapped = f"SELECT * FROM (\n{statement}\n) AS pg_mcp_result LIMIT {max_rows + 1}"
+    wrapped = f"{_WRAP_PREFIX}{statement}\n) AS pg_mcp_result LIMIT {max_rows + 1}"
     _check_wrapping(tree["stmt"], wrapped)
     _check_deadline(deadline)
     return statement, wrapped
@@ -132,7 +137,7 @@ def _check(sql: object, max_rows: int, policy: GuardPolicy, deadline: float) -> 
 def _statement_text(text: str, tree: dict[str, Any]) -> str:
     """The caller's statement as PostgreSQL delimited it: without the trailing `;` and what follows."""
     raw = text.encode()  # leading comments stay: they are the caller's, and harmless
-    end = int(tree.get("stmt_location", 0)) + int(tree.get("stmt_len", 0))
+    end = int(tree.get("stmt_location", 0)) + int(tree.get("stmt_len", 0)) - _INDENT  # read indented
     return (raw[:end] if tree.get("stmt_len") else raw).decode()
 
 
@@ -143,18 +148,12 @@ def _check_wrapping(inner: dict[str, Any], wrapped: str) -> None:
     outer = postgres_reading.parse(wrapped)["stmt"]
     from_clause = outer.get("SelectStmt", {}).get("fromClause", [])
     subquery = from_clause[0].get("RangeSubselect", {}).get("subquery") if len(from_clause) == 1 else None
-    if subquery is None or _meaning(subquery) != _meaning(inner):
+    if subquery is None or subquery != inner:
         raise GuardError(
             Rule.SYNTAX,
             "The statement does not stand on its own inside a subquery, so it cannot be bounded.",
             "Send one complete SELECT statement.",
         )
-
-
-def _meaning(tree: dict[str, Any]) -> str:
-    """A tree as JSON without its byte offsets (libpg_query leaves out those that are 0): equal for the
-    same statement wherever it stands in the text."""
-    return _POSITIONS.sub("", json.dumps(tree, separators=(",", ":")))
 
 
 def _check_deadline(deadline: float) -> None:

@@ -150,17 +150,21 @@ _READ_ONLY_HINT = "Only reads are accepted: SELECT, WITH ... SELECT, VALUES and 
 _FUNCTION_HINT = "Use built-in read-only functions; an operator can allow more with PG_MCP_ALLOW_FUNCTIONS."
 
 
-def parse(text: str) -> dict[str, Any]:
+def parse(text: str, indent: int = 0) -> dict[str, Any]:
     """The one statement PostgreSQL reads in `text`: libpg_query's entry, with `stmt` (the tree),
-    `stmt_location` and `stmt_len` (byte offsets of the statement in the text)."""
+    `stmt_location` and `stmt_len` (byte offsets of the statement in the text).
+
+    `indent` spaces are read before the text, so every location in the tree is that much further
+    on (as if the text followed something of that length); error positions are the text's own.
+    """
     try:
-        parsed = json.loads(pg_parser.parse_sql_json(text))
+        parsed = json.loads(pg_parser.parse_sql_json(" " * indent + text))
     except PgParseError as error:
         if "stack depth" in str(error.args[0]) or "memory exhausted" in str(error.args[0]):
             raise RecursionError from None
         raise GuardError(
             Rule.SYNTAX,
-            f"The SQL could not be parsed{_position(text, error)}: {error.args[0]}.",
+            f"The SQL could not be parsed{_position(text, error, indent)}: {error.args[0]}.",
             "Check the syntax near that position (PostgreSQL dialect).",
         ) from None
     statements = parsed.get("stmts", [])
@@ -176,8 +180,8 @@ def parse(text: str) -> dict[str, Any]:
     return statement
 
 
-def _position(text: str, error: PgParseError) -> str:
-    location = error.args[1] if len(error.args) > 1 else None
+def _position(text: str, error: PgParseError, indent: int) -> str:
+    location = error.args[1] - indent if len(error.args) > 1 and isinstance(error.args[1], int) else None
     if location is None and "end of input" in str(error.args[0]):  # point at the last character
         location = max(len(text.rstrip().encode()) - 1, 0)
     if not isinstance(location, int) or not 0 <= location <= len(text.encode()):

@@ -33,12 +33,15 @@ bounded outer query, so what runs means exactly what the caller wrote.
 from __future__ import annotations
 
 import bisect
+import enum
 import itertools
 import re
 import time
-from typing import Any, NoReturn
+from dataclasses import dataclass, field
+from typing import NoReturn
 
 from sqlglot import exp
+from sqlglot import parser as sqlglot_parser
 from sqlglot.dialects.postgres import Postgres
 from sqlglot.errors import ErrorLevel, ParseError, TokenError
 from sqlglot.parsers.postgres import PostgresParser
@@ -54,10 +57,12 @@ _MAX_NESTING = 200
 #: OPERATOR(schema.op) holds at most schema, dot and the operator's pieces: looking further is wasted.
 _OPERATOR_NAME_TOKENS = 8
 _MAX_SUBSCRIPT_CHAIN = 50
+_MAX_SUBSCRIPTS = 1_000
 _MAX_NODES = 200_000
-_STEPS_PER_CLOCK_CHECK = 512
 _CONTROL_CHARACTERS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f]")
 _DIALECT = Postgres()
+#: "compiled" when sqlglotc's extension modules serve sqlglot (3-5x faster), else "pure".
+SQLGLOT_BUILD = "pure" if str(sqlglot_parser.__file__).endswith(".py") else "compiled"
 
 _READ_ONLY_HINT = "Only reads are accepted: SELECT, WITH ... SELECT, VALUES and TABLE."
 _FUNCTION_HINT = "Use built-in read-only functions; an operator can allow more with PG_MCP_ALLOW_FUNCTIONS."
@@ -123,19 +128,20 @@ def check(statement: str, policy: GuardPolicy, deadline: float) -> None:
     _check_operators(statement, statement_tokens)
     _check_qualified_operators(statement_tokens)
     _check_nesting(statement_tokens)
-    _check_subscript_chains(statement_tokens)
+    _check_subscripts(statement_tokens)
     try:
-        tree, calls = _parse(statement_tokens, statement, deadline=deadline)
+        tree = _parse(statement_tokens, statement, deadline=deadline)
     except GuardError as error:
         if error.rule == Rule.SYNTAX:
             return
         raise
     _check_top_level(tree, statement_tokens)
-    _check_tree(tree)
-    _check_call_tokens(statement_tokens, calls, policy)
-    _check_unknown_calls(tree, policy)
-    _check_keyword_calls(tree, policy)
-    _check_field_selections(tree, policy)
+    found = _read_tree(tree, statement_tokens)
+    _check_call_tokens(statement_tokens, found.calls, policy)
+    for node in found.anonymous:
+        _check_anonymous(node, policy)
+    _check_keyword_calls(found.froms_missing, found.samples)
+    _check_field_selections(found.selections, policy)
 
 
 def _refuse_empty() -> NoReturn:
@@ -216,7 +222,7 @@ def _operator_runs(text: str, tokens: list[Token]) -> list[str]:
     previous_end = -2
     for token in tokens:
         raw = text[token.start : token.end + 1]
-        if not raw or not set(raw) <= _OPERATOR_CHARS:
+        if not raw or raw[0] not in _OPERATOR_CHARS or not set(raw) <= _OPERATOR_CHARS:
             previous_end = -2
             continue
         if token.start == previous_end + 1 and runs:
@@ -283,11 +289,18 @@ def _single_statement(text: str, tokens: list[Token]) -> tuple[list[Token], str]
     return tokens, text
 
 
+_OPENING = (TokenType.L_PAREN, TokenType.L_BRACKET)
+_CLOSING = (TokenType.R_PAREN, TokenType.R_BRACKET)
+
+
 def _check_nesting(tokens: list[Token]) -> None:
-    """Refuse pathological nesting before the recursive-descent parser sees it."""
-    depth = 0
+    """Refuse pathological nesting before the recursive-descent parser sees it: parentheses and
+    brackets, and runs of NOT (each one a level of its recursion, too)."""
+    depth = nots = 0
+    opening, closing, negation = _OPENING, _CLOSING, TokenType.NOT
     for token in tokens:
-        if token.token_type in (TokenType.L_PAREN, TokenType.L_BRACKET):
+        token_type = token.token_type
+        if token_type is opening[0] or token_type is opening[1]:
             depth += 1
             if depth > _MAX_NESTING:
                 raise GuardError(
@@ -295,68 +308,81 @@ def _check_nesting(tokens: list[Token]) -> None:
                     f"The SQL nests parentheses more than {_MAX_NESTING} levels deep.",
                     "Flatten the query, for example with WITH clauses.",
                 )
-        elif token.token_type in (TokenType.R_PAREN, TokenType.R_BRACKET):
+        elif token_type is closing[0] or token_type is closing[1]:
             depth -= 1
+        nots = nots + 1 if token_type is negation else 0
+        if nots > _MAX_NESTING:
+            raise GuardError(
+                Rule.TOO_DEEP,
+                f"The SQL chains more than {_MAX_NESTING} NOTs.",
+                "Drop pairs of NOT, which cancel out.",
+            )
 
 
-def _check_subscript_chains(tokens: list[Token]) -> None:
-    """Refuse long chains of subscripts (`a[1][1]...`): sqlglot's time on them grows super-quadratically."""
-    chain = 0
+#: A `[` after these opens an array literal or one of its elements; after anything else it is a subscript.
+_STARTS_ARRAY_ELEMENT = frozenset({TokenType.ARRAY, TokenType.L_BRACKET, TokenType.COMMA})
+
+
+def _check_subscripts(tokens: list[Token]) -> None:
+    """Refuse more subscripts (`a[1]`) than sqlglot reads quickly: each costs it a type inference, and
+    a chain of them (`a[1][1]...`) costs time quadratic in its length."""
+    chain = count = 0
     for previous, token in itertools.pairwise(tokens):
-        if token.token_type != TokenType.L_BRACKET:
+        if token.token_type is not TokenType.L_BRACKET or previous.token_type in _STARTS_ARRAY_ELEMENT:
             continue
+        count += 1
         chain = chain + 1 if previous.token_type == TokenType.R_BRACKET else 0
-        if chain > _MAX_SUBSCRIPT_CHAIN:
+        if chain > _MAX_SUBSCRIPT_CHAIN or count > _MAX_SUBSCRIPTS:
             raise GuardError(
                 Rule.TOO_COMPLEX,
-                f"The SQL chains more than {_MAX_SUBSCRIPT_CHAIN} array subscripts in a row.",
-                "Use fewer subscripts in one expression.",
+                f"The SQL chains more than {_MAX_SUBSCRIPT_CHAIN} array subscripts in a row."
+                if chain > _MAX_SUBSCRIPT_CHAIN
+                else f"The SQL has more than {_MAX_SUBSCRIPTS:,} array subscripts.",
+                "Use fewer subscripts in one statement, e.g. unnest() the array or read it whole.",
             )
 
 
-class _CallRecordingParser(PostgresParser):
-    """sqlglot's PostgreSQL parser, remembering the name token of every function call it parses,
-    and giving up at `deadline` however the input makes it backtrack."""
-
-    def __init__(self, deadline: float) -> None:
-        super().__init__(error_level=ErrorLevel.RAISE, max_nodes=_MAX_NODES, dialect=_DIALECT)
-        self.call_tokens: list[Token] = []
-        self._deadline = deadline
-        self._steps = 0
-
-    def _advance(self, times: int = 1) -> None:
-        self._steps += 1
-        if self._steps % _STEPS_PER_CLOCK_CHECK == 0 and time.monotonic() > self._deadline:
-            raise GuardError(
-                Rule.TOO_COMPLEX,
-                "The statement took too long to analyse, so it was refused.",
-                "Split the work into smaller, simpler queries.",
-            )
-        super()._advance(times)
-
-    def _parse_function_call(self, *args: Any, **kwargs: Any) -> exp.Expr | None:
-        token, following = self._curr, self._next
-        result = super()._parse_function_call(*args, **kwargs)
-        called = following is not None and following.token_type == TokenType.L_PAREN
-        if result is not None and token is not None and called:
-            self.call_tokens.append(token)
-        return result
+#: Names the parser reads with a grammar of their own (CAST, TRIM, IF ...) when a `(` follows: a call
+#: whatever node they become, so checked by name like every other call.
+_SPECIAL_CALL_NAMES = (
+    frozenset(PostgresParser.FUNCTION_PARSERS)
+    | frozenset(PostgresParser.NO_PAREN_FUNCTION_PARSERS)
+    | frozenset(token_type.name for token_type in PostgresParser.SUBQUERY_PREDICATES)
+)
 
 
-def _parse(tokens: list[Token], statement: str, deadline: float) -> tuple[exp.Expr, list[Token]]:
-    """Parse one statement; syntax errors become GuardError with sqlglot's line and column."""
-    parser = _CallRecordingParser(deadline)
+def _parse(tokens: list[Token], statement: str, deadline: float) -> exp.Expr:
+    """Parse one statement; syntax errors become GuardError with sqlglot's line and column.
+
+    sqlglot's own parser class, unchanged, so the compiled build (sqlglotc) serves as well as the
+    pure-Python one. Its work is bounded before it starts (`_check_nesting`, `_check_subscripts`:
+    the shapes on which its time grows faster than the text), and the deadline is checked as soon
+    as it returns.
+    """
+    parser = PostgresParser(error_level=ErrorLevel.RAISE, max_nodes=_MAX_NODES, dialect=_DIALECT)
     try:
         trees = parser.parse(tokens, statement)
     except ParseError as error:
         raise _syntax_error(error) from None
+    except (TypeError, ValueError, AttributeError, KeyError, IndexError) as error:
+        # A slip of sqlglot's (the compiled build checks types at run time: `a ?# b` fails so) is,
+        # like a syntax error, sqlglot unable to read what PostgreSQL read.
+        raise GuardError(
+            Rule.SYNTAX, f"sqlglot could not read the statement ({type(error).__name__})."
+        ) from None
+    if time.monotonic() > deadline:
+        raise GuardError(
+            Rule.TOO_COMPLEX,
+            "The statement took too long to analyse, so it was refused.",
+            "Split the work into smaller, simpler queries.",
+        )
     if len(trees) != 1 or trees[0] is None:
         raise GuardError(
             Rule.MULTIPLE_STATEMENTS,
             "The SQL does not contain exactly one statement.",
             "Send one SELECT statement per call.",
         )
-    return trees[0], parser.call_tokens
+    return trees[0]
 
 
 def _syntax_error(error: ParseError) -> GuardError:
@@ -392,37 +418,109 @@ def _statement_kind(tree: exp.Expr, tokens: list[Token]) -> str:
     return tree.key.upper() if first in ("WITH", "(") else first
 
 
-def _check_tree(tree: exp.Expr) -> None:
-    """Walk every node, inside CTEs and subqueries too: nothing but reads."""
+#: Nodes that keep the position of a name without being a call of it (`WITH t(a) AS`, `VALUES` as `*`).
+_NAMES_NOT_CALLS = (exp.Identifier, exp.Star)
+
+
+@dataclass
+class _TreeFindings:
+    """What the rules need from sqlglot's tree, gathered in one walk."""
+
+    calls: list[Token] = field(default_factory=list)
+    anonymous: list[exp.Anonymous] = field(default_factory=list)
+    froms_missing: list[exp.Select] = field(default_factory=list)
+    samples: list[exp.TableSample] = field(default_factory=list)
+    selections: list[exp.Dot | exp.Column] = field(default_factory=list)
+
+
+def _read_tree(tree: exp.Expr, tokens: list[Token]) -> _TreeFindings:
+    """Walk every node once, inside CTEs and subqueries too: refuse anything but reads, and gather
+    the calls and names the later rules check.
+
+    A call is the name token before a `(` that the parser made a node of (its position is kept on
+    the node), or a name it reads with a grammar of its own: sqlglot turns many names into typed
+    nodes (`"Sum"(x)`, `ifnull(a, b)`), so the name is checked from the token, as written.
+    """
+    before_paren = {
+        token.start: token
+        for token, following in itertools.pairwise(tokens)
+        if following.token_type is TokenType.L_PAREN
+    }
+    found = _TreeFindings(
+        calls=[token for token in before_paren.values() if token.text.upper() in _SPECIAL_CALL_NAMES]
+    )
     for node in tree.walk():
-        if isinstance(node, _STATEMENT_NODES):
+        kind = _KINDS.get(type(node)) or _kind_of(type(node))
+        if kind is _Kind.STATEMENT:
             raise GuardError(
                 Rule.WRITE_IN_QUERY,
                 f"The query contains a {node.key.upper()} statement: this server is read-only.",
                 "Remove the data-modifying part (for example a WITH ... DELETE); only reads are accepted.",
             )
-        if isinstance(node, exp.Into):
+        if kind is _Kind.INTO:
             raise GuardError(
                 Rule.SELECT_INTO,
                 "SELECT ... INTO creates a table: this server is read-only.",
                 "Drop the INTO clause to get the rows back instead.",
             )
-        if isinstance(node, exp.Lock):
+        if kind is _Kind.LOCK:
             raise GuardError(
                 Rule.ROW_LOCK,
                 "FOR UPDATE / FOR SHARE locks rows: this server is read-only.",
                 "Drop the locking clause.",
             )
+        if node._meta and kind is not _Kind.NAME:
+            call = before_paren.pop(node._meta.get("start", -1), None)
+            if call is not None and call.text.upper() not in _SPECIAL_CALL_NAMES:
+                found.calls.append(call)
+        if kind is _Kind.ANONYMOUS:
+            found.anonymous.append(node)  # type: ignore[arg-type]
+        elif kind is _Kind.SELECT and not node.args.get("from_"):
+            found.froms_missing.append(node)  # type: ignore[arg-type]
+        elif kind is _Kind.SAMPLE:
+            found.samples.append(node)  # type: ignore[arg-type]
+        elif kind is _Kind.DOT or (kind is _Kind.COLUMN and node.args.get("table")):
+            found.selections.append(node)  # type: ignore[arg-type]
+    return found
 
 
-def _check_unknown_calls(tree: exp.Expr, policy: GuardPolicy) -> None:
-    """Belt and braces: every call sqlglot could not type is checked again from the tree."""
-    for node in tree.find_all(exp.Anonymous):
-        _check_anonymous(node, policy)
+class _Kind(enum.Enum):
+    """What `_read_tree` does with a node, decided once per node class."""
+
+    STATEMENT = enum.auto()
+    INTO = enum.auto()
+    LOCK = enum.auto()
+    NAME = enum.auto()
+    ANONYMOUS = enum.auto()
+    SELECT = enum.auto()
+    SAMPLE = enum.auto()
+    DOT = enum.auto()
+    COLUMN = enum.auto()
+    OTHER = enum.auto()
+
+
+_KIND_CLASSES: tuple[tuple[_Kind, type[exp.Expr] | tuple[type[exp.Expr], ...]], ...] = (
+    (_Kind.STATEMENT, _STATEMENT_NODES),
+    (_Kind.INTO, exp.Into),
+    (_Kind.LOCK, exp.Lock),
+    (_Kind.NAME, _NAMES_NOT_CALLS),
+    (_Kind.ANONYMOUS, exp.Anonymous),
+    (_Kind.SELECT, exp.Select),
+    (_Kind.SAMPLE, exp.TableSample),
+    (_Kind.DOT, exp.Dot),
+    (_Kind.COLUMN, exp.Column),
+)
+_KINDS: dict[type[exp.Expr], _Kind] = {}
+
+
+def _kind_of(cls: type[exp.Expr]) -> _Kind:
+    kind = next((kind for kind, classes in _KIND_CLASSES if issubclass(cls, classes)), _Kind.OTHER)
+    _KINDS[cls] = kind
+    return kind
 
 
 def _check_anonymous(node: exp.Anonymous, policy: GuardPolicy) -> None:
-    """A call sqlglot does not know: resolve its name and qualifier from the tree."""
+    """Belt and braces for a call sqlglot does not know: its name and qualifier from the tree."""
     name = _identifier_name(node.this)
     schema = _qualifier(node)
     if name is None or schema == "":
@@ -492,35 +590,34 @@ def _token_qualifier(tokens: list[Token], index: int) -> str | None:
 _SAMPLE_METHODS = frozenset({"SYSTEM", "BERNOULLI"})
 
 
-def _check_keyword_calls(tree: exp.Expr, policy: GuardPolicy) -> None:
+def _check_keyword_calls(froms_missing: list[exp.Select], samples: list[exp.TableSample]) -> None:
     """Calls of functions named like keywords, which sqlglot parses as something else.
 
     `SELECT tablesample(1)` and `SELECT lateral(...)` without FROM are calls; a TABLESAMPLE method
     is a function as well. (`FROM cube(1) AS (a int)` is PostgreSQL's reading's to judge: sqlglot
     reads a column definition list as a nameless table.)
     """
-    for node in tree.walk():
-        if isinstance(node, exp.Select) and not node.args.get("from_"):
-            if node.args.get("sample") or node.args.get("laterals") or node.args.get("joins"):
-                raise GuardError(
-                    Rule.FUNCTION_NOT_ALLOWED,
-                    "The query calls a function named like a keyword (TABLESAMPLE, LATERAL, JOIN ...), "
-                    "which cannot be checked.",
-                    _FUNCTION_HINT,
-                )
-        elif isinstance(node, exp.TableSample):
-            method = node.args.get("method")
-            if method is not None and str(method.name).upper() not in _SAMPLE_METHODS:
-                raise GuardError(
-                    Rule.FUNCTION_NOT_ALLOWED,
-                    f"The TABLESAMPLE method {method.name} is not allowed.",
-                    "Use TABLESAMPLE SYSTEM (pct) or BERNOULLI (pct).",
-                )
+    for select in froms_missing:
+        if select.args.get("sample") or select.args.get("laterals") or select.args.get("joins"):
+            raise GuardError(
+                Rule.FUNCTION_NOT_ALLOWED,
+                "The query calls a function named like a keyword (TABLESAMPLE, LATERAL, JOIN ...), "
+                "which cannot be checked.",
+                _FUNCTION_HINT,
+            )
+    for sample in samples:
+        method = sample.args.get("method")
+        if method is not None and str(method.name).upper() not in _SAMPLE_METHODS:
+            raise GuardError(
+                Rule.FUNCTION_NOT_ALLOWED,
+                f"The TABLESAMPLE method {method.name} is not allowed.",
+                "Use TABLESAMPLE SYSTEM (pct) or BERNOULLI (pct).",
+            )
 
 
-def _check_field_selections(tree: exp.Expr, policy: GuardPolicy) -> None:
+def _check_field_selections(selections: list[exp.Dot | exp.Column], policy: GuardPolicy) -> None:
     """`(expr).name` and `alias.name` call `name(...)` in PostgreSQL when no such field exists."""
-    for node in tree.walk():
+    for node in selections:
         if isinstance(node, exp.Dot) and isinstance(node.expression, exp.Identifier):
             name = _identifier_name(node.expression) or ""
             known = policy.one_arg_functions

@@ -1,0 +1,535 @@
+"""pg-mcp next to the Node reference server `@modelcontextprotocol/server-postgres@0.6.2`, side by side.
+
+Starts one throwaway PostgreSQL with the demo data (needs the PostgreSQL server binaries), installs the
+reference server from npm into a cache directory if it is not there yet (needs node and npm), and runs
+both servers against the same database, as the same least-privilege role, with the same primary-key
+lookup (`SELECT * FROM sales.orders WHERE id = 123456` through the `query` tool). It prints:
+
+- tools/call latency over stdio with a bare JSON-RPC client (asyncio subprocess, newline-delimited
+  JSON, no MCP SDK on the client side, so only the server's cost counts): after `initialize`,
+  `notifications/initialized` and a few warm-up calls, --calls sequential calls, each timed from
+  request to response. Interleaved rounds: each round runs a fresh process of each server once,
+  the order alternating. Per round and as medians across rounds: p50, p95, max, max/p50 (the
+  "stall" figure; the target is max <= 10x p50 over 1,000 calls), the server's CPU time per call,
+  and the ratios pg-mcp/reference for p50 and p95;
+- start-up: time from process start to the `initialize` answer, --startup-runs runs each, alternating;
+- pg-mcp through the official MCP Python client (`mcp.Client`): p50/p95 per call;
+- idle memory (VmRSS, VmHWM from /proc) of each server after `initialize` and a few calls.
+
+Not part of the test suite: it prints numbers and asserts nothing about time.
+
+Usage: python benchmarks/bench_compare.py [--calls 1000] [--rounds 5] [--startup-runs 7]
+                                          [--reference-dir DIR]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import gc
+import json
+import math
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from mcp import Client, StdioServerParameters
+
+from pg_mcp import __version__
+from pg_mcp.local_pg import load_demo, start_local_postgres
+
+PK_QUERY = "SELECT * FROM sales.orders WHERE id = 123456"
+EXPECTED = "123456"  # the row's id, in either server's text answer
+REFERENCE_PACKAGE = "@modelcontextprotocol/server-postgres"
+REFERENCE_VERSION = "0.6.2"
+DEFAULT_REFERENCE_DIR = Path.home() / ".cache" / "pg-mcp-bench" / f"server-postgres-{REFERENCE_VERSION}"
+WARMUP_CALLS = 20
+IDLE_CALLS = 20
+IDLE_SECONDS = 1.0
+MEMORY_RUNS = 3
+STALL_TARGET = 10.0
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+# ---------------------------------------------------------------------------------------------- servers
+
+
+@dataclass(frozen=True)
+class ServerSpec:
+    """How to start one server, and which protocol version to ask it for."""
+
+    name: str
+    argv: list[str]
+    env: dict[str, str]
+    protocol_version: str
+
+
+def clean_env() -> dict[str, str]:
+    """The caller's environment without pg-mcp settings, so only what we pass decides what runs."""
+    return {k: v for k, v in os.environ.items() if not k.startswith("PG_MCP_") and k != "DATABASE_URL"}
+
+
+def pg_mcp_spec(url: str) -> ServerSpec:
+    script = Path(sys.executable).parent / "pg-mcp"
+    command = [str(script)] if script.exists() else [sys.executable, "-m", "pg_mcp"]
+    return ServerSpec(
+        name="pg-mcp",
+        argv=[*command, "--log-level", "WARNING"],
+        env={**clean_env(), "DATABASE_URL": url},
+        protocol_version="2025-11-25",
+    )
+
+
+def reference_entry(directory: Path) -> Path:
+    return directory / "node_modules" / REFERENCE_PACKAGE / "dist" / "index.js"
+
+
+def install_reference(directory: Path) -> Path:
+    """The reference server's entry point (its package.json `bin`), installed from npm if missing."""
+    entry = reference_entry(directory)
+    if not entry.exists():
+        npm = shutil.which("npm")
+        if npm is None:
+            raise SystemExit("npm is not on PATH; it is needed to install the reference server")
+        print(f"installing {REFERENCE_PACKAGE}@{REFERENCE_VERSION} into {directory} ...", flush=True)
+        directory.mkdir(parents=True, exist_ok=True)
+        subprocess.run(
+            [npm, "install", "--prefix", str(directory), "--no-audit", "--no-fund",
+             f"{REFERENCE_PACKAGE}@{REFERENCE_VERSION}"],
+            check=True, stdout=subprocess.DEVNULL,
+        )  # fmt: skip
+    package = json.loads((entry.parent.parent / "package.json").read_text())
+    if package.get("version") != REFERENCE_VERSION:
+        raise SystemExit(
+            f"{directory} holds {REFERENCE_PACKAGE} {package.get('version')}, not {REFERENCE_VERSION}"
+        )
+    return entry
+
+
+def reference_spec(url: str, entry: Path) -> ServerSpec:
+    node = shutil.which("node")
+    if node is None:
+        raise SystemExit("node is not on PATH; it is needed to run the reference server")
+    return ServerSpec(
+        name="reference", argv=[node, str(entry), url], env=clean_env(), protocol_version="2024-11-05"
+    )
+
+
+# ----------------------------------------------------------------------------------- bare JSON-RPC client
+
+
+class ServerFailed(Exception):
+    """The server answered with an error, or stopped answering."""
+
+
+class StdioSession:
+    """One server process driven with newline-delimited JSON-RPC over its stdin/stdout."""
+
+    def __init__(self, spec: ServerSpec, proc: asyncio.subprocess.Process, stderr_path: Path) -> None:
+        self.spec = spec
+        self.proc = proc
+        self.stderr_path = stderr_path
+        assert proc.stdin is not None and proc.stdout is not None
+        self.stdin = proc.stdin
+        self.stdout = proc.stdout
+        self.next_id = 0
+        self.initialize_result: dict[str, Any] = {}
+
+    @classmethod
+    async def start(cls, spec: ServerSpec, stderr_dir: Path) -> tuple[StdioSession, float]:
+        """Start the server and initialize it; returns the session and the seconds from process start
+        to the `initialize` answer."""
+        fd, name = tempfile.mkstemp(prefix=f"{spec.name}-", suffix=".log", dir=stderr_dir)
+        os.close(fd)
+        stderr_path = Path(name)
+        with stderr_path.open("wb") as stderr:
+            started = time.perf_counter()
+            proc = await asyncio.create_subprocess_exec(
+                *spec.argv, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
+                stderr=stderr, env=spec.env, limit=64 * 1024 * 1024,
+            )  # fmt: skip
+        session = cls(spec, proc, stderr_path)
+        try:
+            session.initialize_result = await session.request(
+                "initialize",
+                {
+                    "protocolVersion": spec.protocol_version,
+                    "capabilities": {},
+                    "clientInfo": {"name": "bench-compare", "version": "0"},
+                },
+            )
+            elapsed = time.perf_counter() - started
+            await session.notify("notifications/initialized")
+        except BaseException:
+            await session.close()
+            raise
+        return session, elapsed
+
+    async def notify(self, method: str) -> None:
+        self.stdin.write(json.dumps({"jsonrpc": "2.0", "method": method}).encode() + b"\n")
+        await self.stdin.drain()
+
+    async def request(self, method: str, params: dict[str, Any]) -> dict[str, Any]:
+        self.next_id += 1
+        ident = self.next_id
+        message = {"jsonrpc": "2.0", "id": ident, "method": method, "params": params}
+        self.stdin.write(json.dumps(message).encode() + b"\n")
+        await self.stdin.drain()
+        while True:
+            line = await self.stdout.readline()
+            if not line:
+                raise ServerFailed(f"{self.spec.name} closed stdout; stderr: {self.stderr_tail()}")
+            reply = json.loads(line)
+            if reply.get("id") != ident:
+                continue  # a notification or a server-to-client request: not ours
+            if "error" in reply:
+                raise ServerFailed(f"{self.spec.name} answered {method} with {reply['error']}")
+            result: dict[str, Any] = reply["result"]
+            return result
+
+    async def call_query(self) -> dict[str, Any]:
+        return await self.request("tools/call", {"name": "query", "arguments": {"sql": PK_QUERY}})
+
+    def stderr_tail(self) -> str:
+        try:
+            return self.stderr_path.read_text(errors="replace")[-1500:].strip() or "(empty)"
+        except OSError:
+            return "(unreadable)"
+
+    async def close(self) -> None:
+        """Close stdin and wait for the exit; terminate (then kill) this process if it lingers."""
+        if not self.stdin.is_closing():
+            self.stdin.close()
+        try:
+            await asyncio.wait_for(self.proc.wait(), 3)
+        except TimeoutError:
+            # The reference server keeps running while its pool holds idle connections.
+            self.proc.terminate()
+            try:
+                await asyncio.wait_for(self.proc.wait(), 5)
+            except TimeoutError:
+                self.proc.kill()
+                await self.proc.wait()
+        self.stderr_path.unlink(missing_ok=True)
+
+
+def check_answer(name: str, result: dict[str, Any]) -> str:
+    """The answer's text; ServerFailed unless it is a success holding the row."""
+    text = "".join(part.get("text", "") for part in result.get("content", []) if part.get("type") == "text")
+    if result.get("isError") or EXPECTED not in text:
+        raise ServerFailed(f"{name} did not answer with the row: {json.dumps(result)[:500]}")
+    return text
+
+
+def proc_status(pid: int, key: str) -> int:
+    """A `kB` field of /proc/PID/status (VmRSS, VmHWM), in KiB."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(key + ":"):
+            return int(line.split()[1])
+    return 0
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of the process so far."""
+    stat = Path(f"/proc/{pid}/stat").read_text()
+    fields = stat[stat.rindex(")") + 2 :].split()
+    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+
+
+# ------------------------------------------------------------------------------------------- statistics
+
+
+def percentile(samples: list[float], fraction: float) -> float:
+    """Nearest-rank percentile."""
+    ordered = sorted(samples)
+    return ordered[max(0, math.ceil(len(ordered) * fraction) - 1)]
+
+
+@dataclass
+class RunResult:
+    samples: list[float]
+    first_call: float
+    cpu_per_call: float
+    rss_after_kib: int
+    steal: float
+
+    @property
+    def p50(self) -> float:
+        return statistics.median(self.samples)
+
+    @property
+    def p95(self) -> float:
+        return percentile(self.samples, 0.95)
+
+    @property
+    def max(self) -> float:
+        return max(self.samples)
+
+    @property
+    def stall(self) -> float:
+        return self.max / self.p50
+
+
+@dataclass
+class ServerInfo:
+    protocol: str = "?"
+    server_name: str = "?"
+    answer_bytes: int = 0
+    answer_text_bytes: int = 0
+    structured: bool = False
+    runs: list[RunResult] = field(default_factory=list)
+    startups: list[float] = field(default_factory=list)
+
+
+def ms(seconds: float) -> str:
+    return f"{seconds * 1000:8.3f}"
+
+
+# ---------------------------------------------------------------------------------------------- phases
+
+
+async def timed_run(spec: ServerSpec, calls: int, info: ServerInfo, stderr_dir: Path) -> RunResult:
+    """A fresh process: initialize, warm up, then `calls` sequential calls timed one by one."""
+    session, _ = await StdioSession.start(spec, stderr_dir)
+    try:
+        first_started = time.perf_counter()
+        first = await session.call_query()
+        first_call = time.perf_counter() - first_started
+        text = check_answer(spec.name, first)
+        info.protocol = str(session.initialize_result.get("protocolVersion", "?"))
+        info.server_name = "{name} {version}".format(**session.initialize_result.get("serverInfo", {}))
+        info.answer_bytes = len(json.dumps(first, ensure_ascii=False).encode())
+        info.answer_text_bytes = len(text.encode())
+        info.structured = "structuredContent" in first
+        for _ in range(WARMUP_CALLS - 1):
+            check_answer(spec.name, await session.call_query())
+        samples: list[float] = []
+        gc.collect()
+        gc.disable()  # the client's own collections are not the server's stalls
+        cpu_before = cpu_seconds(session.proc.pid)
+        ticks_before = cpu_ticks()
+        try:
+            for _ in range(calls):
+                started = time.perf_counter()
+                result = await session.call_query()
+                samples.append(time.perf_counter() - started)
+                if result.get("isError"):
+                    raise ServerFailed(f"{spec.name} answered with an error: {json.dumps(result)[:500]}")
+        finally:
+            gc.enable()
+        cpu = cpu_seconds(session.proc.pid) - cpu_before
+        steal = steal_share(ticks_before, cpu_ticks())
+        rss = proc_status(session.proc.pid, "VmRSS")
+    finally:
+        await session.close()
+    return RunResult(samples, first_call, cpu / calls, rss, steal)
+
+
+async def startup_time(spec: ServerSpec, stderr_dir: Path) -> float:
+    session, elapsed = await StdioSession.start(spec, stderr_dir)
+    await session.close()
+    return elapsed
+
+
+async def idle_memory(spec: ServerSpec, stderr_dir: Path) -> tuple[int, int]:
+    """(VmRSS, VmHWM) in KiB after initialize, a few calls and a second of idleness."""
+    session, _ = await StdioSession.start(spec, stderr_dir)
+    try:
+        for _ in range(IDLE_CALLS):
+            check_answer(spec.name, await session.call_query())
+        await asyncio.sleep(IDLE_SECONDS)
+        pid = session.proc.pid
+        return proc_status(pid, "VmRSS"), proc_status(pid, "VmHWM")
+    finally:
+        await session.close()
+
+
+async def official_client(spec: ServerSpec, calls: int) -> list[float]:
+    """tools/call latency through the official MCP Python client (client-side SDK cost included)."""
+    server = StdioServerParameters(command=spec.argv[0], args=spec.argv[1:], env=spec.env)
+    async with Client(server) as client:
+        for _ in range(WARMUP_CALLS):
+            result = await client.call_tool("query", {"sql": PK_QUERY})
+            if result.is_error:
+                raise ServerFailed(f"pg-mcp answered with an error through the MCP client: {result}")
+        samples: list[float] = []
+        for _ in range(calls):
+            started = time.perf_counter()
+            await client.call_tool("query", {"sql": PK_QUERY})
+            samples.append(time.perf_counter() - started)
+    return samples
+
+
+def cpu_ticks() -> tuple[int, int]:
+    """(all, steal) CPU ticks of the machine so far, from /proc/stat; steal is time the hypervisor gave
+    to someone else, the clearest sign of a noisy neighbour on a VM."""
+    try:
+        values = [int(v) for v in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
+    except (OSError, ValueError, IndexError):
+        return 0, 0
+    steal = values[7] if len(values) > 7 else 0
+    return sum(values[:8]), steal
+
+
+def steal_share(before: tuple[int, int], after: tuple[int, int]) -> float:
+    elapsed = after[0] - before[0]
+    return (after[1] - before[1]) / elapsed if elapsed > 0 else 0.0
+
+
+def loadavg() -> str:
+    try:
+        return " ".join(Path("/proc/loadavg").read_text().split()[:3])
+    except OSError:
+        return "?"
+
+
+# ------------------------------------------------------------------------------------------------ main
+
+
+async def main(calls: int, rounds: int, startup_runs: int, reference_dir: Path) -> None:
+    entry = install_reference(reference_dir)
+    node_version = subprocess.run(
+        [shutil.which("node") or "node", "--version"], capture_output=True, text=True, check=False
+    ).stdout.strip()
+    with start_local_postgres() as cluster, tempfile.TemporaryDirectory(prefix="bench-compare-") as tmp:
+        stderr_dir = Path(tmp)
+        begun = time.perf_counter()
+        url = await load_demo(cluster.url(), cluster.password)
+        print(
+            f"demo database loaded in {time.perf_counter() - begun:.1f} s; both servers connect as mcp_reader"
+        )
+        specs = [pg_mcp_spec(url), reference_spec(url, entry)]
+        infos = {spec.name: ServerInfo() for spec in specs}
+        print(f"statement: {PK_QUERY}")
+        print(f"machine: {os.cpu_count()} CPUs, load average {loadavg()} at start")
+        ticks_at_start = cpu_ticks()
+
+        # Latency rounds, order alternating.
+        print(
+            f"\ntools/call over stdio, bare JSON-RPC client: per run a fresh process, {WARMUP_CALLS} warm-up "
+            f"calls, then {calls} sequential calls timed (ms)"
+        )
+        print(
+            f"  {'round':<6}{'server':<11}{'p50':>9}{'p95':>9}{'max':>9}{'max/p50':>9}"
+            f"{'1st call':>10}{'CPU/call':>10}{'steal':>7}   load avg"
+        )
+        for number in range(rounds):
+            order = specs if number % 2 == 0 else specs[::-1]
+            for spec in order:
+                run = await timed_run(spec, calls, infos[spec.name], stderr_dir)
+                infos[spec.name].runs.append(run)
+                print(
+                    f"  {number + 1:<6}{spec.name:<11}{ms(run.p50)} {ms(run.p95)} {ms(run.max)}"
+                    f"{run.stall:8.1f}x {ms(run.first_call)}  {ms(run.cpu_per_call)}{run.steal:6.0%}   {loadavg()}",
+                    flush=True,
+                )
+
+        mine, ref = infos["pg-mcp"], infos["reference"]
+        print(f"\nmedians over {rounds} rounds (ms)")
+        for name, info in infos.items():
+            runs = info.runs
+            p50s = [r.p50 for r in runs]
+            stalls = [r.stall for r in runs]
+            met = sum(s <= STALL_TARGET for s in stalls)
+            print(
+                f"  {name:<10} p50 {ms(statistics.median(p50s))}  p95 {ms(statistics.median(r.p95 for r in runs))}"
+                f"  max {ms(statistics.median(r.max for r in runs))}  max/p50 {statistics.median(stalls):5.1f}x"
+                f" (worst {max(stalls):.1f}x; <= {STALL_TARGET:.0f}x in {met}/{len(runs)} rounds)"
+                f"  CPU/call {ms(statistics.median(r.cpu_per_call for r in runs))}"
+            )
+        p50_ratios = [a.p50 / b.p50 for a, b in zip(mine.runs, ref.runs, strict=True)]
+        p95_ratios = [a.p95 / b.p95 for a, b in zip(mine.runs, ref.runs, strict=True)]
+        cpu_ratios = [
+            a.cpu_per_call / b.cpu_per_call
+            for a, b in zip(mine.runs, ref.runs, strict=True)
+            if b.cpu_per_call
+        ]
+        print(
+            f"  pg-mcp/reference (median of per-round ratios): p50 {statistics.median(p50_ratios):.2f}"
+            f" (rounds {min(p50_ratios):.2f}-{max(p50_ratios):.2f}), p95 {statistics.median(p95_ratios):.2f}"
+            f" (rounds {min(p95_ratios):.2f}-{max(p95_ratios):.2f})"
+            + (f", CPU/call {statistics.median(cpu_ratios):.2f}" if cpu_ratios else "")
+        )
+        spreads = ", ".join(
+            f"{name} {max(r.p50 for r in info.runs) / min(r.p50 for r in info.runs) - 1:.0%}"
+            for name, info in infos.items()
+        )
+        steals = [run.steal for info in infos.values() for run in info.runs]
+        print(
+            f"  noise: spread of the per-round p50 (max/min - 1): {spreads}; "
+            f"CPU steal per run {min(steals):.0%}-{max(steals):.0%}"
+        )
+
+        # Start-up, alternating.
+        for number in range(startup_runs):
+            order = specs if number % 2 == 0 else specs[::-1]
+            for spec in order:
+                infos[spec.name].startups.append(await startup_time(spec, stderr_dir))
+        print(f"\nprocess start to initialize answer, {startup_runs} runs each, alternating (ms)")
+        for name, info in infos.items():
+            print(
+                f"  {name:<10} median {ms(statistics.median(info.startups))}"
+                f"  (min {ms(min(info.startups))}, max {ms(max(info.startups))})"
+            )
+        print(f"  pg-mcp/reference: {statistics.median(mine.startups) / statistics.median(ref.startups):.2f}")
+
+        # The official MCP client, pg-mcp only.
+        sdk = await official_client(specs[0], calls)
+        bare_p50 = statistics.median(r.p50 for r in mine.runs)
+        print(f"\npg-mcp through the official MCP Python client (mcp.Client), {calls} calls (ms)")
+        print(
+            f"  p50 {ms(statistics.median(sdk))}  p95 {ms(percentile(sdk, 0.95))}  max {ms(max(sdk))}"
+            f"  (p50 minus the bare client's median p50: {(statistics.median(sdk) - bare_p50) * 1000:+.3f};"
+            " measured later, not interleaved)"
+        )
+
+        # Idle memory.
+        print(
+            f"\nmemory after initialize + {IDLE_CALLS} calls + {IDLE_SECONDS:.0f} s idle, median of {MEMORY_RUNS} "
+            f"processes (MiB); and VmRSS at the end of the timed runs"
+        )
+        for spec in specs:
+            measured = [await idle_memory(spec, stderr_dir) for _ in range(MEMORY_RUNS)]
+            rss = statistics.median(m[0] for m in measured) / 1024
+            hwm = statistics.median(m[1] for m in measured) / 1024
+            after = statistics.median(r.rss_after_kib for r in infos[spec.name].runs) / 1024
+            print(f"  {spec.name:<10} VmRSS {rss:6.1f}  VmHWM {hwm:6.1f}  after {calls} calls {after:6.1f}")
+
+        print("\nservers")
+        for spec in specs:
+            info = infos[spec.name]
+            print(
+                f"  {spec.name:<10} {info.server_name}, protocol {info.protocol}; answer {info.answer_bytes} bytes "
+                f"of JSON-RPC result ({info.answer_text_bytes} bytes of text"
+                f"{', plus structuredContent' if info.structured else ''})"
+            )
+        print(
+            f"  pg-mcp     {' '.join(specs[0].argv)} (pg-mcp {__version__}, Python {sys.version.split()[0]})"
+        )
+        print(f"  reference  node {node_version} {entry}")
+        print(
+            f"load average at end: {loadavg()}; CPU steal over the whole run "
+            f"{steal_share(ticks_at_start, cpu_ticks()):.0%} (time the hypervisor gave to other guests)"
+        )
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--calls", type=int, default=1000, help="timed calls per run (1000)")
+    parser.add_argument("--rounds", type=int, default=5, help="interleaved rounds (5)")
+    parser.add_argument("--startup-runs", type=int, default=7, help="start-up measurements per server (7)")
+    parser.add_argument(
+        "--reference-dir", type=Path, default=DEFAULT_REFERENCE_DIR,
+        help=f"where the reference server is installed from npm ({DEFAULT_REFERENCE_DIR})",
+    )  # fmt: skip
+    args = parser.parse_args()
+    asyncio.run(main(args.calls, args.rounds, args.startup_runs, args.reference_dir))

@@ -1,0 +1,90 @@
+"""Stops a guard check that runs past its deadline, whatever code it is in.
+
+sqlglot's parser backtracks, and on some shapes its time grows exponentially with the nesting
+(`ARRAY[ARRAY[...]]` twenty deep takes it minutes and gigabytes). Its compiled build (sqlglotc)
+cannot be subclassed to look at the clock, and no token count bounds every such shape, so a
+monitor thread raises `DeadlinePassed` inside a checking thread once its deadline has passed
+(CPython's `PyThreadState_SetAsyncExc`). The exception arrives at the next Python-level step of
+that thread: sqlglot's compiled code takes such steps all the time (every token-type lookup hashes
+a Python enum), and pure-Python code takes nothing else. It derives from BaseException, so that no
+`except Exception` inside a parser can swallow it.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+_API = ("PyThreadState_SetAsyncExc", ctypes.pythonapi)
+_raise_in = ctypes.PYFUNCTYPE(ctypes.c_int, ctypes.c_ulong, ctypes.py_object)(_API)
+#: The same function with NULL for the exception: withdraws one raised but not yet delivered.
+_withdraw = ctypes.PYFUNCTYPE(ctypes.c_int, ctypes.c_ulong, ctypes.c_void_p)(_API)
+
+
+class DeadlinePassed(BaseException):
+    """Raised inside a watched thread whose deadline has passed."""
+
+
+class _Monitor:
+    """One daemon thread that sleeps until the earliest deadline of the threads it watches."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._deadlines: dict[int, float] = {}
+        self._fired: set[int] = set()
+        self._wake = threading.Event()
+        #: When the monitor next looks by itself: a later deadline need not wake it (most calls end
+        #: long before theirs, so it wakes about once per deadline's length, not once per check).
+        self._looks_at = float("inf")
+        self._thread: threading.Thread | None = None
+
+    def watch(self, thread_id: int, deadline: float) -> None:
+        with self._lock:
+            self._deadlines[thread_id] = deadline
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name="pg-mcp-guard-watchdog", daemon=True)
+                self._thread.start()
+            if deadline < self._looks_at:
+                self._looks_at = deadline
+                self._wake.set()
+
+    def release(self, thread_id: int) -> None:
+        """Stop watching; an exception raised but not yet delivered is withdrawn."""
+        with self._lock:
+            del self._deadlines[thread_id]
+            if thread_id in self._fired:
+                self._fired.discard(thread_id)
+                _withdraw(thread_id, None)
+
+    def _run(self) -> None:
+        while True:
+            self._wake.clear()
+            with self._lock:
+                now = time.monotonic()
+                for thread_id, deadline in self._deadlines.items():
+                    if deadline <= now and thread_id not in self._fired:
+                        _raise_in(thread_id, DeadlinePassed)
+                        self._fired.add(thread_id)
+                pending = [d for t, d in self._deadlines.items() if t not in self._fired]
+                self._looks_at = min(pending, default=float("inf"))
+            self._wake.wait(timeout=max(0.0, self._looks_at - now) if pending else None)
+
+
+_MONITOR = _Monitor()
+
+
+@contextmanager
+def deadline(at: float) -> Iterator[None]:
+    """Run the block in this thread with `DeadlinePassed` raised inside it once `at` (monotonic) passes.
+
+    The exception may also surface as the block ends; the caller catches it around the `with`.
+    """
+    thread_id = threading.get_ident()
+    _MONITOR.watch(thread_id, at)
+    try:
+        yield
+    finally:
+        _MONITOR.release(thread_id)
