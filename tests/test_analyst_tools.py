@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import AsyncIterator
 
+import asyncpg
 import pytest
 import pytest_asyncio
 from conftest import DemoDatabase
@@ -12,6 +14,7 @@ from mcp.shared.exceptions import MCPError
 from mcp_helpers import mcp_client, text_of
 from mcp_types import ResourceTemplateReference
 
+from pg_mcp.database.catalog import COUNT_TABLES_SQL, LIST_TABLES_SQL
 from pg_mcp.local_pg import load_catalog
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
@@ -361,3 +364,24 @@ async def test_describe_shows_domains_generated_columns_constraints_and_sizes(
     assert r["total_bytes"] == expected["bytes"] > 0
     assert r["estimated_rows"] == expected["estimate"] == 50000
     assert [p["name"] for p in r["partitions"]] == ["detail.readings_2025", "detail.readings_2026"]
+
+
+async def test_listing_plans_on_5000_tables_stay_below_the_jit_threshold(catalog_url: str) -> None:
+    """Compiling a plan priced above jit_above_cost took longer than running it (a per-row partition
+    subquery priced the first page at 200,000+): the listing queries must stay cheap on big catalogs."""
+    conn = await asyncpg.connect(catalog_url)
+    try:
+        threshold = float(await conn.fetchval("SELECT current_setting('jit_above_cost')"))
+        no_limits: tuple[object, ...] = (None, None, [], [])
+        costs: dict[str, float] = {}
+        for label, sql, args in [
+            ("first page", LIST_TABLES_SQL, (None, None, "", "", 201, 0, *no_limits)),
+            ("a later page", LIST_TABLES_SQL, (None, None, "app_4", "entity_2504", 201, 0, *no_limits)),
+            ("one schema, offset", LIST_TABLES_SQL, (None, "app_3", "", "", 200, 400, *no_limits)),
+            ("one schema's count", COUNT_TABLES_SQL, (None, "app_3", *no_limits)),
+        ]:
+            plan = json.loads(await conn.fetchval(f"EXPLAIN (FORMAT JSON) {sql}", *args))
+            costs[label] = plan[0]["Plan"]["Total Cost"]
+    finally:
+        await conn.close()
+    assert all(cost < threshold / 10 for cost in costs.values()), costs

@@ -37,15 +37,21 @@ async def list_tables(ctx: DatabaseContext, schema: str | None = None, offset: i
     if offset < 0:
         raise InvalidArgumentError("offset must be 0 or more.", "Leave it out for the first page.")
     await ctx.access_policy()
-    schemas = await ctx.catalog.list_schemas()
-    if schema is None and sum(s["tables"] for s in schemas) > LIST_TABLES_PAGE:
-        return ToolOutput(
-            render_catalog_summary(schemas, ctx.limits),
-            bounded_structured({"schemas": schemas, "tables": [], "truncated": True}, ctx.limits),
-        )
-    name = await ctx.catalog.resolve_schema(schema) if schema is not None else None
-    total = sum(s["tables"] for s in schemas if name is None or s["name"] == name)
-    tables = await ctx.catalog.list_tables(name, limit=LIST_TABLES_PAGE, offset=offset)
+    name: str | None = None
+    if schema is None:
+        schemas = await ctx.catalog.list_schemas()
+        total = sum(s["tables"] for s in schemas)
+        if total > LIST_TABLES_PAGE:
+            return ToolOutput(
+                render_catalog_summary(schemas, ctx.limits),
+                bounded_structured({"schemas": schemas, "tables": [], "truncated": True}, ctx.limits),
+            )
+    else:  # count this schema only: every schema's count reads the whole catalog
+        name = await ctx.catalog.resolve_schema(schema)
+        total = await ctx.catalog.count_tables(name)
+    tables = (
+        await ctx.catalog.list_tables(name, limit=LIST_TABLES_PAGE, offset=offset) if offset < total else []
+    )
     more = offset + len(tables) < total
     text = render_tables(tables, offset, total, ctx.limits)
     structured = {"tables": tables, "offset": offset, "total": total, "truncated": more}

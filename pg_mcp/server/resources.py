@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -74,10 +75,8 @@ class Databases:
         return MULTI_TABLE_TEMPLATE if self.several else SINGLE_TABLE_TEMPLATE
 
     def table_uri(self, database: str, schema: str, name: str) -> str:
-        path = f"{quote(schema, safe='')}/{quote(name, safe='')}"
-        return (
-            f"{URI_SCHEME}://{quote(database, safe='')}/{path}" if self.several else f"{URI_SCHEME}://{path}"
-        )
+        path = f"{_segment(schema)}/{_segment(name)}"
+        return f"{URI_SCHEME}://{_segment(database)}/{path}" if self.several else f"{URI_SCHEME}://{path}"
 
     async def resource_page(self, cursor: str | None) -> tuple[list[ResourceEntry], str | None]:
         """One page of table resources in (database, schema, name) order; the cursor is the last key seen.
@@ -143,6 +142,15 @@ class Databases:
 def quoted(name: str) -> str:
     """A name from a URI is exact: quote it so it is not case-folded or split on dots."""
     return '"' + name.replace('"', '""') + '"'
+
+
+#: What `quote(text, safe="")` leaves as it is: most names, which then skip it (a page quotes 400 of them).
+_UNRESERVED = re.compile(r"[A-Za-z0-9_.~-]*")
+
+
+def _segment(text: str) -> str:
+    """`text` percent-encoded as one URI path segment."""
+    return text if _UNRESERVED.fullmatch(text) else quote(text, safe="")
 
 
 def _resource_description(table: dict[str, Any]) -> str:
