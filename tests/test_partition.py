@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import inspect
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
@@ -54,9 +54,10 @@ class PartitionProxy:
     and held, so each side sees a silent peer, exactly as when packets are dropped. A new
     connection is accepted but never answered, like a SYN into the void.
 
-    `partition_at_next_execute()` partitions just after the next Execute message (type `E`, the
-    extended protocol's "run the bound statement") has been passed to the server: the statement
-    then runs on the server and nothing of its end gets back. `client_closes` counts
+    `partition_at_next_execute(marker)` partitions just after the next Execute message (type `E`, the
+    extended protocol's "run the bound statement") of a statement whose text holds `marker` (and is
+    not an EXPLAIN) has been passed to the server: the statement then runs on the server and
+    nothing of its end gets back. `client_closes` counts
     the connections the server had answered that pg-mcp then closed, whether or not the partition
     let the close reach the server.
     """
@@ -70,7 +71,7 @@ class PartitionProxy:
         self._tasks: set[asyncio.Task[None]] = set()
         self.port = 0
         self.client_closes = 0
-        self._at_execute = False
+        self._execute_marker: bytes | None = None
         self.partitioned = asyncio.Event()
 
     async def start(self) -> None:
@@ -81,8 +82,8 @@ class PartitionProxy:
         self._open.clear()
         self.partitioned.set()
 
-    def partition_at_next_execute(self) -> None:
-        self._at_execute = True
+    def partition_at_next_execute(self, marker: str) -> None:
+        self._execute_marker = marker.encode()
 
     def heal(self) -> None:
         self._open.set()
@@ -134,6 +135,7 @@ class PartitionProxy:
         during the partition (such as the background request to end an abandoned backend).
         """
         held: asyncio.Queue[bytes] = asyncio.Queue()
+        parsed = b""  # the text of the statement last parsed on this connection
 
         async def receive() -> None:
             try:
@@ -153,9 +155,13 @@ class PartitionProxy:
                 await writer.drain()
                 if not from_client:
                     answered.set()
-                elif self._at_execute and data[:1] == b"E":
-                    self._at_execute = False
-                    self.partition()
+                elif (marker := self._execute_marker) is not None:
+                    for kind, body in _messages(data):
+                        if kind == b"P":
+                            parsed = body.split(b"\0", 2)[1]
+                        elif kind == b"E" and marker in parsed and not parsed.startswith(b"EXPLAIN"):
+                            self._execute_marker = None
+                            self.partition()
             await self._open.wait()
         except OSError:
             pass
@@ -207,6 +213,15 @@ async def _answer(call: Awaitable[object]) -> PgMcpError:
     pytest.fail("the call succeeded through a partitioned network")
 
 
+def _messages(data: bytes) -> Iterator[tuple[bytes, bytes]]:
+    """The frontend messages in one chunk the client sent: (type, body). pg-mcp writes whole messages."""
+    offset = 0
+    while offset + 5 <= len(data):
+        length = int.from_bytes(data[offset + 1 : offset + 5], "big")
+        yield data[offset : offset + 1], data[offset + 5 : offset + 1 + length]
+        offset += 1 + length
+
+
 async def _until(condition: Callable[[], bool | Awaitable[bool]], what: str) -> None:
     """Poll `condition()` every 0.1 s for at most 30 s; fail with `what` otherwise."""
     for _ in range(300):
@@ -229,7 +244,7 @@ async def test_a_partition_during_a_running_query_answers_at_the_deadline(
     try:
         await explore.query(context, BACKEND)  # the guard's catalog lookups are done: next comes LONG alone
         # partitioned for the rest of the test: the call, its cleanup and its backend's end
-        proxy.partition_at_next_execute()
+        proxy.partition_at_next_execute("pg_mcp_partition_test")
         call = asyncio.create_task(explore.query(context, LONG))
         async with asyncio.timeout(OUTER_BOUND):
             await proxy.partitioned.wait()

@@ -192,8 +192,10 @@ class Database:
         return QueryResult(columns, rows, fetched.more, elapsed, byte_cut=fetched.byte_cut)
 
     async def fetch_fixed(self, sql: str, *args: Any) -> list[asyncpg.Record]:
-        """Run one of this package's own catalog queries (fixed text, `$n` parameters)."""
-        async with self._read_only() as conn:
+        """Run one of this package's own catalog queries (fixed text, `$n` parameters), without JIT: they
+        are short, and compiling one takes longer than running it (asyncpg's statement cache is off,
+        so a compiled plan would never be reused)."""
+        async with self._read_only(jit=False) as conn:
             try:
                 rows: list[asyncpg.Record] = await conn.fetch(sql, *args)
             except asyncpg.PostgresError as exc:
@@ -201,7 +203,7 @@ class Database:
             return rows
 
     @asynccontextmanager
-    async def _read_only(self) -> AsyncIterator[asyncpg.Connection]:
+    async def _read_only(self, jit: bool = True) -> AsyncIterator[asyncpg.Connection]:
         """A pooled connection inside a read-only transaction that is rolled back afterwards.
 
         A connection found dead before anything ran on it (server restart, network cut) is
@@ -213,7 +215,7 @@ class Database:
         began = False
         try:
             async with asyncio.timeout(deadline):
-                pool, conn = await self._begin()
+                pool, conn = await self._begin(jit)
                 began = True
                 cancelled = False
                 try:
@@ -239,13 +241,13 @@ class Database:
                 "The database may be overloaded or unreachable; try again, or simplify the query.",
             ) from None
 
-    async def _begin(self) -> tuple[asyncpg.Pool, asyncpg.Connection]:
+    async def _begin(self, jit: bool) -> tuple[asyncpg.Pool, asyncpg.Connection]:
         for attempt in (1, 2):
             pool = await self._get_pool()
             conn: asyncpg.Connection | None = None
             try:
                 conn = await self._acquire(pool)
-                await conn.execute(self._begin_sql(conn))
+                await conn.execute(self._begin_sql(conn, jit))
                 return pool, conn
             except asyncio.CancelledError:  # the deadline fired while BEGIN waited for the backend
                 if conn is not None:
@@ -321,7 +323,7 @@ class Database:
         except (TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError, *CONNECTION_LOST) as exc:
             log.info("abandoned backend %d (deadline or cancelled call); not terminated: %s", pid, exc)
 
-    def _begin_sql(self, conn: asyncpg.Connection) -> str:
+    def _begin_sql(self, conn: asyncpg.Connection, jit: bool) -> str:
         """One message that opens the call's read-only transaction with its limits.
 
         The savepoint at the end keeps the limits in force after a failed statement: PostgreSQL
@@ -341,6 +343,8 @@ class Database:
         )
         if self._may_set_temp_file_limit:  # the Settings pattern admits only digits, a unit and -1
             sql += f" SET LOCAL temp_file_limit = '{s.temp_file_limit}';"
+        if not jit:
+            sql += " SET LOCAL jit = off;"
         if conn.get_server_version().major >= 14:  # stop work for a client that went away
             sql += " SET LOCAL client_connection_check_interval = 1000;"
         return sql + " SAVEPOINT pg_mcp_call;"
@@ -427,16 +431,23 @@ async def _fetch_bounded(
 ) -> _Fetched:
     """Rows through a cursor in chunks, stopping at max_rows or once they pass `budget` bytes.
 
+    When max_rows + 1 rows at their largest fit in the budget, they are fetched at once instead, with
+    that row limit on the Execute message (asyncpg's `fetchrow()` is the same call with limit 1; no
+    public method takes another limit, so without it the cursor is used): one round trip less.
     The first chunk is as many rows as fit in the budget at their largest possible size
     (`row_at_most`), so a small result still arrives in one round trip. Later chunks are sized
     from the average row fetched so far, and never so large that rows at their largest size
     would pass twice the budget: what is fetched stays under about three times the budget, or
     one row when a single row is larger. Bytes are counted as `_approx_bytes` does.
     """
+    chunk = max(1, budget // row_at_most)
+    fetch_at_most = getattr(statement, "_PreparedStatement__bind_execute", None)
+    if max_rows + 1 <= chunk and fetch_at_most is not None:  # they all fit: one round trip, no cursor
+        records: list[asyncpg.Record] = await fetch_at_most((), max_rows + 1, None)
+        return _Fetched(records[:max_rows], more=len(records) > max_rows, byte_cut=False)
     cursor = await statement.cursor()
     kept: list[asyncpg.Record] = []
     total = 0
-    chunk = max(1, budget // row_at_most)
     while True:
         asked = min(chunk, max_rows + 1 - len(kept))
         batch = await cursor.fetch(asked)

@@ -46,6 +46,7 @@ class CheckedQuery:
 
     statement: str
     sql: str
+    """What runs: returns at most max_rows + 1 rows (the guard's `LIMIT`, or a plan's one row)."""
     max_rows: int
     cap_cells: bool = True
     """Whether the database cuts big values (off for statements that must arrive whole, like a plan)."""
