@@ -6,7 +6,8 @@ transaction (kept in force after a failed statement: see `Database._begin_sql`).
 `Database.run_query` alone: extended protocol (one statement per message), rows pulled through
 a cursor in chunks so that neither more rows than the row cap nor much more data than the
 result-byte budget ever reaches this process.
-Connections are reset (FINISH_SQL) before they return to the pool, and asyncpg's statement
+Connections are reset (FINISH_SQL) before they return to the pool (beside the answer, which need not
+wait for it), and asyncpg's statement
 cache is off so no server-side prepared statement outlives a call (and PgBouncer in
 transaction mode works). A call answers at its deadline even when its backend does not: the
 connection is then abandoned, not reset (see `Database._abandon`).
@@ -112,6 +113,8 @@ class Database:
         self._may_set_temp_file_limit = False
         #: Background requests to end backends whose calls were abandoned at their deadline.
         self._stoppers: set[asyncio.Task[None]] = set()
+        #: Resets still running after their call answered (see `_finish_soon`).
+        self._finishing: set[asyncio.Task[None]] = set()
 
     def pool_usage(self) -> tuple[int, int]:
         """Open and idle connections of the pool (0, 0 before it exists), for the metrics."""
@@ -123,7 +126,10 @@ class Database:
         await self._get_pool()
 
     async def close(self) -> None:
-        """Close the pool; backends of abandoned calls are asked to stop first (briefly, at most 2 s)."""
+        """Close the pool; resets still running finish, and backends of abandoned calls are asked to stop,
+        first (briefly, at most 2 s)."""
+        if self._finishing:
+            await asyncio.wait(list(self._finishing), timeout=self.settings.connect_timeout)
         if self._stoppers:
             await asyncio.wait(list(self._stoppers), timeout=STOP_BACKENDS_SECONDS)
         for task in list(self._stoppers):
@@ -227,7 +233,10 @@ class Database:
                     await self._discard_pool(pool)
                     raise unavailable(exc, self.settings.dsn) from None
                 finally:
-                    await (self._abandon(pool, conn) if cancelled else self._finish(pool, conn))
+                    if cancelled:
+                        await self._abandon(pool, conn)
+                    else:
+                        self._finish_soon(pool, conn)
         except TimeoutError:
             if not began:
                 raise DatabaseUnavailableError(
@@ -276,6 +285,23 @@ class Database:
                 ) from None
             raise
         return conn
+
+    def _finish_soon(self, pool: asyncpg.Pool, conn: asyncpg.Connection) -> None:
+        """Reset the connection beside the answer: the call's result is complete, so it need not wait a
+        round trip for the rollback; the connection returns to the pool only once reset (or closed),
+        within connect_timeout, else it is abandoned."""
+        task = asyncio.get_running_loop().create_task(self._finish_within(pool, conn))
+        self._finishing.add(task)
+        task.add_done_callback(self._finishing.discard)
+
+    async def _finish_within(self, pool: asyncpg.Pool, conn: asyncpg.Connection) -> None:
+        try:
+            async with asyncio.timeout(self.settings.connect_timeout):
+                await self._finish(pool, conn)
+        except TimeoutError:  # `_finish` has abandoned the connection
+            log.warning(
+                "a connection's reset got no answer within %g s; closed", self.settings.connect_timeout
+            )
 
     async def _finish(self, pool: asyncpg.Pool, conn: asyncpg.Connection) -> None:
         """Roll back, reset and return the connection; one in an unknown state is closed instead of reused."""

@@ -28,13 +28,20 @@ class DeadlinePassed(BaseException):
     """Raised inside a watched thread whose deadline has passed."""
 
 
+#: How often the exception is raised again while a thread stays past its deadline: C code that
+#: calls Python code (a dict lookup hashing an enum) may clear an exception raised inside it.
+RAISE_AGAIN_SECONDS = 0.05
+
+
 class _Monitor:
-    """One daemon thread that sleeps until the earliest deadline of the threads it watches."""
+    """One daemon thread that sleeps until the next moment one of the threads it watches is due."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._deadlines: dict[int, float] = {}
-        self._fired: set[int] = set()
+        #: Per watched thread, when the exception is next raised in it: its deadline, then every
+        #: RAISE_AGAIN_SECONDS until it stops being watched.
+        self._due: dict[int, float] = {}
+        self._raised: set[int] = set()
         self._wake = threading.Event()
         #: When the monitor next looks by itself: a later deadline need not wake it (most calls end
         #: long before theirs, so it wakes about once per deadline's length, not once per check).
@@ -43,7 +50,7 @@ class _Monitor:
 
     def watch(self, thread_id: int, deadline: float) -> None:
         with self._lock:
-            self._deadlines[thread_id] = deadline
+            self._due[thread_id] = deadline
             if self._thread is None:
                 self._thread = threading.Thread(target=self._run, name="pg-mcp-guard-watchdog", daemon=True)
                 self._thread.start()
@@ -54,9 +61,9 @@ class _Monitor:
     def release(self, thread_id: int) -> None:
         """Stop watching; an exception raised but not yet delivered is withdrawn."""
         with self._lock:
-            del self._deadlines[thread_id]
-            if thread_id in self._fired:
-                self._fired.discard(thread_id)
+            del self._due[thread_id]
+            if thread_id in self._raised:
+                self._raised.discard(thread_id)
                 _withdraw(thread_id, None)
 
     def _run(self) -> None:
@@ -64,13 +71,14 @@ class _Monitor:
             self._wake.clear()
             with self._lock:
                 now = time.monotonic()
-                for thread_id, deadline in self._deadlines.items():
-                    if deadline <= now and thread_id not in self._fired:
+                for thread_id, due in self._due.items():
+                    if due <= now:
                         _raise_in(thread_id, DeadlinePassed)
-                        self._fired.add(thread_id)
-                pending = [d for t, d in self._deadlines.items() if t not in self._fired]
-                self._looks_at = min(pending, default=float("inf"))
-            self._wake.wait(timeout=max(0.0, self._looks_at - now) if pending else None)
+                        self._raised.add(thread_id)
+                        self._due[thread_id] = now + RAISE_AGAIN_SECONDS
+                self._looks_at = min(self._due.values(), default=float("inf"))
+                timeout = None if self._looks_at == float("inf") else max(0.0, self._looks_at - now)
+            self._wake.wait(timeout)
 
 
 _MONITOR = _Monitor()
