@@ -590,3 +590,18 @@ def test_the_watchdog_raises_only_inside_its_block() -> None:
     started = time.monotonic()
     while time.monotonic() - started < 0.3:  # a deadline that passes after its block raises nothing
         pass
+
+
+def test_the_watchdog_raises_again_when_its_exception_is_swallowed() -> None:
+    """C code may clear an exception raised inside Python code it calls: the watchdog raises again."""
+    swallowed = 0
+    with pytest.raises(watchdog.DeadlinePassed), watchdog.deadline(time.monotonic() + 0.05):
+        while True:
+            try:
+                while True:
+                    pass
+            except watchdog.DeadlinePassed:
+                swallowed += 1
+                if swallowed == 3:
+                    raise
+    assert swallowed == 3
