@@ -10,6 +10,7 @@ import argparse
 import asyncio
 import contextlib
 import difflib
+import gc
 import json
 import logging
 import os
@@ -19,25 +20,16 @@ from collections.abc import Iterator, Sequence
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
-from dotenv import load_dotenv
-
 from pg_mcp import __version__
-from pg_mcp.config import (
-    CONFIG_ENV,
-    ENV_NAMES,
-    TRANSPORT_ENV_NAMES,
-    ServerConfig,
-    Settings,
-    TransportSettings,
-    load_config,
-    load_transport,
-    single_database,
-)
 from pg_mcp.errors import ConfigError, PgMcpError
 
 if TYPE_CHECKING:
+    from pg_mcp.config import ServerConfig, TransportSettings
     from pg_mcp.explore import DatabaseContext
     from pg_mcp.server.oauth import OAuthSettings
+
+# pg_mcp.config (pydantic, pydantic-settings) and the server are imported inside the functions that
+# use them, after `main` has paused the cyclic garbage collector (see `_started`).
 
 log = logging.getLogger("pg_mcp")
 
@@ -103,6 +95,8 @@ def configure_logging(level: str, audit_file: str | None = None, log_format: str
 
 def _add_settings_flags(parser: argparse.ArgumentParser) -> None:
     """One flag per setting, named and described by the settings model (`--max-rows` for max_rows)."""
+    from pg_mcp.config import CONFIG_ENV, ENV_NAMES, Settings
+
     group = parser.add_argument_group("settings (each also an environment variable)")
     group.add_argument(
         "--config", dest="config", default=None, help=f"a TOML file listing several databases [{CONFIG_ENV}]"
@@ -179,6 +173,8 @@ def _parser() -> argparse.ArgumentParser:
 
 def _add_transport_flags(parser: argparse.ArgumentParser) -> None:
     """One flag per transport setting, named and described by its model (`--port` for port)."""
+    from pg_mcp.config import TRANSPORT_ENV_NAMES, TransportSettings
+
     group = parser.add_argument_group("transport (each also an environment variable)")
     for dest, field in TransportSettings.model_fields.items():
         flag = "--" + dest.replace("_", "-")
@@ -208,6 +204,8 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
 def config_from(args: argparse.Namespace, *, dotenv: bool = True) -> ServerConfig:
     """What a command serves: its flags over the environment (and `.env`) over a config file's [server],
     with each database's own table over all of those; one DATABASE_URL when there is no config file."""
+    from pg_mcp.config import ENV_NAMES, load_config
+
     overrides = {key: getattr(args, key, None) for key in ENV_NAMES}
     overrides["database_url"] = None if args.command == "demo" else args.database_url
     config_file = None if args.command == "demo" else getattr(args, "config", None)
@@ -215,6 +213,25 @@ def config_from(args: argparse.Namespace, *, dotenv: bool = True) -> ServerConfi
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    gc.disable()  # until start-up is over: see _started
+    try:
+        return _main(argv)
+    finally:
+        gc.enable()
+
+
+def _started(*, serving: bool) -> None:
+    """End of start-up. Start-up makes ~130,000 objects that live as long as the process (modules, the
+    MCP types' pydantic models, the tools' schemas), and the cyclic collector would scan all of them
+    several times while they are made (~0.1 s a pass on a 2-core machine), so `main` pauses it until
+    here. A server then freezes them: no later collection scans them again, so calls never stall on a
+    pass over start-up's objects. The few cycles made meanwhile stay (about a thousand objects)."""
+    if serving:
+        gc.freeze()
+    gc.enable()
+
+
+def _main(argv: Sequence[str] | None) -> int:
     args = parse_args(sys.argv[1:] if argv is None else argv)
     if args.command == "role-sql":
         return role_sql()
@@ -229,9 +246,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_CONFIG
     try:
         if args.command == "serve":
+            from pg_mcp.config import TRANSPORT_ENV_NAMES, load_transport
+
             transport = load_transport({k: getattr(args, k, None) for k in TRANSPORT_ENV_NAMES})
             configure_logging(config.log_level, config.audit_file, transport.log_format)
             return serve(config, transport=transport)
+        _started(serving=False)
         configure_logging(config.log_level, config.audit_file)
         if args.command == "check":
             return asyncio.run(check(config))
@@ -265,6 +285,7 @@ def serve(
     contexts: dict[str, DatabaseContext] | None = None,
     transport: TransportSettings | None = None,
 ) -> int:
+    from pg_mcp.config import TransportSettings
     from pg_mcp.server import build_server
 
     for settings in config.databases.values():
@@ -285,11 +306,15 @@ def serve(
             transport.host,
             transport.port,
         )
-        serve_http(build_server(config, contexts), options)
+        server = build_server(config, contexts)
+        _started(serving=True)
+        serve_http(server, options)
         return 0
     log.info("pg-mcp %s serving %s over stdio", __version__, served)
     with _stopped_by_signals():
-        build_server(config, contexts).run("stdio")
+        server = build_server(config, contexts)
+        _started(serving=True)
+        server.run("stdio")
     return 0
 
 
@@ -317,6 +342,8 @@ def _oauth(transport: TransportSettings) -> OAuthSettings | None:
 
 def token(args: argparse.Namespace) -> int:
     """`pg-mcp token add|list|revoke`: the static bearer tokens file."""
+    from dotenv import load_dotenv
+
     from pg_mcp.server.tokens import TokenStore
 
     load_dotenv(".env", override=False)
@@ -402,6 +429,8 @@ def demo(config: ServerConfig) -> int:
 
 def _demo_config(config: ServerConfig, url: str) -> ServerConfig:
     """The demo database as the one database served, with the command's other settings."""
+    from pg_mcp.config import single_database
+
     settings = config.databases[config.default].model_copy(update={"database_url": _secret(url)})
     return single_database(settings, "the demo")
 

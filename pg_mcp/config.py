@@ -15,11 +15,10 @@ from __future__ import annotations
 import difflib
 import os
 import re
-import tomllib
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 from urllib.parse import unquote, urlsplit, urlunsplit
 
 from dotenv import load_dotenv
@@ -35,8 +34,9 @@ from pydantic import (
 from pydantic_settings import BaseSettings, EnvSettingsSource, NoDecode, SettingsConfigDict
 
 from pg_mcp.errors import ConfigError
-from pg_mcp.guard.access import AccessPolicy
-from pg_mcp.guard.secrets import SECRET_NAMES
+
+if TYPE_CHECKING:  # the guard is imported where it is used: start-up answers before it needs it
+    from pg_mcp.guard.access import AccessPolicy
 
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR"]
 
@@ -123,6 +123,10 @@ class Settings(BaseSettings):
     @field_validator("allow_secrets")
     @classmethod
     def _known_secrets(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        if not value:  # the default, validated too: no need to import the guard for it
+            return value
+        from pg_mcp.guard.secrets import SECRET_NAMES
+
         unknown = sorted(set(value) - SECRET_NAMES)
         if unknown:
             raise ValueError(
@@ -192,6 +196,8 @@ class Settings(BaseSettings):
     @property
     def access(self) -> AccessPolicy:
         """What the operator lets the model read (schemas, tables, hidden columns)."""
+        from pg_mcp.guard.access import AccessPolicy
+
         return AccessPolicy.from_settings(self.schemas, self.tables, self.hidden_columns)
 
     @property
@@ -429,6 +435,8 @@ def _name_from_url(url: str | None) -> str:
 
 def _read_toml(path: str, from_env: bool) -> dict[str, Any]:
     """The parsed file, or a ConfigError naming it (and the line, for a syntax error)."""
+    import tomllib  # only with a config file: most servers have none
+
     where = f"config file {path}" + (f" (named by {CONFIG_ENV})" if from_env else "")
     try:
         with Path(path).expanduser().open("rb") as handle:

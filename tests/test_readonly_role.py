@@ -190,3 +190,29 @@ async def test_temp_file_limit_can_be_chosen(pg: DemoDatabase) -> None:
             await conn.close()
     finally:
         await pg.admin_execute(f"DROP OWNED BY {role}; DROP ROLE {role}")
+
+
+@pytest.mark.parametrize(
+    "limits",
+    [{}, {"schemas": "sales"}, {"tables": "sales.*,hr.employees"}],
+    ids=["everything", "one schema", "a table allowlist"],
+)
+async def test_the_report_counts_the_tables_list_tables_lists(
+    pg: DemoDatabase, limits: dict[str, str]
+) -> None:
+    """`pg-mcp check` and the start-up report count in the database what `list_tables` would list,
+    under the operator's limits, without holding one row per table."""
+    from pg_mcp.config import load_settings
+    from pg_mcp.database.role_report import role_report, visible_tables
+    from pg_mcp.explore import DatabaseContext
+
+    context = DatabaseContext.connect_later(
+        "demo", load_settings({"database_url": pg.url, **limits}, dotenv=False)
+    )
+    try:
+        listed = await context.catalog.list_tables(limit=100_000)
+        assert listed, "the demo has tables"
+        assert await visible_tables(context.catalog) == len(listed)
+        assert (await role_report(context.db, context.catalog)).visible_tables == len(listed)
+    finally:
+        await context.db.close()

@@ -2,13 +2,18 @@
 
 No logic beyond choosing the database and converting errors (server/errors.py); audit lines are
 written here, at the edge, once for every tool call and resource read (server/audit.py).
+
+Start-up is what a stdio client waits for, so nothing a call needs is done before `initialize` is
+answered: the databases (and with them the driver, the catalog and the guard) are made, the SQL
+parsers loaded and the pools opened beside serving, after that answer (see `build_server`).
 """
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+import threading
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 from mcp.server.caching import CacheableMethod, CacheHint
 from mcp.server.context import ServerRequestContext
@@ -33,15 +38,21 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from pg_mcp import __version__, explore
 from pg_mcp.config import ServerConfig
-from pg_mcp.database.role_report import log_role_risks
 from pg_mcp.errors import INVALID_PARAMS, PgMcpError
-from pg_mcp.explore import DatabaseContext, ToolOutput
-from pg_mcp.guard import load_parsers
 from pg_mcp.server.arguments import explain_invalid, unknown_arguments
 from pg_mcp.server.audit import audited
 from pg_mcp.server.errors import request_error, tool_error
-from pg_mcp.server.resources import OVERVIEW_URI, Databases, quoted
+from pg_mcp.server.resources import (
+    MULTI_TABLE_TEMPLATE,
+    OVERVIEW_URI,
+    SINGLE_TABLE_TEMPLATE,
+    Databases,
+    quoted,
+)
 from pg_mcp.server.stdio import fast_stdio_server
+
+if TYPE_CHECKING:
+    from pg_mcp.explore import DatabaseContext, ToolOutput
 
 log = logging.getLogger(__name__)
 
@@ -149,11 +160,49 @@ DatabaseName = Annotated[str | None, Field(description="Which database.")]
 
 
 class PgMcpServer(MCPServer[None]):
-    """MCPServer whose resource list is read from the databases page by page (cursor pagination)."""
+    """MCPServer whose resource list is read from the databases page by page (cursor pagination), and
+    whose databases are made at their first use."""
 
-    def __init__(self, databases: Databases, **kwargs: Any) -> None:
+    def __init__(self, databases: Callable[[], Databases], names: Sequence[str], **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        self.databases = databases
+        self._make_databases = databases
+        self._databases: Databases | None = None
+        self._making = threading.Lock()
+        self._opening = asyncio.Lock()
+        #: The configured database names, the first being the default: known before the databases are made.
+        self.database_names = tuple(names)
+        #: Set when the stdio client has its `initialize` answer; None until then, and over other transports.
+        self.answered: asyncio.Event | None = None
+
+    @property
+    def several(self) -> bool:
+        """More than one database: tools take `database`, table URIs name it."""
+        return len(self.database_names) > 1
+
+    @property
+    def databases(self) -> Databases:
+        """The configured databases, made at first use: making them imports the driver, the catalog
+        and the guard, which the server need not do before it answers `initialize`."""
+        with self._making:  # the warm-up thread and a first call may both ask
+            if self._databases is None:
+                self._databases = self._make_databases()
+            return self._databases
+
+    async def open_databases(self) -> Databases:
+        """`databases`, made the first time in one worker thread (the other callers wait for it), so
+        that the event loop keeps serving meanwhile."""
+        if self._databases is None:
+            async with self._opening:
+                if self._databases is None:
+                    await asyncio.to_thread(lambda: self.databases)
+        return self.databases
+
+    async def close_databases(self) -> None:
+        """Close the pools of the databases, if they were made."""
+        with self._making:
+            made = self._databases
+        if made is not None:
+            await asyncio.gather(*(context.db.close() for context in made.contexts.values()))
 
     async def get_prompt(
         self, name: str, arguments: dict[str, Any] | None = None, context: Context[None, Any] | None = None
@@ -188,7 +237,8 @@ class PgMcpServer(MCPServer[None]):
 
     async def run_stdio_async(self) -> None:
         """Serve over stdio without the SDK's per-message worker threads (see pg_mcp/server/stdio.py)."""
-        async with fast_stdio_server() as (read_stream, write_stream):
+        self.answered = asyncio.Event()
+        async with fast_stdio_server(on_initialized=self.answered.set) as (read_stream, write_stream):
             server = self._lowlevel_server
             await server.run(read_stream, write_stream, server.create_initialization_options())
 
@@ -197,7 +247,7 @@ class PgMcpServer(MCPServer[None]):
     ) -> ListResourcesResult:
         cursor = params.cursor if params else None
         try:
-            entries, next_cursor = await self.databases.resource_page(cursor)
+            entries, next_cursor = await (await self.open_databases()).resource_page(cursor)
         except PgMcpError as exc:
             raise request_error(exc) from None
         resources = [
@@ -209,7 +259,7 @@ class PgMcpServer(MCPServer[None]):
                 uri=OVERVIEW_URI,
                 name="database",
                 description="The database: version, size, extensions and schemas. Read this first."
-                if not self.databases.several
+                if not self.several
                 else "The databases, each with its version, size, extensions and schemas. Read this first.",
                 mime_type="text/plain",
             )
@@ -231,32 +281,46 @@ CACHE_HINTS: dict[CacheableMethod, CacheHint] = {
 }
 
 
-def _tool_result(output: ToolOutput) -> CallToolResult:
+def _tool_result(output: "ToolOutput") -> CallToolResult:
     return CallToolResult(
         content=[TextContent(type="text", text=output.text)], structured_content=output.structured
     )
 
 
-def _row_count(output: ToolOutput) -> tuple[int | None, bool]:
+def _row_count(output: "ToolOutput") -> tuple[int | None, bool]:
     """The rows a result carries and whether it was cut, for the audit line and the metrics."""
     count = output.structured.get("row_count")
     return (count if isinstance(count, int) else None), bool(output.structured.get("truncated"))
 
 
-def open_contexts(config: ServerConfig) -> dict[str, DatabaseContext]:
+def open_contexts(config: ServerConfig) -> dict[str, "DatabaseContext"]:
     """One context per configured database, each with a pool created at its first use."""
+    from pg_mcp.explore import DatabaseContext
+
     return {
         name: DatabaseContext.connect_later(name, settings) for name, settings in config.databases.items()
     }
 
 
-def build_server(config: ServerConfig, contexts: Mapping[str, DatabaseContext] | None = None) -> PgMcpServer:
-    """The MCP server over the configured databases, for every command and for the tests; each pool is
-    opened beside serving (and at the first call) so that `initialize` never waits on the network."""
-    databases = Databases(contexts if contexts is not None else open_contexts(config))
+def build_server(
+    config: ServerConfig, contexts: "Mapping[str, DatabaseContext] | None" = None
+) -> PgMcpServer:
+    """The MCP server over the configured databases, for every command and for the tests.
 
-    async def warm_up(context: DatabaseContext) -> None:
+    Nothing a call needs is done before `initialize` is answered (over stdio; at once over the other
+    transports): then, beside serving, a worker thread makes the databases and loads the SQL parsers
+    while each pool opens, so that `initialize` waits neither on those imports nor on the network.
+    A call that comes first makes what it needs itself.
+    """
+    names = list(contexts if contexts is not None else config.databases)
+
+    def make_databases() -> Databases:
+        return Databases(contexts if contexts is not None else open_contexts(config))
+
+    async def connect(context: "DatabaseContext") -> None:
         """Open one pool and report its role's risks; a database that is down is said once, by name."""
+        from pg_mcp.database.role_report import log_role_risks
+
         try:
             await context.db.connect()
         except PgMcpError as exc:
@@ -268,24 +332,32 @@ def build_server(config: ServerConfig, contexts: Mapping[str, DatabaseContext] |
         log.info("connected to %s (%s)", context.name, context.settings.safe_dsn)
         await log_role_risks(context.db, context.catalog)
 
+    async def warm_up() -> None:
+        """After the `initialize` answer: the databases, then the parsers and every pool at once."""
+        if app.answered is not None:
+            await app.answered.wait()
+        databases = await app.open_databases()
+        await asyncio.gather(
+            asyncio.to_thread(_load_for_calls), *(connect(context) for context in databases.contexts.values())
+        )
+
     @asynccontextmanager
     async def lifespan(_: MCPServer[None]) -> AsyncIterator[None]:
-        warming = [asyncio.create_task(warm_up(context)) for context in databases.contexts.values()]
-        warming.append(asyncio.create_task(asyncio.to_thread(load_parsers)))
+        warming = asyncio.create_task(warm_up())
         try:
             yield None
         finally:
-            for task in warming:
-                task.cancel()
-            await asyncio.wait(warming, timeout=1)
-            await asyncio.gather(*(context.db.close() for context in databases.contexts.values()))
+            warming.cancel()
+            await asyncio.wait([warming], timeout=1)
+            await app.close_databases()
 
     app = PgMcpServer(
-        databases,
+        make_databases,
+        names,
         name="pg-mcp",
         title="PostgreSQL (read-only)",
         version=__version__,
-        instructions=_instructions(databases),
+        instructions=_instructions(names),
         lifespan=lifespan,
         log_level=config.log_level,
         cache_hints=CACHE_HINTS,
@@ -295,11 +367,11 @@ def build_server(config: ServerConfig, contexts: Mapping[str, DatabaseContext] |
         tool: str,
         database: str | None,
         arguments: dict[str, Any],
-        call: Callable[[DatabaseContext], Awaitable[ToolOutput]],
+        call: "Callable[[DatabaseContext], Awaitable[ToolOutput]]",
     ) -> CallToolResult:
         """One tool call: pick the database, run, audit, and convert any error into a tool error."""
         try:
-            context = databases.get(database)
+            context = (await app.open_databases()).get(database)
             output = await audited(tool, context.name, arguments, lambda: call(context), _row_count)
         except Exception as exc:
             return tool_error(exc)
@@ -428,16 +500,17 @@ def build_server(config: ServerConfig, contexts: Mapping[str, DatabaseContext] |
     )
     async def database_resource() -> str:
         try:
+            databases = await app.open_databases()
             caller_default = next(iter(databases.visible()), "none")
             return await audited("resource:overview", caller_default, {}, databases.overview)
         except PgMcpError as exc:
             raise request_error(exc) from None
 
-    template = databases.table_template()
+    template = MULTI_TABLE_TEMPLATE if app.several else SINGLE_TABLE_TEMPLATE
 
     async def read_table(database: str | None, schema: str, table: str) -> str:
         try:
-            context = databases.get(database)
+            context = (await app.open_databases()).get(database)
             output = await audited(
                 "resource:table",
                 context.name,
@@ -449,7 +522,7 @@ def build_server(config: ServerConfig, contexts: Mapping[str, DatabaseContext] |
         return output.text
 
     description = "Columns, keys, relationships and size of one table or view (same as describe_table)."
-    if databases.several:
+    if app.several:
 
         @app.resource(
             template, name="table", title="Table description", description=description, mime_type="text/plain"
@@ -473,7 +546,7 @@ def build_server(config: ServerConfig, contexts: Mapping[str, DatabaseContext] |
             return None
         known = (context.arguments if context is not None else None) or {}
         try:
-            values = await databases.complete(argument.name, argument.value, known)
+            values = await (await app.open_databases()).complete(argument.name, argument.value, known)
         except PgMcpError:
             values = []
         return Completion(values=values, total=len(values), has_more=len(values) >= 100)
@@ -488,18 +561,26 @@ def build_server(config: ServerConfig, contexts: Mapping[str, DatabaseContext] |
         """A disciplined workflow for answering one question from the data, showing the SQL used."""
         return ANSWER_PROMPT.format(question=question)
 
-    _describe_database_argument(app, databases)
+    _describe_database_argument(app, names)
     _compact_schemas(app)
     return app
 
 
-def _instructions(databases: Databases) -> str:
-    if not databases.several:
+def _load_for_calls() -> None:
+    """Import what calls need beyond the databases (in the warm-up thread): the SQL parsers and the
+    tools' modules, so that the first call finds them loaded."""
+    from pg_mcp.guard import load_parsers
+
+    explore.load()
+    load_parsers()
+
+
+def _instructions(names: Sequence[str]) -> str:
+    if len(names) < 2:
         return INSTRUCTIONS
-    names = ", ".join(databases.contexts)
     return (
-        f"{INSTRUCTIONS}\nDatabases: {names}. Every tool takes database=NAME; without it, "
-        f"{databases.default} is used. Table resources are postgres://DATABASE/SCHEMA/TABLE."
+        f"{INSTRUCTIONS}\nDatabases: {', '.join(names)}. Every tool takes database=NAME; without it, "
+        f"{names[0]} is used. Table resources are postgres://DATABASE/SCHEMA/TABLE."
     )
 
 
@@ -528,16 +609,16 @@ def _compact_schemas(app: PgMcpServer) -> None:
             tool.output_schema = _without_titles(tool.output_schema)
 
 
-def _describe_database_argument(app: PgMcpServer, databases: Databases) -> None:
+def _describe_database_argument(app: PgMcpServer, names: Sequence[str]) -> None:
     """Every tool's `database` argument lists the configured names and the default; with one database
     the argument is left out of the schemas altogether (nothing to choose, fewer tokens)."""
     for tool in app._tool_manager.list_tools():
         properties = tool.parameters.get("properties", {})
-        if not databases.several:
+        if len(names) < 2:
             properties.pop("database", None)
             continue
         properties["database"] = {
-            "anyOf": [{"type": "string", "enum": list(databases.contexts)}, {"type": "null"}],
+            "anyOf": [{"type": "string", "enum": list(names)}, {"type": "null"}],
             "default": None,
-            "description": f"Which database: {', '.join(databases.contexts)}; leave out for {databases.default}.",
+            "description": f"Which database: {', '.join(names)}; leave out for {names[0]}.",
         }

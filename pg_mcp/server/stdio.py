@@ -91,6 +91,8 @@ class _Lines:
         """Requests before `initialize` are answered plainly instead of the SDK's bare -32602."""
         method = message.get("method")
         if method == "initialize":
+            if not self._initialized and message.get("id") is not None:
+                self._out.watch_initialize(message["id"])
             self._initialized = True
         elif not self._initialized and method not in (None, "ping") and message.get("id") is not None:
             return _error(
@@ -211,10 +213,18 @@ class _Writer:
     """`write` and `flush`, what `stdio_server` expects of stdout; it also keeps track of requests
     not answered yet, so that none is left without a reply when stdin closes."""
 
-    def __init__(self, writer: asyncio.StreamWriter, on_gone: Callable[[], None] = lambda: None) -> None:
+    def __init__(
+        self,
+        writer: asyncio.StreamWriter,
+        on_gone: Callable[[], None] = lambda: None,
+        on_initialized: Callable[[], None] = lambda: None,
+    ) -> None:
         self._writer = writer
         #: Called once when stdout turns out to be closed (the client died): input is ended too.
         self._on_gone = on_gone
+        #: Called once, when the answer to `initialize` has been written.
+        self._on_initialized: Callable[[], None] | None = on_initialized
+        self._initialize_id: str | int | None = None
         self._gone = False
         self._pending: set[str | int] = set()
         self._answered_by_us: set[str | int] = set()
@@ -225,6 +235,10 @@ class _Writer:
         self._pending.add(request_id)
         self._all_answered.clear()
 
+    def watch_initialize(self, request_id: str | int) -> None:
+        """`request_id` is the `initialize` request: its answer calls `on_initialized`."""
+        self._initialize_id = request_id
+
     async def write(self, text: str) -> None:
         request_id = _response_id(text) if self._pending or self._answered_by_us else None
         if request_id is not None:
@@ -234,6 +248,10 @@ class _Writer:
             if not self._pending:
                 self._all_answered.set()
         self._send(text)
+        callback = self._on_initialized
+        if callback is not None and request_id is not None and request_id == self._initialize_id:
+            self._on_initialized = None
+            callback()
 
     def _send(self, text: str) -> None:
         if not self._gone and not self._writer.is_closing():
@@ -287,7 +305,7 @@ def _is_pipe(fd: int) -> bool:
 
 
 @asynccontextmanager
-async def _pipes() -> AsyncIterator[tuple[_Lines, _Writer]]:
+async def _pipes(on_initialized: Callable[[], None]) -> AsyncIterator[tuple[_Lines, _Writer]]:
     if not (_is_pipe(0) and _is_pipe(1)):
         raise ValueError("stdin or stdout is not a pipe")
     loop = asyncio.get_running_loop()
@@ -308,7 +326,7 @@ async def _pipes() -> AsyncIterator[tuple[_Lines, _Writer]]:
     global _serving
     _serving = (loop, reader)
     try:
-        out = _Writer(writer, on_gone=reader.feed_eof)
+        out = _Writer(writer, on_gone=reader.feed_eof, on_initialized=on_initialized)
         yield _Lines(reader, out), out
     finally:
         _serving = None
@@ -323,12 +341,19 @@ async def _pipes() -> AsyncIterator[tuple[_Lines, _Writer]]:
 
 
 @asynccontextmanager
-async def fast_stdio_server() -> AsyncIterator[tuple[Any, Any]]:
-    """The SDK's `stdio_server` over non-blocking pipes; its default transport otherwise."""
+async def fast_stdio_server(
+    on_initialized: Callable[[], None] = lambda: None,
+) -> AsyncIterator[tuple[Any, Any]]:
+    """The SDK's `stdio_server` over non-blocking pipes; its default transport otherwise.
+
+    `on_initialized` is called once the client has its answer to `initialize` (at once with the
+    SDK's transport, which does not say): the server waits for it before it warms up.
+    """
     async with contextlib.AsyncExitStack() as stack:
         try:
-            stdin, stdout = await stack.enter_async_context(_pipes())
+            stdin, stdout = await stack.enter_async_context(_pipes(on_initialized))
         except (OSError, ValueError):  # not pipes: a regular file, /dev/null or a terminal
+            on_initialized()
             streams = await stack.enter_async_context(stdio_server())
         else:
             streams = await stack.enter_async_context(
