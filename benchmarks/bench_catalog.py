@@ -252,33 +252,21 @@ async def profile(label: str, call: Callable[[], Awaitable[object]], n: int, lin
 
 async def cold(url: str, env: dict[str, str], rounds: int = 3) -> None:
     """The first call of a freshly built server (pool opening included), through the client."""
-    for method in ("resources/list", "list_tables"):
-        samples = []
-        for _ in range(rounds):
-            app = build_server(config_for(url, env))
-            async with Client(app, read_timeout_seconds=60) as client:
-                started = time.perf_counter()
-                if method == "resources/list":
-                    await client.list_resources(cache_mode="bypass")
-                else:
-                    await client.call_tool("list_tables", {"schema": WIDE})
-                samples.append(time.perf_counter() - started)
-        shown = ", ".join(f"{s * 1000:.1f}" for s in samples)
-        print(f"  cold {method:15s} first call of a new server: {shown} ms")
-    for method in ("resources/list", "list_tables"):  # start-up's own work (pool, warm-up, parsers) done
-        samples = []
-        for _ in range(rounds):
-            app = build_server(config_for(url, env))
-            async with Client(app, read_timeout_seconds=60) as client:
-                await asyncio.sleep(STARTUP_SECONDS)
-                started = time.perf_counter()
-                if method == "resources/list":
-                    await client.list_resources(cache_mode="bypass")
-                else:
-                    await client.call_tool("list_tables", {"schema": WIDE})
-                samples.append(time.perf_counter() - started)
-        shown = ", ".join(f"{s * 1000:.1f}" for s in samples)
-        print(f"  cold {method:15s} first call, {STARTUP_SECONDS:g} s after start: {shown} ms")
+    for wait, when in ((0.0, "of a new server"), (STARTUP_SECONDS, f"{STARTUP_SECONDS:g} s after start")):
+        for method in ("resources/list", "list_tables"):  # after the wait, start-up's own work is done
+            samples = []
+            for _ in range(rounds):
+                app = build_server(config_for(url, env))
+                async with Client(app, read_timeout_seconds=60) as client:
+                    await asyncio.sleep(wait)
+                    started = time.perf_counter()
+                    if method == "resources/list":
+                        await client.list_resources(cache_mode="bypass")
+                    else:
+                        await client.call_tool("list_tables", {"schema": WIDE})
+                    samples.append(time.perf_counter() - started)
+            shown = ", ".join(f"{s * 1000:.1f}" for s in samples)
+            print(f"  cold {method:15s} first call {when}: {shown} ms")
     for method in ("resources/list", "list_tables"):  # the pool open, nothing else read yet
         samples = []
         for _ in range(rounds):

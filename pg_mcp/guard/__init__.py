@@ -126,7 +126,7 @@ def _check(sql: object, max_rows: int, policy: GuardPolicy, deadline: float) -> 
     statement = _statement_text(text, tree)
     postgres_reading.check(tree["stmt"], policy)
     _check_deadline(deadline)
-    sqlglot_reading.check(statement, policy, deadline)
+    sqlglot_reading.check(statement, policy)
     _check_deadline(deadline)
     wrapped = f"{_WRAP_PREFIX}{statement}\n) AS pg_mcp_result LIMIT {max_rows + 1}"
     _check_wrapping(tree["stmt"], wrapped)

@@ -36,7 +36,6 @@ import bisect
 import enum
 import itertools
 import re
-import time
 from dataclasses import dataclass, field
 from typing import NoReturn
 
@@ -116,7 +115,7 @@ _SYNTAX_CALLS = frozenset(
 """Keywords that sqlglot parses like a call but PostgreSQL treats as syntax (unquoted only)."""
 
 
-def check(statement: str, policy: GuardPolicy, deadline: float) -> None:
+def check(statement: str, policy: GuardPolicy) -> None:
     """sqlglot's reading of a statement PostgreSQL's parser has already read: a second opinion.
 
     Every rule here can only add a refusal. When sqlglot cannot parse a statement PostgreSQL
@@ -130,7 +129,7 @@ def check(statement: str, policy: GuardPolicy, deadline: float) -> None:
     _check_nesting(statement_tokens)
     _check_subscripts(statement_tokens)
     try:
-        tree = _parse(statement_tokens, statement, deadline=deadline)
+        tree = _parse(statement_tokens, statement)
     except GuardError as error:
         if error.rule == Rule.SYNTAX:
             return
@@ -351,13 +350,13 @@ _SPECIAL_CALL_NAMES = (
 )
 
 
-def _parse(tokens: list[Token], statement: str, deadline: float) -> exp.Expr:
+def _parse(tokens: list[Token], statement: str) -> exp.Expr:
     """Parse one statement; syntax errors become GuardError with sqlglot's line and column.
 
     sqlglot's own parser class, unchanged, so the compiled build (sqlglotc) serves as well as the
     pure-Python one. Its work is bounded before it starts (`_check_nesting`, `_check_subscripts`:
-    the shapes on which its time grows faster than the text), and the deadline is checked as soon
-    as it returns.
+    the shapes on which its time grows faster than the text) and, for every other shape, by the
+    guard's watchdog (pg_mcp/guard/watchdog.py), which stops the whole check at its deadline.
     """
     parser = PostgresParser(error_level=ErrorLevel.RAISE, max_nodes=_MAX_NODES, dialect=_DIALECT)
     try:
@@ -370,12 +369,6 @@ def _parse(tokens: list[Token], statement: str, deadline: float) -> exp.Expr:
         raise GuardError(
             Rule.SYNTAX, f"sqlglot could not read the statement ({type(error).__name__})."
         ) from None
-    if time.monotonic() > deadline:
-        raise GuardError(
-            Rule.TOO_COMPLEX,
-            "The statement took too long to analyse, so it was refused.",
-            "Split the work into smaller, simpler queries.",
-        )
     if len(trees) != 1 or trees[0] is None:
         raise GuardError(
             Rule.MULTIPLE_STATEMENTS,
