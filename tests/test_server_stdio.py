@@ -418,6 +418,10 @@ async def test_an_80_mb_line_is_skipped_with_bounded_memory_and_answered(pg: Dem
         await send({"jsonrpc": "2.0", "method": "notifications/initialized"})
         await send({"jsonrpc": "2.0", "id": 2, "method": "ping"})
         assert (await receive()) == {"jsonrpc": "2.0", "id": 2, "result": {}}
+        # A first call, so that what the server loads after `initialize` (parsers, pool) is in `before`.
+        await send({"jsonrpc": "2.0", "id": 20, "method": "tools/call",
+                    "params": {"name": "query", "arguments": {"sql": "SELECT 1 AS warm"}}})  # fmt: skip
+        assert (await receive())["id"] == 20
         before = _peak_rss_kib(proc.pid)
         line_bytes = 80 * 1024 * 1024
         head = b'{"jsonrpc": "2.0", "id": 3, "method": "ping", "params": {"pad": "'
