@@ -97,3 +97,29 @@ async def test_a_quick_call_behind_slow_ones_is_told_the_server_is_busy(pg: Demo
             task.cancel()
         await asyncio.gather(*slow, return_exceptions=True)
         await db.close()
+
+
+async def test_calls_waiting_for_a_connection_are_served_in_arrival_order(pg: DemoDatabase) -> None:
+    """Forty callers that each call again as soon as answered, on one pooled connection: every call is
+    served in the order it arrived. Without turns, asyncpg's queue lets a newcomer take the connection
+    just handed to a waiter, and some calls are sent to the back again and again."""
+    settings = load_settings({"database_url": pg.url, "pool_max": 1}, dotenv=False)
+    db = Database(settings)
+    arrived: list[int] = []
+    served: list[int] = []
+    counter = iter(range(1_000_000))
+
+    async def caller() -> None:
+        for _ in range(10):
+            number = next(counter)
+            arrived.append(number)
+            [row] = await db.fetch_fixed("SELECT $1::int AS n", number)
+            served.append(row["n"])
+
+    try:
+        await db.connect()  # from here on a call's first wait is for its turn
+        await asyncio.gather(*(caller() for _ in range(40)))
+    finally:
+        await db.close()
+    diff = [(i, a, s) for i, (a, s) in enumerate(zip(arrived, served, strict=True)) if a != s]
+    assert len(served) == 400 and served == arrived, diff[:10]

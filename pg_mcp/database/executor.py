@@ -115,6 +115,8 @@ class Database:
         self._stoppers: set[asyncio.Task[None]] = set()
         #: Resets still running after their call answered (see `_finish_soon`).
         self._finishing: set[asyncio.Task[None]] = set()
+        #: One turn per pooled connection, taken in arrival order (see `_acquire`).
+        self._turns = asyncio.Semaphore(settings.pool_max)
 
     def pool_usage(self) -> tuple[int, int]:
         """Open and idle connections of the pool (0, 0 before it exists), for the metrics."""
@@ -264,7 +266,7 @@ class Database:
                 raise
             except CONNECTION_LOST as exc:
                 if conn is not None:
-                    await _release_quietly(pool, conn)
+                    await self._release(pool, conn)
                 await self._discard_pool(pool)
                 if attempt == 2:
                     raise unavailable(exc, self.settings.dsn) from None
@@ -272,19 +274,41 @@ class Database:
         raise AssertionError("unreachable")
 
     async def _acquire(self, pool: asyncpg.Pool) -> asyncpg.Connection:
-        """A free connection, waiting at most POOL_WAIT_SECONDS: a quick call behind many slow ones is
-        told the server is busy instead of queueing for as long as they run."""
-        try:
-            conn: asyncpg.Connection = await pool.acquire(timeout=POOL_WAIT_SECONDS)
-        except TimeoutError:
-            if pool.get_idle_size() == 0 and pool.get_size() >= pool.get_max_size():
+        """A free connection, first come first served, waiting at most POOL_WAIT_SECONDS: a quick call
+        behind many slow ones is told the server is busy instead of queueing for as long as they run.
+
+        Calls take turns (one per pooled connection) in arrival order before asking the pool:
+        asyncpg's own queue lets a newcomer take the connection just handed to a waiter, which under
+        load sends some calls to the back of the line again and again (a long latency tail).
+        """
+        if self._turns.locked():
+            try:
+                async with asyncio.timeout(POOL_WAIT_SECONDS):
+                    await self._turns.acquire()
+            except TimeoutError:
                 raise QueryError(
-                    f"The server is busy: all {pool.get_max_size()} database connections are running "
+                    f"The server is busy: all {self.settings.pool_max} database connections are running "
                     f"queries, and none came free within {POOL_WAIT_SECONDS:g} s.",
                     "Try again in a moment; an operator can raise PG_MCP_POOL_MAX.",
                 ) from None
+        else:
+            await self._turns.acquire()  # does not suspend: a turn is free and nobody waits
+        try:  # a turn means a free connection, or room to open one (bounded by connect_timeout)
+            conn: asyncpg.Connection = await pool.acquire()
+        except BaseException:
+            self._turns.release()
             raise
         return conn
+
+    async def _release(self, pool: asyncpg.Pool, conn: asyncpg.Connection) -> None:
+        """Return a connection and its turn; if its reset fails, asyncpg has already closed it, which is
+        all we want."""
+        try:
+            await pool.release(conn)
+        except (asyncpg.PostgresError, asyncpg.InterfaceError, *CONNECTION_LOST) as exc:
+            log.debug("connection discarded on release: %s", type(exc).__name__)
+        finally:
+            self._turns.release()
 
     def _finish_soon(self, pool: asyncpg.Pool, conn: asyncpg.Connection) -> None:
         """Reset the connection beside the answer: the call's result is complete, so it need not wait a
@@ -315,7 +339,7 @@ class Database:
         except asyncio.CancelledError:  # the deadline fired while the reset waited for the backend
             await self._abandon(pool, conn)
             raise
-        await _release_quietly(pool, conn)
+        await self._release(pool, conn)
 
     async def _abandon(self, pool: asyncpg.Pool, conn: asyncpg.Connection) -> None:
         """Close a connection without waiting for its backend, and ask the server to end that backend.
@@ -327,7 +351,7 @@ class Database:
         """
         pid = conn.get_server_pid()
         conn.terminate()
-        await _release_quietly(pool, conn)
+        await self._release(pool, conn)
         task = asyncio.get_running_loop().create_task(self._stop_backend(pid))
         self._stoppers.add(task)
         task.add_done_callback(self._stoppers.discard)
@@ -421,14 +445,6 @@ class Database:
             if self._pool is pool:
                 self._pool = None
         pool.terminate()
-
-
-async def _release_quietly(pool: asyncpg.Pool, conn: asyncpg.Connection) -> None:
-    """Return a connection; if its reset fails, asyncpg has already closed it, which is all we want."""
-    try:
-        await pool.release(conn)
-    except (asyncpg.PostgresError, asyncpg.InterfaceError, *CONNECTION_LOST) as exc:
-        log.debug("connection discarded on release: %s", type(exc).__name__)
 
 
 async def _set_codecs(conn: asyncpg.Connection) -> None:
