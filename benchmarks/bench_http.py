@@ -3,7 +3,9 @@
 Starts a throwaway PostgreSQL with the demo data, then one and then two pg-mcp HTTP replicas on
 loopback (stateless; requests alternate between replicas), and drives each setup with `--clients`
 concurrent clients for `--seconds`, each posting bare JSON-RPC `tools/call` requests. Prints
-calls/s, p50/p99 latency, errors, each replica's RSS and the CPU the load generator itself used.
+calls/s, p50/p99 latency, errors, each replica's RSS and the CPU the load generator itself used,
+then the CPU per call of pg-mcp and of PostgreSQL and the machine's CPU steal over the run (on a VM,
+steal is the clearest sign that a run's figures are the neighbours' as much as the server's).
 
 The load generator shares the machine with the servers and PostgreSQL, so it is kept cheap: each
 client keeps one HTTP/1.1 keep-alive connection per replica over raw asyncio streams and reads the
@@ -51,6 +53,29 @@ def start_replica(url: str) -> tuple[subprocess.Popen[bytes], str]:
         except httpx2.HTTPError:
             time.sleep(0.1)
     raise SystemExit("replica did not start")
+
+
+def cpu_seconds(pids: list[int]) -> float:
+    """User + system CPU the processes used so far (children included), from /proc."""
+    total = 0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += sum(int(v) for v in fields[11:15])
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+def postgres_pids() -> list[int]:
+    found = subprocess.run(["pgrep", "-x", "postgres"], capture_output=True, text=True, check=False)
+    return [int(pid) for pid in found.stdout.split()]
+
+
+def cpu_ticks() -> tuple[int, int]:
+    """(all, steal) CPU ticks of the machine so far; steal is time the hypervisor gave to other guests."""
+    values = [int(v) for v in Path("/proc/stat").read_text().splitlines()[0].split()[1:9]]
+    return sum(values), values[7]
 
 
 def rss_mib(pid: int) -> float:
@@ -206,10 +231,20 @@ def main() -> None:
             procs = [start_replica(url) for _ in range(replicas)]
             try:
                 bases = [base for _, base in procs]
+                pids = [p.pid for p, _ in procs]
                 asyncio.run(drive(bases, 5, 2.0, args.client))  # warm up
+                before = cpu_seconds(pids), cpu_seconds(postgres_pids()), cpu_ticks()
                 latencies, errors, cpu = asyncio.run(drive(bases, args.clients, args.seconds, args.client))
+                after = cpu_seconds(pids), cpu_seconds(postgres_pids()), cpu_ticks()
                 report(f"{replicas} replica(s), {args.clients} clients", latencies, errors, args.seconds,
-                       [p.pid for p, _ in procs], cpu)  # fmt: skip
+                       pids, cpu)  # fmt: skip
+                calls = max(1, len(latencies))
+                ticks = after[2][0] - before[2][0]
+                print(
+                    f"    where the CPU went, per call: pg-mcp {(after[0] - before[0]) * 1000 / calls:.2f} ms, "
+                    f"PostgreSQL {(after[1] - before[1]) * 1000 / calls:.2f} ms; CPU steal "
+                    f"{(after[2][1] - before[2][1]) / max(1, ticks):.0%} (time the hypervisor gave to other guests)"
+                )
             finally:
                 for proc, _ in procs:
                     proc.terminate()
