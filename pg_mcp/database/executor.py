@@ -281,18 +281,15 @@ class Database:
         asyncpg's own queue lets a newcomer take the connection just handed to a waiter, which under
         load sends some calls to the back of the line again and again (a long latency tail).
         """
-        if self._turns.locked():
-            try:
-                async with asyncio.timeout(POOL_WAIT_SECONDS):
-                    await self._turns.acquire()
-            except TimeoutError:
-                raise QueryError(
-                    f"The server is busy: all {self.settings.pool_max} database connections are running "
-                    f"queries, and none came free within {POOL_WAIT_SECONDS:g} s.",
-                    "Try again in a moment; an operator can raise PG_MCP_POOL_MAX.",
-                ) from None
-        else:
-            await self._turns.acquire()  # does not suspend: a turn is free and nobody waits
+        try:
+            async with asyncio.timeout(POOL_WAIT_SECONDS):
+                await self._turns.acquire()
+        except TimeoutError:
+            raise QueryError(
+                f"The server is busy: all {self.settings.pool_max} database connections are running "
+                f"queries, and none came free within {POOL_WAIT_SECONDS:g} s.",
+                "Try again in a moment; an operator can raise PG_MCP_POOL_MAX.",
+            ) from None
         try:  # a turn means a free connection, or room to open one (bounded by connect_timeout)
             conn: asyncpg.Connection = await pool.acquire()
         except BaseException:
