@@ -605,3 +605,53 @@ def test_the_watchdog_raises_again_when_its_exception_is_swallowed() -> None:
                 if swallowed == 3:
                     raise
     assert swallowed == 3
+
+
+def test_the_alarm_raises_only_inside_its_block_and_says_it_fired() -> None:
+    """The event loop's own deadline (SIGALRM): raised inside the block, never after it."""
+    assert watchdog.alarm_available()
+    with pytest.raises(watchdog.DeadlinePassed), watchdog.alarm(time.monotonic() + 0.05) as alarm:
+        while True:
+            pass
+    assert alarm.fired
+    with watchdog.alarm(time.monotonic() + 0.05) as quiet:
+        pass
+    assert not quiet.fired
+    started = time.monotonic()
+    while time.monotonic() - started < 0.3:  # the timer was cancelled with its block
+        pass
+
+
+def test_the_alarm_is_only_offered_on_the_main_thread() -> None:
+    offered: list[bool] = []
+    thread = threading.Thread(target=lambda: offered.append(watchdog.alarm_available()))
+    thread.start()
+    thread.join()
+    assert offered == [False]
+
+
+async def test_a_statement_slow_to_check_moves_off_the_event_loop() -> None:
+    """sqlglot backtracks for seconds on nested ARRAYs: the loop's own check gives up after
+    INLINE_SECONDS and a worker finishes the job, so other calls keep being served meanwhile."""
+    import asyncio
+
+    from pg_mcp.guard import _check_here, check_query_async
+
+    sql = "SELECT " + "ARRAY[" * 20 + "1" + "]" * 20
+    policy = GuardPolicy(max_parse_seconds=1.0)
+    assert _check_here("SELECT 1", 10, policy) is not None, "a plain statement is checked in place"
+    assert _check_here(sql, 10, policy) is None, "a slow one is handed on"
+    ticks = 0
+
+    async def tick() -> None:
+        nonlocal ticks
+        while True:
+            await asyncio.sleep(0.01)
+            ticks += 1
+
+    ticker = asyncio.create_task(tick())
+    with pytest.raises(GuardError) as caught:
+        await check_query_async(sql, 10, policy)
+    ticker.cancel()
+    assert caught.value.rule == "too_complex"
+    assert ticks > 0, "the event loop ran while the statement was checked"

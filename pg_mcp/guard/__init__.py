@@ -10,8 +10,9 @@ Stages, in order (each a pure function; the first refusal wins):
 4. The bounded statement is built from the caller's own text and read again by PostgreSQL's
    parser, which must find exactly the caller's statement inside: what runs is what was checked.
 
-Everything runs under one deadline, and `check_query_async` runs it on a worker thread so that
-no statement can hold up other calls. The plan-based checks (`plan`) come after the database has
+Everything runs under one deadline. `check_query_async` checks a short statement on the event
+loop's thread for at most INLINE_SECONDS, and on a worker thread when that is not enough, so that
+no statement can hold up other calls for longer. The plan-based checks (`plan`) come after the database has
 planned the statement; they never run for a statement these stages refused, so planning (which
 folds constant expressions) only ever sees statements whose amplifying calls are bounded.
 """
@@ -37,8 +38,15 @@ __all__ = [
     "BUILTIN_OPERATORS", "CheckedQuery", "GuardPolicy", "Rule", "check_query", "check_query_async", "load_parsers",
 ]  # fmt: skip
 
-#: Guard runs at once; more calls wait their turn instead of crowding the event loop's thread.
+#: Guard runs at once on worker threads; more calls wait their turn instead of crowding the event
+#: loop's thread.
 GUARD_WORKERS = 2
+#: A short statement is first checked on the event loop's own thread, for at most this long (a few
+#: hundred microseconds is usual): handing it to a worker costs more than checking it, in thread
+#: switches and contention for the interpreter. One that takes longer (sqlglot backtracking, say) is
+#: checked again on a worker, so no statement holds the loop for more than this.
+INLINE_SECONDS = 0.01
+INLINE_STATEMENT_CHARS = 2_000
 #: libpg_query's tree of a long operator chain (`a || b || ...`) is deep, and reading it back into
 #: Python recurses once per level: allow that (beyond it, the statement is refused as too deep), on
 #: worker threads with a stack to match.
@@ -58,14 +66,38 @@ _INDENT = len(_WRAP_PREFIX.encode())
 
 def check_query(sql: str, max_rows: int, policy: GuardPolicy = _DEFAULT_POLICY) -> CheckedQuery:
     """Accept one read-only statement or raise GuardError; never raises anything else for any input."""
-    if max_rows < 1:
-        raise ValueError("max_rows must be at least 1")
     deadline = time.monotonic() + policy.max_parse_seconds
     try:
         with watchdog.deadline(deadline):
-            statement, wrapped = _check(sql, max_rows, policy, deadline)
+            return _verdict(sql, max_rows, policy, deadline)
     except watchdog.DeadlinePassed:
         raise _too_complex() from None
+
+
+def _check_here(sql: str, max_rows: int, policy: GuardPolicy) -> CheckedQuery | None:
+    """`check_query` on this (the event loop's) thread for at most INLINE_SECONDS, else None: the
+    check is then done again on a worker. So is one whose alarm fired at all, since C code may have
+    swallowed the alarm's exception and carried on with a wrong answer."""
+    budget = min(INLINE_SECONDS, policy.max_parse_seconds)
+    alarm = watchdog.Alarm()
+    try:
+        with watchdog.alarm(time.monotonic() + budget) as alarm:
+            checked = _verdict(sql, max_rows, policy, time.monotonic() + budget)
+    except watchdog.DeadlinePassed:
+        return None
+    except GuardError:
+        if alarm.fired:
+            return None
+        raise
+    return None if alarm.fired else checked
+
+
+def _verdict(sql: str, max_rows: int, policy: GuardPolicy, deadline: float) -> CheckedQuery:
+    """Every stage, with every failure but the deadline's turned into a refusal (fail closed)."""
+    if max_rows < 1:
+        raise ValueError("max_rows must be at least 1")
+    try:
+        statement, wrapped = _check(sql, max_rows, policy, deadline)
     except GuardError:
         raise
     except RecursionError:
@@ -74,7 +106,7 @@ def check_query(sql: str, max_rows: int, policy: GuardPolicy = _DEFAULT_POLICY) 
             "The statement nests expressions too deeply to be analysed, so it was refused.",
             "Flatten the query, for example with WITH clauses or fewer chained operators.",
         ) from None
-    except Exception as error:  # RecursionError, MemoryError and parser bugs alike: fail closed.
+    except Exception as error:  # MemoryError and parser bugs alike
         raise GuardError(
             Rule.PARSE,
             f"The statement could not be analysed ({type(error).__name__}), so it was refused.",
@@ -97,12 +129,15 @@ async def check_query_async(sql: str, max_rows: int, policy: GuardPolicy) -> Che
     if key is not None and (kept := _verdicts.get(key)) is not None:
         _verdicts.move_to_end(key)
         return kept
-    loop = asyncio.get_running_loop()
-    future = loop.run_in_executor(_EXECUTOR, check_query, sql, max_rows, policy)
-    try:
-        checked = await asyncio.wait_for(future, timeout=policy.max_parse_seconds + 1.0)
-    except TimeoutError:
-        raise _too_complex() from None
+    checked = None
+    if isinstance(sql, str) and len(sql) <= INLINE_STATEMENT_CHARS and watchdog.alarm_available():
+        checked = _check_here(sql, max_rows, policy)
+    if checked is None:
+        future = asyncio.get_running_loop().run_in_executor(_EXECUTOR, check_query, sql, max_rows, policy)
+        try:
+            checked = await asyncio.wait_for(future, timeout=policy.max_parse_seconds + 1.0)
+        except TimeoutError:
+            raise _too_complex() from None
     if key is not None:
         _verdicts[key] = checked
         if len(_verdicts) > VERDICTS_KEPT:
@@ -158,7 +193,7 @@ def _check_wrapping(inner: dict[str, Any], wrapped: str) -> None:
 
 def _check_deadline(deadline: float) -> None:
     if time.monotonic() > deadline:
-        raise _too_complex()
+        raise watchdog.DeadlinePassed
 
 
 def _too_complex() -> GuardError:

@@ -13,10 +13,12 @@ a Python enum), and pure-Python code takes nothing else. It derives from BaseExc
 from __future__ import annotations
 
 import ctypes
+import signal
 import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from types import FrameType
 
 _API = ("PyThreadState_SetAsyncExc", ctypes.pythonapi)
 _raise_in = ctypes.PYFUNCTYPE(ctypes.c_int, ctypes.c_ulong, ctypes.py_object)(_API)
@@ -96,3 +98,57 @@ def deadline(at: float) -> Iterator[None]:
         yield
     finally:
         _MONITOR.release(thread_id)
+
+
+class Alarm:
+    """Whether an `alarm` block's deadline passed while it ran (then its outcome is not to be trusted:
+    C code may have swallowed the exception and carried on with a wrong answer)."""
+
+    fired = False
+
+
+#: The block `alarm` is watching, if any; SIGALRM raises only while one is.
+_watching: Alarm | None = None
+
+
+def _on_alarm(signum: int, frame: FrameType | None) -> None:
+    if _watching is not None:
+        _watching.fired = True
+        raise DeadlinePassed
+
+
+def alarm_available() -> bool:
+    """Whether `alarm` works here: on the main thread (where CPython runs signal handlers), with
+    SIGALRM not taken by other code. Installs the handler the first time."""
+    if threading.current_thread() is not threading.main_thread():
+        return False
+    current = signal.getsignal(signal.SIGALRM)
+    if current is _on_alarm:
+        return True
+    if current is not signal.SIG_DFL:
+        return False
+    signal.signal(signal.SIGALRM, _on_alarm)
+    return True
+
+
+@contextmanager
+def alarm(at: float) -> Iterator[Alarm]:
+    """`deadline` for the main thread, by a SIGALRM timer instead of the monitor thread: a block that
+    ends in time (nearly every one) costs two system calls and wakes no other thread. The timer
+    repeats every RAISE_AGAIN_SECONDS, like the monitor. Only where `alarm_available()`."""
+    global _watching
+    if signal.getsignal(signal.SIGALRM) is not _on_alarm:  # SIGALRM's default action ends the process
+        raise RuntimeError("watchdog.alarm needs alarm_available() first")
+    watched = Alarm()
+    _watching = watched
+    signal.setitimer(signal.ITIMER_REAL, max(at - time.monotonic(), 1e-6), RAISE_AGAIN_SECONDS)
+    try:
+        yield watched
+    finally:
+        while True:  # the handler may raise at any step until it is told the block is over
+            try:
+                _watching = None
+                signal.setitimer(signal.ITIMER_REAL, 0)
+                break
+            except DeadlinePassed:
+                continue
