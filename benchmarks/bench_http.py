@@ -13,7 +13,12 @@ response by its Content-Length (or chunks). A call counts as an error unless it 
 JSON-RPC result is not `isError`. `--client httpx` drives the same load through one httpx2
 AsyncClient per client instead (several times the client CPU per call).
 
+First, one request at a time against one replica, the CPU of each layer: `/healthz` (uvicorn and
+the HTTP middleware), `ping` (plus the SDK's JSON-RPC dispatch), `query` of `SELECT 1` (plus the guard
+and the database round trips) and the primary-key query.
+
 Usage: python benchmarks/bench_http.py [--clients 50] [--seconds 30] [--replicas 1,2] [--client raw|httpx]
+       [--layers 1000]
 """
 
 from __future__ import annotations
@@ -218,15 +223,77 @@ def report(
     )
 
 
+#: What each layer adds, one request at a time: uvicorn and our HTTP middleware alone (`/healthz`), plus
+#: the SDK's JSON-RPC dispatch (`ping`), plus a tool call whose statement is trivial, plus the PK query.
+LAYERS: dict[str, tuple[str, dict[str, object] | None]] = {
+    "GET /healthz (HTTP only)": ("", None),
+    "ping (+ MCP dispatch)": ("ping", None),
+    "query SELECT 1 (+ guard, database)": ("tools/call", {"name": "query", "arguments": {"sql": "SELECT 1"}}),
+    "query by primary key": ("tools/call", {}),
+}
+
+
+async def sequential(base: str, method: str, params: dict[str, object] | None, requests: int) -> int:
+    """`requests` requests one after another on one connection; how many failed (not a 200, or a tool error)."""
+    connection = RawConnection(base)
+    if not method:
+        connection.head = f"GET /healthz HTTP/1.1\r\nhost: {urlsplit(base).netloc}\r\n".encode()
+    failed = 0
+    try:
+        for n in range(requests):
+            if method == "tools/call" and not params:
+                body = call_body(0, n)
+            elif method:
+                body = json.dumps(
+                    {"jsonrpc": "2.0", "id": n, "method": method, **({"params": params} if params else {})}
+                ).encode()
+            else:
+                body = b""
+            status, payload = await connection.post(body)
+            failed += not answered(status, payload) if method == "tools/call" else status != 200
+    finally:
+        connection.close()
+    return failed
+
+
+def layers(url: str, requests: int) -> None:
+    proc, base = start_replica(url)
+    try:
+        asyncio.run(drive([base], 5, 2.0))
+        print(
+            f"CPU per request, one request at a time ({requests} each; the differences are what each layer adds):"
+        )
+        for label, (method, params) in LAYERS.items():
+            before, pg_before, started = (
+                cpu_seconds([proc.pid]),
+                cpu_seconds(postgres_pids()),
+                time.perf_counter(),
+            )
+            failed = asyncio.run(sequential(base, method, params, requests))
+            elapsed = time.perf_counter() - started
+            server, pg = cpu_seconds([proc.pid]) - before, cpu_seconds(postgres_pids()) - pg_before
+            print(
+                f"    {label:36s} pg-mcp {server * 1000 / requests:.2f} ms, PostgreSQL {pg * 1000 / requests:.2f} ms, "
+                f"{requests / elapsed:6.0f} requests/s, {failed} failed"
+            )
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--clients", type=int, default=50)
     parser.add_argument("--seconds", type=float, default=30.0)
     parser.add_argument("--replicas", default="1,2", help="replica counts to run, comma-separated")
     parser.add_argument("--client", choices=("raw", "httpx"), default="raw", help="load generator")
+    parser.add_argument("--layers", type=int, default=1000, metavar="N",
+                        help="requests per layer in the one-at-a-time breakdown (0: skip it)")  # fmt: skip
     args = parser.parse_args()
     with start_local_postgres() as cluster:
         url = asyncio.run(load_demo(cluster.url(), cluster.password))
+        if args.layers:
+            layers(url, args.layers)
         for replicas in (int(r) for r in args.replicas.split(",")):
             procs = [start_replica(url) for _ in range(replicas)]
             try:
