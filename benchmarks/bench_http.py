@@ -31,6 +31,7 @@ import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -107,11 +108,11 @@ def answered(status: int, payload: bytes) -> bool:
 class RawConnection:
     """One HTTP/1.1 keep-alive connection over asyncio streams: just enough client for the benchmark."""
 
-    def __init__(self, base: str) -> None:
+    def __init__(self, base: str, request_line: str = "POST /mcp") -> None:
         parts = urlsplit(base)
         self.host, self.port = parts.hostname or "127.0.0.1", parts.port or 80
         self.head = (
-            f"POST /mcp HTTP/1.1\r\nhost: {parts.netloc}\r\n"
+            f"{request_line} HTTP/1.1\r\nhost: {parts.netloc}\r\n"
             + "".join(f"{k}: {v}\r\n" for k, v in HEADERS.items())
         ).encode()
         self.reader: asyncio.StreamReader | None = None
@@ -223,34 +224,35 @@ def report(
     )
 
 
-#: What each layer adds, one request at a time: uvicorn and our HTTP middleware alone (`/healthz`), plus
-#: the SDK's JSON-RPC dispatch (`ping`), plus a tool call whose statement is trivial, plus the PK query.
-LAYERS: dict[str, tuple[str, dict[str, object] | None]] = {
-    "GET /healthz (HTTP only)": ("", None),
-    "ping (+ MCP dispatch)": ("ping", None),
-    "query SELECT 1 (+ guard, database)": ("tools/call", {"name": "query", "arguments": {"sql": "SELECT 1"}}),
-    "query by primary key": ("tools/call", {}),
+def rpc(method: str, params: dict[str, object] | None = None) -> Callable[[int], bytes]:
+    """The body of request n: a JSON-RPC request with these method and params."""
+    return lambda n: json.dumps(
+        {"jsonrpc": "2.0", "id": n, "method": method, "params": params or {}}
+    ).encode()
+
+
+#: What each layer adds, one request at a time: uvicorn and our HTTP middleware alone (`/healthz`, no
+#: body), plus the SDK's JSON-RPC dispatch (`ping`), plus a tool call whose statement is trivial, plus
+#: the primary-key query of the load test.
+LAYERS: dict[str, Callable[[int], bytes] | None] = {
+    "GET /healthz (HTTP only)": None,
+    "ping (+ MCP dispatch)": rpc("ping"),
+    "query SELECT 1 (+ guard, database)": rpc(
+        "tools/call", {"name": "query", "arguments": {"sql": "SELECT 1"}}
+    ),
+    "query by primary key": lambda n: call_body(0, n),
 }
 
 
-async def sequential(base: str, method: str, params: dict[str, object] | None, requests: int) -> int:
-    """`requests` requests one after another on one connection; how many failed (not a 200, or a tool error)."""
-    connection = RawConnection(base)
-    if not method:
-        connection.head = f"GET /healthz HTTP/1.1\r\nhost: {urlsplit(base).netloc}\r\n".encode()
+async def sequential(base: str, body_of: Callable[[int], bytes] | None, requests: int) -> int:
+    """`requests` requests one after another on one connection (`GET /healthz` when there is no body);
+    how many failed: not a 200, or for JSON-RPC no result or a tool error."""
+    connection = RawConnection(base) if body_of is not None else RawConnection(base, "GET /healthz")
     failed = 0
     try:
         for n in range(requests):
-            if method == "tools/call" and not params:
-                body = call_body(0, n)
-            elif method:
-                body = json.dumps(
-                    {"jsonrpc": "2.0", "id": n, "method": method, **({"params": params} if params else {})}
-                ).encode()
-            else:
-                body = b""
-            status, payload = await connection.post(body)
-            failed += not answered(status, payload) if method == "tools/call" else status != 200
+            status, payload = await connection.post(body_of(n) if body_of is not None else b"")
+            failed += status != 200 if body_of is None else not answered(status, payload)
     finally:
         connection.close()
     return failed
@@ -263,13 +265,10 @@ def layers(url: str, requests: int) -> None:
         print(
             f"CPU per request, one request at a time ({requests} each; the differences are what each layer adds):"
         )
-        for label, (method, params) in LAYERS.items():
-            before, pg_before, started = (
-                cpu_seconds([proc.pid]),
-                cpu_seconds(postgres_pids()),
-                time.perf_counter(),
-            )
-            failed = asyncio.run(sequential(base, method, params, requests))
+        for label, body_of in LAYERS.items():
+            before, pg_before = cpu_seconds([proc.pid]), cpu_seconds(postgres_pids())
+            started = time.perf_counter()
+            failed = asyncio.run(sequential(base, body_of, requests))
             elapsed = time.perf_counter() - started
             server, pg = cpu_seconds([proc.pid]) - before, cpu_seconds(postgres_pids()) - pg_before
             print(

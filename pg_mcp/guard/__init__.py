@@ -46,10 +46,13 @@ GUARD_WORKERS = 2
 #: switches and contention for the interpreter. One that takes longer (sqlglot backtracking, say) is
 #: checked again on a worker, so no statement holds the loop for more than this.
 INLINE_SECONDS = 0.01
+#: Only statements this short are checked on the loop: libpg_query's parse cannot be interrupted (its
+#: time grows with the text), and the main thread has the default stack, not the workers' (the text's
+#: length bounds how deep its tree can be).
 INLINE_STATEMENT_CHARS = 2_000
 #: libpg_query's tree of a long operator chain (`a || b || ...`) is deep, and reading it back into
 #: Python recurses once per level: allow that (beyond it, the statement is refused as too deep), on
-#: worker threads with a stack to match.
+#: worker threads with a stack to match (statements long enough to need it never run on the loop).
 _TREE_RECURSION_LIMIT = 20_000
 sys.setrecursionlimit(max(sys.getrecursionlimit(), _TREE_RECURSION_LIMIT))
 threading.stack_size(64 * 1024 * 1024)
@@ -78,15 +81,14 @@ def _check_here(sql: str, max_rows: int, policy: GuardPolicy) -> CheckedQuery | 
     """`check_query` on this (the event loop's) thread for at most INLINE_SECONDS, else None: the
     check is then done again on a worker. So is one whose alarm fired at all, since C code may have
     swallowed the alarm's exception and carried on with a wrong answer."""
-    budget = min(INLINE_SECONDS, policy.max_parse_seconds)
-    alarm = watchdog.Alarm()
+    deadline = time.monotonic() + min(INLINE_SECONDS, policy.max_parse_seconds)
     try:
-        with watchdog.alarm(time.monotonic() + budget) as alarm:
-            checked = _verdict(sql, max_rows, policy, time.monotonic() + budget)
+        with watchdog.alarm(deadline) as alarm:
+            checked = _verdict(sql, max_rows, policy, deadline)
     except watchdog.DeadlinePassed:
         return None
     except GuardError:
-        if alarm.fired:
+        if alarm.fired:  # a refusal from the block (so `alarm` is bound), maybe a wrong one
             return None
         raise
     return None if alarm.fired else checked

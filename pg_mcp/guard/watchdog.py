@@ -140,9 +140,9 @@ def alarm(at: float) -> Iterator[Alarm]:
     if signal.getsignal(signal.SIGALRM) is not _on_alarm:  # SIGALRM's default action ends the process
         raise RuntimeError("watchdog.alarm needs alarm_available() first")
     watched = Alarm()
-    _watching = watched
-    signal.setitimer(signal.ITIMER_REAL, max(at - time.monotonic(), 1e-6), RAISE_AGAIN_SECONDS)
-    try:
+    try:  # the timer may fire before the block starts: it is still cancelled
+        _watching = watched
+        signal.setitimer(signal.ITIMER_REAL, max(at - time.monotonic(), 1e-6), RAISE_AGAIN_SECONDS)
         yield watched
     finally:
         while True:  # the handler may raise at any step until it is told the block is over
