@@ -49,7 +49,7 @@ def timed(sql: str, policy: GuardPolicy) -> tuple[float, str]:
 
 
 def main() -> None:
-    policy = GuardPolicy(one_arg_functions=frozenset(), user_functions=frozenset())
+    policy = GuardPolicy(one_arg_functions=frozenset())
     print("typical statements (p50 / p95 of 500 runs, ms):")
     for name, sql in TYPICAL.items():
         samples = sorted(timed(sql, policy)[0] for _ in range(500))

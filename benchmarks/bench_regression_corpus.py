@@ -41,7 +41,7 @@ from pg_mcp.guard.functions import ALLOWED_FUNCTIONS, is_function_allowed
 from pg_mcp.guard.operators import BUILTIN_OPERATORS
 
 DEFAULT_CORPUS = Path(__file__).parent / "data" / "regress_reads.sql"
-POLICY = GuardPolicy(one_arg_functions=frozenset(), user_functions=frozenset())
+POLICY = GuardPolicy(one_arg_functions=frozenset())
 _WRITE_NODES = frozenset({"InsertStmt", "UpdateStmt", "DeleteStmt", "MergeStmt"})
 #: psql meta-commands that send the query buffer, i.e. end the statement like `;`.
 _SENDING_META = re.compile(r"\\(g|gx|gset|gexec|gdesc|crosstabview|watch)(?![A-Za-z])")

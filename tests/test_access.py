@@ -43,7 +43,9 @@ async def test_out_of_reach_data_is_refused(pg: DemoDatabase) -> None:
         for sql in OUT_OF_REACH:
             result = await client.call_tool("query", {"sql": sql})
             if not result.is_error or not (
-                "hidden" in text_of(result) or "does not expose" in text_of(result)
+                "hidden" in text_of(result)
+                or "does not expose" in text_of(result)
+                or "rule catalog_text" in text_of(result)
             ):
                 leaks[sql] = text_of(result)[:200]
     assert not leaks
@@ -93,11 +95,7 @@ def test_policy_parsing_and_plan_walk() -> None:
     assert policy.hidden("sales", "users") == {"password_hash"}
     plan = {"Node Type": "Seq Scan", "Relation Name": "users", "Schema": "sales", "Alias": "u",
             "Output": ["u.id", "u.name"]}  # fmt: skip
-    check_plan(plan, policy)
-    with pytest.raises(GuardError, match="hidden"):
-        check_plan({**plan, "Filter": "(u.password_hash = 'x'::text)"}, policy)
-    with pytest.raises(GuardError, match="whole rows"):
-        check_plan({**plan, "Output": ["u.*"]}, policy)
+    check_plan(plan, policy)  # hidden columns are judged on PostgreSQL's analysis (test_reach.py)
     with pytest.raises(GuardError, match="does not expose"):
         check_plan({"Node Type": "Hash Join", "Plans": [{**plan, "Schema": "hr"}]}, policy)
 
@@ -159,8 +157,6 @@ def test_children_at_any_depth_inherit_hidden_columns_by_name() -> None:
     for schema, table in (("shop", "payments_1"), ("archive", "payments_2"), ("archive", "payments_2a")):
         assert policy.hidden(schema, table) == {"card_number"}
         check_plan(_scan(schema, table, "id", "amount"), policy)
-        with pytest.raises(GuardError, match="hidden"):
-            check_plan(_scan(schema, table, "id", "card_number"), policy)
     assert policy.hidden("hr", "audit") == frozenset() and not policy.inherited
 
 
@@ -239,7 +235,3 @@ def test_scans_of_unnamed_relations_are_refused_while_a_limit_is_active() -> Non
     bitmap = {"Node Type": "Bitmap Heap Scan", **_scan("shop", "t", "id"), "Recheck Cond": "(t.id = 1)",
               "Plans": [{"Node Type": "Bitmap Index Scan", "Index Name": "t_pkey", "Index Cond": "(id = 1)"}]}  # fmt: skip
     check_plan(bitmap, AccessPolicy.from_settings(("shop",), (), ()))
-    remote = {**_scan("shop", "ft", "id"), "Node Type": "Foreign Scan",
-              "Remote SQL": "SELECT id FROM public.t WHERE ((secret = 'x'::text))"}  # fmt: skip
-    with pytest.raises(GuardError, match="hidden"):
-        check_plan(remote, AccessPolicy.from_settings((), (), ("shop.ft.secret",)))

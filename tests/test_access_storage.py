@@ -1,4 +1,5 @@
-"""Operator limits hold for every relation that stores the data, checked on real plans."""
+"""Operator limits hold for every relation that stores the data, checked on PostgreSQL's own analysis and
+on real plans."""
 
 from __future__ import annotations
 
@@ -10,12 +11,15 @@ from urllib.parse import urlsplit
 
 import asyncpg
 import pytest
+from analysis_helpers import analysis_of
 from conftest import DemoDatabase
 
 from pg_mcp.config import load_settings
 from pg_mcp.database.executor import Database
 from pg_mcp.database.lineage import LineagePolicy, expand_policy
+from pg_mcp.database.reach import read_reach
 from pg_mcp.errors import GuardError
+from pg_mcp.guard import analysed
 from pg_mcp.guard.access import AccessPolicy, check_plan
 
 SETUP = """
@@ -88,9 +92,16 @@ async def test_limits_hold_on_every_relation_storing_the_data(
     passes: str,
 ) -> None:
     policy = await expand_policy(database, AccessPolicy.from_settings(schemas, tables, hidden))
-    with pytest.raises(GuardError, match=r"hidden|does not expose"):
-        check_plan(await _plan(storage.url, refused), policy)
-    check_plan(await _plan(storage.url, passes), policy)
+    with pytest.raises(GuardError, match=r"hidden|does not expose|catalog stores"):
+        await _judge(storage.url, refused, policy, database)
+    await _judge(storage.url, passes, policy, database)
+
+
+async def _judge(url: str, sql: str, policy: AccessPolicy, database: Database) -> None:
+    """pg-mcp's verdict on PostgreSQL's analysis of `sql` (structural), then on its plan (relations)."""
+    reach = await read_reach(database, (), policy)
+    analysed.check(analysed.analyse(await analysis_of(url, sql)), reach, limits_active=policy.active)
+    check_plan(await _plan(url, sql), policy)
 
 
 async def test_the_configured_policy_alone_misses_partitions(

@@ -118,7 +118,7 @@ async def test_each_value_is_converted_to_text_once(pg: DemoDatabase) -> None:
         plan = "\n".join(r[0] for r in await conn.fetch(f"EXPLAIN (VERBOSE, COSTS OFF) {capped[0]}"))
     finally:
         await conn.close()
-    assert len(re.findall(r"\bc0\)::text\b", plan)) == 1, plan
+    assert len(re.findall(r"format\('%s'::text, pg_mcp_cells\.c0\)", plan)) == 1, plan
 
 
 async def _setting(database: Database, name: str) -> str:

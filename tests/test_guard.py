@@ -533,14 +533,14 @@ async def test_a_kept_verdict_is_only_reused_for_the_same_text_cap_and_policy() 
     from pg_mcp.guard import CACHED_STATEMENT_CHARS, _verdicts, check_query_async
 
     sql = "SELECT concat('a', 'b') AS ab"
-    first = await check_query_async(sql, 10, GuardPolicy(user_functions=frozenset()))
-    again = await check_query_async(sql, 10, GuardPolicy(user_functions=frozenset()))
+    first = await check_query_async(sql, 10, GuardPolicy(one_arg_functions=frozenset()))
+    again = await check_query_async(sql, 10, GuardPolicy(one_arg_functions=frozenset()))
     assert again is first, "the same text, cap and policy: the kept verdict"
-    other_cap = await check_query_async(sql, 11, GuardPolicy(user_functions=frozenset()))
+    other_cap = await check_query_async(sql, 11, GuardPolicy(one_arg_functions=frozenset()))
     assert other_cap.sql.endswith("LIMIT 12")
-    with pytest.raises(GuardError) as shadowed:  # a user function named concat appeared in the database
-        await check_query_async(sql, 10, GuardPolicy(user_functions=frozenset({"concat"})))
-    assert shadowed.value.rule == "user_defined", "a new policy is checked again, not answered from the cache"
+    with pytest.raises(GuardError) as limited:  # a shorter statement limit: the policy changed
+        await check_query_async(sql, 10, GuardPolicy(one_arg_functions=frozenset(), max_sql_length=10))
+    assert limited.value.rule == "too_long", "a new policy is checked again, not answered from the cache"
     long_sql = "SELECT 1 AS one -- " + "x" * CACHED_STATEMENT_CHARS
     await check_query_async(long_sql, 10, GuardPolicy())
     assert all(key[0] != long_sql for key in _verdicts), "long statements are not kept"

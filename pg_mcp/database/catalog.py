@@ -291,55 +291,11 @@ GROUP BY p.proname
 #: (extensions are installed by a superuser): the guard refuses unqualified uses that they could shadow.
 #: And the names of views that call such a function (not allowed by the operator): planning one could
 #: already run it (immutable calls with constant arguments are folded), so they are refused by name.
-USER_DEFINED_NAMES_SQL = """
-WITH RECURSIVE user_functions AS (  -- $1: functions the operator allowed ("name" or "schema.name")
-    SELECT p.oid FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
-    WHERE n.nspname NOT IN ('pg_catalog', 'information_schema')
-      AND NOT EXISTS (SELECT FROM pg_depend d WHERE d.classid = 'pg_proc'::regclass
-                      AND d.objid = p.oid AND d.deptype = 'e')
-      AND NOT (lower(p.proname) = ANY($1::text[]) OR lower(n.nspname || '.' || p.proname) = ANY($1::text[]))
-), calling_views AS (  -- views and matviews whose rules call one, directly or through another view
-    SELECT r.ev_class AS oid FROM pg_rewrite r
-    JOIN pg_depend d ON d.classid = 'pg_rewrite'::regclass AND d.objid = r.oid
-                    AND d.refclassid = 'pg_proc'::regclass
-    WHERE d.refobjid IN (SELECT oid FROM user_functions)
-    UNION
-    SELECT r.ev_class FROM pg_rewrite r
-    JOIN pg_depend d ON d.classid = 'pg_rewrite'::regclass AND d.objid = r.oid
-                    AND d.refclassid = 'pg_class'::regclass
-    JOIN calling_views v ON v.oid = d.refobjid
-    WHERE r.ev_class <> d.refobjid
-)
-SELECT ARRAY(SELECT DISTINCT c.relname::text FROM calling_views v JOIN pg_class c ON c.oid = v.oid)
-           AS calling_views,
-       ARRAY(SELECT DISTINCT p.proname::text FROM pg_proc p
-             WHERE p.pronamespace NOT IN ('pg_catalog'::regnamespace, 'information_schema'::regnamespace)
-               AND NOT EXISTS (SELECT FROM pg_depend d WHERE d.classid = 'pg_proc'::regclass
-                               AND d.objid = p.oid AND d.deptype = 'e')) AS functions,
-       ARRAY(SELECT DISTINCT o.oprname::text FROM pg_operator o
-             WHERE o.oprnamespace <> 'pg_catalog'::regnamespace
-               AND NOT EXISTS (SELECT FROM pg_depend d WHERE d.classid = 'pg_operator'::regclass
-                               AND d.objid = o.oid AND d.deptype = 'e')) AS operators,
-       ARRAY(SELECT DISTINCT t.typname::text FROM pg_cast c
-             JOIN pg_proc p ON p.oid = c.castfunc JOIN pg_type t ON t.oid = c.casttarget
-             WHERE p.pronamespace <> 'pg_catalog'::regnamespace) AS cast_types
-"""
-
 OVERVIEW_SQL = """
 SELECT version() AS version, current_database() AS database, current_user AS role,
        pg_database_size(current_database()) AS size_bytes,
        ARRAY(SELECT extname || ' ' || extversion FROM pg_extension ORDER BY extname) AS extensions
 """
-
-
-@dataclass(frozen=True)
-class UserDefinedNames:
-    """What the database defines beyond the built-ins, by name, for the guard."""
-
-    functions: frozenset[str]
-    operators: frozenset[str]
-    cast_types: frozenset[str]
-    calling_views: frozenset[str]
 
 
 @dataclass(frozen=True)
@@ -595,17 +551,6 @@ class Catalog:
         rows = await self.db.fetch_fixed(FIELD_CALLABLE_FUNCTIONS_SQL)
         one_arg = frozenset(str(row["name"]) for row in rows)
         return one_arg, frozenset(str(row["name"]) for row in rows if row["takes_row"])
-
-    async def user_defined_names(self, allowed_functions: list[str]) -> UserDefinedNames:
-        """Names of user-defined functions, operators, cast target types and the views that call such
-        functions (see USER_DEFINED_NAMES_SQL)."""
-        row = (await self.db.fetch_fixed(USER_DEFINED_NAMES_SQL, allowed_functions))[0]
-        return UserDefinedNames(
-            frozenset(row["functions"]),
-            frozenset(row["operators"]),
-            frozenset(row["cast_types"]),
-            frozenset(row["calling_views"]),
-        )
 
     async def overview(self) -> dict[str, Any]:
         """Server version, size, extensions and schemas: what a model reads first about a database."""

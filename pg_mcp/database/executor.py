@@ -45,8 +45,9 @@ from pg_mcp.database.value_cutting import (
     pg_type_name,
     uncap,
 )
-from pg_mcp.errors import DatabaseUnavailableError, QueryError
+from pg_mcp.errors import DatabaseUnavailableError, GuardError, QueryError
 from pg_mcp.guard import CheckedQuery
+from pg_mcp.guard.rules import Rule
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +59,36 @@ TEXT_DECODED_TYPES = (
     "point", "line", "lseg", "box", "path", "polygon", "circle",
     "inet", "cidr", "macaddr", "macaddr8", "bit", "varbit",
 )  # fmt: skip
+
+#: Settings pinned for every call: how the statement is read (strings, casts, NULL comparison), planned
+#: (a database default of geqo = off and collapse limits of 40 makes planning take gigabytes) and
+#: printed (dates, intervals, floats, bytea), whatever a database or role default says.
+PINNED_SETTINGS = (
+    ("standard_conforming_strings", "on"),
+    ("search_path", '"$user", public'),
+    ("transform_null_equals", "off"),
+    ("array_nulls", "on"),
+    ("geqo", "on"),
+    ("geqo_threshold", "12"),
+    ("join_collapse_limit", "8"),
+    ("from_collapse_limit", "8"),
+    ("constraint_exclusion", "partition"),
+    ("plan_cache_mode", "auto"),
+    ("datestyle", "ISO, MDY"),
+    ("intervalstyle", "postgres"),
+    ("extra_float_digits", "1"),
+    ("bytea_output", "hex"),
+    ("xmloption", "content"),
+    ("row_security", "on"),
+)
+
+#: What makes the server send its rewritten parse tree of each prepared statement to this client, as a
+#: LOG message (`pg_mcp.guard.analysed` reads it), in one line.
+ANALYSIS_SETTINGS = (
+    " SET LOCAL debug_print_rewritten = on; SET LOCAL debug_pretty_print = off;"
+    " SET LOCAL client_min_messages = log;"
+)
+ANALYSIS_MESSAGE = "rewritten parse tree"
 
 #: Ends every call in one round trip: nothing a statement did to the session survives it.
 FINISH_SQL = (
@@ -111,6 +142,8 @@ class Database:
         self._lock = asyncio.Lock()
         #: Whether the role may `SET temp_file_limit` (superuser-only unless granted), found per connection.
         self._may_set_temp_file_limit = False
+        #: Whether the role may keep the analysis out of the server's log (`SET log_min_messages`).
+        self._may_quiet_analysis = False
         #: Background requests to end backends whose calls were abandoned at their deadline.
         self._stoppers: set[asyncio.Task[None]] = set()
         #: Resets still running after their call answered (see `_finish_soon`).
@@ -144,12 +177,21 @@ class Database:
                 pool.terminate()
 
     async def run_query(
-        self, checked: CheckedQuery, inspect_plan: Callable[[dict[str, Any]], None] | None = None
+        self,
+        checked: CheckedQuery,
+        *,
+        judge: Callable[[str], Awaitable[None]] | None = None,
+        judge_first: str | None = None,
+        inspect_plan: Callable[[dict[str, Any]], None] | None = None,
     ) -> QueryResult:
         """Execute one guard-approved statement and return at most `checked.max_rows` rows.
 
-        `inspect_plan`, when given, sees PostgreSQL's plan (`EXPLAIN (VERBOSE, FORMAT JSON)`, which
-        executes nothing) first, in the same transaction, and may refuse the statement by raising.
+        `judge`, when given, sees PostgreSQL's own analysis of every statement this call prepares (the
+        rewritten parse tree the server sends at Parse, see `_prepare_judged`) before anything is
+        planned, and refuses by raising: of `judge_first` (prepared and judged first, then the call
+        runs `checked.sql` unjudged: a plan of it, say), else of `checked.sql` and of its cell-capping
+        wrapper. `inspect_plan`, when given, sees PostgreSQL's plan of the statement that will run
+        (`EXPLAIN (VERBOSE, FORMAT JSON)`, which executes nothing) after that, and may refuse too.
 
         Three caps bound memory together: values of variable size larger than the cell limit (in
         characters or bytes) are cut by the database (`_cell_capped`), no more than max_rows + 1
@@ -159,13 +201,20 @@ class Database:
         started = time.perf_counter()
         executed = checked.sql
         max_chars = self.settings.max_cell_chars
-        async with self._read_only() as conn:
+        async with self._read_only(analysed=judge is not None) as conn:
+            trees: list[str] = []
+
+            def collect(_: object, message: asyncpg.PostgresLogMessage) -> None:
+                if str(message.message).startswith(ANALYSIS_MESSAGE):
+                    trees.append(str(message.detail or ""))
+
+            conn.add_log_listener(collect)
             try:
-                if inspect_plan is not None:
-                    executed = f"EXPLAIN (FORMAT JSON, VERBOSE)\n{checked.sql}"
-                    inspect_plan(json.loads(await conn.fetchval(executed))[0]["Plan"])
+                if judge is not None and judge_first is not None:
+                    executed = judge_first
+                    await _prepare_judged(conn, judge_first, trees, judge)
                     executed = checked.sql
-                statement = await conn.prepare(checked.sql)
+                statement = await _prepare_judged(conn, checked.sql, trees, None if judge_first else judge)
                 attributes = statement.get_attributes()
                 if not attributes:
                     raise QueryError(
@@ -175,7 +224,13 @@ class Database:
                 capped = cell_capped(checked.sql, attributes, max_chars) if checked.cap_cells else None
                 if capped is not None:
                     executed, capped_columns = capped
-                    statement = await conn.prepare(executed)
+                    statement = await _prepare_judged(conn, executed, trees, judge)
+                if inspect_plan is not None:
+                    inspect_plan(
+                        json.loads(await conn.fetchval(f"EXPLAIN (FORMAT JSON, VERBOSE)\n{executed}"))[0][
+                            "Plan"
+                        ]
+                    )
                 fetched = await _fetch_bounded(
                     statement,
                     checked.max_rows,
@@ -191,6 +246,9 @@ class Database:
                     f"The result cannot be read: {exc}.",
                     "Cast the column to text (column::text) and try again.",
                 ) from None
+            finally:
+                with contextlib.suppress(asyncpg.InterfaceError):  # a connection lost mid-call is released
+                    conn.remove_log_listener(collect)
             columns = [Column(a.name, pg_type_name(a.type.name), a.type.schema) for a in attributes]
         if capped is None:
             rows = [tuple(record) for record in fetched.records]
@@ -211,7 +269,7 @@ class Database:
             return rows
 
     @asynccontextmanager
-    async def _read_only(self, jit: bool = True) -> AsyncIterator[asyncpg.Connection]:
+    async def _read_only(self, jit: bool = True, analysed: bool = False) -> AsyncIterator[asyncpg.Connection]:
         """A pooled connection inside a read-only transaction that is rolled back afterwards.
 
         A connection found dead before anything ran on it (server restart, network cut) is
@@ -223,7 +281,7 @@ class Database:
         began = False
         try:
             async with asyncio.timeout(deadline):
-                pool, conn = await self._begin(jit)
+                pool, conn = await self._begin(jit, analysed)
                 began = True
                 cancelled = False
                 try:
@@ -252,13 +310,13 @@ class Database:
                 "The database may be overloaded or unreachable; try again, or simplify the query.",
             ) from None
 
-    async def _begin(self, jit: bool) -> tuple[asyncpg.Pool, asyncpg.Connection]:
+    async def _begin(self, jit: bool, analysed: bool) -> tuple[asyncpg.Pool, asyncpg.Connection]:
         for attempt in (1, 2):
             pool = await self._get_pool()
             conn: asyncpg.Connection | None = None
             try:
                 conn = await self._acquire(pool)
-                await conn.execute(self._begin_sql(conn, jit))
+                await conn.execute(self._begin_sql(conn, jit, analysed))
                 return pool, conn
             except asyncio.CancelledError:  # the deadline fired while BEGIN waited for the backend
                 if conn is not None:
@@ -370,7 +428,7 @@ class Database:
         except (TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError, *CONNECTION_LOST) as exc:
             log.info("abandoned backend %d (deadline or cancelled call); not terminated: %s", pid, exc)
 
-    def _begin_sql(self, conn: asyncpg.Connection, jit: bool) -> str:
+    def _begin_sql(self, conn: asyncpg.Connection, jit: bool, analysed: bool) -> str:
         """One message that opens the call's read-only transaction with its limits.
 
         The savepoint at the end keeps the limits in force after a failed statement: PostgreSQL
@@ -380,11 +438,17 @@ class Database:
         does when a network partition keeps the ROLLBACK from arriving. A failure undoes only what came
         after the savepoint. Nothing is set for the session, so through PgBouncer in transaction mode
         nothing reaches the next client of the server connection.
+
+        Every setting that changes how a statement is read, planned or printed, and that a database or
+        role default could change, is pinned (PINNED_SETTINGS). With `analysed`, the server sends its
+        rewritten parse tree of each statement prepared (see `_prepare_judged`), and keeps it out of
+        its own log when the role may say so.
         """
         s = self.settings
         sql = (
-            "BEGIN TRANSACTION READ ONLY; SET LOCAL standard_conforming_strings = on; "
-            f"SET LOCAL statement_timeout = {int(s.statement_timeout * 1000)}; "
+            "BEGIN TRANSACTION READ ONLY; "
+            + "".join(f"SET LOCAL {name} = {value}; " for name, value in PINNED_SETTINGS)
+            + f"SET LOCAL statement_timeout = {int(s.statement_timeout * 1000)}; "
             f"SET LOCAL lock_timeout = {int(s.lock_timeout * 1000)}; "
             f"SET LOCAL idle_in_transaction_session_timeout = {int((s.statement_timeout + 5) * 1000)};"
         )
@@ -392,6 +456,10 @@ class Database:
             sql += f" SET LOCAL temp_file_limit = '{s.temp_file_limit}';"
         if not jit:
             sql += " SET LOCAL jit = off;"
+        if analysed:
+            sql += ANALYSIS_SETTINGS + (
+                " SET LOCAL log_min_messages = fatal;" if self._may_quiet_analysis else ""
+            )
         if conn.get_server_version().major >= 14:  # stop work for a client that went away
             sql += " SET LOCAL client_connection_check_interval = 1000;"
         return sql + " SAVEPOINT pg_mcp_call;"
@@ -399,7 +467,13 @@ class Database:
     async def _init_connection(self, conn: asyncpg.Connection) -> None:
         """Type codecs, and whether this role may set temp_file_limit (asked once per connection)."""
         await _set_codecs(conn)
-        self._may_set_temp_file_limit = await _may_set_temp_file_limit(conn)
+        self._may_set_temp_file_limit = await _may_set(conn, "temp_file_limit")
+        self._may_quiet_analysis = await _may_set(conn, "log_min_messages")
+
+    @property
+    def analysis_logged(self) -> bool:
+        """Whether the server writes each analysed statement's tree to its log (the role may not stop it)."""
+        return not self._may_quiet_analysis
 
     async def _get_pool(self) -> asyncpg.Pool:
         if self._pool is not None:
@@ -456,13 +530,47 @@ async def _set_codecs(conn: asyncpg.Connection) -> None:
             continue
 
 
-async def _may_set_temp_file_limit(conn: asyncpg.Connection) -> bool:
-    """temp_file_limit is superuser-only; PostgreSQL 15 can grant it (GRANT SET ON PARAMETER)."""
+async def _may_set(conn: asyncpg.Connection, parameter: str) -> bool:
+    """Whether the role may set a superuser-only parameter; PostgreSQL 15 can grant it (GRANT SET ON
+    PARAMETER)."""
     if conn.get_server_version().major >= 15:
-        sql = "SELECT has_parameter_privilege(current_user, 'temp_file_limit', 'SET')"
-    else:
-        sql = "SELECT current_setting('is_superuser') = 'on'"
-    return bool(await conn.fetchval(sql))
+        return bool(await conn.fetchval("SELECT has_parameter_privilege(current_user, $1, 'SET')", parameter))
+    return bool(await conn.fetchval("SELECT current_setting('is_superuser') = 'on'"))
+
+
+async def _prepare_judged(
+    conn: asyncpg.Connection,
+    sql: str,
+    trees: list[str],
+    judge: Callable[[str], Awaitable[None]] | None,
+) -> asyncpg.prepared_stmt.PreparedStatement:
+    """Prepare `sql` (Parse: the server analyses and rewrites it, and plans nothing) and, with `judge`,
+    hand it the rewritten tree the server sent, before anything can plan or run the statement."""
+    trees.clear()
+    try:
+        statement = await conn.prepare(sql)
+    except (asyncpg.PostgresError, asyncpg.InternalClientError) as exc:
+        if judge is not None and trees:  # analysed, then failed: a refusal says more than the failure
+            await judge(trees[0])
+        if type(exc) is asyncpg.InternalClientError:  # a result type the driver cannot describe
+            raise QueryError(
+                "The result has a column of a pseudo-type the driver cannot read (anyarray, say).",
+                "Cast that column to text (column::text).",
+            ) from None
+        raise
+    if judge is None:
+        return statement
+    if not trees:  # the listener is called soon after the message arrives, before ParseComplete's waiter
+        await asyncio.sleep(0)
+    if not trees:
+        raise GuardError(
+            Rule.ANALYSIS,
+            "PostgreSQL did not send its analysis of the statement, so it was not run.",
+            "A connection pooler or proxy may be dropping the server's notices; connect directly or "
+            "through PgBouncer, which passes them on.",
+        )
+    await judge(trees[0])  # the statement's own: asyncpg's look-ups of unknown result types come after it
+    return statement
 
 
 async def _fetch_bounded(

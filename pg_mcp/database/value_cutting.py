@@ -8,6 +8,10 @@ from typing import Any
 
 import asyncpg
 
+#: A value's text, from its type's output function: `::text` would run a cast to text, which the
+#: database's owner may have written (`CREATE CAST (... AS text) WITH FUNCTION ...`).
+TEXT_OF = "pg_catalog.format('%s', {})"
+
 #: Types whose values are small and fixed in size; every other column's values are capped on the server.
 SMALL_TYPES = frozenset(
     {
@@ -67,24 +71,24 @@ def cell_capped(sql: str, attributes: Any, max_chars: int) -> tuple[str, list[st
             selects.append(name)
             continue
         if unit == "bytes":  # shown as hex: \x and two characters per byte; its length costs nothing
-            length = f"octet_length({name})"
+            length = f"pg_catalog.octet_length({name})"
             big = f"{length} > {shown_bytes}"
-            shown = f"'\\x' || encode(substring({name} FROM 1 FOR {shown_bytes}), 'hex')"
+            shown = f"'\\x' || pg_catalog.encode(pg_catalog.substring({name}, 1, {shown_bytes}), 'hex')"
         else:  # octet_length first: it is free even for a toasted value, char_length is not
-            text = f"({name}::text)" if inline else f"t_{name}"
+            text = f"{TEXT_OF.format(name)}" if inline else f"t_{name}"
             if not inline:
-                inner.append(f"{name}::text AS {text}")
-            length = f"char_length({text})"
-            big = f"CASE WHEN octet_length({text}) > {max_bytes} THEN true ELSE {length} > {max_chars} END"
+                inner.append(f"{TEXT_OF.format(name)} AS {text}")
+            length = f"pg_catalog.char_length({text})"
+            big = f"CASE WHEN pg_catalog.octet_length({text}) > {max_bytes} THEN true ELSE {length} > {max_chars} END"
             # max_chars characters unless they pass the byte limit; then half as many, at most 4 bytes each
-            start = f"substr({text}, 1, {max_chars})"
+            start = f"pg_catalog.substr({text}, 1, {max_chars})"
             shown = (
-                f"CASE WHEN octet_length({start}) <= {max_bytes} THEN {start} "
-                f"ELSE substr({text}, 1, {max(1, max_bytes // 4)}) END"
+                f"CASE WHEN pg_catalog.octet_length({start}) <= {max_bytes} THEN {start} "
+                f"ELSE pg_catalog.substr({text}, 1, {max(1, max_bytes // 4)}) END"
             )
         selects.append(f"CASE WHEN {big} THEN NULL ELSE {name} END")
-        cuts.append(f"CASE WHEN {big} THEN {length}::text || ':' || {shown} END")
-    selects.append(f"ARRAY[{', '.join(cuts)}]::text[]")
+        cuts.append(f"CASE WHEN {big} THEN pg_catalog.format('%s:%s', {length}, {shown}) END")
+    selects.append(f"ARRAY[{', '.join(cuts)}]::pg_catalog.text[]")
     source = f"(\n{sql}\n) AS pg_mcp_cells({', '.join(names)})"
     if not inline:
         source = f"(SELECT {', '.join(inner)} FROM {source} OFFSET 0) AS pg_mcp_text"

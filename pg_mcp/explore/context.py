@@ -10,9 +10,11 @@ from pg_mcp.config import Settings
 from pg_mcp.database.catalog import Catalog
 from pg_mcp.database.executor import Database
 from pg_mcp.database.lineage import LineagePolicy
+from pg_mcp.database.reach import ReachModel
 from pg_mcp.errors import InvalidArgumentError
 from pg_mcp.guard import GuardPolicy
 from pg_mcp.guard.access import AccessPolicy
+from pg_mcp.guard.analysed import CatalogReach
 from pg_mcp.guard.plan import Budget
 from pg_mcp.render.values import Limits
 
@@ -35,6 +37,7 @@ class DatabaseContext:
     db: Database
     catalog: Catalog = field(init=False)
     lineage: LineagePolicy = field(init=False)
+    reach_model: ReachModel = field(init=False)
     limits: Limits = field(init=False)
     budget: Budget = field(init=False)
     _policy: GuardPolicy = field(init=False)
@@ -44,6 +47,7 @@ class DatabaseContext:
         s = self.settings
         self.catalog = Catalog(self.db, s.access)
         self.lineage = LineagePolicy(s.access)
+        self.reach_model = ReachModel(s.allow_functions)
         self.limits = Limits(s.max_cell_chars, s.max_result_bytes)
         self.budget = Budget(max_cost=s.max_cost, max_rows=s.max_plan_rows)
         self._policy = GuardPolicy(
@@ -64,18 +68,17 @@ class DatabaseContext:
         now = time.monotonic()
         if self._policy_loaded_at is None or now - self._policy_loaded_at > FUNCTION_NAMES_TTL:
             one_arg, row = await self.catalog.field_callable_functions()
-            names = await self.catalog.user_defined_names(list(self.settings.allow_functions))
             self._policy = replace(
                 self._policy,
                 one_arg_functions=one_arg,
                 row_functions=row,
-                user_functions=names.functions,
-                user_operators=names.operators,
-                user_cast_types=names.cast_types,
-                user_calling_views=names.calling_views,
             )
             self._policy_loaded_at = now
         return self._policy
+
+    async def reach(self, *, fresh: bool = False) -> CatalogReach:
+        """What this database's catalog makes reachable (pg_mcp.database.reach), under the current limits."""
+        return await self.reach_model.get(self.db, self.access, fresh=fresh)
 
     async def access_policy(self) -> AccessPolicy:
         """The operator's limits carried onto partitions, children and derived views (pg_mcp.database.lineage)."""

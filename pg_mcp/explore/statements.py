@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
+from pg_mcp.database.executor import QueryResult
 from pg_mcp.explore.context import DatabaseContext, ToolOutput
-from pg_mcp.guard import CheckedQuery, GuardPolicy, check_query_async
+from pg_mcp.guard import CheckedQuery, GuardPolicy, StaleReach, check_query_async, judge_analysis
 from pg_mcp.guard.access import check_plan
+from pg_mcp.guard.analysed import CatalogReach
 from pg_mcp.guard.plan import check_budget, check_plan_calls
 from pg_mcp.render.catalog_text import render_plan
 from pg_mcp.render.results import bounded_structured, render_result
@@ -27,7 +30,7 @@ async def query(
     policy = await ctx.guard_policy()
     await ctx.access_policy()
     checked = await check_query_async(sql, rows_cap, policy)
-    result = await ctx.db.run_query(checked, inspect_plan=lambda plan: _check_plan(ctx, plan, policy))
+    result = await _run_judged(ctx, checked, inspect_plan=lambda plan: _check_plan(ctx, plan, policy))
     name, most = row_argument or ("max_rows", ctx.settings.max_rows_limit)
     rendered = render_result(result, rows_cap, ctx.limits, most, name)
     return ToolOutput(rendered.text, rendered.structured)
@@ -66,6 +69,31 @@ async def _plan(ctx: DatabaseContext, checked: CheckedQuery, *, verbose: bool) -
         sql=f"EXPLAIN (FORMAT JSON, VERBOSE {str(verbose).lower()})\n{checked.statement}",
         cap_cells=False,
     )
-    result = await ctx.db.run_query(explain)
+    result = await _run_judged(ctx, explain, judge_first=checked.sql)
     plan: dict[str, Any] = json.loads(result.rows[0][0])[0]["Plan"]
     return plan
+
+
+async def _run_judged(
+    ctx: DatabaseContext,
+    checked: CheckedQuery,
+    *,
+    judge_first: str | None = None,
+    inspect_plan: Callable[[dict[str, Any]], None] | None = None,
+) -> QueryResult:
+    """Run a statement whose PostgreSQL analysis is judged before it is planned (pg_mcp.guard.analysed);
+    when the analysis names an object the catalog model has not seen, the model is read again and the
+    statement judged afresh, once."""
+    for fresh in (False, True):
+        reach = await ctx.reach(fresh=fresh)
+
+        async def judge(tree: str, reach: CatalogReach = reach, fresh: bool = fresh) -> None:
+            await judge_analysis(tree, reach, limits_active=ctx.access.active, fresh=fresh)
+
+        try:
+            return await ctx.db.run_query(
+                checked, judge=judge, judge_first=judge_first, inspect_plan=inspect_plan
+            )
+        except StaleReach:
+            continue
+    raise AssertionError("unreachable: a fresh model is never stale")

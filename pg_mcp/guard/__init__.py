@@ -28,14 +28,15 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from pg_mcp.errors import GuardError
-from pg_mcp.guard import watchdog
+from pg_mcp.guard import analysed, watchdog
 from pg_mcp.guard.input import check_input
 from pg_mcp.guard.operators import BUILTIN_OPERATORS
 from pg_mcp.guard.policy import CheckedQuery, GuardPolicy
 from pg_mcp.guard.rules import Rule
 
 __all__ = [
-    "BUILTIN_OPERATORS", "CheckedQuery", "GuardPolicy", "Rule", "check_query", "check_query_async", "load_parsers",
+    "BUILTIN_OPERATORS", "CheckedQuery", "GuardPolicy", "Rule", "StaleReach", "check_query", "check_query_async",
+    "judge_analysis", "load_parsers",
 ]  # fmt: skip
 
 #: Guard runs at once on worker threads; more calls wait their turn instead of crowding the event
@@ -145,6 +146,48 @@ async def check_query_async(sql: str, max_rows: int, policy: GuardPolicy) -> Che
         if len(_verdicts) > VERDICTS_KEPT:
             _verdicts.popitem(last=False)
     return checked
+
+
+class StaleReach(Exception):
+    """PostgreSQL's analysis names an operator-written object the catalog model has never seen: the
+    model must be read again before the statement can be judged."""
+
+
+#: PostgreSQL's analysis of a statement is read on the event loop up to this size (a few hundred
+#: microseconds), on a guard worker beyond it; past MAX_ANALYSIS_CHARS it is refused unread.
+INLINE_ANALYSIS_CHARS = 64_000
+MAX_ANALYSIS_CHARS = 64_000_000
+
+
+async def judge_analysis(
+    tree: str, reach: analysed.CatalogReach, *, limits_active: bool, fresh: bool
+) -> None:
+    """Judge the rewritten parse tree PostgreSQL sent for a statement (pg_mcp.guard.analysed); raises
+    GuardError, or StaleReach when `reach` predates an object the tree names and is not `fresh`."""
+    if len(tree) > MAX_ANALYSIS_CHARS:
+        raise GuardError(
+            Rule.TOO_COMPLEX,
+            f"PostgreSQL's analysis of the statement is over {MAX_ANALYSIS_CHARS:,} characters (views within "
+            "views, or a very long statement), too large to check, so it was not run.",
+            "Query fewer or smaller views at once.",
+        )
+    if len(tree) <= INLINE_ANALYSIS_CHARS:
+        _judge(tree, reach, limits_active, fresh)
+    else:
+        await asyncio.get_running_loop().run_in_executor(_EXECUTOR, _judge, tree, reach, limits_active, fresh)
+
+
+def _judge(tree: str, reach: analysed.CatalogReach, limits_active: bool, fresh: bool) -> None:
+    statement = analysed.analyse(tree)
+    if reach.is_stale_for(statement.oids()):
+        if not fresh:
+            raise StaleReach
+        raise GuardError(
+            Rule.ANALYSIS,
+            "The statement uses an object created while it was being checked, so it was not run.",
+            "Send it again.",
+        )
+    analysed.check(statement, reach, limits_active=limits_active)
 
 
 def load_parsers() -> None:

@@ -14,7 +14,6 @@ limit is active. TOAST tables are always refused.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from functools import cached_property
@@ -33,9 +32,6 @@ STATISTICS_RELATIONS = frozenset(
         "pg_stats_ext_exprs",
     }
 )
-_SCAN_TEXT_KEYS = (
-    "Output", "Filter", "Index Cond", "Recheck Cond", "TID Cond", "Join Filter", "Sort Key", "Remote SQL",
-)  # fmt: skip
 #: Plan nodes that read a stored relation: one without "Relation Name" reads something unnamed.
 _RELATION_SCANS = frozenset(
     {"Seq Scan", "Sample Scan", "Index Scan", "Index Only Scan", "Bitmap Heap Scan", "Tid Scan",
@@ -264,27 +260,6 @@ def check_plan(plan: Mapping[str, Any], policy: AccessPolicy) -> None:
                 f"The query reads {schema}.{relation}, which this server does not expose"
                 + (f": {reason}." if reason else "."),
                 "Use list_tables to see the tables you can query.",
-            )
-        hidden = policy.hidden(schema, relation)
-        if hidden:
-            _check_columns(node, schema, relation, hidden)
-
-
-def _check_columns(node: Mapping[str, Any], schema: str, relation: str, hidden: frozenset[str]) -> None:
-    alias = re.escape(node.get("Alias") or relation)
-    text = " ".join(_strings(node.get(key)) for key in _SCAN_TEXT_KEYS)
-    if re.search(rf'(?:^|[^\w])"?{alias}"?\.\*', text):
-        raise GuardError(
-            "hidden_column",
-            f"The query reads whole rows of {schema}.{relation}, which has hidden columns.",
-            "Name the columns you need instead of * or the row itself.",
-        )
-    for column in hidden:
-        if re.search(rf'(^|[^\w$]){re.escape(column)}"?($|[^\w$])', text):
-            raise GuardError(
-                "hidden_column",
-                f"The column {relation}.{column} is hidden by the server's operator.",
-                "Leave it out of the query; describe_table lists the columns you can use.",
             )
 
 

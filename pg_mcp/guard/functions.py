@@ -272,6 +272,17 @@ def denial_reason(name: str) -> str:
     return _NOT_LISTED
 
 
+def operator_allowed(name: str, schema: str | None, extra: frozenset[str]) -> bool:
+    """Whether the operator allowed a function so named: a bare name allows it in any schema, and
+    "schema.name" allows it called with or without the schema (PostgreSQL's analysis of the statement
+    then shows which function the call resolves to, and only the allowed one passes)."""
+    if name in extra:
+        return True
+    if schema is not None:
+        return f"{schema}.{name}" in extra
+    return any(entry.rpartition(".")[2] == name for entry in extra)
+
+
 def is_function_allowed(name: str, schema: str | None, extra: frozenset[str]) -> tuple[bool, str | None]:
     """Decide a call of function `name` (as PostgreSQL resolves it) qualified by `schema`, if any.
 
@@ -279,12 +290,10 @@ def is_function_allowed(name: str, schema: str | None, extra: frozenset[str]) ->
     built-ins live) with an allowed bare name, or an operator-allowed "schema.name". Returns
     (allowed, reason when refused).
     """
-    if schema is None:
-        allowed = name in ALLOWED_FUNCTIONS or name in extra
-    elif schema == "pg_catalog":
+    if schema == "pg_catalog":
         allowed = name in ALLOWED_FUNCTIONS or name in extra or f"{schema}.{name}" in extra
     else:
-        allowed = f"{schema}.{name}" in extra
+        allowed = (schema is None and name in ALLOWED_FUNCTIONS) or operator_allowed(name, schema, extra)
     if allowed:
         return True, None
     if schema is not None and schema != "pg_catalog":

@@ -15,7 +15,7 @@ from typing import Any
 
 from pg_mcp.errors import GuardError
 from pg_mcp.guard import secrets
-from pg_mcp.guard.functions import denial_reason, is_denied
+from pg_mcp.guard.functions import denial_reason, is_denied, operator_allowed
 from pg_mcp.guard.policy import GuardPolicy
 from pg_mcp.guard.rules import Rule
 
@@ -102,7 +102,7 @@ def _check_relation(node: Mapping[str, Any], schema: str, relation: str, policy:
 def _check_call(schema: str | None, name: str, policy: GuardPolicy) -> None:
     qualified = f"{schema}.{name}" if schema else name
     if schema is not None and schema not in _BUILT_IN_SCHEMAS:
-        if qualified not in policy.allowed_functions:
+        if not operator_allowed(name, schema, policy.allowed_functions):
             raise GuardError(
                 Rule.USER_DEFINED,
                 f"The plan calls the user-defined function {qualified}() (through a view or in place of a "
@@ -111,13 +111,6 @@ def _check_call(schema: str | None, name: str, policy: GuardPolicy) -> None:
                 "(PG_MCP_ALLOW_FUNCTIONS).",
             )
         return
-    if schema is None and name in policy.user_function_names() and name not in policy.allowed_functions:
-        raise GuardError(
-            Rule.USER_DEFINED,
-            f"The plan calls {name}(), and a user-defined function of that name exists: PostgreSQL may run it "
-            "(through a view or in place of the built-in).",
-            f"Call the built-in as pg_catalog.{name}(...), or query the underlying tables directly.",
-        )
     if is_denied(name) and name not in policy.allowed_functions:
         raise GuardError(
             Rule.FUNCTION_NOT_ALLOWED,

@@ -21,23 +21,6 @@ class GuardPolicy:
     None when unknown: then a field selection is accepted only if its name is an allowed function."""
     row_functions: frozenset[str] = field(default_factory=frozenset)
     """Names of functions callable with one row argument, which `alias.name` may call."""
-    user_functions: frozenset[str] | None = None
-    """Names of functions defined outside pg_catalog and information_schema: they can shadow a built-in."""
-    user_operators: frozenset[str] | None = None
-    """Names of operators defined outside pg_catalog."""
-    user_cast_types: frozenset[str] | None = None
-    """Names of types that a user-defined cast function converts to."""
-    user_calling_views: frozenset[str] = field(default_factory=frozenset)
-    """Names of views that call a user-defined function the operator has not allowed."""
-
-    def user_function_names(self) -> frozenset[str]:
-        return self.user_functions or frozenset()
-
-    def user_operator_names(self) -> frozenset[str]:
-        return self.user_operators or frozenset()
-
-    def user_cast_type_names(self) -> frozenset[str]:
-        return self.user_cast_types or frozenset()
 
 
 @dataclass(frozen=True)

@@ -233,9 +233,6 @@ class _Checker:
                             f"The SQL nests queries more than {MAX_QUERY_NESTING} levels deep.",
                             "Flatten the query, for example with WITH clauses.",
                         )
-                elif key == "typeName" and isinstance(child, dict):
-                    self._type_name(child)
-                    stack.append((child, factor, depth))
                 elif isinstance(child, (dict, list)):
                     stack.append((child, factor, depth))
 
@@ -308,17 +305,6 @@ class _Checker:
         allowed, reason = is_function_allowed(name, schema, self.policy.allowed_functions)
         if not allowed:
             raise _function_refusal(".".join(parts), reason or "it is not allowed")
-        if (
-            schema is None
-            and name in self.policy.user_function_names()
-            and name not in self.policy.allowed_functions
-        ):
-            raise GuardError(
-                Rule.USER_DEFINED,
-                f"A user-defined function named {name}() exists in this database, so PostgreSQL may call it "
-                f"instead of the built-in {name}().",
-                f"Call the built-in explicitly: pg_catalog.{name}(...).",
-            )
         if schema in (None, "pg_catalog"):
             secrets.check_function(name, self.policy.allowed_secrets)
         args = node.get("args", [])
@@ -386,13 +372,6 @@ class _Checker:
                 "operator runs a function the guard cannot check.",
                 "Use built-in operators, or the equivalent built-in function.",
             )
-        if len(names) == 1 and operator in self.policy.user_operator_names():
-            raise GuardError(
-                Rule.USER_DEFINED,
-                f"A user-defined operator {operator} exists in this database, so PostgreSQL may run it (and "
-                "the function behind it) instead of the built-in one.",
-                f"Write OPERATOR(pg_catalog.{operator}) to use the built-in operator.",
-            )
         if operator in UNINTERRUPTIBLE_OPERATORS:
             self.uninterruptible = self.uninterruptible or f"the {operator} operator"
 
@@ -405,23 +384,6 @@ class _Checker:
             )
         name = str(node.get("relname"))
         secrets.check_relation(node.get("schemaname"), name, self.policy.allowed_secrets)
-        if name in self.policy.user_calling_views:
-            raise GuardError(
-                Rule.USER_DEFINED,
-                f"The view {name} calls a user-defined function the operator has not allowed; even planning "
-                "the query could run it.",
-                "Query the tables under the view, or ask the operator to allow the function "
-                "(PG_MCP_ALLOW_FUNCTIONS).",
-            )
-
-    def _type_name(self, node: dict[str, Any]) -> None:
-        parts = _names(node.get("names"))
-        if parts and parts[-1] in self.policy.user_cast_type_names():
-            raise GuardError(
-                Rule.USER_DEFINED,
-                f"A cast to {'.'.join(parts)} may run a user-defined cast function the guard cannot check.",
-                "Compare with the value's text instead (column::text = '...').",
-            )
 
     def _column_ref(self, node: dict[str, Any]) -> None:
         fields = node.get("fields", [])

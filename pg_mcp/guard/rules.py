@@ -33,5 +33,7 @@ class Rule(StrEnum):
     UNINTERRUPTIBLE = "uninterruptible"
     TABLE_NOT_ALLOWED = "table_not_allowed"
     HIDDEN_COLUMN = "hidden_column"
+    CATALOG_TEXT = "catalog_text"
+    ANALYSIS = "analysis"
     COST_BUDGET = "cost_budget"
     ROW_BUDGET = "row_budget"

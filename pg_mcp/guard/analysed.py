@@ -1,0 +1,311 @@
+"""The verdict on PostgreSQL's own analysis of a statement, before anything is planned.
+
+When the executor prepares a statement (the Parse message), the connected server parses, analyses and
+rewrites it with its own grammar and catalog, and sends back that tree (`debug_print_rewritten`).
+Parse analysis resolves every name, operator, cast, domain coercion and type, the rewriter expands
+views and adds row-level-security quals, and none of it runs operator-written code; planning, which
+can (it folds and evaluates functions), only starts at Bind, after this verdict. So the question
+"which code can this statement reach" is answered on the server's reading of the text, object by
+object (OIDs, not names), and so is "which stored columns does it read":
+
+- code: every function, operator and type the tree holds is looked up in the catalog's reach model
+  (`CatalogReach`, read by `pg_mcp.database.reach`): operator-written functions the operator has not
+  allowed, operators and casts they implement, domains whose constraints call them, types whose I/O or
+  comparison they implement, and relations whose indexes, partition keys or foreign-data wrapper
+  do. In most databases the model is empty and nothing is refused here.
+- columns: the columns each relation really contributes (following subqueries, views, joins and
+  correlated references the way PostgreSQL resolved them; `t.*` and whole-row references read every
+  column) are compared, by relation OID and column number, with the hidden columns, and with the
+  catalog columns that hold text about objects while schema or table limits are active.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+
+from pg_mcp.errors import GuardError
+from pg_mcp.guard.node_dump import DumpError, Node, Value, read
+from pg_mcp.guard.rules import Rule
+
+#: OIDs below this are PostgreSQL's own objects (FirstNormalObjectId): always in the model's scope.
+FIRST_USER_OID = 16384
+
+_FUNCTION_FIELDS = frozenset(
+    {"funcid", "aggfnoid", "winfnoid", "opfuncid", "tsmhandler", "hashfuncid", "negfuncid"}
+)
+_OPERATOR_FIELDS = frozenset({"opno", "eqop", "sortop", "opnos"})
+_TYPE_SUFFIXES = ("type", "typid", "typeid", "types", "typeids")
+#: Fields so named that hold a kind, not a type.
+_KINDS = frozenset({"commandType", "jointype", "subLinkType", "nulltesttype", "booltesttype", "xmloption"})
+_RELATION_FIELD = "relid"
+#: RangeTblEntry kinds (RTEKind) that matter for column resolution.
+_RTE_RELATION, _RTE_SUBQUERY, _RTE_JOIN, _RTE_CTE, _RTE_GROUP = 0, 1, 2, 6, 9
+#: Query fields that hold expressions evaluated for the query's rows (the target list is separate).
+_QUERY_EXPRESSIONS = ("jointree", "havingQual", "limitOffset", "limitCount", "windowClause")
+#: Fields of a range-table entry that hold expressions of the enclosing query.
+_RTE_EXPRESSIONS = ("functions", "tablefunc", "values_lists", "tablesample")
+
+
+@dataclass(frozen=True)
+class CatalogReach:
+    """What one database's catalog makes reachable, by OID, with a description for each refusal.
+
+    `known_*` hold every operator-written object of the kind (reachable or not): an OID above
+    FIRST_USER_OID that the model does not know means the catalog changed since it was read.
+    """
+
+    functions: Mapping[int, str] = field(default_factory=dict)
+    operators: Mapping[int, str] = field(default_factory=dict)
+    types: Mapping[int, str] = field(default_factory=dict)
+    relations: Mapping[int, str] = field(default_factory=dict)
+    known: frozenset[int] = frozenset()
+    hidden: Mapping[int, Mapping[int, str]] = field(default_factory=dict)
+    """Relation OID -> hidden column numbers -> "schema.table.column"."""
+    catalog_text: Mapping[int, Mapping[int, str]] = field(default_factory=dict)
+    """Catalog relation OID -> column numbers holding text about objects -> "pg_proc.prosrc"."""
+    catalog_text_functions: Mapping[int, str] = field(default_factory=dict)
+    """Built-in functions that return text stored about objects (comments, definitions)."""
+
+    def is_stale_for(self, oids: Iterator[int]) -> bool:
+        """Whether the tree names an operator-written object this model has never seen."""
+        return any(oid >= FIRST_USER_OID and oid not in self.known for oid in oids)
+
+
+@dataclass
+class AnalysedStatement:
+    """The parts of PostgreSQL's tree the rules look at."""
+
+    queries: list[Node]
+    functions: set[int] = field(default_factory=set)
+    operators: set[int] = field(default_factory=set)
+    types: set[int] = field(default_factory=set)
+    relations: set[int] = field(default_factory=set)
+
+    def oids(self) -> Iterator[int]:
+        yield from self.functions
+        yield from self.operators
+        yield from self.types
+        yield from self.relations
+
+
+def analyse(dump: str) -> AnalysedStatement:
+    """Read the rewritten tree PostgreSQL sent and collect every object it refers to."""
+    try:
+        values = read(dump)
+    except DumpError as error:
+        raise _unreadable(str(error)) from None
+    if len(values) == 1 and isinstance(values[0], list):  # the list of the rewritten queries
+        values = values[0]
+    queries = [value for value in values if isinstance(value, Node) and value.tag == "QUERY"]
+    if not queries or len(queries) != len(values):
+        raise _unreadable("no query in it")
+    statement = AnalysedStatement(queries)
+    for node in _nodes(list(values)):
+        for name, value in node.fields.items():
+            if name in _FUNCTION_FIELDS:
+                statement.functions.update(_oids(value))
+            elif name in _OPERATOR_FIELDS:
+                statement.operators.update(_oids(value))
+            elif name == _RELATION_FIELD:
+                statement.relations.update(_oids(value))
+            elif name.lower().endswith(_TYPE_SUFFIXES) and name not in _KINDS:
+                statement.types.update(_oids(value))
+    return statement
+
+
+def check(statement: AnalysedStatement, reach: CatalogReach, *, limits_active: bool) -> None:
+    """Refuse a statement that can reach operator-written code the operator has not allowed, reads a
+    hidden column, or (under schema or table limits) reads text the catalog stores about objects."""
+    for oids, items, kind in (
+        (statement.functions, reach.functions, "function"),
+        (statement.operators, reach.operators, "operator"),
+        (statement.types, reach.types, "type"),
+        (statement.relations, reach.relations, "relation"),
+    ):
+        for oid in sorted(oids):
+            if oid in items:
+                raise _reaches(kind, items[oid])
+    if not reach.hidden and not (limits_active and reach.catalog_text):
+        return
+    reads = _Reads(reach, limits_active)
+    for query in statement.queries:
+        reads.query(query, None, [])
+
+
+def _reaches(kind: str, description: str) -> GuardError:
+    return GuardError(
+        Rule.USER_DEFINED,
+        f"PostgreSQL resolves this statement to the {kind} {description}, which runs code written in this "
+        "database that the operator has not allowed; it could run while the statement is planned, so nothing "
+        "was run.",
+        "Use built-in types, operators and functions explicitly (for example compare a text column with a "
+        "quoted value, or cast with ::integer), query the tables under a view, or ask the operator to allow "
+        "the function (PG_MCP_ALLOW_FUNCTIONS=schema.name).",
+    )
+
+
+def _unreadable(why: str) -> GuardError:
+    return GuardError(
+        Rule.PARSE,
+        f"PostgreSQL's analysis of the statement could not be read ({why}), so it was not run.",
+        "Simplify the statement; if this persists, report it with the statement.",
+    )
+
+
+@dataclass
+class _Scope:
+    """One query level while columns are resolved: its range table and what its subqueries must give."""
+
+    query: Node
+    rtable: list[Value]
+    wanted: dict[int, set[int]] = field(default_factory=dict)
+    """Range-table index of a subquery -> its target entries referenced (0: all)."""
+    done: dict[int, set[int]] = field(default_factory=dict)
+    """Range-table index of a subquery -> target entries already followed into it."""
+
+
+class _Reads:
+    """Follows each column reference to the stored column it reads, as PostgreSQL resolved it."""
+
+    def __init__(self, reach: CatalogReach, limits_active: bool) -> None:
+        self.reach = reach
+        self.limits_active = limits_active
+
+    def query(self, query: Node, wanted: set[int] | None, outer: list[_Scope]) -> None:
+        """Check a query whose target entries `wanted` (None: all) are used by what encloses it."""
+        rtable = query.get("rtable")
+        scope = _Scope(query, rtable if isinstance(rtable, list) else [])
+        stack = [*outer, scope]
+        for entry in _items(query.get("targetList")):
+            if isinstance(entry, Node) and (
+                wanted is None
+                or entry.int("resno") in wanted
+                or entry.get("resjunk") == "true"
+                or entry.int("ressortgroupref")
+            ):
+                self.expression(entry.get("expr"), stack)
+        for name in _QUERY_EXPRESSIONS:
+            self.expression(query.get(name), stack)
+        for rte in scope.rtable:
+            if isinstance(rte, Node) and rte.int("rtekind") not in (_RTE_SUBQUERY, _RTE_JOIN, _RTE_GROUP):
+                for name in _RTE_EXPRESSIONS:
+                    self.expression(rte.get(name), stack)
+        for cte in _items(query.get("cteList")):
+            if isinstance(cte, Node) and isinstance(cte.get("ctequery"), Node):
+                self.query(cte.get("ctequery"), None, stack)  # type: ignore[arg-type]
+        for index in _set_operation_leaves(query.get("setOperations")):
+            scope.wanted.setdefault(index, set()).add(0)
+        for index in range(len(scope.rtable), 0, -1):  # LATERAL refers only to entries before it
+            rte = scope.rtable[index - 1]
+            if isinstance(rte, Node) and rte.int("rtekind") == _RTE_SUBQUERY:
+                self._follow(scope, index, stack, scope.wanted.get(index, set()))
+
+    def _follow(self, scope: _Scope, index: int, stack: list[_Scope], wanted: set[int]) -> None:
+        """Check the subquery at `index` for the target entries not yet followed (its quals once)."""
+        first = index not in scope.done
+        done = scope.done.setdefault(index, set())
+        if 0 in done or (not first and wanted <= done):
+            return
+        subquery = scope.rtable[index - 1].get("subquery")  # type: ignore[union-attr]
+        done.update(wanted)
+        if isinstance(subquery, Node):  # `stack` ends with `scope`, the subquery's enclosing level
+            self.query(subquery, None if 0 in wanted else set(wanted), stack)
+
+    def expression(self, value: Value, stack: list[_Scope]) -> None:
+        """Every column read and catalog-text call in an expression (subqueries inside it included)."""
+        pending: list[Value] = [value]
+        while pending:
+            item = pending.pop()
+            if isinstance(item, list):
+                pending.extend(item)
+                continue
+            if not isinstance(item, Node):
+                continue
+            if item.tag == "VAR":
+                self._variable(item, stack)
+            elif item.tag == "QUERY":
+                self.query(item, None, stack)
+            else:
+                if item.tag == "FUNCEXPR" and self.limits_active:
+                    described = self.reach.catalog_text_functions.get(item.int("funcid"))
+                    if described:
+                        raise _catalog_text(f"{described}()")
+                pending.extend(item.fields.values())
+
+    def _variable(self, var: Node, stack: list[_Scope]) -> None:
+        level = len(stack) - 1 - var.int("varlevelsup")
+        index, column = var.int("varno"), var.int("varattno")
+        if not 0 <= level < len(stack) or not 1 <= index <= len(stack[level].rtable):
+            return  # a special varno (OUTER/INNER) never appears before planning
+        scope = stack[level]
+        rte = scope.rtable[index - 1]
+        if not isinstance(rte, Node):
+            return
+        kind = rte.int("rtekind", -1)
+        if kind == _RTE_RELATION:
+            self._stored(rte.int("relid"), column)
+        elif kind == _RTE_SUBQUERY:
+            wanted = {column} if column > 0 else {0}
+            scope.wanted.setdefault(index, set()).update(wanted)
+            if index in scope.done:  # already followed: follow the new entries now
+                self._follow(scope, index, stack[: level + 1], wanted)
+        elif kind in (_RTE_JOIN, _RTE_GROUP):
+            aliases = _items(rte.get("joinaliasvars" if kind == _RTE_JOIN else "groupexprs"))
+            chosen = aliases if column <= 0 else aliases[column - 1 : column]
+            for alias in chosen:
+                self.expression(alias, stack[: level + 1])
+
+    def _stored(self, relid: int, column: int) -> None:
+        if column < 0:
+            return  # system columns: ctid, xmin ...
+        hidden = self.reach.hidden.get(relid, {})
+        if hidden and (column == 0 or column in hidden):
+            name = hidden.get(column) or next(iter(hidden.values()))
+            raise GuardError(
+                Rule.HIDDEN_COLUMN,
+                f"The statement reads the column {name}, which the operator has hidden"
+                + (" (through a whole-row reference or *)." if column == 0 else "."),
+                "List the columns you need by name, leaving out hidden ones.",
+            )
+        if self.limits_active:
+            text = self.reach.catalog_text.get(relid, {})
+            if text and (column == 0 or column in text):
+                raise _catalog_text(text.get(column) or next(iter(text.values())))
+
+
+def _catalog_text(what: str) -> GuardError:
+    return GuardError(
+        Rule.CATALOG_TEXT,
+        f"The statement reads {what}: text the catalog stores about objects (comments, definitions, defaults, "
+        "source code), which can belong to schemas and tables outside this server's limits.",
+        "Use describe_table, list_tables and search_schema, which show comments and definitions for the "
+        "tables you may read; names, types and keys in pg_catalog stay readable.",
+    )
+
+
+def _nodes(root: Value) -> Iterator[Node]:
+    pending: list[Value] = [root]
+    while pending:
+        item = pending.pop()
+        if isinstance(item, list):
+            pending.extend(item)
+        elif isinstance(item, Node):
+            yield item
+            pending.extend(item.fields.values())
+
+
+def _items(value: Value) -> list[Value]:
+    return value if isinstance(value, list) else []
+
+
+def _oids(value: Value) -> Iterator[int]:
+    for text in value if isinstance(value, list) else [value]:
+        if isinstance(text, str) and text.isdigit():
+            yield int(text)
+
+
+def _set_operation_leaves(value: Value) -> Iterator[int]:
+    for node in _nodes(value):
+        if node.tag == "RANGETBLREF":
+            yield node.int("rtindex")

@@ -1,0 +1,42 @@
+-- Objects real databases have, each a way to run operator-written code or to reach data the operator
+-- limited without naming it. Every function of schema trap raises 'OPERATOR CODE RAN', so a result or
+-- error that carries those words means pg-mcp let it run (a rollback cannot hide an error).
+CREATE SCHEMA trap;
+CREATE SCHEMA app;
+CREATE SCHEMA secret;
+CREATE FUNCTION trap.ran(text) RETURNS boolean LANGUAGE plpgsql IMMUTABLE AS $$ BEGIN RAISE EXCEPTION 'OPERATOR CODE RAN: %', $1; END $$;
+CREATE FUNCTION trap.text_eq_int(text, integer) RETURNS boolean LANGUAGE plpgsql IMMUTABLE AS $$ BEGIN RAISE EXCEPTION 'OPERATOR CODE RAN: text = integer'; END $$;
+CREATE FUNCTION trap.text_ne_int(text, integer) RETURNS boolean LANGUAGE plpgsql IMMUTABLE AS $$ BEGIN RAISE EXCEPTION 'OPERATOR CODE RAN: text <> integer'; END $$;
+CREATE FUNCTION trap.text_ge_int(text, integer) RETURNS boolean LANGUAGE plpgsql IMMUTABLE AS $$ BEGIN RAISE EXCEPTION 'OPERATOR CODE RAN: text >= integer'; END $$;
+CREATE FUNCTION trap.text_le_int(text, integer) RETURNS boolean LANGUAGE plpgsql IMMUTABLE AS $$ BEGIN RAISE EXCEPTION 'OPERATOR CODE RAN: text <= integer'; END $$;
+CREATE OPERATOR public.= (LEFTARG = text, RIGHTARG = integer, FUNCTION = trap.text_eq_int);
+CREATE OPERATOR public.<> (LEFTARG = text, RIGHTARG = integer, FUNCTION = trap.text_ne_int);
+CREATE OPERATOR public.>= (LEFTARG = text, RIGHTARG = integer, FUNCTION = trap.text_ge_int);
+CREATE OPERATOR public.<= (LEFTARG = text, RIGHTARG = integer, FUNCTION = trap.text_le_int);
+CREATE FUNCTION trap.varchar_to_int(varchar) RETURNS integer LANGUAGE plpgsql IMMUTABLE AS $$ BEGIN RAISE EXCEPTION 'OPERATOR CODE RAN: cast'; END $$;
+CREATE CAST (varchar AS integer) WITH FUNCTION trap.varchar_to_int(varchar) AS IMPLICIT;
+CREATE DOMAIN trap.checked_code AS text CHECK (trap.ran(VALUE));
+CREATE TYPE trap.mood AS ENUM ('ok', 'sad');
+CREATE FUNCTION trap.mood_text(trap.mood) RETURNS text LANGUAGE plpgsql IMMUTABLE AS $$ BEGIN RAISE EXCEPTION 'OPERATOR CODE RAN: mood'; END $$;
+CREATE CAST (trap.mood AS text) WITH FUNCTION trap.mood_text(trap.mood);
+CREATE FUNCTION public.json_value(jsonb, text) RETURNS text LANGUAGE plpgsql STABLE SECURITY DEFINER AS $$ BEGIN RAISE EXCEPTION 'OPERATOR CODE RAN: json_value'; END $$;
+CREATE FUNCTION public.percent_change(new_value numeric, old_value numeric, places integer DEFAULT 2) RETURNS numeric LANGUAGE sql IMMUTABLE AS 'SELECT round(100.0 * (new_value - old_value) / old_value, places)';
+CREATE TABLE app.items (id integer PRIMARY KEY, code text, vcode varchar(10), mood trap.mood);
+INSERT INTO app.items VALUES (1, '3', '3', 'ok'), (2, 'x', 'y', 'sad');
+CREATE TABLE app.secured (id integer, note text);
+INSERT INTO app.secured VALUES (1, 'a');
+ALTER TABLE app.secured ENABLE ROW LEVEL SECURITY;
+CREATE POLICY p ON app.secured USING (trap.ran('policy'));
+CREATE VIEW app.v_op AS SELECT id FROM app.items WHERE code = 3;
+CREATE VIEW app.v_domain AS SELECT id, code::trap.checked_code AS code FROM app.items;
+CREATE VIEW app.v_plain AS SELECT id, code FROM app.items;
+CREATE TABLE app.people (id integer PRIMARY KEY, email text, email_lower text GENERATED ALWAYS AS (lower(email)) STORED, country text);
+INSERT INTO app.people (id, email, country) VALUES (1, 'ann@corp.example', 'FR'), (2, 'bob@home.example', 'DE');
+CREATE INDEX people_corp ON app.people (id) WHERE email LIKE '%@corp.example';
+CREATE TABLE secret.t (x text DEFAULT 'planted-default' CHECK (x <> 'planted-check'));
+COMMENT ON TABLE secret.t IS 'planted-comment';
+CREATE FUNCTION secret.f() RETURNS text LANGUAGE sql AS $$SELECT 'planted-source'$$;
+GRANT USAGE ON SCHEMA app, trap, secret TO {reader};
+GRANT SELECT ON ALL TABLES IN SCHEMA app, secret TO {reader};
+CREATE MATERIALIZED VIEW app.mood_counts AS SELECT mood, count(*) AS n FROM app.items GROUP BY mood;
+GRANT SELECT ON app.mood_counts TO {reader};
