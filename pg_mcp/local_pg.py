@@ -243,6 +243,8 @@ async def load_demo(admin_url: str, password: str, database: str = "demo", reade
             ALTER ROLE {reader} SET default_transaction_read_only = on;
             """
         )
+        if conn.get_server_version().major >= 15:  # pg-mcp keeps its analysis out of the server log
+            await conn.execute(f"GRANT SET ON PARAMETER log_min_messages TO {reader}")
     finally:
         await conn.close()
     host = f"{parts.hostname}:{parts.port or 5432}"

@@ -50,6 +50,20 @@ ALTER ROLE :"role_name" SET temp_file_limit = :'temp_file_limit';
 \echo '  ALTER ROLE' :"role_name" 'SET temp_file_limit =' :'temp_file_limit' ';'
 \endif
 
+--    pg-mcp has PostgreSQL analyse each statement before it is planned and send the tree back
+--    (debug_print_rewritten); letting the role set log_min_messages for its own transactions keeps
+--    those trees out of the server's log. Superuser-only, PostgreSQL 15 or newer.
+SELECT current_setting('server_version_num')::int >= 150000 AS can_grant_parameters \gset
+\if :running_as_superuser
+\if :can_grant_parameters
+GRANT SET ON PARAMETER log_min_messages TO :"role_name";
+\endif
+\else
+\echo 'Not run as a superuser: a superuser can run'
+\echo '  GRANT SET ON PARAMETER log_min_messages TO' :"role_name" ';'
+\echo '  so that the server does not log pg-mcp''s analysis of every statement.'
+\endif
+
 -- 3. The database: connect, but no CREATE (no new schemas) and no TEMP (no temporary tables).
 --    Note: PUBLIC (every role) gets CONNECT and TEMP on a new database by default, and grants to
 --    PUBLIC cannot be revoked from one role alone. To really take TEMP away it is revoked from
@@ -90,6 +104,38 @@ WHERE p.pronamespace = 'pg_catalog'::regnamespace
                      'lo_create', 'lo_creat', 'lo_unlink', 'lo_put', 'lo_from_bytea', 'lo_truncate',
                      'lo_truncate64', 'lowrite')
        OR (p.proname LIKE 'pg\_%advisory%lock%' AND p.proname <> 'pg_advisory_unlock_all'))
+ORDER BY 1 \gexec
+\endif
+
+-- 6b. Functions written in this database are executable by PUBLIC by default. pg-mcp refuses every
+--    statement that can reach one the operator has not allowed (PG_MCP_ALLOW_FUNCTIONS), operators,
+--    casts and domains included; PostgreSQL's own EXECUTE check refuses them too, even while planning,
+--    once they are revoked. With -v strict=on, EXECUTE on every such function outside extensions is
+--    revoked from PUBLIC and from the role (grant it back to the roles that need it).
+\if :{?strict}
+SELECT format('REVOKE EXECUTE ON FUNCTION %s FROM PUBLIC, %I', p.oid::regprocedure, :'role_name')
+FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
+WHERE n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg\_%'
+  AND NOT EXISTS (SELECT FROM pg_depend d WHERE d.classid = 'pg_proc'::regclass AND d.objid = p.oid
+                  AND d.deptype = 'e')
+ORDER BY 1 \gexec
+--    (For functions created later: ALTER DEFAULT PRIVILEGES [FOR ROLE <creator>] REVOKE EXECUTE ON
+--    FUNCTIONS FROM PUBLIC; run by the roles that create them.)
+\endif
+
+-- 6c. Hidden columns (optional -v hidden_columns='schema.table.column, ...', the same list as
+--    PG_MCP_HIDDEN_COLUMNS): SELECT on each such table is replaced by SELECT on its other columns, so
+--    that PostgreSQL refuses the hidden ones whatever reaches the database.
+\if :{?hidden_columns}
+SELECT format('REVOKE SELECT ON %I.%I FROM %I', n.nspname, c.relname, :'role_name'),
+       format('GRANT SELECT (%s) ON %I.%I TO %I',
+              (SELECT string_agg(quote_ident(a.attname), ', ' ORDER BY a.attnum) FROM pg_attribute a
+               WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
+                 AND format('%s.%s.%s', n.nspname, c.relname, a.attname) <> ALL (h.columns)),
+              n.nspname, c.relname, :'role_name')
+FROM (SELECT array_agg(trim(x)) AS columns FROM unnest(string_to_array(:'hidden_columns', ',')) AS x) h
+CROSS JOIN pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+WHERE EXISTS (SELECT FROM unnest(h.columns) AS x WHERE x LIKE format('%s.%s.%%', n.nspname, c.relname))
 ORDER BY 1 \gexec
 \endif
 

@@ -32,9 +32,9 @@ def _run_role_script(pg: DemoDatabase, role: str, *extra: str, schemas: str = "s
     assert result.returncode == 0, result.stderr
 
 
-def _check(url: str) -> str:
+def _check(url: str, *extra: str) -> str:
     result = subprocess.run(
-        [sys.executable, "-m", "pg_mcp", "check", url],
+        [sys.executable, "-m", "pg_mcp", "check", url, *extra],
         capture_output=True, text=True, timeout=60, env=server_env(), cwd=ROOT,
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
@@ -216,3 +216,29 @@ async def test_the_report_counts_the_tables_list_tables_lists(
         assert (await role_report(context.db, context.catalog)).visible_tables == len(listed)
     finally:
         await context.db.close()
+
+
+async def test_hidden_columns_are_refused_by_postgresql_itself(pg: DemoDatabase) -> None:
+    """-v hidden_columns: the role's own privileges refuse the hidden column, whatever reaches the server;
+    `check` agrees with the configured PG_MCP_HIDDEN_COLUMNS only once they do."""
+    role = f"column_reader_{secrets.token_hex(3)}"
+    conn = await asyncpg.connect(pg.admin_url)
+    try:
+        _run_role_script(pg, role, schemas="sales, hr")
+        loose = _check(_url_for(pg, role), "--hidden-columns", "hr.employees.salary")
+        await conn.execute(f"DROP OWNED BY {role}; DROP ROLE {role}")
+        _run_role_script(pg, role, "-v", "hidden_columns=hr.employees.salary", schemas="sales, hr")
+        tight = _check(_url_for(pg, role), "--hidden-columns", "hr.employees.salary")
+        reader = await asyncpg.connect(_url_for(pg, role))
+        try:
+            assert await reader.fetchval("SELECT count(first_name) FROM hr.employees") > 0
+            with pytest.raises(asyncpg.InsufficientPrivilegeError):
+                await reader.fetchval("SELECT max(salary) FROM hr.employees")
+        finally:
+            await reader.close()
+    finally:
+        await conn.execute(f"DROP OWNED BY {role}; DROP ROLE IF EXISTS {role}")
+        await conn.close()
+    assert f"Role {role} may read the hidden columns hr.employees.salary itself" in loose, loose
+    assert "GRANT SELECT (id, department_id, manager_id, first_name" in loose, loose
+    assert "hidden columns" not in tight, tight

@@ -549,7 +549,7 @@ async def _prepare_judged(
     trees.clear()
     try:
         statement = await conn.prepare(sql)
-    except (asyncpg.PostgresError, asyncpg.InternalClientError) as exc:
+    except Exception as exc:
         if judge is not None and trees:  # analysed, then failed: a refusal says more than the failure
             await judge(trees[0])
         if type(exc) is asyncpg.InternalClientError:  # a result type the driver cannot describe

@@ -23,6 +23,7 @@ import asyncpg
 
 from pg_mcp.guard.access import AccessPolicy
 from pg_mcp.guard.analysed import CatalogReach
+from pg_mcp.guard.secrets import SECRET_COLUMNS, SECRET_FUNCTION_COLUMNS
 
 #: Functions of pg_catalog that return text the catalog stores about an object, not its name.
 CATALOG_TEXT_FUNCTIONS = (
@@ -180,7 +181,13 @@ SELECT
        AND NOT c.relname || '.' || a.attname = ANY($6::text[])) AS catalog_text,
     (SELECT ARRAY[array_agg(p.oid::text), array_agg(p.proname::text)] FROM pg_proc p
      WHERE $5 AND p.pronamespace = 'pg_catalog'::regnamespace AND p.proname = ANY($7::text[]))
-        AS catalog_text_functions
+        AS catalog_text_functions,
+    (SELECT ARRAY[array_agg(p.oid::text), array_agg(p.proname::text)] FROM pg_proc p
+     WHERE p.pronamespace = 'pg_catalog'::regnamespace AND p.proname = ANY($8::text[])) AS secret_functions,
+    (SELECT ARRAY[array_agg(a.attrelid::text), array_agg(a.attnum::text), array_agg(c.relname || '.' || a.attname)]
+     FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid
+     WHERE c.relnamespace = 'pg_catalog'::regnamespace AND c.relname || '.' || a.attname = ANY($9::text[]))
+        AS secret_catalog_columns
 """
 
 
@@ -189,9 +196,23 @@ class CatalogReader(Protocol):
 
 
 async def read_reach(
-    db: CatalogReader, allowed_functions: Iterable[str], access: AccessPolicy
+    db: CatalogReader,
+    allowed_functions: Iterable[str],
+    access: AccessPolicy,
+    allowed_secrets: Iterable[str] = (),
 ) -> CatalogReach:
     """The reach model of the connected database under the operator's allowances and limits."""
+    allowed = set(allowed_secrets)
+    secret_columns = {
+        name: (name, column, group)
+        for name, (column, group) in SECRET_FUNCTION_COLUMNS.items()
+        if group not in allowed
+    }
+    catalog_secrets = {
+        f"{relation}.{column}": group
+        for relation, (column, group) in SECRET_COLUMNS.items()
+        if group not in allowed
+    }
     hidden = sorted(access.hidden_columns)
     row = (
         await db.fetch_fixed(
@@ -203,6 +224,8 @@ async def read_reach(
             access.active,
             list(HARMLESS_CATALOG_TEXT),
             list(CATALOG_TEXT_FUNCTIONS),
+            list(secret_columns),
+            list(catalog_secrets),
         )
     )[0]
     return CatalogReach(
@@ -214,6 +237,14 @@ async def read_reach(
         hidden=_columns(row["hidden"]),
         catalog_text=_columns(row["catalog_text"]),
         catalog_text_functions=_described(row["catalog_text_functions"]),
+        secret_columns={
+            oid: secret_columns[name] for oid, name in _described(row["secret_functions"]).items()
+        },
+        secret_catalog_columns={
+            relid: (attnum, name, catalog_secrets[name])
+            for relid, columns in _columns(row["secret_catalog_columns"]).items()
+            for attnum, name in columns.items()
+        },
     )
 
 
@@ -238,8 +269,11 @@ class ReachModel:
     """The model for one database, read again when a statement names an object it does not know, or
     when it is `max_age` seconds old (a new index or domain constraint on a known object)."""
 
-    def __init__(self, allowed_functions: Iterable[str], max_age: float = 60.0) -> None:
+    def __init__(
+        self, allowed_functions: Iterable[str], allowed_secrets: Iterable[str] = (), max_age: float = 60.0
+    ) -> None:
         self.allowed_functions = tuple(allowed_functions)
+        self.allowed_secrets = tuple(allowed_secrets)
         self.max_age = max_age
         self._current: CatalogReach | None = None
         self._key: AccessPolicy | None = None
@@ -248,6 +282,6 @@ class ReachModel:
     async def get(self, db: CatalogReader, access: AccessPolicy, *, fresh: bool = False) -> CatalogReach:
         now = time.monotonic()
         if fresh or self._current is None or self._key != access or now - self._read_at > self.max_age:
-            self._current = await read_reach(db, self.allowed_functions, access)
+            self._current = await read_reach(db, self.allowed_functions, access, self.allowed_secrets)
             self._key, self._read_at = access, now
         return self._current

@@ -11,10 +11,13 @@ from pg_mcp.database.catalog import Catalog
 from pg_mcp.database.executor import Database
 from pg_mcp.database.lineage import expand_policy
 from pg_mcp.errors import PgMcpError
-from pg_mcp.guard.secrets import SECRET_GROUPS
+from pg_mcp.guard.secrets import SECRET_FUNCTION_COLUMNS, SECRET_GROUPS
 from pg_mcp.names import quote_ident
 
 log = logging.getLogger(__name__)
+
+#: The system views through which a secret column of a function is usually read.
+SECRET_VIEWS = {"pg_stat_get_activity": "pg_stat_activity"}
 
 ROLE_SQL = """
 WITH writable AS (  -- tables the role could change, outside the system schemas
@@ -66,6 +69,39 @@ SELECT ARRAY(SELECT name FROM unnest($1::text[]) AS name
 """
 
 
+#: What PostgreSQL's own privileges enforce without pg-mcp: which operator-written functions the role may
+#: execute ($1: PG_MCP_ALLOW_FUNCTIONS), which hidden columns it may read ($2-$4: schema or "*", table,
+#: column), and whether it may keep pg-mcp's analysis of each statement out of the server's log.
+PRIVILEGES_SQL = """
+WITH executable AS (
+    SELECT p.oid::regprocedure::text AS signature, n.nspname
+    FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
+    WHERE n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg\\_%'
+      AND NOT EXISTS (SELECT FROM pg_depend d WHERE d.classid = 'pg_proc'::regclass AND d.objid = p.oid
+                      AND d.deptype = 'e')
+      AND lower(p.proname) <> ALL($1::text[]) AND lower(n.nspname || '.' || p.proname) <> ALL($1::text[])
+      AND has_function_privilege(p.oid, 'EXECUTE')
+), hidden AS (
+    SELECT c.oid, n.nspname, c.relname, a.attname
+    FROM unnest($2::text[], $3::text[], $4::text[]) AS h(schema, name, col)
+    JOIN pg_class c ON c.relname = h.name JOIN pg_namespace n ON n.oid = c.relnamespace
+    JOIN pg_attribute a ON a.attrelid = c.oid AND a.attname = h.col AND a.attnum > 0 AND NOT a.attisdropped
+    WHERE h.schema IN ('*', n.nspname) AND has_column_privilege(c.oid, a.attnum, 'SELECT')
+)
+SELECT (SELECT count(*) FROM executable) AS executable_count,
+       ARRAY(SELECT signature FROM executable ORDER BY 1 LIMIT 20) AS executable,
+       ARRAY(SELECT DISTINCT quote_ident(nspname) FROM executable ORDER BY 1) AS executable_schemas,
+       ARRAY(SELECT format('%I.%I.%I', nspname, relname, attname) FROM hidden ORDER BY 1) AS readable_hidden,
+       ARRAY(SELECT format('REVOKE SELECT ON %I.%I FROM %I; GRANT SELECT (%s) ON %I.%I TO %I;',
+                           h.nspname, h.relname, current_user,
+                           (SELECT string_agg(quote_ident(a.attname), ', ' ORDER BY a.attnum) FROM pg_attribute a
+                            WHERE a.attrelid = h.oid AND a.attnum > 0 AND NOT a.attisdropped
+                              AND a.attname NOT IN (SELECT x.attname FROM hidden x WHERE x.oid = h.oid)),
+                           h.nspname, h.relname, current_user)
+             FROM (SELECT DISTINCT oid, nspname, relname FROM hidden) h ORDER BY 1) AS hidden_fixes
+"""
+
+
 @dataclass
 class RoleReport:
     """Facts about the connection and a list of risks, each with its fix."""
@@ -83,11 +119,18 @@ async def readable_secrets(db: Database) -> dict[str, list[str]]:
     """The secrets of each group the connected role could read on its own."""
     relations = sorted({name for group in SECRET_GROUPS.values() for name in group.relations})
     functions = sorted({name for group in SECRET_GROUPS.values() for name in group.functions})
+    functions += sorted(SECRET_FUNCTION_COLUMNS)
     row = (await db.fetch_fixed(SECRETS_SQL, relations, functions))[0]
     found: dict[str, list[str]] = {}
     for name, group in SECRET_GROUPS.items():
         items = [r for r in row["relations"] if r in group.relations]
         items += [f"{f}()" for f in row["functions"] if f in group.functions]
+        items += [
+            f"{SECRET_VIEWS.get(f, f + '()')}.{column}"
+            for f in row["functions"]
+            for column, owner in [SECRET_FUNCTION_COLUMNS.get(f, ("", ""))]
+            if owner == name
+        ]
         if name == "custom_settings" and row["custom_settings"]:
             items.append(f"{row['custom_settings']} custom settings readable with current_setting()")
         if items:
@@ -111,6 +154,7 @@ async def role_report(db: Database, catalog: Catalog) -> RoleReport:
             f"{schema}.{table}": reason for (schema, table), reason in sorted(expanded.denied.items())
         }
     role = quote_ident(facts["role"])
+    report.risks.extend(await privilege_risks(db, catalog, role, superuser=bool(facts["superuser"])))
     fix = "`pg-mcp role-sql > role.sql` prints a script that creates a least-privilege role"
     if facts["superuser"]:
         report.risks.append(
@@ -160,6 +204,48 @@ async def role_report(db: Database, catalog: Catalog) -> RoleReport:
             f"and {role}."
         )
     return report
+
+
+async def privilege_risks(db: Database, catalog: Catalog, role: str, *, superuser: bool) -> list[str]:
+    """Where PostgreSQL's own privileges do not back up what pg-mcp refuses: each with the statements
+    that close it (a superuser bypasses privileges: its report says so once, elsewhere)."""
+    hidden = sorted(catalog.access.configured.hidden_columns)
+    row = (
+        await db.fetch_fixed(
+            PRIVILEGES_SQL,
+            [name.lower() for name in db.settings.allow_functions],
+            [schema for schema, _, _ in hidden],
+            [table for _, table, _ in hidden],
+            [column for _, _, column in hidden],
+        )
+    )[0]
+    risks: list[str] = []
+    if db.analysis_logged:
+        risks.append(
+            "PostgreSQL writes pg-mcp's analysis of every statement (its parse tree) to the server's log, because "
+            f"role {role} may not set log_min_messages for its own transactions. As a superuser (PostgreSQL 15 "
+            f"or newer): GRANT SET ON PARAMETER log_min_messages TO {role};"
+        )
+    if superuser:
+        return risks
+    count = int(row["executable_count"])
+    if count:
+        shown = ", ".join(row["executable"]) + (
+            f" and {count - len(row['executable'])} more" if count > 20 else ""
+        )
+        schemas = ", ".join(row["executable_schemas"])
+        risks.append(
+            f"Role {role} may execute {count} functions written in this database that PG_MCP_ALLOW_FUNCTIONS does not "
+            f"allow ({shown}). pg-mcp refuses every statement that can reach them; for PostgreSQL to refuse them too: "
+            f"REVOKE EXECUTE ON ALL FUNCTIONS IN SCHEMA {schemas} FROM PUBLIC, {role}; ALTER DEFAULT PRIVILEGES "
+            f"REVOKE EXECUTE ON FUNCTIONS FROM PUBLIC; (then GRANT EXECUTE back to the roles and functions that need it)"
+        )
+    if row["readable_hidden"]:
+        risks.append(
+            f"Role {role} may read the hidden columns {', '.join(row['readable_hidden'])} itself (pg-mcp refuses "
+            f"them). For PostgreSQL to refuse them too: {' '.join(row['hidden_fixes'])}"
+        )
+    return risks
 
 
 def format_report(report: RoleReport, settings: Settings) -> str:

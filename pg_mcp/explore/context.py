@@ -47,7 +47,7 @@ class DatabaseContext:
         s = self.settings
         self.catalog = Catalog(self.db, s.access)
         self.lineage = LineagePolicy(s.access)
-        self.reach_model = ReachModel(s.allow_functions)
+        self.reach_model = ReachModel(s.allow_functions, s.allow_secrets)
         self.limits = Limits(s.max_cell_chars, s.max_result_bytes)
         self.budget = Budget(max_cost=s.max_cost, max_rows=s.max_plan_rows)
         self._policy = GuardPolicy(

@@ -28,6 +28,8 @@ from pg_mcp.errors import GuardError
 from pg_mcp.guard.node_dump import DumpError, Node, Value, read
 from pg_mcp.guard.rules import Rule
 
+#: The most range-table entries (views expanded) a statement may give the planner.
+MAX_RANGE_ENTRIES = 1_000
 #: OIDs below this are PostgreSQL's own objects (FirstNormalObjectId): always in the model's scope.
 FIRST_USER_OID = 16384
 
@@ -40,7 +42,7 @@ _TYPE_SUFFIXES = ("type", "typid", "typeid", "types", "typeids")
 _KINDS = frozenset({"commandType", "jointype", "subLinkType", "nulltesttype", "booltesttype", "xmloption"})
 _RELATION_FIELD = "relid"
 #: RangeTblEntry kinds (RTEKind) that matter for column resolution.
-_RTE_RELATION, _RTE_SUBQUERY, _RTE_JOIN, _RTE_CTE, _RTE_GROUP = 0, 1, 2, 6, 9
+_RTE_RELATION, _RTE_SUBQUERY, _RTE_JOIN, _RTE_FUNCTION, _RTE_GROUP = 0, 1, 2, 3, 9
 #: Query fields that hold expressions evaluated for the query's rows (the target list is separate).
 _QUERY_EXPRESSIONS = ("jointree", "havingQual", "limitOffset", "limitCount", "windowClause")
 #: Fields of a range-table entry that hold expressions of the enclosing query.
@@ -66,6 +68,10 @@ class CatalogReach:
     """Catalog relation OID -> column numbers holding text about objects -> "pg_proc.prosrc"."""
     catalog_text_functions: Mapping[int, str] = field(default_factory=dict)
     """Built-in functions that return text stored about objects (comments, definitions)."""
+    secret_columns: Mapping[int, tuple[str, str, str]] = field(default_factory=dict)
+    """Set-returning function -> (its name, its secret column, the secret group), for groups not allowed."""
+    secret_catalog_columns: Mapping[int, tuple[int, str, str]] = field(default_factory=dict)
+    """Catalog relation -> (column number, "pg_authid.rolpassword", secret group), for groups not allowed."""
 
     def is_stale_for(self, oids: Iterator[int]) -> bool:
         """Whether the tree names an operator-written object this model has never seen."""
@@ -81,6 +87,8 @@ class AnalysedStatement:
     operators: set[int] = field(default_factory=set)
     types: set[int] = field(default_factory=set)
     relations: set[int] = field(default_factory=set)
+    range_entries: int = 0
+    """Tables, views (expanded), subqueries, functions and joins: what the planner will have to plan."""
 
     def oids(self) -> Iterator[int]:
         yield from self.functions
@@ -102,6 +110,8 @@ def analyse(dump: str) -> AnalysedStatement:
         raise _unreadable("no query in it")
     statement = AnalysedStatement(queries)
     for node in _nodes(list(values)):
+        if node.tag == "RANGETBLENTRY":
+            statement.range_entries += 1
         for name, value in node.fields.items():
             if name in _FUNCTION_FIELDS:
                 statement.functions.update(_oids(value))
@@ -116,7 +126,16 @@ def analyse(dump: str) -> AnalysedStatement:
 
 def check(statement: AnalysedStatement, reach: CatalogReach, *, limits_active: bool) -> None:
     """Refuse a statement that can reach operator-written code the operator has not allowed, reads a
-    hidden column, or (under schema or table limits) reads text the catalog stores about objects."""
+    hidden column, or (under schema or table limits) reads text the catalog stores about objects; or
+    whose planning alone would take more than a bounded amount of memory."""
+    if statement.range_entries > MAX_RANGE_ENTRIES:
+        raise GuardError(
+            Rule.TOO_COMPLEX,
+            f"With its views expanded the statement reads {statement.range_entries:,} tables, subqueries, "
+            f"functions and joins; the limit is {MAX_RANGE_ENTRIES:,}, because planning grows with them "
+            "(a thousand UNION branches over information_schema take gigabytes just to plan).",
+            "Split it into several smaller queries, or query the catalog tables instead of large views.",
+        )
     for oids, items, kind in (
         (statement.functions, reach.functions, "function"),
         (statement.operators, reach.operators, "operator"),
@@ -126,7 +145,10 @@ def check(statement: AnalysedStatement, reach: CatalogReach, *, limits_active: b
         for oid in sorted(oids):
             if oid in items:
                 raise _reaches(kind, items[oid])
-    if not reach.hidden and not (limits_active and reach.catalog_text):
+    secret_reads = not statement.functions.isdisjoint(
+        reach.secret_columns
+    ) or not statement.relations.isdisjoint(reach.secret_catalog_columns)
+    if not reach.hidden and not secret_reads and not (limits_active and reach.catalog_text):
         return
     reads = _Reads(reach, limits_active)
     for query in statement.queries:
@@ -190,7 +212,7 @@ class _Reads:
         for rte in scope.rtable:
             if isinstance(rte, Node) and rte.int("rtekind") not in (_RTE_SUBQUERY, _RTE_JOIN, _RTE_GROUP):
                 for name in _RTE_EXPRESSIONS:
-                    self.expression(rte.get(name), stack)
+                    self.expression(rte.get(name), stack, rows_read=name == "functions")
         for cte in _items(query.get("cteList")):
             if isinstance(cte, Node) and isinstance(cte.get("ctequery"), Node):
                 self.query(cte.get("ctequery"), None, stack)  # type: ignore[arg-type]
@@ -212,8 +234,19 @@ class _Reads:
         if isinstance(subquery, Node):  # `stack` ends with `scope`, the subquery's enclosing level
             self.query(subquery, None if 0 in wanted else set(wanted), stack)
 
-    def expression(self, value: Value, stack: list[_Scope]) -> None:
-        """Every column read and catalog-text call in an expression (subqueries inside it included)."""
+    def expression(self, value: Value, stack: list[_Scope], *, rows_read: bool = False) -> None:
+        """Every column read and catalog-text call in an expression (subqueries inside it included).
+
+        `rows_read`: the range table's functions, whose rows are then read column by column (a secret
+        column of theirs is judged where it is read, not at the call)."""
+        if rows_read:
+            for function in _items(value):
+                call = function.get("funcexpr") if isinstance(function, Node) else None
+                if isinstance(call, Node) and call.tag == "FUNCEXPR":
+                    self.expression(call.get("args"), stack)
+                else:
+                    self.expression(function, stack)
+            return
         pending: list[Value] = [value]
         while pending:
             item = pending.pop()
@@ -227,11 +260,18 @@ class _Reads:
             elif item.tag == "QUERY":
                 self.query(item, None, stack)
             else:
-                if item.tag == "FUNCEXPR" and self.limits_active:
-                    described = self.reach.catalog_text_functions.get(item.int("funcid"))
-                    if described:
-                        raise _catalog_text(f"{described}()")
+                if item.tag == "FUNCEXPR":
+                    self._call(item.int("funcid"))
                 pending.extend(item.fields.values())
+
+    def _call(self, funcid: int) -> None:
+        """A call whose whole result is read: a secret column of it with the rest."""
+        secret = self.reach.secret_columns.get(funcid)
+        if secret:
+            raise _secret(*secret)
+        described = self.reach.catalog_text_functions.get(funcid) if self.limits_active else None
+        if described:
+            raise _catalog_text(f"{described}()")
 
     def _variable(self, var: Node, stack: list[_Scope]) -> None:
         level = len(stack) - 1 - var.int("varlevelsup")
@@ -250,15 +290,38 @@ class _Reads:
             scope.wanted.setdefault(index, set()).update(wanted)
             if index in scope.done:  # already followed: follow the new entries now
                 self._follow(scope, index, stack[: level + 1], wanted)
+        elif kind == _RTE_FUNCTION:
+            self._function_column(rte, column)
         elif kind in (_RTE_JOIN, _RTE_GROUP):
             aliases = _items(rte.get("joinaliasvars" if kind == _RTE_JOIN else "groupexprs"))
             chosen = aliases if column <= 0 else aliases[column - 1 : column]
             for alias in chosen:
                 self.expression(alias, stack[: level + 1])
 
+    def _function_column(self, rte: Node, column: int) -> None:
+        """A column of a function's rows: refused when it is the function's secret one (or whole rows)."""
+        functions = _items(rte.get("functions"))
+        calls = [f.get("funcexpr") for f in functions if isinstance(f, Node)]
+        for call in calls:
+            secret = self.reach.secret_columns.get(call.int("funcid")) if isinstance(call, Node) else None
+            if secret is None:
+                continue
+            eref = rte.get("eref")
+            names = _items(eref.get("colnames")) if isinstance(eref, Node) else []
+            name = names[column - 1] if 0 < column <= len(names) else None
+            if len(calls) > 1 or column <= 0 or not isinstance(name, str) or name.strip('"') == secret[1]:
+                raise _secret(*secret)
+
     def _stored(self, relid: int, column: int) -> None:
         if column < 0:
             return  # system columns: ctid, xmin ...
+        secret = self.reach.secret_catalog_columns.get(relid)
+        if secret is not None and column in (0, secret[0]):
+            raise GuardError(
+                Rule.SECRET,
+                f"The statement reads {secret[1]} (or whole rows holding it), which is refused: it holds passwords.",
+                f"Select the other columns by name. An operator can allow it with PG_MCP_ALLOW_SECRETS={secret[2]}.",
+            )
         hidden = self.reach.hidden.get(relid, {})
         if hidden and (column == 0 or column in hidden):
             name = hidden.get(column) or next(iter(hidden.values()))
@@ -272,6 +335,15 @@ class _Reads:
             text = self.reach.catalog_text.get(relid, {})
             if text and (column == 0 or column in text):
                 raise _catalog_text(text.get(column) or next(iter(text.values())))
+
+
+def _secret(function: str, column: str, group: str) -> GuardError:
+    return GuardError(
+        Rule.SECRET,
+        f"The statement reads the {column} column of {function}() (or whole rows of it), which is refused: it "
+        "shows what other sessions are running.",
+        f"Select the other columns by name. An operator can allow it with PG_MCP_ALLOW_SECRETS={group}.",
+    )
 
 
 def _catalog_text(what: str) -> GuardError:

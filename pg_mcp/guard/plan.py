@@ -87,15 +87,9 @@ def check_budget(plan: Mapping[str, Any], budget: Budget) -> None:
 
 
 def _check_relation(node: Mapping[str, Any], schema: str, relation: str, policy: GuardPolicy) -> None:
-    """A secret relation in a plan; a masked catalog only when its secret column or whole rows are read."""
-    masked = secrets.SECRET_COLUMNS.get(relation) if schema == "pg_catalog" else None
-    if masked is None:
-        secrets.check_relation(schema, relation, policy.allowed_secrets)
-        return
-    column, group = masked
-    alias = re.escape(str(node.get("Alias") or relation))
-    text = " ".join(t for key, value in node.items() if key not in _NOT_EXPRESSIONS for t in _strings(value))
-    if group not in policy.allowed_secrets and re.search(rf"\b{column}\b|\b{alias}\.\*", text):
+    """A secret relation in a plan; a masked catalog (pg_authid under pg_roles) is judged by column on
+    PostgreSQL's analysis instead (pg_mcp.guard.analysed)."""
+    if schema != "pg_catalog" or relation not in secrets.SECRET_COLUMNS:
         secrets.check_relation(schema, relation, policy.allowed_secrets)
 
 

@@ -115,14 +115,22 @@ _TABLESAMPLE_METHODS = frozenset({"system", "bernoulli"})
 #: Functions whose size arguments multiply what they produce: name -> positions of those arguments.
 AMPLIFIERS: dict[str, tuple[int, ...]] = {"repeat": (1,), "lpad": (1,), "rpad": (1,), "array_fill": (1,)}
 #: The most characters or elements a statement may ask amplifying functions to make, all calls together
-#: (nested calls multiply).
+#: (nested calls multiply; repeat() counts the characters of what it copies).
 MAX_AMPLIFIED = 100_000
+#: The characters assumed of a value that is not a constant (a column, an expression) copied by repeat():
+#: its real size is known only once it is read.
+ASSUMED_VALUE_CHARS = 100
 _FORMAT_WIDTH = re.compile(r"%(?:\d+\$)?-?(\*|\d+)")
 
 #: Work PostgreSQL performs without checking for interrupts, whose time grows faster than its input:
 #: neither statement_timeout nor pg_terminate_backend stops it once started.
-UNINTERRUPTIBLE_FUNCTIONS = frozenset({"translate", "xpath", "xpath_exists", "xmlexists"})
-UNINTERRUPTIBLE_OPERATORS = frozenset({"&&", "<@", "@>"})
+UNINTERRUPTIBLE_FUNCTIONS = frozenset(
+    {
+        "translate", "xpath", "xpath_exists", "xmlexists", "strpos", "position", "replace", "split_part",
+        "string_to_array", "normalize", "is_normalized", "array_position", "array_positions",
+    }
+)  # fmt: skip
+UNINTERRUPTIBLE_OPERATORS = frozenset({"&&", "<@", "@>", "<->"})
 #: What can build a big input for that work inside one statement.
 _BUILDERS = frozenset(
     {
@@ -212,6 +220,10 @@ class _Checker:
     amplified: int = 0
     uninterruptible: str | None = None
     builder: str | None = None
+    activity: bool = False
+    """pg_stat_activity is read: its query column is other sessions' SQL (judged exactly on PostgreSQL's
+    analysis, pg_mcp.guard.analysed; here only by name, before anything reaches the server)."""
+    names_query: bool = False
 
     def walk(self, root: Any) -> None:
         """Visit every node iteratively (no recursion limit), with the amplification factor above it."""
@@ -237,6 +249,8 @@ class _Checker:
                     stack.append((child, factor, depth))
 
     def finish(self) -> None:
+        if self.activity and self.names_query:
+            secrets.check_function("pg_stat_get_activity", self.policy.allowed_secrets, column="query")
         if self.uninterruptible and self.builder:
             raise GuardError(
                 Rule.UNINTERRUPTIBLE,
@@ -319,7 +333,10 @@ class _Checker:
         if name == "format" and args:
             return self._amplify(name, _format_widths(args[0]), factor)
         if name in AMPLIFIERS:
-            return self._amplify(name, [_size_argument(args, i, name) for i in AMPLIFIERS[name]], factor)
+            sizes = [_size_argument(args, i, name) for i in AMPLIFIERS[name]]
+            if name == "repeat":  # it makes copies of its first argument: count their characters
+                sizes.append(_text_length(args[0]) if args else 1)
+            return self._amplify(name, sizes, factor)
         return factor
 
     def _amplify(self, name: str, sizes: list[int], factor: int) -> int:
@@ -384,9 +401,13 @@ class _Checker:
             )
         name = str(node.get("relname"))
         secrets.check_relation(node.get("schemaname"), name, self.policy.allowed_secrets)
+        if name in secrets.SECRET_VIEWS_READING and node.get("schemaname") in (None, "pg_catalog"):
+            self.activity = True
 
     def _column_ref(self, node: dict[str, Any]) -> None:
         fields = node.get("fields", [])
+        if fields and ("A_Star" in fields[-1] or fields[-1].get("String", {}).get("sval") == "query"):
+            self.names_query = True
         if len(fields) >= 2 and "String" in fields[-1]:
             name = fields[-1]["String"]["sval"]
             if name in self.policy.row_functions and not _is_allowed(name, self.policy):
@@ -435,6 +456,14 @@ def _constant(value: Any) -> Any:
 def _string_constant(value: Any) -> str | None:
     constant = _constant(value)
     return constant if isinstance(constant, str) else None
+
+
+def _text_length(value: Any) -> int:
+    """Characters of a constant string (at least 1), or ASSUMED_VALUE_CHARS for anything else."""
+    constant = _constant(value)
+    if isinstance(constant, str):
+        return max(len(constant), 1)
+    return 1 if isinstance(constant, int | float) else ASSUMED_VALUE_CHARS
 
 
 def _size_argument(args: list[Any], index: int, name: str) -> int:

@@ -34,8 +34,8 @@ SECRET_GROUPS: dict[str, SecretGroup] = {
         "pg_user_mapping pg_user_mappings", "", "it holds the passwords of foreign-server user mappings"
     ),
     "other_sessions": _group(
-        "pg_stat_activity",
-        "pg_stat_get_activity pg_stat_get_backend_activity",
+        "",
+        "pg_stat_get_backend_activity",
         "it shows the SQL other sessions are running",
     ),
     "server_files": _group(
@@ -52,6 +52,14 @@ SECRET_GROUPS: dict[str, SecretGroup] = {
     "custom_settings": _group(
         "pg_db_role_setting", "", "it holds per-database and per-role settings, where secrets are often kept"
     ),
+    "large_objects": _group(
+        "pg_largeobject",
+        "lo_get loread",
+        "it holds the contents of large objects, outside every table's limits",
+    ),
+    "subscriptions": _group(
+        "pg_subscription", "", "it holds logical-replication subscriptions' connection strings and passwords"
+    ),
 }
 """Group name (what PG_MCP_ALLOW_SECRETS takes) -> what it covers."""
 
@@ -60,6 +68,13 @@ SECRET_GROUPS: dict[str, SecretGroup] = {
 SECRET_COLUMNS: dict[str, tuple[str, str]] = {
     "pg_authid": ("rolpassword", "passwords"),
     "pg_user_mapping": ("umoptions", "user_mappings"),
+}
+
+#: Built-in set-returning functions with one secret column: whatever reads that column (or whole
+#: rows) is refused, every other column is readable (`pg_stat_activity` reads pg_stat_get_activity).
+#: Judged on PostgreSQL's analysis of the statement (pg_mcp.guard.analysed).
+SECRET_FUNCTION_COLUMNS: dict[str, tuple[str, str]] = {
+    "pg_stat_get_activity": ("query", "other_sessions"),
 }
 
 TOAST = "toast"
@@ -154,8 +169,23 @@ def check_relation(schema: str | None, name: str, allowed: frozenset[str]) -> No
             )
 
 
-def check_function(name: str, allowed: frozenset[str]) -> None:
-    """Refuse a built-in function that returns a secret."""
+#: System views over those functions: a read of the secret column by name is refused before anything
+#: reaches the server (whole-row reads are judged on PostgreSQL's analysis).
+SECRET_VIEWS_READING = frozenset({"pg_stat_activity"})
+
+
+def check_function(name: str, allowed: frozenset[str], column: str | None = None) -> None:
+    """Refuse a built-in function that returns a secret (or, with `column`, reading that column of it)."""
+    if column is not None:
+        secret_column, group_name = SECRET_FUNCTION_COLUMNS[name]
+        if column == secret_column and group_name not in allowed:
+            raise GuardError(
+                Rule.SECRET,
+                f"The query reads the {column} column of pg_stat_activity, which is refused: "
+                f"{SECRET_GROUPS[group_name].reason}.",
+                "Select the other columns by name. " + _HINT.format(group=group_name),
+            )
+        return
     for group_name, group in SECRET_GROUPS.items():
         if name in group.functions and group_name not in allowed:
             raise GuardError(

@@ -356,7 +356,7 @@ def _parse(tokens: list[Token], statement: str) -> exp.Expr:
     sqlglot's own parser class, unchanged, so the compiled build (sqlglotc) serves as well as the
     pure-Python one. Its work is bounded before it starts (`_check_nesting`, `_check_subscripts`:
     the shapes on which its time grows faster than the text) and, for every other shape, by the
-    guard's watchdog (pg_mcp/guard/watchdog.py), which stops the whole check at its deadline.
+    guard's deadline: the worker process running the check is ended (pg_mcp/guard/pool.py).
     """
     parser = PostgresParser(error_level=ErrorLevel.RAISE, max_nodes=_MAX_NODES, dialect=_DIALECT)
     try:

@@ -567,12 +567,12 @@ def build_server(
 
 
 def _load_for_calls() -> None:
-    """Import what calls need beyond the databases (in the warm-up thread): the SQL parsers and the
-    tools' modules, so that the first call finds them loaded."""
-    from pg_mcp.guard import load_parsers
+    """Load what calls need beyond the databases (in the warm-up thread): the tools' modules, and the
+    guard's worker processes with their SQL parsers, so that the first call finds them ready."""
+    from pg_mcp.guard import start_workers
 
     explore.load()
-    load_parsers()
+    start_workers()
 
 
 def _instructions(names: Sequence[str]) -> str:

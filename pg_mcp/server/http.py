@@ -24,6 +24,8 @@ from mcp.server.transport_security import TransportSecuritySettings
 
 from pg_mcp.config import TransportSettings
 from pg_mcp.errors import ConfigError, PgMcpError
+from pg_mcp.guard import GuardPolicy
+from pg_mcp.guard.pool import GUARD_WORKERS, POOL
 from pg_mcp.server import metrics
 from pg_mcp.server.app import PgMcpServer
 from pg_mcp.server.oauth import (
@@ -335,7 +337,8 @@ async def _authenticate(
 
 
 async def _ready(server: PgMcpServer, send: Send) -> None:
-    """200 when every database answers within READY_TIMEOUT; else 503 naming those that do not."""
+    """200 when every database answers within READY_TIMEOUT and the guard checks a real statement; else
+    503 naming what does not answer."""
     contexts = server.databases.contexts
 
     async def probe(name: str) -> str | None:
@@ -345,11 +348,25 @@ async def _ready(server: PgMcpServer, send: Send) -> None:
             return f"{name}: {exc.message if isinstance(exc, PgMcpError) else type(exc).__name__}"
         return None
 
-    failures = [f for f in await asyncio.gather(*(probe(name) for name in contexts)) if f]
+    failures = [f for f in await asyncio.gather(_guard_ready(), *(probe(name) for name in contexts)) if f]
     if failures:
         await _json(send, 503, {"status": "unavailable", "databases": failures})
     else:
         await _json(send, 200, {"status": "ready", "databases": list(contexts)})
+
+
+async def _guard_ready() -> str | None:
+    """Whether the guard checks statements: a real one, through a worker (never from the verdict cache).
+    Workers all busy with slow statements are not a failure: every one is ended at its deadline."""
+    try:
+        await asyncio.wait_for(
+            asyncio.wrap_future(POOL.submit("SELECT 1 AS ready", 1, GuardPolicy())), READY_TIMEOUT
+        )
+    except TimeoutError:
+        return None if POOL.live_workers() == GUARD_WORKERS else "guard: its worker processes are not running"
+    except PgMcpError as exc:
+        return f"guard: {exc.message}"
+    return None
 
 
 async def _json(send: Send, status: int, body: dict[str, Any], headers: dict[str, str] | None = None) -> None:

@@ -1,0 +1,92 @@
+"""The guard's stages over one statement, in order (each a pure function; the first refusal wins).
+
+1. `input`: type, length, encoding, control characters (linear, before any parsing).
+2. `postgres_reading`: PostgreSQL's own lexer and grammar (libpg_query) read the text, and every
+   rule is applied to that tree.
+3. `sqlglot_reading`: sqlglot's reading of the same text, a second opinion that can only add
+   refusals (it knows PostgreSQL's field-selection calls, keyword-named functions and more).
+4. The bounded statement is built from the caller's own text and read again by PostgreSQL's
+   parser, which must find exactly the caller's statement inside: what runs is what was checked.
+
+These run in a guard worker process (`pg_mcp.guard.worker`), never in the server's: a parse that runs
+away is stopped by ending its process.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pg_mcp.errors import GuardError
+from pg_mcp.guard.input import check_input
+from pg_mcp.guard.policy import CheckedQuery, GuardPolicy
+from pg_mcp.guard.rules import Rule
+
+#: What precedes the caller's statement in the bounded one. The caller's text is first read indented
+#: by as many bytes, so its tree and the subquery's are equal, byte offsets and all, when they mean
+#: the same.
+_WRAP_PREFIX = "SELECT * FROM (\n"
+_INDENT = len(_WRAP_PREFIX.encode())
+
+
+def load_parsers() -> None:
+    """Import both readings (libpg_query and sqlglot): a worker does it before it says it is ready."""
+    from pg_mcp.guard import postgres_reading, sqlglot_reading  # noqa: F401
+
+
+def verdict(sql: object, max_rows: int, policy: GuardPolicy) -> CheckedQuery:
+    """Every stage, with every failure turned into a refusal (fail closed)."""
+    if max_rows < 1:
+        raise ValueError("max_rows must be at least 1")
+    try:
+        statement, wrapped = _check(sql, max_rows, policy)
+    except GuardError:
+        raise
+    except RecursionError:
+        raise GuardError(
+            Rule.TOO_DEEP,
+            "The statement nests expressions too deeply to be analysed, so it was refused.",
+            "Flatten the query, for example with WITH clauses or fewer chained operators.",
+        ) from None
+    except Exception as error:  # MemoryError and parser bugs alike
+        raise GuardError(
+            Rule.PARSE,
+            f"The statement could not be analysed ({type(error).__name__}), so it was refused.",
+            "Simplify the query: less nesting, fewer terms.",
+        ) from None
+    return CheckedQuery(statement=statement, sql=wrapped, max_rows=max_rows)
+
+
+def _check(sql: object, max_rows: int, policy: GuardPolicy) -> tuple[str, str]:
+    """Every stage in order; the statement and its bounded wrapper."""
+    from pg_mcp.guard import postgres_reading, sqlglot_reading
+
+    text = check_input(sql, policy)
+    tree = postgres_reading.parse(text, indent=_INDENT)
+    statement = _statement_text(text, tree)
+    postgres_reading.check(tree["stmt"], policy)
+    sqlglot_reading.check(statement, policy)
+    wrapped = f"{_WRAP_PREFIX}{statement}\n) AS pg_mcp_result LIMIT {max_rows + 1}"
+    _check_wrapping(tree["stmt"], wrapped)
+    return statement, wrapped
+
+
+def _statement_text(text: str, tree: dict[str, Any]) -> str:
+    """The caller's statement as PostgreSQL delimited it: without the trailing `;` and what follows."""
+    raw = text.encode()  # leading comments stay: they are the caller's, and harmless
+    end = int(tree.get("stmt_location", 0)) + int(tree.get("stmt_len", 0)) - _INDENT  # read indented
+    return (raw[:end] if tree.get("stmt_len") else raw).decode()
+
+
+def _check_wrapping(inner: dict[str, Any], wrapped: str) -> None:
+    """PostgreSQL must read the bounded statement as exactly the caller's statement in a subquery."""
+    from pg_mcp.guard import postgres_reading
+
+    outer = postgres_reading.parse(wrapped)["stmt"]
+    from_clause = outer.get("SelectStmt", {}).get("fromClause", [])
+    subquery = from_clause[0].get("RangeSubselect", {}).get("subquery") if len(from_clause) == 1 else None
+    if subquery is None or subquery != inner:
+        raise GuardError(
+            Rule.SYNTAX,
+            "The statement does not stand on its own inside a subquery, so it cannot be bounded.",
+            "Send one complete SELECT statement.",
+        )
