@@ -158,3 +158,24 @@ def _list(value: Value) -> list[Value]:
 def test_the_reader_refuses_what_is_not_a_node_dump(text: str) -> None:
     with pytest.raises(DumpError):
         read(text)
+
+
+async def test_planning_is_bounded_before_it_starts(pg: DemoDatabase) -> None:
+    """Fifty UNION branches over information_schema.columns are 1,300 range-table entries once its view is
+    expanded: refused on PostgreSQL's analysis, before EXPLAIN or execution could plan them."""
+    union = " UNION ALL ".join(["SELECT column_name::text FROM information_schema.columns"] * 50)
+    async with mcp_client(pg.url) as client:
+        for tool in ("query", "explain"):
+            result = await client.call_tool(tool, {"sql": union})
+            assert result.is_error and "rule too_complex" in text_of(result), text_of(result)
+            assert "the limit is 1,000" in text_of(result)
+        few = " UNION ALL ".join(["SELECT column_name::text FROM information_schema.columns"] * 2)
+        assert not (await client.call_tool("query", {"sql": few + " LIMIT 1"})).is_error
+
+
+async def test_repeat_counts_the_characters_it_copies(pg: DemoDatabase) -> None:
+    async with mcp_client(pg.url) as client:
+        result = await client.call_tool("query", {"sql": f"SELECT repeat('{'x' * 1_000}', 1000) AS r"})
+        assert result.is_error and "rule amplifier" in text_of(result), text_of(result)
+        fine = await client.call_tool("query", {"sql": "SELECT repeat('ab', 1000) AS r"})
+        assert not fine.is_error, text_of(fine)

@@ -72,7 +72,8 @@ async def _create_shop(primary: LocalPostgres, password: str) -> None:
         await admin.execute("CREATE DATABASE shop")
         await admin.execute(
             f"CREATE ROLE reader LOGIN PASSWORD '{password}' NOINHERIT; "
-            "ALTER ROLE reader SET default_transaction_read_only = on"
+            "ALTER ROLE reader SET default_transaction_read_only = on; "
+            "GRANT SET ON PARAMETER log_min_messages TO reader"
         )
         await admin.execute("ALTER SYSTEM SET autovacuum = off")  # the only VACUUM: the conflict test's
         await admin.execute("SELECT pg_reload_conf()")

@@ -77,7 +77,7 @@ class StaleReach(Exception):
 #: PostgreSQL's analysis of a statement is read on the event loop up to this size (a few hundred
 #: microseconds), on a thread beyond it; past MAX_ANALYSIS_CHARS it is refused unread.
 INLINE_ANALYSIS_CHARS = 64_000
-MAX_ANALYSIS_CHARS = 64_000_000
+MAX_ANALYSIS_CHARS = 16_000_000
 
 
 async def judge_analysis(
@@ -92,6 +92,7 @@ async def judge_analysis(
             "views, or a very long statement), too large to check, so it was not run.",
             "Query fewer or smaller views at once.",
         )
+    analysed.check_planning_size(tree.count("{RANGETBLENTRY"))  # before reading it: a count costs nothing
     if len(tree) <= INLINE_ANALYSIS_CHARS:
         _judge(tree, reach, limits_active, fresh)
     else:

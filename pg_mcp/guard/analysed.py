@@ -128,14 +128,7 @@ def check(statement: AnalysedStatement, reach: CatalogReach, *, limits_active: b
     """Refuse a statement that can reach operator-written code the operator has not allowed, reads a
     hidden column, or (under schema or table limits) reads text the catalog stores about objects; or
     whose planning alone would take more than a bounded amount of memory."""
-    if statement.range_entries > MAX_RANGE_ENTRIES:
-        raise GuardError(
-            Rule.TOO_COMPLEX,
-            f"With its views expanded the statement reads {statement.range_entries:,} tables, subqueries, "
-            f"functions and joins; the limit is {MAX_RANGE_ENTRIES:,}, because planning grows with them "
-            "(a thousand UNION branches over information_schema take gigabytes just to plan).",
-            "Split it into several smaller queries, or query the catalog tables instead of large views.",
-        )
+    check_planning_size(statement.range_entries)
     for oids, items, kind in (
         (statement.functions, reach.functions, "function"),
         (statement.operators, reach.operators, "operator"),
@@ -153,6 +146,18 @@ def check(statement: AnalysedStatement, reach: CatalogReach, *, limits_active: b
     reads = _Reads(reach, limits_active)
     for query in statement.queries:
         reads.query(query, None, [])
+
+
+def check_planning_size(range_entries: int) -> None:
+    """Refuse a statement whose planning alone would take too much memory, before it is planned."""
+    if range_entries > MAX_RANGE_ENTRIES:
+        raise GuardError(
+            Rule.TOO_COMPLEX,
+            f"With its views expanded the statement reads {range_entries:,} tables, subqueries, functions and "
+            f"joins; the limit is {MAX_RANGE_ENTRIES:,}, because planning grows with them (a thousand UNION "
+            "branches over information_schema take gigabytes just to plan).",
+            "Split it into several smaller queries, or query the catalog tables instead of large views.",
+        )
 
 
 def _reaches(kind: str, description: str) -> GuardError:

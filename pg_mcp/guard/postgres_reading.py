@@ -125,11 +125,26 @@ _FORMAT_WIDTH = re.compile(r"%(?:\d+\$)?-?(\*|\d+)")
 #: Work PostgreSQL performs without checking for interrupts, whose time grows faster than its input:
 #: neither statement_timeout nor pg_terminate_backend stops it once started.
 UNINTERRUPTIBLE_FUNCTIONS = frozenset(
+    {"translate", "xpath", "xpath_exists", "xmlexists", "normalize", "is_normalized"}
+)
+#: Searches that never check for interrupts either, but whose time grows with haystack x needle: refused
+#: only beside an aggregate that builds their input, or amplifiers asked for more than SEARCH_INPUT_CHARS.
+SEARCH_FUNCTIONS = frozenset(
+    {"strpos", "position", "replace", "split_part", "string_to_array", "array_position", "array_positions"}
+)
+SEARCH_INPUT_CHARS = 10_000
+_AGGREGATE_BUILDERS = frozenset(
     {
-        "translate", "xpath", "xpath_exists", "xmlexists", "strpos", "position", "replace", "split_part",
-        "string_to_array", "normalize", "is_normalized", "array_position", "array_positions",
+        "array_agg",
+        "string_agg",
+        "json_agg",
+        "jsonb_agg",
+        "json_object_agg",
+        "jsonb_object_agg",
+        "xmlagg",
+        "range_agg",
     }
-)  # fmt: skip
+)
 UNINTERRUPTIBLE_OPERATORS = frozenset({"&&", "<@", "@>", "<->"})
 #: What can build a big input for that work inside one statement.
 _BUILDERS = frozenset(
@@ -220,6 +235,8 @@ class _Checker:
     amplified: int = 0
     uninterruptible: str | None = None
     builder: str | None = None
+    search: str | None = None
+    aggregate_builder: str | None = None
     activity: bool = False
     """pg_stat_activity is read: its query column is other sessions' SQL (judged exactly on PostgreSQL's
     analysis, pg_mcp.guard.analysed; here only by name, before anything reaches the server)."""
@@ -249,6 +266,19 @@ class _Checker:
                     stack.append((child, factor, depth))
 
     def finish(self) -> None:
+        if self.search and (self.aggregate_builder or self.amplified > SEARCH_INPUT_CHARS):
+            raise GuardError(
+                Rule.UNINTERRUPTIBLE,
+                f"The query searches with {self.search}, which PostgreSQL cannot interrupt once started, in "
+                "values it builds itself "
+                + (
+                    f"with {self.aggregate_builder}()"
+                    if self.aggregate_builder
+                    else f"of {self.amplified:,} characters"
+                )
+                + ": a search of a long text for a long pattern can run past every timeout.",
+                "Search stored values directly, or build the values in one query and search them in another.",
+            )
         if self.activity and self.names_query:
             secrets.check_function("pg_stat_get_activity", self.policy.allowed_secrets, column="query")
         if self.uninterruptible and self.builder:
@@ -326,6 +356,10 @@ class _Checker:
             secrets.check_setting(_string_constant(args[0]) if args else None, self.policy.allowed_secrets)
         if name in UNINTERRUPTIBLE_FUNCTIONS:
             self.uninterruptible = self.uninterruptible or f"{name}()"
+        if name in SEARCH_FUNCTIONS:
+            self.search = self.search or f"{name}()"
+        if name in _AGGREGATE_BUILDERS:
+            self.aggregate_builder = self.aggregate_builder or name
         if name in _BUILDERS:
             self.builder = self.builder or name
         if name in ("xpath", "xpath_exists", "xmlexists") and args:
