@@ -42,7 +42,10 @@ def user_objects(count: int) -> str:
             f"AS $$ BEGIN RETURN $1 > {n}; END $$;"
         )
         if n % 10 == 0:
-            parts.append(f"CREATE OPERATOR app_fn.<%{n}> (LEFTARG = integer, RIGHTARG = text, FUNCTION = app_fn.f{n});")
+            operator = "<#" + "#" * (n // 10)
+            parts.append(
+                f"CREATE OPERATOR app_fn.{operator} (LEFTARG = integer, RIGHTARG = text, FUNCTION = app_fn.f{n});"
+            )
             parts.append(f"CREATE DOMAIN app_fn.d{n} AS integer CHECK (app_fn.f{n}(VALUE, 'x'));")
     parts.append("CREATE FUNCTION app_fn.to_int(money) RETURNS integer LANGUAGE sql AS 'SELECT 1';")
     parts.append("CREATE CAST (money AS integer) WITH FUNCTION app_fn.to_int(money);")
@@ -119,7 +122,10 @@ async def main(calls: int, functions: int) -> None:
             await busy_admin.close()
         report("demo database, no operator-written functions", await measure(reader, calls))
         busy = reader.rsplit("/", 1)[0] + "/busy"
-        report(f"the same with {functions} user functions, operators, casts and domains", await measure(busy, calls))
+        report(
+            f"the same with {functions} user functions, operators, casts and domains",
+            await measure(busy, calls),
+        )
         print("PostgreSQL's analysis (characters):", await analysis_sizes(reader))
     finally:
         pg.stop()
