@@ -26,7 +26,7 @@ from pg_mcp.local_pg import load_demo, start_local_postgres
 STATEMENTS = {
     "primary key": "SELECT * FROM sales.orders WHERE id = 42",
     "aggregate": "SELECT status, count(*) FROM sales.orders GROUP BY status ORDER BY 2 DESC",
-    "join": "SELECT c.name, o.total FROM sales.orders o JOIN sales.customers c ON c.id = o.customer_id LIMIT 20",
+    "join": "SELECT c.full_name, o.status FROM sales.orders o JOIN sales.customers c ON c.id = o.customer_id LIMIT 20",
     "information_schema": (
         "SELECT table_name, column_name FROM information_schema.columns WHERE table_schema = 'sales'"
     ),

@@ -186,11 +186,13 @@ class Database:
     ) -> QueryResult:
         """Execute one guard-approved statement and return at most `checked.max_rows` rows.
 
-        `judge`, when given, sees PostgreSQL's own analysis of every statement this call prepares (the
-        rewritten parse tree the server sends at Parse, see `_prepare_judged`) before anything is
-        planned, and refuses by raising: of `judge_first` (prepared and judged first, then the call
-        runs `checked.sql` unjudged: a plan of it, say), else of `checked.sql` and of its cell-capping
-        wrapper. `inspect_plan`, when given, sees PostgreSQL's plan of the statement that will run
+        `judge`, when given, sees PostgreSQL's own analysis of the statement (the rewritten parse tree the
+        server sends at Parse, see `_prepare_judged`) before anything is planned, and refuses by raising:
+        of `judge_first` (prepared and judged first, then the call runs `checked.sql` unjudged: a plan of
+        it, say), else of `checked.sql`. What runs is that statement, or pg-mcp's own cell-capping wrapper
+        around it, which calls only `pg_catalog` functions on its columns and converts values with their
+        types' output functions, never a cast (`value_cutting`): nothing the judged tree did not already
+        reach. `inspect_plan`, when given, sees PostgreSQL's plan of the statement that will run
         (`EXPLAIN (VERBOSE, FORMAT JSON)`, which executes nothing) after that, and may refuse too.
 
         Three caps bound memory together: values of variable size larger than the cell limit (in
@@ -215,6 +217,8 @@ class Database:
                     await _prepare_judged(conn, judge_first, trees, judge)
                     executed = checked.sql
                 statement = await _prepare_judged(conn, checked.sql, trees, None if judge_first else judge)
+                if judge is not None:  # judged: the wrapper, the plan and the server's log need no more trees
+                    await conn.execute("SET LOCAL debug_print_rewritten = off")
                 attributes = statement.get_attributes()
                 if not attributes:
                     raise QueryError(
@@ -222,9 +226,9 @@ class Database:
                         "Send a SELECT that returns at least one column.",
                     )
                 capped = cell_capped(checked.sql, attributes, max_chars) if checked.cap_cells else None
-                if capped is not None:
+                if capped is not None:  # pg-mcp's own wrapper around the judged statement (value_cutting)
                     executed, capped_columns = capped
-                    statement = await _prepare_judged(conn, executed, trees, judge)
+                    statement = await conn.prepare(executed)
                 if inspect_plan is not None:
                     inspect_plan(
                         json.loads(await conn.fetchval(f"EXPLAIN (FORMAT JSON, VERBOSE)\n{executed}"))[0][
@@ -558,19 +562,23 @@ async def _prepare_judged(
                 "Cast that column to text (column::text).",
             ) from None
         raise
-    if judge is None:
-        return statement
     if not trees:  # the listener is called soon after the message arrives, before ParseComplete's waiter
         await asyncio.sleep(0)
-    if not trees:
+    if judge is not None:
+        await _judge_tree(trees[0] if trees else None, judge)
+    return statement
+
+
+async def _judge_tree(tree: str | None, judge: Callable[[str], Awaitable[None]]) -> None:
+    """The statement's own tree (asyncpg's look-ups of unknown result types come after it) to `judge`."""
+    if tree is None:
         raise GuardError(
             Rule.ANALYSIS,
             "PostgreSQL did not send its analysis of the statement, so it was not run.",
             "A connection pooler or proxy may be dropping the server's notices; connect directly or "
             "through PgBouncer, which passes them on.",
         )
-    await judge(trees[0])  # the statement's own: asyncpg's look-ups of unknown result types come after it
-    return statement
+    await judge(tree)
 
 
 async def _fetch_bounded(

@@ -21,6 +21,7 @@ object (OIDs, not names), and so is "which stored columns does it read":
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 
@@ -37,9 +38,8 @@ _FUNCTION_FIELDS = frozenset(
     {"funcid", "aggfnoid", "winfnoid", "opfuncid", "tsmhandler", "hashfuncid", "negfuncid"}
 )
 _OPERATOR_FIELDS = frozenset({"opno", "eqop", "sortop", "opnos"})
-_TYPE_SUFFIXES = ("type", "typid", "typeid", "types", "typeids")
 #: Fields so named that hold a kind, not a type.
-_KINDS = frozenset({"commandType", "jointype", "subLinkType", "nulltesttype", "booltesttype", "xmloption"})
+_KINDS = frozenset({"commandType", "jointype", "subLinkType", "nulltesttype", "booltesttype", "limitOption"})
 _RELATION_FIELD = "relid"
 #: RangeTblEntry kinds (RTEKind) that matter for column resolution.
 _RTE_RELATION, _RTE_SUBQUERY, _RTE_JOIN, _RTE_FUNCTION, _RTE_GROUP = 0, 1, 2, 3, 9
@@ -80,15 +80,17 @@ class CatalogReach:
 
 @dataclass
 class AnalysedStatement:
-    """The parts of PostgreSQL's tree the rules look at."""
+    """The objects PostgreSQL's tree refers to, found in its text; the tree itself is read only when a
+    rule needs to follow columns (hidden columns, secrets by column, catalog text under limits)."""
 
-    queries: list[Node]
+    text: str
     functions: set[int] = field(default_factory=set)
     operators: set[int] = field(default_factory=set)
     types: set[int] = field(default_factory=set)
     relations: set[int] = field(default_factory=set)
     range_entries: int = 0
     """Tables, views (expanded), subqueries, functions and joins: what the planner will have to plan."""
+    _queries: list[Node] | None = None
 
     def oids(self) -> Iterator[int]:
         yield from self.functions
@@ -96,9 +98,60 @@ class AnalysedStatement:
         yield from self.types
         yield from self.relations
 
+    @property
+    def queries(self) -> list[Node]:
+        if self._queries is None:
+            self._queries = _read_queries(self.text)
+        return self._queries
+
+
+#: A field with a number, or an OID list, as value. Fields follow whitespace and are never escaped, and
+#: every token that could hold a caller's text (names, strings) has its spaces escaped, so a caller
+#: cannot write one; an extra match would only add an object to judge, never hide one.
+_NUMBER_FIELD = re.compile(r"\s:(\w+)\s+(\d+)")
+_OID_LIST = re.compile(r"\s:(\w+)\s+\(o((?:\s+\d+)*)\s*\)")
+_TYPE_ENDINGS = ("type", "typid", "typeid", "types", "typeids")
+
 
 def analyse(dump: str) -> AnalysedStatement:
-    """Read the rewritten tree PostgreSQL sent and collect every object it refers to."""
+    """Collect every object the rewritten tree PostgreSQL sent refers to (the tree is read later, if at all)."""
+    statement = AnalysedStatement(dump, range_entries=dump.count("{RANGETBLENTRY"))
+    if "{QUERY" not in dump:
+        raise _unreadable("no query in it")
+    kinds = _FIELD_KINDS
+    found: dict[str, set[int]] = {"functions": set(), "operators": set(), "types": set(), "relations": set()}
+    for name, value in _NUMBER_FIELD.findall(dump):
+        kind = kinds.get(name)
+        if kind is None and name not in kinds:
+            kind = kinds[name] = _kind_of(name)
+        if kind is not None:
+            found[kind].add(int(value))
+    for name, values in _OID_LIST.findall(dump):
+        kind = _kind_of(name)
+        if kind is not None:
+            found[kind].update(int(value) for value in values.split())
+    statement.functions, statement.operators = found["functions"], found["operators"]
+    statement.types, statement.relations = found["types"], found["relations"]
+    return statement
+
+
+#: Field name -> the set its OIDs go to, or None: filled as names are met (a few dozen in all).
+_FIELD_KINDS: dict[str, str | None] = {}
+
+
+def _kind_of(name: str) -> str | None:
+    if name in _FUNCTION_FIELDS:
+        return "functions"
+    if name in _OPERATOR_FIELDS:
+        return "operators"
+    if name == _RELATION_FIELD:
+        return "relations"
+    if name.lower().endswith(_TYPE_ENDINGS) and name not in _KINDS:
+        return "types"
+    return None
+
+
+def _read_queries(dump: str) -> list[Node]:
     try:
         values = read(dump)
     except DumpError as error:
@@ -108,20 +161,7 @@ def analyse(dump: str) -> AnalysedStatement:
     queries = [value for value in values if isinstance(value, Node) and value.tag == "QUERY"]
     if not queries or len(queries) != len(values):
         raise _unreadable("no query in it")
-    statement = AnalysedStatement(queries)
-    for node in _nodes(list(values)):
-        if node.tag == "RANGETBLENTRY":
-            statement.range_entries += 1
-        for name, value in node.fields.items():
-            if name in _FUNCTION_FIELDS:
-                statement.functions.update(_oids(value))
-            elif name in _OPERATOR_FIELDS:
-                statement.operators.update(_oids(value))
-            elif name == _RELATION_FIELD:
-                statement.relations.update(_oids(value))
-            elif name.lower().endswith(_TYPE_SUFFIXES) and name not in _KINDS:
-                statement.types.update(_oids(value))
-    return statement
+    return queries
 
 
 def check(statement: AnalysedStatement, reach: CatalogReach, *, limits_active: bool) -> None:

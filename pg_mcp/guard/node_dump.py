@@ -46,43 +46,51 @@ class DumpError(ValueError):
 def read(text: str) -> list[Value]:
     """The values the text holds (a list of QUERY nodes for a rewritten parse tree)."""
     root: list[Value] = []
-    stack: list[Node | list[Value]] = []
-    waiting: list[str | None] = []  # per open node: the field waiting for its value
-
-    def put(value: Value) -> None:
+    # Open containers, each with the field of a node waiting for its value (None: nothing waits, as
+    # for the bytes of a datum after `:constvalue 4`, or for a list's items).
+    stack: list[tuple[Node | list[Value], str | None]] = []
+    tokens = _TOKEN.findall(text)
+    position, count = 0, len(tokens)
+    while position < count:
+        token = tokens[position]
+        position += 1
+        first = token[0]
+        value: Value
+        if first == "{":
+            tag = tokens[position] if position < count else ""
+            position += 1
+            stack.append((Node(_unescape(tag)), None))
+            continue
+        if first == "(" and len(token) == 1:
+            stack.append(([], None))
+            continue
+        if first in "})" and len(token) == 1:
+            if not stack or isinstance(stack[-1][0], Node) != (first == "}"):
+                raise DumpError(f"an unbalanced {token}")
+            value = stack.pop()[0]
+        elif first == ":" and stack and isinstance(stack[-1][0], Node):
+            node = stack[-1][0]
+            node.fields[token[1:]] = None
+            stack[-1] = (node, token[1:])
+            continue
+        else:
+            value = None if token == "<>" else (_unescape(token) if "\\" in token else token)
         if not stack:
             root.append(value)
-            return
-        top = stack[-1]
-        if isinstance(top, list):
-            top.append(value)
-        elif waiting[-1] is not None:  # no field waits for a datum's bytes (`:constvalue 4 [ 3 0 ]`)
-            top.fields[waiting[-1]] = value
-            waiting[-1] = None
-
-    tokens = (match.group() for match in _TOKEN.finditer(text))
-    for token in tokens:
-        if token == "{":
-            stack.append(Node(_unescape(next(tokens, ""))))
-            waiting.append(None)
-        elif token in ("}", ")"):
-            if not stack or isinstance(stack[-1], Node) != (token == "}"):
-                raise DumpError(f"an unbalanced {token}")
-            done = stack.pop()
-            waiting.pop()
-            put(done)
-        elif token == "(":
-            stack.append([])
-            waiting.append(None)
-        elif token.startswith(":") and stack and isinstance(stack[-1], Node):
-            waiting[-1] = token[1:]
-            stack[-1].fields[token[1:]] = None
-        else:
-            put(None if token == "<>" else _unescape(token))
+            continue
+        container, waiting = stack[-1]
+        if isinstance(container, list):
+            container.append(value)
+        elif waiting is not None:
+            container.fields[waiting] = value
+            stack[-1] = (container, None)
     if stack:
         raise DumpError("the text ends inside a node")
     return root
 
 
 def _unescape(token: str) -> str:
-    return re.sub(r"\\(.)", r"\1", token, flags=re.DOTALL) if "\\" in token else token
+    return _ESCAPED.sub(r"\1", token) if "\\" in token else token
+
+
+_ESCAPED = re.compile(r"\\(.)", re.DOTALL)
