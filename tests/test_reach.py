@@ -179,3 +179,13 @@ async def test_repeat_counts_the_characters_it_copies(pg: DemoDatabase) -> None:
         assert result.is_error and "rule amplifier" in text_of(result), text_of(result)
         fine = await client.call_tool("query", {"sql": "SELECT repeat('ab', 1000) AS r"})
         assert not fine.is_error, text_of(fine)
+
+
+async def test_a_generated_copy_of_a_hidden_column_is_hidden_everywhere(reach_db: dict[str, str]) -> None:
+    async with mcp_client(reach_db["reader"], **LIMITS) as client:
+        described = text_of(await client.call_tool("describe_table", {"table": "app.people"}))
+        sampled = await client.call_tool("sample_rows", {"table": "app.people"})
+        stats = await client.call_tool("column_stats", {"table": "app.people"})
+    assert "country" in described and "email" not in described, described
+    assert not sampled.is_error and "email" not in text_of(sampled), text_of(sampled)
+    assert not stats.is_error and "email" not in text_of(stats), text_of(stats)

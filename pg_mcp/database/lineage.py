@@ -9,6 +9,7 @@ a partition created a second ago is already covered.
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 from typing import Protocol
 
 import asyncpg
@@ -44,6 +45,20 @@ LEFT JOIN reads r ON r.oid = c.oid
 WHERE c.relkind IN ('r', 'p', 'v', 'm', 'f')
 """
 
+#: Stored generated columns computed from hidden columns ($1-$3: schema or "*", table, column): copies of
+#: them, hidden the same way (and so left out of describe_table, with their expressions).
+GENERATED_FROM_HIDDEN_SQL = """
+SELECT n.nspname AS schema, c.relname AS name, g.attname::text AS column
+FROM unnest($1::text[], $2::text[], $3::text[]) AS h(schema, name, col)
+JOIN pg_class c ON c.relname = h.name
+JOIN pg_namespace n ON n.oid = c.relnamespace AND h.schema IN ('*', n.nspname)
+JOIN pg_attribute a ON a.attrelid = c.oid AND a.attname = h.col AND a.attnum > 0
+JOIN pg_depend d ON d.classid = 'pg_attrdef'::regclass AND d.refclassid = 'pg_class'::regclass
+                AND d.refobjid = c.oid AND d.refobjsubid = a.attnum
+JOIN pg_attrdef ad ON ad.oid = d.objid AND ad.adrelid = c.oid
+JOIN pg_attribute g ON g.attrelid = c.oid AND g.attnum = ad.adnum AND g.attgenerated <> ''
+"""
+
 #: Changes whenever a partition or child is attached or detached, a view rule is created or
 #: replaced, or a schema is renamed: about a millisecond on a 30,000-relation catalog, so it is read
 #: before every call. (Renaming a table does not change it; `LineagePolicy.max_age` covers that.)
@@ -62,10 +77,21 @@ class CatalogReader(Protocol):
 
 
 async def expand_policy(db: CatalogReader, policy: AccessPolicy) -> AccessPolicy:
-    """`policy` carried onto partitions, children and derived views; unchanged when no limit is set."""
+    """`policy` carried onto stored generated columns computed from hidden ones, and onto partitions,
+    children and derived views; unchanged when no limit is set."""
     base = policy.configured
     if not base.active:
         return base
+    if base.hidden_columns:
+        hidden = sorted(base.hidden_columns)
+        generated = await db.fetch_fixed(
+            GENERATED_FROM_HIDDEN_SQL, [h[0] for h in hidden], [h[1] for h in hidden], [h[2] for h in hidden]
+        )
+        base = replace(
+            base,
+            hidden_columns=base.hidden_columns
+            | {(str(row["schema"]), str(row["name"]), str(row["column"])) for row in generated},
+        )
     rows = await db.fetch_fixed(LINEAGE_SQL)
     return expand(base, (_relation(row) for row in rows))
 

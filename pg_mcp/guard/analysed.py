@@ -108,8 +108,8 @@ class AnalysedStatement:
 #: A field with a number, or an OID list, as value. Fields follow whitespace and are never escaped, and
 #: every token that could hold a caller's text (names, strings) has its spaces escaped, so a caller
 #: cannot write one; an extra match would only add an object to judge, never hide one.
-_NUMBER_FIELD = re.compile(r"\s:(\w+)\s+(\d+)")
-_OID_LIST = re.compile(r"\s:(\w+)\s+\(o((?:\s+\d+)*)\s*\)")
+_NUMBER_FIELD = re.compile(r":(\w+)[ \n](\d+)")
+_OID_LIST = re.compile(r":(\w+)[ \n]\(o((?:[ \n]\d+)*)[ \n]*\)")
 _TYPE_ENDINGS = ("type", "typid", "typeid", "types", "typeids")
 
 
