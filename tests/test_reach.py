@@ -189,3 +189,45 @@ async def test_a_generated_copy_of_a_hidden_column_is_hidden_everywhere(reach_db
     assert "country" in described and "email" not in described, described
     assert not sampled.is_error and "email" not in text_of(sampled), text_of(sampled)
     assert not stats.is_error and "email" not in text_of(stats), text_of(stats)
+
+
+async def test_privileges_alone_refuse_the_operator_code_once_execute_is_revoked(
+    reach_db: dict[str, str],
+) -> None:
+    """The guard bypassed: every case that reaches user code, sent straight to PostgreSQL in a read-only
+    transaction by a role without EXECUTE on the database's own functions (what `-v strict=on` and
+    `pg-mcp check` recommend), is refused by PostgreSQL's EXECUTE check, operators, casts, domains and
+    policies included, before any of the code runs (planning included)."""
+    cases = [sql for expected, sql in _cases() if expected.rpartition(":")[2] == "user_defined"]
+    role = "reach_strict"
+    admin = await asyncpg.connect(reach_db["superuser"])
+    try:
+        await admin.execute(
+            f"CREATE ROLE {role} LOGIN PASSWORD 'strict-password'; GRANT CONNECT ON DATABASE {DATABASE} TO {role};"
+            f"GRANT USAGE ON SCHEMA app, trap TO {role}; GRANT SELECT ON ALL TABLES IN SCHEMA app TO {role};"
+            "REVOKE EXECUTE ON ALL FUNCTIONS IN SCHEMA trap, public FROM PUBLIC;"
+        )
+        parts = urlsplit(reach_db["superuser"])
+        url = urlunsplit(parts._replace(netloc=f"{role}:strict-password@{parts.hostname}:{parts.port}"))
+        conn = await asyncpg.connect(url)
+        outcomes: dict[str, str] = {}
+        try:
+            for sql in cases:
+                try:
+                    async with conn.transaction(readonly=True):
+                        await conn.fetch(sql)
+                    outcomes[sql] = "ran without the code"
+                except asyncpg.PostgresError as error:
+                    outcomes[sql] = "ran" if RAN in str(error) else type(error).__name__
+        finally:
+            await conn.close()
+    finally:
+        await admin.execute(
+            "GRANT EXECUTE ON ALL FUNCTIONS IN SCHEMA trap, public TO PUBLIC;"
+            f"DROP OWNED BY {role}; DROP ROLE {role}"
+        )
+        await admin.close()
+    assert len(cases) >= 15
+    assert not [sql for sql, outcome in outcomes.items() if outcome == "ran"], outcomes
+    refused = [sql for sql, outcome in outcomes.items() if outcome == "InsufficientPrivilegeError"]
+    assert len(refused) == len(cases), outcomes

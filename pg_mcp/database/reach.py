@@ -265,12 +265,21 @@ def _columns(arrays: list[list[str | None]]) -> dict[int, dict[int, str]]:
     return dict(columns)
 
 
+#: How old the model may be: a statement naming an object the model has never seen reads it again at
+#: once; a change to a known object (a constraint added to a domain, an index on a table) shows after
+#: at most this long.
+MAX_AGE_SECONDS = 10.0
+
+
 class ReachModel:
     """The model for one database, read again when a statement names an object it does not know, or
     when it is `max_age` seconds old (a new index or domain constraint on a known object)."""
 
     def __init__(
-        self, allowed_functions: Iterable[str], allowed_secrets: Iterable[str] = (), max_age: float = 60.0
+        self,
+        allowed_functions: Iterable[str],
+        allowed_secrets: Iterable[str] = (),
+        max_age: float = MAX_AGE_SECONDS,
     ) -> None:
         self.allowed_functions = tuple(allowed_functions)
         self.allowed_secrets = tuple(allowed_secrets)
