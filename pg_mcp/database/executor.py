@@ -192,8 +192,8 @@ class Database:
         it, say), else of `checked.sql`. What runs is that statement, or pg-mcp's own cell-capping wrapper
         around it, which calls only `pg_catalog` functions on its columns and converts values with their
         types' output functions, never a cast (`value_cutting`): nothing the judged tree did not already
-        reach. `inspect_plan`, when given, sees PostgreSQL's plan of the statement that will run
-        (`EXPLAIN (VERBOSE, FORMAT JSON)`, which executes nothing) after that, and may refuse too.
+        reach. `inspect_plan`, when given, sees PostgreSQL's plan of that statement (`EXPLAIN (VERBOSE,
+        FORMAT JSON)`, which executes nothing) after that, and may refuse too.
 
         Three caps bound memory together: values of variable size larger than the cell limit (in
         characters or bytes) are cut by the database (`_cell_capped`), no more than max_rows + 1
@@ -225,16 +225,13 @@ class Database:
                         "The statement returns no result columns, so it is not a query; it was not executed.",
                         "Send a SELECT that returns at least one column.",
                     )
+                if inspect_plan is not None:  # the plan of the judged statement, whose cost is the call's
+                    explain = f"EXPLAIN (FORMAT JSON, VERBOSE)\n{checked.sql}"
+                    inspect_plan(json.loads(await conn.fetchval(explain))[0]["Plan"])
                 capped = cell_capped(checked.sql, attributes, max_chars) if checked.cap_cells else None
                 if capped is not None:  # pg-mcp's own wrapper around the judged statement (value_cutting)
                     executed, capped_columns = capped
                     statement = await conn.prepare(executed)
-                if inspect_plan is not None:
-                    inspect_plan(
-                        json.loads(await conn.fetchval(f"EXPLAIN (FORMAT JSON, VERBOSE)\n{executed}"))[0][
-                            "Plan"
-                        ]
-                    )
                 fetched = await _fetch_bounded(
                     statement,
                     checked.max_rows,
