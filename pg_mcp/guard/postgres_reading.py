@@ -313,6 +313,12 @@ class _Checker:
             return self._call(node, factor)
         elif kind == "A_Expr" and not str(node.get("kind", "")).startswith(_BETWEEN_KINDS):
             self._operator(_names(node.get("name")))
+            if _names(node.get("name"))[-1:] == ["^"]:
+                _bound_exponent("^", node.get("rexpr"))
+        elif kind == "A_Const" and "fval" in node:
+            _bound_numeric_literal(str(node["fval"].get("fval", "")))
+        elif kind == "TypeCast":
+            _bound_numeric_cast(node)
         elif kind == "SubLink" and node.get("operName"):
             self._operator(_names(node.get("operName")))
         elif kind == "SortBy" and node.get("useOp"):
@@ -366,6 +372,10 @@ class _Checker:
             self._xpath(args[0])
         if name == "format" and args:
             return self._amplify(name, _format_widths(args[0]), factor)
+        if name in ("power", "pow") and len(args) == 2:
+            _bound_exponent(f"{name}()", args[1])
+        if name in ("exp", "factorial") and args:
+            _bound_exponent(f"{name}()", args[0])
         if name in AMPLIFIERS:
             sizes = [_size_argument(args, i, name) for i in AMPLIFIERS[name]]
             if name == "repeat":  # it makes copies of its first argument: count their characters
@@ -490,6 +500,48 @@ def _constant(value: Any) -> Any:
 def _string_constant(value: Any) -> str | None:
     constant = _constant(value)
     return constant if isinstance(constant, str) else None
+
+
+#: Numeric work PostgreSQL does in one step without checking for interrupts, and folds while planning
+#: when its arguments are constants (so EXPLAIN alone runs it): the largest constant exponent (or
+#: factorial, or exp() argument) and the most characters of a numeric constant a statement may hold.
+MAX_CONSTANT_EXPONENT = 10_000
+MAX_NUMERIC_LITERAL_CHARS = 1_000
+_NUMERIC_TYPES = frozenset({"numeric", "decimal"})
+
+
+def _bound_exponent(what: str, value: Any) -> None:
+    constant = _constant(value)
+    try:
+        size = abs(float(constant)) if constant is not None else 0.0
+    except (TypeError, ValueError):
+        return
+    if size > MAX_CONSTANT_EXPONENT:
+        raise GuardError(
+            Rule.UNINTERRUPTIBLE,
+            f"{what} with the constant {str(constant)[:40]} asks PostgreSQL for numeric work it does in one step "
+            f"without checking for interrupts (and while planning, since the arguments are constants); the "
+            f"limit is {MAX_CONSTANT_EXPONENT:,}.",
+            "Use smaller exponents, or float8 arithmetic (cast to double precision).",
+        )
+
+
+def _bound_numeric_literal(text: str) -> None:
+    if len(text) > MAX_NUMERIC_LITERAL_CHARS:
+        raise GuardError(
+            Rule.UNINTERRUPTIBLE,
+            f"A numeric constant of {len(text):,} characters: arithmetic on it runs in one step that PostgreSQL "
+            f"does not interrupt (and folds while planning); the limit is {MAX_NUMERIC_LITERAL_CHARS:,}.",
+            "Use shorter constants.",
+        )
+
+
+def _bound_numeric_cast(node: dict[str, Any]) -> None:
+    """'…'::numeric of a long string: the same as a long numeric constant."""
+    names = _names(node.get("typeName", {}).get("names"))
+    text = _string_constant(node.get("arg")) if names[-1:] and names[-1] in _NUMERIC_TYPES else None
+    if text is not None:
+        _bound_numeric_literal(text)
 
 
 def _text_length(value: Any) -> int:

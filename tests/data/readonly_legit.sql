@@ -28,3 +28,5 @@ SELECT count(*) FROM analytics.page_views_default
 TABLE hr.departments
 VALUES (1, 'a'), (2, 'b')
 WITH RECURSIVE r(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM r WHERE n < 10) SELECT sum(n) FROM r
+SELECT power(1.05::numeric, 10) AS growth, 2 ^ 10 AS kib, factorial(10) AS f, exp(1.0) AS e
+SELECT 123456789012345678901234567890.123456789::numeric / 7 AS long_division
