@@ -111,12 +111,19 @@ base_types AS (
     FROM pg_opclass oc JOIN pg_am am ON am.oid = oc.opcmethod JOIN families fam ON fam.oid = oc.opcfamily
     WHERE oc.opcdefault
 ),
-types(oid, what) AS (  -- and every domain, array and range built on one
+built_on(oid, base) AS (  -- domains, arrays, ranges and row types, each with a type it is built on
+    SELECT oid, typbasetype FROM pg_type WHERE typbasetype <> 0
+    UNION ALL SELECT oid, typelem FROM pg_type WHERE typelem <> 0 AND typlen = -1
+    UNION ALL SELECT rngtypid, rngsubtype FROM pg_range
+    UNION ALL SELECT t.oid, a.atttypid FROM pg_type t
+              JOIN pg_attribute a ON a.attrelid = t.typrelid AND a.attnum > 0 AND NOT a.attisdropped
+              WHERE t.typrelid <> 0
+),
+types(oid, what) AS (  -- and every type built on one
     SELECT oid, what FROM base_types
     UNION
-    SELECT t.oid, format('%s, built on %s', format_type(t.oid, NULL), ty.what)
-    FROM types ty JOIN pg_type t ON t.typbasetype = ty.oid OR (t.typelem = ty.oid AND t.typlen = -1)
-                                    OR t.oid IN (SELECT rngtypid FROM pg_range WHERE rngsubtype = ty.oid)
+    SELECT b.oid, format('%s, built on %s', format_type(b.oid, NULL), ty.what)
+    FROM types ty JOIN built_on b ON b.base = ty.oid
 ),
 relations AS (
     SELECT i.indrelid AS oid, format('%s, whose index %s uses %s', i.indrelid::regclass, i.indexrelid::regclass,

@@ -15,8 +15,14 @@ object (OIDs, not names), and so is "which stored columns does it read":
   do. In most databases the model is empty and nothing is refused here.
 - columns: the columns each relation really contributes (following subqueries, views, joins and
   correlated references the way PostgreSQL resolved them; `t.*` and whole-row references read every
-  column) are compared, by relation OID and column number, with the hidden columns, and with the
-  catalog columns that hold text about objects while schema or table limits are active.
+  column) are compared, by relation OID and column number, with the hidden columns, the secret
+  columns (other sessions' SQL, password hashes), and the catalog columns that hold text about
+  objects while schema or table limits are active.
+- planning: a statement whose tree holds more range-table entries than the planner should be given
+  (views expanded) is refused before it is planned.
+
+The OIDs are found in the tree's text (fast); the tree itself is read only when columns must be
+followed.
 """
 
 from __future__ import annotations
@@ -53,8 +59,8 @@ _RTE_EXPRESSIONS = ("functions", "tablefunc", "values_lists", "tablesample")
 class CatalogReach:
     """What one database's catalog makes reachable, by OID, with a description for each refusal.
 
-    `known_*` hold every operator-written object of the kind (reachable or not): an OID above
-    FIRST_USER_OID that the model does not know means the catalog changed since it was read.
+    `known` holds every function, operator, type and relation from FIRST_USER_OID up (reachable or
+    not): a statement naming one the model does not know means the catalog changed since it was read.
     """
 
     functions: Mapping[int, str] = field(default_factory=dict)
