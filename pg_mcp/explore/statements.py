@@ -30,7 +30,9 @@ async def query(
     policy = await ctx.guard_policy()
     await ctx.access_policy()
     checked = await check_query_async(sql, rows_cap, policy)
-    result = await _run_judged(ctx, checked, inspect_plan=lambda plan: _check_plan(ctx, plan, policy))
+    result = await _run_judged(
+        ctx, checked, inspect_plan=lambda plan: _check_plan(ctx, plan, policy, checked)
+    )
     name, most = row_argument or ("max_rows", ctx.settings.max_rows_limit)
     rendered = render_result(result, rows_cap, ctx.limits, most, name)
     return ToolOutput(rendered.text, rendered.structured)
@@ -42,7 +44,7 @@ async def explain(ctx: DatabaseContext, sql: str) -> ToolOutput:
     await ctx.access_policy()
     checked = await check_query_async(sql, 1, policy)
     plan = await _plan(ctx, checked, verbose=True)
-    _check_plan(ctx, plan, policy, budget=False)
+    _check_plan(ctx, plan, policy, checked, budget=False)
     budget = (
         f"Budget: query refuses a statement whose plan (capped at max_rows) costs more than "
         f"{ctx.budget.max_cost:,.0f} (PG_MCP_MAX_COST) or feeds more than {ctx.budget.max_rows:,.0f} rows "
@@ -53,10 +55,15 @@ async def explain(ctx: DatabaseContext, sql: str) -> ToolOutput:
 
 
 def _check_plan(
-    ctx: DatabaseContext, plan: dict[str, Any], policy: GuardPolicy, *, budget: bool = True
+    ctx: DatabaseContext,
+    plan: dict[str, Any],
+    policy: GuardPolicy,
+    checked: CheckedQuery,
+    *,
+    budget: bool = True,
 ) -> None:
     """What only the plan shows: functions views call, secrets, operator limits, the cost budget."""
-    check_plan_calls(plan, policy)
+    check_plan_calls(plan, policy, harmless_settings=checked.harmless_settings)
     check_plan(plan, ctx.access)  # TOAST is refused even without limits
     if budget:
         check_budget(plan, ctx.budget)

@@ -38,7 +38,7 @@ def verdict(sql: object, max_rows: int, policy: GuardPolicy) -> CheckedQuery:
     if max_rows < 1:
         raise ValueError("max_rows must be at least 1")
     try:
-        statement, wrapped = _check(sql, max_rows, policy)
+        statement, wrapped, harmless_settings = _check(sql, max_rows, policy)
     except GuardError:
         raise
     except RecursionError:
@@ -53,21 +53,24 @@ def verdict(sql: object, max_rows: int, policy: GuardPolicy) -> CheckedQuery:
             f"The statement could not be analysed ({type(error).__name__}), so it was refused.",
             "Simplify the query: less nesting, fewer terms.",
         ) from None
-    return CheckedQuery(statement=statement, sql=wrapped, max_rows=max_rows)
+    return CheckedQuery(
+        statement=statement, sql=wrapped, max_rows=max_rows, harmless_settings=harmless_settings
+    )
 
 
-def _check(sql: object, max_rows: int, policy: GuardPolicy) -> tuple[str, str]:
-    """Every stage in order; the statement and its bounded wrapper."""
+def _check(sql: object, max_rows: int, policy: GuardPolicy) -> tuple[str, str, bool]:
+    """Every stage in order; the statement, its bounded wrapper, and whether it reads pg_settings only
+    for harmless settings."""
     from pg_mcp.guard import postgres_reading, sqlglot_reading
 
     text = check_input(sql, policy)
     tree = postgres_reading.parse(text, indent=_INDENT)
     statement = _statement_text(text, tree)
-    postgres_reading.check(tree["stmt"], policy)
+    harmless_settings = postgres_reading.check(tree["stmt"], policy)
     sqlglot_reading.check(statement, policy)
     wrapped = f"{_WRAP_PREFIX}{statement}\n) AS pg_mcp_result LIMIT {max_rows + 1}"
     _check_wrapping(tree["stmt"], wrapped)
-    return statement, wrapped
+    return statement, wrapped, harmless_settings
 
 
 def _statement_text(text: str, tree: dict[str, Any]) -> str:

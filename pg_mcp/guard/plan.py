@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from pg_mcp.errors import GuardError
@@ -41,8 +41,13 @@ class Budget:
     max_rows: float = 0.0
 
 
-def check_plan_calls(plan: Mapping[str, Any], policy: GuardPolicy) -> None:
-    """Refuse a plan that calls a user-defined or dangerous function, or reads a secret relation."""
+def check_plan_calls(
+    plan: Mapping[str, Any], policy: GuardPolicy, *, harmless_settings: bool = False
+) -> None:
+    """Refuse a plan that calls a user-defined or dangerous function, or reads a secret relation
+    (`harmless_settings`: the text proved that pg_settings is read only for harmless settings)."""
+    if harmless_settings:
+        policy = replace(policy, allowed_secrets=policy.allowed_secrets | {SETTINGS_ROWS})
     for node in _nodes(plan):
         relation, schema = node.get("Relation Name"), node.get("Schema")
         if relation and schema:
@@ -93,6 +98,11 @@ def _check_relation(node: Mapping[str, Any], schema: str, relation: str, policy:
         secrets.check_relation(schema, relation, policy.allowed_secrets)
 
 
+#: What `check_plan_calls` allows, besides the operator's groups, when pg_settings is read only for
+#: harmless settings: the function under the view.
+SETTINGS_ROWS = "pg_show_all_settings"
+
+
 def _check_call(schema: str | None, name: str, policy: GuardPolicy) -> None:
     qualified = f"{schema}.{name}" if schema else name
     if schema is not None and schema not in _BUILT_IN_SCHEMAS:
@@ -111,7 +121,8 @@ def _check_call(schema: str | None, name: str, policy: GuardPolicy) -> None:
             f"The plan calls {name}(), which is refused: {denial_reason(name)}.",
             "Query the underlying tables directly.",
         )
-    secrets.check_function(name, policy.allowed_secrets)
+    if not (name == SETTINGS_ROWS and SETTINGS_ROWS in policy.allowed_secrets):
+        secrets.check_function(name, policy.allowed_secrets)
 
 
 def _calls(text: str) -> Iterator[tuple[str | None, str]]:

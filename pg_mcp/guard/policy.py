@@ -33,3 +33,6 @@ class CheckedQuery:
     max_rows: int
     cap_cells: bool = True
     """Whether the database cuts big values (off for statements that must arrive whole, like a plan)."""
+    harmless_settings: bool = False
+    """The statement reads pg_settings only for harmless settings (pg_mcp.guard.settings_rows): its plan
+    may scan pg_show_all_settings()."""

@@ -202,7 +202,9 @@ class GuardPool:
                 )
                 return self._start_worker()
             if answer[0] == "ok":
-                job.future.set_result(CheckedQuery(statement=answer[1], sql=answer[2], max_rows=job.max_rows))
+                job.future.set_result(
+                    CheckedQuery(answer[1], answer[2], job.max_rows, harmless_settings=answer[3])
+                )
             else:
                 job.future.set_exception(GuardError(Rule(answer[1]), answer[2], answer[3]))
             return worker

@@ -30,6 +30,7 @@ from pg_mcp.guard.functions import is_function_allowed
 from pg_mcp.guard.operators import BUILTIN_OPERATORS
 from pg_mcp.guard.policy import GuardPolicy
 from pg_mcp.guard.rules import Rule
+from pg_mcp.guard.settings_rows import reads_only_harmless_settings
 
 #: Node kinds a read is made of. Anything else (InsertStmt in a CTE, IntoClause, LockingClause,
 #: ParamRef, CurrentOfExpr, MergeSupportFunc ...) is refused by default.
@@ -214,8 +215,9 @@ def _position(text: str, error: PgParseError, indent: int) -> str:
     return f" at line {line}, column {len(before) - (before.rfind(chr(10)) + 1) + 1}"
 
 
-def check(statement: dict[str, Any], policy: GuardPolicy) -> None:
-    """Apply every rule to PostgreSQL's tree of one statement; raise GuardError on the first refusal."""
+def check(statement: dict[str, Any], policy: GuardPolicy) -> bool:
+    """Apply every rule to PostgreSQL's tree of one statement; raise GuardError on the first refusal.
+    Returns whether the statement reads pg_settings only for harmless settings (`settings_rows`)."""
     kind = next(iter(statement))
     if kind != "SelectStmt":
         shown = kind.removesuffix("Stmt").upper() or kind
@@ -224,14 +226,18 @@ def check(statement: dict[str, Any], policy: GuardPolicy) -> None:
             f"{shown} statements are not allowed: this server is read-only (PostgreSQL reads a {kind}).",
             _READ_ONLY_HINT,
         )
-    checker = _Checker(policy)
+    harmless_settings = reads_only_harmless_settings(statement)
+    checker = _Checker(policy, harmless_settings=harmless_settings)
     checker.walk(statement)
     checker.finish()
+    return harmless_settings
 
 
 @dataclass
 class _Checker:
     policy: GuardPolicy
+    harmless_settings: bool = False
+    """pg_settings is read only for harmless settings (pg_mcp.guard.settings_rows)."""
     amplified: int = 0
     uninterruptible: str | None = None
     builder: str | None = None
@@ -444,7 +450,8 @@ class _Checker:
                 "Name the table as schema.table.",
             )
         name = str(node.get("relname"))
-        secrets.check_relation(node.get("schemaname"), name, self.policy.allowed_secrets)
+        if not (self.harmless_settings and name == "pg_settings"):
+            secrets.check_relation(node.get("schemaname"), name, self.policy.allowed_secrets)
         if name in secrets.SECRET_VIEWS_READING and node.get("schemaname") in (None, "pg_catalog"):
             self.activity = True
 
