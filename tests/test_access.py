@@ -235,3 +235,32 @@ def test_scans_of_unnamed_relations_are_refused_while_a_limit_is_active() -> Non
     bitmap = {"Node Type": "Bitmap Heap Scan", **_scan("shop", "t", "id"), "Recheck Cond": "(t.id = 1)",
               "Plans": [{"Node Type": "Bitmap Index Scan", "Index Name": "t_pkey", "Index Cond": "(id = 1)"}]}  # fmt: skip
     check_plan(bitmap, AccessPolicy.from_settings(("shop",), (), ()))
+
+
+async def test_planner_statistics_of_allowed_tables_and_columns_are_readable(pg: DemoDatabase) -> None:
+    """pg_stats rows of one allowed table (and, where it hides columns, of named visible ones) pass;
+    any other read of planner statistics stays refused while limits are set."""
+    stats = "SELECT attname, null_frac, n_distinct FROM pg_stats WHERE "
+    allowed = [
+        stats + "schemaname = 'sales' AND tablename = 'orders'",
+        stats + "tablename = 'employees' AND schemaname = 'hr' AND attname IN ('first_name', 'last_name')",
+        "SELECT s.attname FROM pg_stats AS s WHERE s.schemaname = 'sales' AND s.tablename = 'orders' "
+        "AND s.null_frac > 0.5",
+    ]
+    refused = [
+        stats + "schemaname = 'hr' AND tablename = 'departments'",
+        stats + "schemaname = 'hr' AND tablename = 'employees'",
+        stats + "schemaname = 'hr' AND tablename = 'employees' AND attname = 'salary'",
+        stats + "schemaname = 'sales' AND tablename = 'orders' OR true",
+        stats + "schemaname = 'sales'",
+        "SELECT a.attname FROM pg_stats a, pg_stats b WHERE a.schemaname = 'sales' AND a.tablename = 'orders'",
+        "SELECT (SELECT n_distinct FROM pg_stats WHERE tablename = 'employees' LIMIT 1), attname FROM pg_stats "
+        "WHERE schemaname = 'sales' AND tablename = 'orders'",
+    ]
+    async with mcp_client(pg.url, *LIMITS) as client:
+        for sql in allowed:
+            result = await client.call_tool("query", {"sql": sql})
+            assert not result.is_error, (sql, text_of(result))
+        for sql in refused:
+            result = await client.call_tool("query", {"sql": sql})
+            assert result.is_error and "Refused" in text_of(result), (sql, text_of(result))

@@ -10,7 +10,7 @@ from typing import Any
 from pg_mcp.database.executor import QueryResult
 from pg_mcp.explore.context import DatabaseContext, ToolOutput
 from pg_mcp.guard import CheckedQuery, GuardPolicy, StaleReach, check_query_async, judge_analysis
-from pg_mcp.guard.access import check_plan
+from pg_mcp.guard.access import check_plan, statistics_allowed
 from pg_mcp.guard.analysed import CatalogReach
 from pg_mcp.guard.plan import check_budget, check_plan_calls
 from pg_mcp.render.catalog_text import render_plan
@@ -54,6 +54,11 @@ async def explain(ctx: DatabaseContext, sql: str) -> ToolOutput:
     return ToolOutput(text, bounded_structured({"plan": plan}, ctx.limits))
 
 
+def _statistics(ctx: DatabaseContext, checked: CheckedQuery) -> bool:
+    """Whether the statement's planner statistics are all of tables and columns the limits allow."""
+    return ctx.access.active and statistics_allowed(ctx.access, checked.statistics_of)
+
+
 def _check_plan(
     ctx: DatabaseContext,
     plan: dict[str, Any],
@@ -64,7 +69,7 @@ def _check_plan(
 ) -> None:
     """What only the plan shows: functions views call, secrets, operator limits, the cost budget."""
     check_plan_calls(plan, policy, harmless_settings=checked.harmless_settings)
-    check_plan(plan, ctx.access)  # TOAST is refused even without limits
+    check_plan(plan, ctx.access, statistics=_statistics(ctx, checked))  # TOAST is refused even without limits
     if budget:
         check_budget(plan, ctx.budget)
 
@@ -91,11 +96,14 @@ async def _run_judged(
     """Run a statement whose PostgreSQL analysis is judged before it is planned (pg_mcp.guard.analysed);
     when the analysis names an object the catalog model has not seen, the model is read again and the
     statement judged afresh, once."""
+    statistics = _statistics(ctx, checked)
     for fresh in (False, True):
         reach = await ctx.reach(fresh=fresh)
 
         async def judge(tree: str, reach: CatalogReach = reach, fresh: bool = fresh) -> None:
-            await judge_analysis(tree, reach, limits_active=ctx.access.active, fresh=fresh)
+            await judge_analysis(
+                tree, reach, limits_active=ctx.access.active, fresh=fresh, statistics=statistics
+            )
 
         try:
             return await ctx.db.run_query(

@@ -81,7 +81,7 @@ MAX_ANALYSIS_CHARS = 16_000_000
 
 
 async def judge_analysis(
-    tree: str, reach: analysed.CatalogReach, *, limits_active: bool, fresh: bool
+    tree: str, reach: analysed.CatalogReach, *, limits_active: bool, fresh: bool, statistics: bool = False
 ) -> None:
     """Judge the rewritten parse tree PostgreSQL sent for a statement (pg_mcp.guard.analysed); raises
     GuardError, or StaleReach when `reach` predates an object the tree names and is not `fresh`."""
@@ -94,15 +94,19 @@ async def judge_analysis(
         )
     analysed.check_planning_size(tree.count("{RANGETBLENTRY"))  # before reading it: a count costs nothing
     if len(tree) <= INLINE_ANALYSIS_CHARS:
-        _judge(tree, reach, limits_active, fresh)
+        _judge(tree, reach, limits_active, fresh, statistics)
     else:
-        await asyncio.get_running_loop().run_in_executor(_EXECUTOR, _judge, tree, reach, limits_active, fresh)
+        await asyncio.get_running_loop().run_in_executor(
+            _EXECUTOR, _judge, tree, reach, limits_active, fresh, statistics
+        )
 
 
-def _judge(tree: str, reach: analysed.CatalogReach, limits_active: bool, fresh: bool) -> None:
+def _judge(
+    tree: str, reach: analysed.CatalogReach, limits_active: bool, fresh: bool, statistics: bool
+) -> None:
     try:
         statement = analysed.analyse(tree)
-        _judge_statement(statement, reach, limits_active, fresh)
+        _judge_statement(statement, reach, limits_active, fresh, statistics)
     except RecursionError:
         raise GuardError(
             Rule.TOO_DEEP,
@@ -112,7 +116,11 @@ def _judge(tree: str, reach: analysed.CatalogReach, limits_active: bool, fresh: 
 
 
 def _judge_statement(
-    statement: analysed.AnalysedStatement, reach: analysed.CatalogReach, limits_active: bool, fresh: bool
+    statement: analysed.AnalysedStatement,
+    reach: analysed.CatalogReach,
+    limits_active: bool,
+    fresh: bool,
+    statistics: bool,
 ) -> None:
     if reach.is_stale_for(statement.oids()):
         if not fresh:
@@ -122,4 +130,4 @@ def _judge_statement(
             "The statement uses an object created while it was being checked, so it was not run.",
             "Send it again.",
         )
-    analysed.check(statement, reach, limits_active=limits_active)
+    analysed.check(statement, reach, limits_active=limits_active, statistics=statistics)

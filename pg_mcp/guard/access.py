@@ -236,10 +236,25 @@ def _split(name: str, parts: int) -> tuple[str, ...]:
     return pieces
 
 
-def check_plan(plan: Mapping[str, Any], policy: AccessPolicy) -> None:
+def statistics_allowed(
+    policy: AccessPolicy, reads: tuple[tuple[str, str, tuple[str, ...] | None], ...] | None
+) -> bool:
+    """Whether every table whose statistics a statement reads is allowed, with none of the columns read
+    hidden (all of its columns when the statement does not name them)."""
+    if not reads:
+        return False
+    for schema, table, columns in reads:
+        hidden = policy.hidden(schema, table)
+        if not policy.table_allowed(schema, table) or (hidden and (columns is None or hidden & set(columns))):
+            return False
+    return True
+
+
+def check_plan(plan: Mapping[str, Any], policy: AccessPolicy, *, statistics: bool = False) -> None:
     """Raise GuardError if the plan reads a relation or column the operator has put out of reach.
 
-    Call it for every plan, limits or not: TOAST tables are refused regardless.
+    Call it for every plan, limits or not: TOAST tables are refused regardless. `statistics`: the
+    statement reads planner statistics only of tables and columns the limits allow (`statistics_allowed`).
     """
     for node in _nodes(plan):
         relation, schema = node.get("Relation Name"), node.get("Schema")
@@ -252,6 +267,8 @@ def check_plan(plan: Mapping[str, Any], policy: AccessPolicy) -> None:
                     "cannot be checked.",
                     "Query one foreign table at a time, or join the results in a subquery.",
                 )
+            continue
+        if statistics and schema == "pg_catalog" and relation in STATISTICS_RELATIONS:
             continue
         if not policy.table_allowed(schema, relation):
             reason = policy.denied.get((schema, relation))

@@ -17,6 +17,7 @@ from __future__ import annotations
 from typing import Any
 
 from pg_mcp.errors import GuardError
+from pg_mcp.guard.catalog_rows import StatisticsRead, statistics_read
 from pg_mcp.guard.input import check_input
 from pg_mcp.guard.policy import CheckedQuery, GuardPolicy
 from pg_mcp.guard.rules import Rule
@@ -38,7 +39,7 @@ def verdict(sql: object, max_rows: int, policy: GuardPolicy) -> CheckedQuery:
     if max_rows < 1:
         raise ValueError("max_rows must be at least 1")
     try:
-        statement, wrapped, harmless_settings = _check(sql, max_rows, policy)
+        statement, wrapped, harmless_settings, statistics = _check(sql, max_rows, policy)
     except GuardError:
         raise
     except RecursionError:
@@ -54,13 +55,15 @@ def verdict(sql: object, max_rows: int, policy: GuardPolicy) -> CheckedQuery:
             "Simplify the query: less nesting, fewer terms.",
         ) from None
     return CheckedQuery(
-        statement=statement, sql=wrapped, max_rows=max_rows, harmless_settings=harmless_settings
+        statement, wrapped, max_rows, harmless_settings=harmless_settings, statistics_of=statistics
     )
 
 
-def _check(sql: object, max_rows: int, policy: GuardPolicy) -> tuple[str, str, bool]:
-    """Every stage in order; the statement, its bounded wrapper, and whether it reads pg_settings only
-    for harmless settings."""
+def _check(
+    sql: object, max_rows: int, policy: GuardPolicy
+) -> tuple[str, str, bool, tuple[StatisticsRead, ...] | None]:
+    """Every stage in order; the statement, its bounded wrapper, and the catalog rows it is proven to
+    read (pg_mcp.guard.catalog_rows)."""
     from pg_mcp.guard import postgres_reading, sqlglot_reading
 
     text = check_input(sql, policy)
@@ -70,7 +73,7 @@ def _check(sql: object, max_rows: int, policy: GuardPolicy) -> tuple[str, str, b
     sqlglot_reading.check(statement, policy)
     wrapped = f"{_WRAP_PREFIX}{statement}\n) AS pg_mcp_result LIMIT {max_rows + 1}"
     _check_wrapping(tree["stmt"], wrapped)
-    return statement, wrapped, harmless_settings
+    return statement, wrapped, harmless_settings, statistics_read(tree["stmt"])
 
 
 def _statement_text(text: str, tree: dict[str, Any]) -> str:

@@ -33,6 +33,9 @@ class CheckedQuery:
     max_rows: int
     cap_cells: bool = True
     """Whether the database cuts big values (off for statements that must arrive whole, like a plan)."""
+    statistics_of: tuple[tuple[str, str, tuple[str, ...] | None], ...] | None = None
+    """The tables (schema, name, columns or None for all) whose planner statistics (pg_stats) are all
+    the statement reads of them, when it is proven (pg_mcp.guard.catalog_rows)."""
     harmless_settings: bool = False
-    """The statement reads pg_settings only for harmless settings (pg_mcp.guard.settings_rows): its plan
+    """The statement reads pg_settings only for harmless settings (pg_mcp.guard.catalog_rows): its plan
     may scan pg_show_all_settings()."""

@@ -26,11 +26,11 @@ from pglast.parser import ParseError as PgParseError
 
 from pg_mcp.errors import GuardError
 from pg_mcp.guard import secrets
+from pg_mcp.guard.catalog_rows import reads_only_harmless_settings
 from pg_mcp.guard.functions import is_function_allowed
 from pg_mcp.guard.operators import BUILTIN_OPERATORS
 from pg_mcp.guard.policy import GuardPolicy
 from pg_mcp.guard.rules import Rule
-from pg_mcp.guard.settings_rows import reads_only_harmless_settings
 
 #: Node kinds a read is made of. Anything else (InsertStmt in a CTE, IntoClause, LockingClause,
 #: ParamRef, CurrentOfExpr, MergeSupportFunc ...) is refused by default.
@@ -217,7 +217,7 @@ def _position(text: str, error: PgParseError, indent: int) -> str:
 
 def check(statement: dict[str, Any], policy: GuardPolicy) -> bool:
     """Apply every rule to PostgreSQL's tree of one statement; raise GuardError on the first refusal.
-    Returns whether the statement reads pg_settings only for harmless settings (`settings_rows`)."""
+    Returns whether the statement reads pg_settings only for harmless settings (`catalog_rows`)."""
     kind = next(iter(statement))
     if kind != "SelectStmt":
         shown = kind.removesuffix("Stmt").upper() or kind
@@ -237,7 +237,7 @@ def check(statement: dict[str, Any], policy: GuardPolicy) -> bool:
 class _Checker:
     policy: GuardPolicy
     harmless_settings: bool = False
-    """pg_settings is read only for harmless settings (pg_mcp.guard.settings_rows)."""
+    """pg_settings is read only for harmless settings (pg_mcp.guard.catalog_rows)."""
     amplified: int = 0
     uninterruptible: str | None = None
     builder: str | None = None

@@ -1,4 +1,10 @@
-"""Reads of `pg_settings` that can only return harmless rows, proven on PostgreSQL's own parse tree.
+"""Catalog reads that can only return some rows, proven on PostgreSQL's own parse tree.
+
+`pg_stats` rows describe one column of one table each, sample values included. Under schema or table
+limits a statement may read them when every `pg_stats` it names is the only relation of its query
+level, filtered at the top of that level's WHERE by `schemaname = '…' AND tablename = '…'` (and
+optionally `attname = '…'` or `attname IN (…)`): `statistics_read` returns those tables and columns,
+and the server allows the read when the limits allow the table and hide none of the columns.
 
 `pg_settings` holds secrets row by row (file paths such as `config_file`, custom `x.y` settings) and in
 its `sourcefile` column, not as a whole. A statement may read it when every `pg_settings` it names is
@@ -15,6 +21,7 @@ from typing import Any
 from pg_mcp.guard.secrets import HARMLESS_SETTINGS
 
 _RELATION = "pg_settings"
+_STATISTICS = "pg_stats"
 _SECRET_COLUMNS = frozenset({"sourcefile", "sourceline"})
 
 
@@ -85,7 +92,7 @@ def _harmless_constant(value: Any) -> bool:
 
 
 def _is_settings(relation: dict[str, Any]) -> bool:
-    return relation.get("relname") == _RELATION and relation.get("schemaname") in (None, "pg_catalog")
+    return _is_catalog(relation, _RELATION)
 
 
 def _nodes(root: Any) -> Iterator[tuple[str, dict[str, Any]]]:
@@ -100,3 +107,82 @@ def _nodes(root: Any) -> Iterator[tuple[str, dict[str, Any]]]:
                     yield key, child
                 if isinstance(child, (dict, list)):
                     pending.append(child)
+
+
+StatisticsRead = tuple[str, str, tuple[str, ...] | None]
+"""A table's schema, its name, and the columns whose statistics are read (None: all of them)."""
+
+
+def statistics_read(statement: dict[str, Any]) -> tuple[StatisticsRead, ...] | None:
+    """The tables (and columns) whose pg_stats rows the statement can read, when every pg_stats it names
+    is filtered to one table; None when it names none or one is not so filtered."""
+    named = 0
+    reads: list[StatisticsRead] = []
+    for kind, node in _nodes(statement):
+        if kind == "RangeVar" and _is_catalog(node, _STATISTICS):
+            named += 1
+        elif kind == "SelectStmt":
+            sources = node.get("fromClause") or []
+            if (
+                len(sources) == 1
+                and "RangeVar" in sources[0]
+                and _is_catalog(sources[0]["RangeVar"], _STATISTICS)
+            ):
+                relation = sources[0]["RangeVar"]
+                names = {_STATISTICS, str(relation.get("alias", {}).get("aliasname", _STATISTICS))}
+                read = _statistics_filter(node.get("whereClause"), names)
+                if read is not None:
+                    reads.append(read)
+    return tuple(reads) if named and named == len(reads) else None
+
+
+def _statistics_filter(where: Any, names: set[str]) -> StatisticsRead | None:
+    terms = _conjuncts(where)
+    schema = _equals(terms, "schemaname", names)
+    table = _equals(terms, "tablename", names)
+    if len(schema) != 1 or len(table) != 1:
+        return None
+    columns = _equals(terms, "attname", names)
+    return (schema[0], table[0], tuple(columns) if columns else None)
+
+
+def _conjuncts(where: Any) -> list[dict[str, Any]]:
+    if not isinstance(where, dict):
+        return []
+    if "BoolExpr" in where:
+        expression = where["BoolExpr"]
+        if expression.get("boolop") != "AND_EXPR":
+            return []
+        return [term for arg in expression.get("args", []) for term in _conjuncts(arg)]
+    return [where]
+
+
+def _equals(terms: list[dict[str, Any]], column: str, names: set[str]) -> list[str]:
+    """The constants `column` is compared with by `=` or `IN` in one of the terms (the first such term)."""
+    for term in terms:
+        expression = term.get("A_Expr")
+        if not isinstance(expression, dict) or not _is_column(expression.get("lexpr"), column, names):
+            continue
+        operator = [part.get("String", {}).get("sval") for part in expression.get("name", [])]
+        if operator != ["="] or expression.get("kind") not in ("AEXPR_OP", "AEXPR_IN"):
+            continue
+        listed = expression.get("rexpr")
+        values = listed.get("List", {}).get("items", [listed]) if isinstance(listed, dict) else []
+        texts = [
+            value.get("A_Const", {}).get("sval", {}).get("sval")
+            for value in values
+            if isinstance(value, dict)
+        ]
+        if texts and all(isinstance(text, str) for text in texts):
+            return [str(text) for text in texts]
+    return []
+
+
+def _is_column(value: Any, column: str, names: set[str]) -> bool:
+    fields = value.get("ColumnRef", {}).get("fields", []) if isinstance(value, dict) else []
+    parts = [field.get("String", {}).get("sval") for field in fields]
+    return parts[-1:] == [column] and (len(parts) == 1 or (len(parts) == 2 and parts[0] in names))
+
+
+def _is_catalog(relation: dict[str, Any], name: str) -> bool:
+    return relation.get("relname") == name and relation.get("schemaname") in (None, "pg_catalog")
