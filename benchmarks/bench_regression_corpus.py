@@ -29,7 +29,6 @@ import collections
 import json
 import re
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +38,7 @@ from pg_mcp.errors import GuardError
 from pg_mcp.guard import GuardPolicy, check_query, postgres_reading, sqlglot_reading
 from pg_mcp.guard.functions import ALLOWED_FUNCTIONS, is_function_allowed
 from pg_mcp.guard.operators import BUILTIN_OPERATORS
+from pg_mcp.guard.tree_walk import nodes
 
 DEFAULT_CORPUS = Path(__file__).parent / "data" / "regress_reads.sql"
 POLICY = GuardPolicy(one_arg_functions=frozenset())
@@ -235,20 +235,6 @@ def parse_tree(statement: str) -> dict[str, Any] | None:
     return stmts[0]["stmt"] if len(stmts) == 1 else None
 
 
-def _walk(tree: Any) -> Iterator[tuple[str, Any]]:
-    """Every (node kind, node) in a tree."""
-    stack = [tree]
-    while stack:
-        value = stack.pop()
-        if isinstance(value, list):
-            stack.extend(value)
-        elif isinstance(value, dict):
-            for key, child in value.items():
-                if key[:1].isupper():
-                    yield key, child
-                stack.append(child)
-
-
 def _names(value: Any) -> list[str]:
     if not isinstance(value, list):
         return []
@@ -290,7 +276,7 @@ def created_names(tree: dict[str, Any]) -> tuple[set[str], set[str]]:
 def used_names(tree: dict[str, Any]) -> tuple[set[str], set[str]]:
     functions: set[str] = set()
     operators: set[str] = set()
-    for kind, node in _walk(tree):
+    for kind, node in nodes(tree):
         if not isinstance(node, dict):
             continue
         if kind == "FuncCall":
@@ -307,7 +293,7 @@ def used_names(tree: dict[str, Any]) -> tuple[set[str], set[str]]:
 def is_plain_read(tree: dict[str, Any]) -> bool:
     if next(iter(tree)) != "SelectStmt":
         return False
-    for kind, node in _walk(tree):
+    for kind, node in nodes(tree):
         if kind in _WRITE_NODES:
             return False
         if (
@@ -512,7 +498,7 @@ def off_list_calls(corpus: list[tuple[str, str]]) -> collections.Counter[str]:
     for _, statement in corpus:
         tree = parse_tree(statement)
         names: set[str] = set()
-        for kind, node in _walk(tree or {}):
+        for kind, node in nodes(tree or {}):
             if kind == "FuncCall" and isinstance(node, dict):
                 parts = _names(node.get("funcname"))
                 builtin = len(parts) == 1 or (len(parts) == 2 and parts[0] == "pg_catalog")

@@ -15,138 +15,82 @@ row of it, or `sourcefile`/`sourceline`. Anything else reading it stays a secret
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 from pg_mcp.guard.secrets import HARMLESS_SETTINGS
+from pg_mcp.guard.tree_walk import nodes
 
-_RELATION = "pg_settings"
+_SETTINGS = "pg_settings"
 _STATISTICS = "pg_stats"
-_SECRET_COLUMNS = frozenset({"sourcefile", "sourceline"})
-
-
-def reads_only_harmless_settings(statement: dict[str, Any]) -> bool:
-    """Whether every read of pg_settings in the statement is restricted to harmless settings."""
-    named = 0
-    proven = 0
-    for kind, node in _nodes(statement):
-        if kind == "RangeVar" and _is_settings(node):
-            named += 1
-        elif kind == "ColumnRef":
-            fields = node.get("fields", [])
-            last = fields[-1] if fields else {}
-            if "A_Star" in last or last.get("String", {}).get("sval") in _SECRET_COLUMNS:
-                return False
-        elif kind == "SelectStmt":
-            proven += _proven_level(node)
-    return named > 0 and named == proven
-
-
-def _proven_level(select: dict[str, Any]) -> int:
-    """1 when this query level reads pg_settings alone, filtered to harmless names, without whole rows."""
-    sources = select.get("fromClause") or []
-    if len(sources) != 1 or "RangeVar" not in sources[0] or not _is_settings(sources[0]["RangeVar"]):
-        return 0
-    relation = sources[0]["RangeVar"]
-    names = {_RELATION, str(relation.get("alias", {}).get("aliasname", _RELATION))}
-    for kind, node in _nodes({key: value for key, value in select.items() if key != "fromClause"}):
-        if kind == "ColumnRef" and len(node.get("fields", [])) == 1:
-            only = node["fields"][0].get("String", {}).get("sval")
-            if only in names:  # a whole-row reference
-                return 0
-    return 1 if _restricts(select.get("whereClause"), names) else 0
-
-
-def _restricts(where: Any, names: set[str]) -> bool:
-    if not isinstance(where, dict):
-        return False
-    if "BoolExpr" in where:
-        expression = where["BoolExpr"]
-        return expression.get("boolop") == "AND_EXPR" and any(
-            _restricts(arg, names) for arg in expression.get("args", [])
-        )
-    expression = where.get("A_Expr")
-    if not isinstance(expression, dict) or not _is_name_column(expression.get("lexpr"), names):
-        return False
-    operator = [part.get("String", {}).get("sval") for part in expression.get("name", [])]
-    if expression.get("kind") == "AEXPR_OP" and operator == ["="]:
-        values = [expression.get("rexpr")]
-    elif expression.get("kind") == "AEXPR_IN" and operator == ["="]:
-        listed = expression.get("rexpr")
-        values = listed.get("List", {}).get("items", []) if isinstance(listed, dict) else listed or []
-    else:
-        return False
-    return bool(values) and all(_harmless_constant(value) for value in values)
-
-
-def _is_name_column(value: Any, names: set[str]) -> bool:
-    fields = value.get("ColumnRef", {}).get("fields", []) if isinstance(value, dict) else []
-    parts = [field.get("String", {}).get("sval") for field in fields]
-    return parts[-1:] == ["name"] and (len(parts) == 1 or (len(parts) == 2 and parts[0] in names))
-
-
-def _harmless_constant(value: Any) -> bool:
-    constant = value.get("A_Const", {}) if isinstance(value, dict) else {}
-    text = constant.get("sval", {}).get("sval")
-    return isinstance(text, str) and text.lower() in HARMLESS_SETTINGS
-
-
-def _is_settings(relation: dict[str, Any]) -> bool:
-    return _is_catalog(relation, _RELATION)
-
-
-def _nodes(root: Any) -> Iterator[tuple[str, dict[str, Any]]]:
-    pending = [root]
-    while pending:
-        value = pending.pop()
-        if isinstance(value, list):
-            pending.extend(value)
-        elif isinstance(value, dict):
-            for key, child in value.items():
-                if key[:1].isupper() and isinstance(child, dict):
-                    yield key, child
-                if isinstance(child, (dict, list)):
-                    pending.append(child)
-
+_SECRET_SETTINGS_COLUMNS = frozenset({"sourcefile", "sourceline"})
 
 StatisticsRead = tuple[str, str, tuple[str, ...] | None]
 """A table's schema, its name, and the columns whose statistics are read (None: all of them)."""
 
 
+def reads_only_harmless_settings(statement: dict[str, Any]) -> bool:
+    """Whether every read of pg_settings in the statement is restricted to harmless settings."""
+    for kind, node in nodes(statement):
+        if kind == "ColumnRef":
+            last = (node.get("fields") or [{}])[-1]
+            if "A_Star" in last or last.get("String", {}).get("sval") in _SECRET_SETTINGS_COLUMNS:
+                return False
+    levels = _filtered_levels(statement, _SETTINGS)
+    return levels is not None and all(
+        not _reads_whole_rows(select, names)
+        and (values := _equals(_conjuncts(select.get("whereClause")), "name", names))
+        and all(value.lower() in HARMLESS_SETTINGS for value in values)
+        for select, names in levels
+    )
+
+
 def statistics_read(statement: dict[str, Any]) -> tuple[StatisticsRead, ...] | None:
     """The tables (and columns) whose pg_stats rows the statement can read, when every pg_stats it names
     is filtered to one table; None when it names none or one is not so filtered."""
-    named = 0
+    levels = _filtered_levels(statement, _STATISTICS)
+    if levels is None:
+        return None
     reads: list[StatisticsRead] = []
-    for kind, node in _nodes(statement):
-        if kind == "RangeVar" and _is_catalog(node, _STATISTICS):
+    for select, names in levels:
+        terms = _conjuncts(select.get("whereClause"))
+        schema, table = _equals(terms, "schemaname", names), _equals(terms, "tablename", names)
+        if len(schema) != 1 or len(table) != 1:
+            return None
+        columns = _equals(terms, "attname", names)
+        reads.append((schema[0], table[0], tuple(columns) if columns else None))
+    return tuple(reads)
+
+
+def _filtered_levels(
+    statement: dict[str, Any], relation: str
+) -> list[tuple[dict[str, Any], set[str]]] | None:
+    """Each query level that reads `relation` as its only relation, with the names its columns may be
+    qualified by; None when the statement does not name it, or names it anywhere else."""
+    named = 0
+    levels: list[tuple[dict[str, Any], set[str]]] = []
+    for kind, node in nodes(statement):
+        if kind == "RangeVar" and _is_catalog(node, relation):
             named += 1
         elif kind == "SelectStmt":
             sources = node.get("fromClause") or []
-            if (
-                len(sources) == 1
-                and "RangeVar" in sources[0]
-                and _is_catalog(sources[0]["RangeVar"], _STATISTICS)
-            ):
-                relation = sources[0]["RangeVar"]
-                names = {_STATISTICS, str(relation.get("alias", {}).get("aliasname", _STATISTICS))}
-                read = _statistics_filter(node.get("whereClause"), names)
-                if read is not None:
-                    reads.append(read)
-    return tuple(reads) if named and named == len(reads) else None
+            if len(sources) == 1 and _is_catalog(sources[0].get("RangeVar", {}), relation):
+                alias = sources[0]["RangeVar"].get("alias", {}).get("aliasname", relation)
+                levels.append((node, {relation, str(alias)}))
+    return levels if named and named == len(levels) else None
 
 
-def _statistics_filter(where: Any, names: set[str]) -> StatisticsRead | None:
-    terms = _conjuncts(where)
-    schema = _equals(terms, "schemaname", names)
-    table = _equals(terms, "tablename", names)
-    if len(schema) != 1 or len(table) != 1:
-        return None
-    columns = _equals(terms, "attname", names)
-    return (schema[0], table[0], tuple(columns) if columns else None)
+def _reads_whole_rows(select: dict[str, Any], names: set[str]) -> bool:
+    """Whether the level refers to its relation's whole row (`SELECT s FROM pg_settings s`)."""
+    return any(
+        kind == "ColumnRef"
+        and len(node.get("fields", [])) == 1
+        and node["fields"][0].get("String", {}).get("sval") in names
+        for kind, node in nodes({key: value for key, value in select.items() if key != "fromClause"})
+    )
 
 
 def _conjuncts(where: Any) -> list[dict[str, Any]]:
+    """The terms ANDed at the top of a WHERE clause (none under an OR or a NOT)."""
     if not isinstance(where, dict):
         return []
     if "BoolExpr" in where:
@@ -158,7 +102,7 @@ def _conjuncts(where: Any) -> list[dict[str, Any]]:
 
 
 def _equals(terms: list[dict[str, Any]], column: str, names: set[str]) -> list[str]:
-    """The constants `column` is compared with by `=` or `IN` in one of the terms (the first such term)."""
+    """The string constants `column` is compared with by `=` or `IN` in the first term that does so."""
     for term in terms:
         expression = term.get("A_Expr")
         if not isinstance(expression, dict) or not _is_column(expression.get("lexpr"), column, names):

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
 
 from pg_mcp.errors import GuardError
@@ -46,21 +46,18 @@ def check_plan_calls(
 ) -> None:
     """Refuse a plan that calls a user-defined or dangerous function, or reads a secret relation
     (`harmless_settings`: the text proved that pg_settings is read only for harmless settings)."""
-    if harmless_settings:
-        policy = replace(policy, allowed_secrets=policy.allowed_secrets | {SETTINGS_ROWS})
+    proven = {SETTINGS_FUNCTION} if harmless_settings else set()
     for node in _nodes(plan):
         relation, schema = node.get("Relation Name"), node.get("Schema")
         if relation and schema:
             _check_relation(node, str(schema), str(relation), policy)
-        function, function_schema = node.get("Function Name"), node.get("Schema")
-        if function and function_schema:
-            _check_call(str(function_schema), str(function), policy)
+        calls = [(node.get("Schema"), node.get("Function Name"))] if node.get("Function Name") else []
         for key, value in node.items():
-            if key in _NOT_EXPRESSIONS or key == "Plans":
-                continue
-            for text in _strings(value):
-                for schema_name, name in _calls(text):
-                    _check_call(schema_name, name, policy)
+            if key not in _NOT_EXPRESSIONS and key != "Plans":
+                calls.extend(call for text in _strings(value) for call in _calls(text))
+        for schema_name, name in calls:
+            if not (name in proven and schema_name in (None, "pg_catalog")):
+                _check_call(schema_name, str(name), policy)
 
 
 def check_budget(plan: Mapping[str, Any], budget: Budget) -> None:
@@ -98,9 +95,8 @@ def _check_relation(node: Mapping[str, Any], schema: str, relation: str, policy:
         secrets.check_relation(schema, relation, policy.allowed_secrets)
 
 
-#: What `check_plan_calls` allows, besides the operator's groups, when pg_settings is read only for
-#: harmless settings: the function under the view.
-SETTINGS_ROWS = "pg_show_all_settings"
+#: The function under pg_settings, which its plan scans.
+SETTINGS_FUNCTION = "pg_show_all_settings"
 
 
 def _check_call(schema: str | None, name: str, policy: GuardPolicy) -> None:
@@ -121,8 +117,7 @@ def _check_call(schema: str | None, name: str, policy: GuardPolicy) -> None:
             f"The plan calls {name}(), which is refused: {denial_reason(name)}.",
             "Query the underlying tables directly.",
         )
-    if not (name == SETTINGS_ROWS and SETTINGS_ROWS in policy.allowed_secrets):
-        secrets.check_function(name, policy.allowed_secrets)
+    secrets.check_function(name, policy.allowed_secrets)
 
 
 def _calls(text: str) -> Iterator[tuple[str | None, str]]:

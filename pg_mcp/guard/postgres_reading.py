@@ -148,26 +148,9 @@ _AGGREGATE_BUILDERS = frozenset(
 )
 UNINTERRUPTIBLE_OPERATORS = frozenset({"&&", "<@", "@>", "<->"})
 #: What can build a big input for that work inside one statement.
-_BUILDERS = frozenset(
-    {
-        "array_agg",
-        "string_agg",
-        "json_agg",
-        "jsonb_agg",
-        "json_object_agg",
-        "jsonb_object_agg",
-        "xmlagg",
-        "range_agg",
-        "generate_series",
-        "array_fill",
-        "repeat",
-        "lpad",
-        "rpad",
-        "string_to_array",
-        "regexp_split_to_array",
-        "unnest",
-    }
-)
+_BUILDERS = _AGGREGATE_BUILDERS | {
+    "generate_series", "array_fill", "repeat", "lpad", "rpad", "string_to_array", "regexp_split_to_array", "unnest",
+}  # fmt: skip
 _MAX_XPATH_LENGTH = 200
 
 _READ_ONLY_HINT = "Only reads are accepted: SELECT, WITH ... SELECT, VALUES and TABLE."
@@ -286,7 +269,7 @@ class _Checker:
                 "Search stored values directly, or build the values in one query and search them in another.",
             )
         if self.activity and self.names_query:
-            secrets.check_function("pg_stat_get_activity", self.policy.allowed_secrets, column="query")
+            secrets.check_function_column("pg_stat_get_activity", "query", self.policy.allowed_secrets)
         if self.uninterruptible and self.builder:
             raise GuardError(
                 Rule.UNINTERRUPTIBLE,

@@ -174,18 +174,20 @@ def check_relation(schema: str | None, name: str, allowed: frozenset[str]) -> No
 SECRET_VIEWS_READING = frozenset({"pg_stat_activity"})
 
 
-def check_function(name: str, allowed: frozenset[str], column: str | None = None) -> None:
-    """Refuse a built-in function that returns a secret (or, with `column`, reading that column of it)."""
-    if column is not None:
-        secret_column, group_name = SECRET_FUNCTION_COLUMNS[name]
-        if column == secret_column and group_name not in allowed:
-            raise GuardError(
-                Rule.SECRET,
-                f"The query reads the {column} column of pg_stat_activity, which is refused: "
-                f"{SECRET_GROUPS[group_name].reason}.",
-                "Select the other columns by name. " + _HINT.format(group=group_name),
-            )
-        return
+def check_function_column(name: str, column: str, allowed: frozenset[str]) -> None:
+    """Refuse reading the secret column of a set-returning function (SECRET_FUNCTION_COLUMNS)."""
+    secret_column, group_name = SECRET_FUNCTION_COLUMNS[name]
+    if column == secret_column and group_name not in allowed:
+        raise GuardError(
+            Rule.SECRET,
+            f"The query reads the {column} column of {name}() (pg_stat_activity), which is refused: "
+            f"{SECRET_GROUPS[group_name].reason}.",
+            "Select the other columns by name. " + _HINT.format(group=group_name),
+        )
+
+
+def check_function(name: str, allowed: frozenset[str]) -> None:
+    """Refuse a built-in function that returns a secret."""
     for group_name, group in SECRET_GROUPS.items():
         if name in group.functions and group_name not in allowed:
             raise GuardError(
