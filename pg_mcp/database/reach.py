@@ -7,8 +7,8 @@ operators and casts they implement (casts appear as calls of their function in P
 domains whose constraints call them, types whose input, output, comparison or hashing they
 implement (and domains, arrays and ranges over those), and relations whose indexes, partition keys or
 foreign-data wrapper use them. Views and row-level-security policies need no entry: PostgreSQL's
-rewritten tree shows their expressions. The same query resolves the hidden columns (and generated
-columns computed from them) and the catalog columns that hold text about objects to OIDs and column
+rewritten tree shows their expressions. The same query resolves the hidden columns (of the expanded
+policy, which names generated copies too) and the catalog columns that hold text about objects to OIDs and column
 numbers. `pg_mcp.guard.analysed` judges each statement's tree against the model.
 """
 
@@ -148,20 +148,12 @@ relations AS (
     FROM pg_foreign_table ft JOIN pg_foreign_server s ON s.oid = ft.ftserver
     JOIN pg_foreign_data_wrapper w ON w.oid = s.srvfdw JOIN functions f ON f.oid = w.fdwhandler
 ),
-hidden AS (  -- hidden columns ($2, $3, $4: schemas, "*" for any, tables, columns), and stored generated
-    SELECT a.attrelid, a.attnum  -- columns computed from them
+hidden AS (  -- hidden columns ($2, $3, $4: schemas, "*" for any, tables, columns; the expanded policy
+    SELECT a.attrelid, a.attnum  -- already names the stored generated columns computed from them)
     FROM unnest($2::text[], $3::text[], $4::text[]) AS h(schema, name, col)
     JOIN pg_class c ON c.relname = h.name JOIN pg_namespace n ON n.oid = c.relnamespace
     JOIN pg_attribute a ON a.attrelid = c.oid AND a.attname = h.col AND a.attnum > 0 AND NOT a.attisdropped
     WHERE h.schema IN ('*', n.nspname)
-),
-hidden_all AS (
-    SELECT attrelid, attnum FROM hidden
-    UNION
-    SELECT ad.adrelid, ad.adnum FROM pg_attrdef ad
-    JOIN pg_depend d ON d.classid = 'pg_attrdef'::regclass AND d.objid = ad.oid
-    JOIN hidden h ON d.refclassid = 'pg_class'::regclass AND d.refobjid = h.attrelid AND d.refobjsubid = h.attnum
-    WHERE ad.adrelid = h.attrelid
 )
 SELECT
     (SELECT ARRAY[array_agg(oid::text ORDER BY oid), array_agg(what ORDER BY oid)]
@@ -178,7 +170,7 @@ SELECT
           UNION ALL SELECT c.oid FROM pg_class c WHERE c.oid >= 16384) AS known,
     (SELECT ARRAY[array_agg(h.attrelid::text), array_agg(h.attnum::text),
                   array_agg(format('%s.%I', h.attrelid::regclass, a.attname))]
-     FROM hidden_all h JOIN pg_attribute a ON a.attrelid = h.attrelid AND a.attnum = h.attnum) AS hidden,
+     FROM hidden h JOIN pg_attribute a ON a.attrelid = h.attrelid AND a.attnum = h.attnum) AS hidden,
     (SELECT ARRAY[array_agg(a.attrelid::text), array_agg(a.attnum::text), array_agg(c.relname || '.' || a.attname)]
      FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid
      WHERE $5 AND c.relnamespace = 'pg_catalog'::regnamespace AND c.relkind = 'r' AND a.attnum > 0

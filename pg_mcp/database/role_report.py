@@ -10,7 +10,9 @@ from pg_mcp.config import Settings
 from pg_mcp.database.catalog import Catalog
 from pg_mcp.database.executor import Database
 from pg_mcp.database.lineage import expand_policy
+from pg_mcp.database.reach import read_reach
 from pg_mcp.errors import PgMcpError
+from pg_mcp.guard.access import AccessPolicy
 from pg_mcp.guard.secrets import SECRET_FUNCTION_COLUMNS, SECRET_GROUPS
 from pg_mcp.names import quote_ident
 
@@ -69,28 +71,23 @@ SELECT ARRAY(SELECT name FROM unnest($1::text[]) AS name
 """
 
 
-#: What PostgreSQL's own privileges enforce without pg-mcp: which operator-written functions the role may
-#: execute ($1: PG_MCP_ALLOW_FUNCTIONS), which hidden columns it may read ($2-$4: schema or "*", table,
-#: column), and whether it may keep pg-mcp's analysis of each statement out of the server's log.
+#: What PostgreSQL's own privileges enforce without pg-mcp, for what the reach model refuses: which of
+#: the operator-written functions pg-mcp does not allow ($1) the role may execute, and which hidden
+#: columns ($2, $3: relation OIDs and column numbers) it may read.
 PRIVILEGES_SQL = """
 WITH executable AS (
-    SELECT p.oid::regprocedure::text AS signature, n.nspname
-    FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
-    WHERE n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg\\_%'
-      AND NOT EXISTS (SELECT FROM pg_depend d WHERE d.classid = 'pg_proc'::regclass AND d.objid = p.oid
-                      AND d.deptype = 'e')
-      AND lower(p.proname) <> ALL($1::text[]) AND lower(n.nspname || '.' || p.proname) <> ALL($1::text[])
-      AND has_function_privilege(p.oid, 'EXECUTE')
+    SELECT p.oid::regprocedure::text AS signature, p.pronamespace::regnamespace::text AS schema
+    FROM unnest($1::oid[]) AS f(oid) JOIN pg_proc p ON p.oid = f.oid
+    WHERE has_function_privilege(p.oid, 'EXECUTE')
 ), hidden AS (
     SELECT c.oid, n.nspname, c.relname, a.attname
-    FROM unnest($2::text[], $3::text[], $4::text[]) AS h(schema, name, col)
-    JOIN pg_class c ON c.relname = h.name JOIN pg_namespace n ON n.oid = c.relnamespace
-    JOIN pg_attribute a ON a.attrelid = c.oid AND a.attname = h.col AND a.attnum > 0 AND NOT a.attisdropped
-    WHERE h.schema IN ('*', n.nspname) AND has_column_privilege(c.oid, a.attnum, 'SELECT')
+    FROM unnest($2::oid[], $3::int2[]) AS h(relid, attnum)
+    JOIN pg_class c ON c.oid = h.relid JOIN pg_namespace n ON n.oid = c.relnamespace
+    JOIN pg_attribute a ON a.attrelid = h.relid AND a.attnum = h.attnum
+    WHERE has_column_privilege(h.relid, h.attnum, 'SELECT')
 )
-SELECT (SELECT count(*) FROM executable) AS executable_count,
-       ARRAY(SELECT signature FROM executable ORDER BY 1 LIMIT 20) AS executable,
-       ARRAY(SELECT DISTINCT quote_ident(nspname) FROM executable ORDER BY 1) AS executable_schemas,
+SELECT ARRAY(SELECT signature FROM executable ORDER BY 1) AS executable,
+       ARRAY(SELECT DISTINCT schema FROM executable ORDER BY 1) AS executable_schemas,
        ARRAY(SELECT format('%I.%I.%I', nspname, relname, attname) FROM hidden ORDER BY 1) AS readable_hidden,
        ARRAY(SELECT format('REVOKE SELECT ON %I.%I FROM %I; GRANT SELECT (%s) ON %I.%I TO %I;',
                            h.nspname, h.relname, current_user,
@@ -100,6 +97,9 @@ SELECT (SELECT count(*) FROM executable) AS executable_count,
                            h.nspname, h.relname, current_user)
              FROM (SELECT DISTINCT oid, nspname, relname FROM hidden) h ORDER BY 1) AS hidden_fixes
 """
+
+#: Functions named one by one in the report; the count says how many more there are.
+FUNCTIONS_SHOWN = 20
 
 
 @dataclass
@@ -148,13 +148,12 @@ async def role_report(db: Database, catalog: Catalog) -> RoleReport:
     facts = dict((await db.fetch_fixed(ROLE_SQL))[0])
     report = RoleReport(facts, await visible_tables(catalog))
     report.readable_secrets = await readable_secrets(db)
-    if catalog.access.active:
-        expanded = await expand_policy(db, catalog.access)
-        report.denied = {
-            f"{schema}.{table}": reason for (schema, table), reason in sorted(expanded.denied.items())
-        }
+    expanded = await expand_policy(db, catalog.access)  # the configured policy when no limit is set
+    report.denied = {
+        f"{schema}.{table}": reason for (schema, table), reason in sorted(expanded.denied.items())
+    }
     role = quote_ident(facts["role"])
-    report.risks.extend(await privilege_risks(db, catalog, role, superuser=bool(facts["superuser"])))
+    report.risks.extend(await privilege_risks(db, expanded, role, superuser=bool(facts["superuser"])))
     fix = "`pg-mcp role-sql > role.sql` prints a script that creates a least-privilege role"
     if facts["superuser"]:
         report.risks.append(
@@ -206,17 +205,15 @@ async def role_report(db: Database, catalog: Catalog) -> RoleReport:
     return report
 
 
-async def privilege_risks(db: Database, catalog: Catalog, role: str, *, superuser: bool) -> list[str]:
-    """Where PostgreSQL's own privileges do not back up what pg-mcp refuses: each with the statements
-    that close it (a superuser bypasses privileges: its report says so once, elsewhere)."""
-    hidden = sorted(catalog.access.configured.hidden_columns)
+async def privilege_risks(db: Database, access: AccessPolicy, role: str, *, superuser: bool) -> list[str]:
+    """Where PostgreSQL's own privileges do not back up what pg-mcp refuses (the reach model, under the
+    limits `access`): each with the statements that close it (a superuser bypasses privileges: its
+    report says so once, elsewhere)."""
+    reach = await read_reach(db, db.settings.allow_functions, access)
+    hidden = [(relid, attnum) for relid, columns in reach.hidden.items() for attnum in columns]
     row = (
         await db.fetch_fixed(
-            PRIVILEGES_SQL,
-            [name.lower() for name in db.settings.allow_functions],
-            [schema for schema, _, _ in hidden],
-            [table for _, table, _ in hidden],
-            [column for _, _, column in hidden],
+            PRIVILEGES_SQL, list(reach.functions), [r for r, _ in hidden], [a for _, a in hidden]
         )
     )[0]
     risks: list[str] = []
@@ -228,10 +225,10 @@ async def privilege_risks(db: Database, catalog: Catalog, role: str, *, superuse
         )
     if superuser:
         return risks
-    count = int(row["executable_count"])
+    count = len(row["executable"])
     if count:
-        shown = ", ".join(row["executable"]) + (
-            f" and {count - len(row['executable'])} more" if count > 20 else ""
+        shown = ", ".join(row["executable"][:FUNCTIONS_SHOWN]) + (
+            f" and {count - FUNCTIONS_SHOWN} more" if count > FUNCTIONS_SHOWN else ""
         )
         schemas = ", ".join(row["executable_schemas"])
         risks.append(
