@@ -125,12 +125,10 @@ async def readable_secrets(db: Database) -> dict[str, list[str]]:
     for name, group in SECRET_GROUPS.items():
         items = [r for r in row["relations"] if r in group.relations]
         items += [f"{f}()" for f in row["functions"] if f in group.functions]
-        items += [
-            f"{SECRET_VIEWS.get(f, f + '()')}.{column}"
-            for f in row["functions"]
-            for column, owner in [SECRET_FUNCTION_COLUMNS.get(f, ("", ""))]
-            if owner == name
-        ]
+        for function in row["functions"]:
+            column, owner = SECRET_FUNCTION_COLUMNS.get(function, ("", ""))
+            if owner == name:
+                items.append(f"{SECRET_VIEWS.get(function, function + '()')}.{column}")
         if name == "custom_settings" and row["custom_settings"]:
             items.append(f"{row['custom_settings']} custom settings readable with current_setting()")
         if items:

@@ -45,7 +45,7 @@ _FUNCTION_FIELDS = frozenset(
 )
 _OPERATOR_FIELDS = frozenset({"opno", "eqop", "sortop", "opnos"})
 #: Fields so named that hold a kind, not a type.
-_KINDS = frozenset({"commandType", "jointype", "subLinkType", "nulltesttype", "booltesttype", "limitOption"})
+_KINDS = frozenset({"commandType", "jointype", "subLinkType", "nulltesttype", "booltesttype"})
 _RELATION_FIELD = "relid"
 #: RangeTblEntry kinds (RTEKind) that matter for column resolution.
 _RTE_RELATION, _RTE_SUBQUERY, _RTE_JOIN, _RTE_FUNCTION, _RTE_GROUP = 0, 1, 2, 3, 9

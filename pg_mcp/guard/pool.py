@@ -15,10 +15,8 @@ from __future__ import annotations
 import atexit
 import logging
 import os
-import pickle
 import queue
 import select
-import struct
 import subprocess
 import sys
 import threading
@@ -29,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from pg_mcp.errors import GuardError
+from pg_mcp.guard.frames import HEADER, frame, unframe
 from pg_mcp.guard.policy import CheckedQuery, GuardPolicy
 from pg_mcp.guard.rules import Rule
 
@@ -38,7 +37,6 @@ log = logging.getLogger(__name__)
 GUARD_WORKERS = 2
 #: How long a new worker may take to load its parsers before it is given up on.
 START_SECONDS = 60.0
-_HEADER = struct.Struct(">I")
 _PACKAGE_ROOT = str(Path(__file__).resolve().parent.parent.parent)
 
 
@@ -97,8 +95,7 @@ class _Worker:
                 stream.close()
 
     def _send(self, message: tuple[Any, ...]) -> None:
-        payload = pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL)
-        data = memoryview(_HEADER.pack(len(payload)) + payload)
+        data = memoryview(frame(message))
         try:
             while data:
                 data = data[os.write(self._input, data) :]
@@ -106,9 +103,8 @@ class _Worker:
             raise _NotTaken from None
 
     def _receive(self, deadline: float) -> tuple[Any, ...]:
-        (size,) = _HEADER.unpack(self._read(_HEADER.size, deadline))
-        message: tuple[Any, ...] = pickle.loads(self._read(size, deadline))
-        return message
+        (size,) = HEADER.unpack(self._read(HEADER.size, deadline))
+        return unframe(self._read(size, deadline))
 
     def _read(self, size: int, deadline: float) -> bytes:
         chunks: list[bytes] = []

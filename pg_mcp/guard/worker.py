@@ -7,7 +7,7 @@ statement here and, when the answer is late, kills this process and starts anoth
 that happens to be running. The process also caps its own memory, so a parse that balloons fails
 here as a refusal instead of growing the server.
 
-The protocol is private to pg-mcp (both ends are this package): frames of a 4-byte big-endian length
+The protocol is private to pg-mcp (both ends are this package, framed by `pg_mcp.guard.frames`): a 4-byte big-endian length
 and a pickled tuple. The worker writes `("ready",)` once its parsers are loaded; then, for each
 `(sql, max_rows, policy or None)` (None: the same policy as the previous job), it writes
 `("ok", statement, wrapped_sql, harmless_settings, statistics_of)` or `("refused", rule, message, hint)`.
@@ -17,12 +17,10 @@ from __future__ import annotations
 
 import contextlib
 import os
-import pickle
 import signal
-import struct
 import sys
 import threading
-from typing import Any, BinaryIO
+from typing import BinaryIO
 
 #: The most memory (address space) a worker may use: far above any real statement's parse.
 MEMORY_LIMIT_BYTES = 2 * 1024**3
@@ -30,28 +28,12 @@ MEMORY_LIMIT_BYTES = 2 * 1024**3
 #: level: allowed on the checking thread, whose stack matches (beyond it: refused as too deep).
 _RECURSION_LIMIT = 20_000
 _STACK_BYTES = 64 * 1024 * 1024
-_HEADER = struct.Struct(">I")
-
-
-def write_frame(stream: BinaryIO, message: tuple[Any, ...]) -> None:
-    payload = pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL)
-    stream.write(_HEADER.pack(len(payload)) + payload)
-    stream.flush()
-
-
-def read_frame(stream: BinaryIO) -> tuple[Any, ...] | None:
-    """The next message, or None at end of input."""
-    header = stream.read(_HEADER.size)
-    if len(header) < _HEADER.size:
-        return None
-    payload = stream.read(_HEADER.unpack(header)[0])
-    message: tuple[Any, ...] = pickle.loads(payload)
-    return message
 
 
 def _serve(source: BinaryIO, sink: BinaryIO) -> None:
     from pg_mcp.errors import GuardError
     from pg_mcp.guard import checking
+    from pg_mcp.guard.frames import read_frame, write_frame
     from pg_mcp.guard.policy import GuardPolicy
 
     checking.load_parsers()
