@@ -458,3 +458,49 @@ async def test_a_query_over_the_cost_budget_is_refused_with_its_estimate(pg: Dem
     assert "PG_MCP_MAX_COST" in text_of(refused)
     assert not explained.is_error and "Estimated total cost" in text_of(explained)
     assert "PG_MCP_MAX_COST" in text_of(explained)
+
+
+UNTRUSTED_ESTIMATES = [
+    (
+        "recursion_without_bound",
+        "WITH RECURSIVE r(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM r) SELECT count(*) FROM r",
+    ),
+    (
+        "recursion_bound_far_away",
+        "WITH RECURSIVE r(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM r WHERE n < 3e8) SELECT sum(n) FROM r",
+    ),
+    ("series_from_subquery", "SELECT count(*) FROM generate_series(1, (SELECT 3e8)::int)"),
+    (
+        "series_in_select_list",
+        "SELECT count(*) FROM (SELECT generate_series(1, (SELECT 3e8)::int) AS g) AS s",
+    ),
+    ("series_stored_whole", "SELECT * FROM generate_series(1, (SELECT 3e8)::int) LIMIT 5"),
+]
+TRUSTED_ESTIMATES = [
+    ("counted_recursion", "WITH RECURSIVE r(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM r WHERE n < 1000) SELECT sum(n) FROM r"),
+    ("falling_counter", "WITH RECURSIVE r(n) AS (SELECT 50 UNION ALL SELECT n - 1 FROM r WHERE n > 0) SELECT max(n) FROM r"),
+    (
+        "hierarchy_walk_by_union",
+        "WITH RECURSIVE down AS (SELECT id, manager_id FROM hr.employees WHERE manager_id IS NULL UNION "
+        "SELECT e.id, e.manager_id FROM hr.employees e JOIN down d ON e.manager_id = d.id) SELECT count(*) FROM down",
+    ),
+    ("unbounded_recursion_read_lazily", "WITH RECURSIVE r(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM r) SELECT n FROM r"),
+    ("constant_series", "SELECT count(*) FROM generate_series(1, 1000)"),
+    ("series_in_select_list_lazily", "SELECT generate_series(1, (SELECT 3e8)::int) AS g"),
+]  # fmt: skip
+
+
+async def test_estimates_the_planner_only_guesses_are_read_from_the_text(pg: DemoDatabase) -> None:
+    """A recursion or a set-returning function whose size the text does not bound is refused before it
+    runs when a step would read all of it; bounded ones and lazily read ones run."""
+    async with mcp_client(pg.url, PG_MCP_MAX_PLAN_ROWS="1000000") as client:
+        refused = {name: await client.call_tool("query", {"sql": sql}) for name, sql in UNTRUSTED_ESTIMATES}
+        served = {name: await client.call_tool("query", {"sql": sql}) for name, sql in TRUSTED_ESTIMATES}
+    for name, result in refused.items():
+        assert result.is_error and "rule row_budget" in text_of(result), (name, text_of(result))
+    for name, result in served.items():
+        assert not result.is_error, (name, text_of(result))
+    assert "Bound it in the text" in text_of(refused["recursion_without_bound"])
+    assert "the recursive CTE r" in text_of(refused["recursion_bound_far_away"])
+    assert served["counted_recursion"].structured_content["rows"] == [[500500]]
+    assert served["unbounded_recursion_read_lazily"].structured_content["truncated"]

@@ -71,7 +71,7 @@ def _check_plan(
     check_plan_calls(plan, policy, harmless_settings=checked.harmless_settings)
     check_plan(plan, ctx.access, statistics=_statistics(ctx, checked))  # TOAST is refused even without limits
     if budget:
-        check_budget(plan, ctx.budget)
+        check_budget(plan, ctx.budget, checked.recursion)
 
 
 async def _plan(ctx: DatabaseContext, checked: CheckedQuery, *, verbose: bool) -> dict[str, Any]:

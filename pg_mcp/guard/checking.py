@@ -17,9 +17,10 @@ from __future__ import annotations
 from typing import Any
 
 from pg_mcp.errors import GuardError
-from pg_mcp.guard.catalog_rows import StatisticsRead, statistics_read
+from pg_mcp.guard.catalog_rows import statistics_read
 from pg_mcp.guard.input import check_input
 from pg_mcp.guard.policy import CheckedQuery, GuardPolicy
+from pg_mcp.guard.recursion import recursion_bounds
 from pg_mcp.guard.rules import Rule
 
 #: What precedes the caller's statement in the bounded one. The caller's text is first read indented
@@ -39,7 +40,7 @@ def verdict(sql: object, max_rows: int, policy: GuardPolicy) -> CheckedQuery:
     if max_rows < 1:
         raise ValueError("max_rows must be at least 1")
     try:
-        statement, wrapped, harmless_settings, statistics = _check(sql, max_rows, policy)
+        return _check(sql, max_rows, policy)
     except GuardError:
         raise
     except RecursionError:
@@ -54,16 +55,11 @@ def verdict(sql: object, max_rows: int, policy: GuardPolicy) -> CheckedQuery:
             f"The statement could not be analysed ({type(error).__name__}), so it was refused.",
             "Simplify the query: less nesting, fewer terms.",
         ) from None
-    return CheckedQuery(
-        statement, wrapped, max_rows, harmless_settings=harmless_settings, statistics_of=statistics
-    )
 
 
-def _check(
-    sql: object, max_rows: int, policy: GuardPolicy
-) -> tuple[str, str, bool, tuple[StatisticsRead, ...] | None]:
-    """Every stage in order; the statement, its bounded wrapper, and the catalog rows it is proven to
-    read (pg_mcp.guard.catalog_rows)."""
+def _check(sql: object, max_rows: int, policy: GuardPolicy) -> CheckedQuery:
+    """Every stage in order; the statement, its bounded wrapper, the catalog rows it is proven to read
+    (pg_mcp.guard.catalog_rows) and how often its recursive CTEs can recurse (pg_mcp.guard.recursion)."""
     from pg_mcp.guard import postgres_reading, sqlglot_reading
 
     text = check_input(sql, policy)
@@ -73,7 +69,14 @@ def _check(
     sqlglot_reading.check(statement, policy)
     wrapped = f"{_WRAP_PREFIX}{statement}\n) AS pg_mcp_result LIMIT {max_rows + 1}"
     _check_wrapping(tree["stmt"], wrapped)
-    return statement, wrapped, harmless_settings, statistics_read(tree["stmt"])
+    return CheckedQuery(
+        statement,
+        wrapped,
+        max_rows,
+        harmless_settings=harmless_settings,
+        statistics_of=statistics_read(tree["stmt"]),
+        recursion=recursion_bounds(tree["stmt"]),
+    )
 
 
 def _statement_text(text: str, tree: dict[str, Any]) -> str:

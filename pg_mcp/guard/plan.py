@@ -8,8 +8,9 @@ the text stages accepted, whose amplifying calls are already bounded (planning f
 
 from __future__ import annotations
 
+import math
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -17,6 +18,7 @@ from pg_mcp.errors import GuardError
 from pg_mcp.guard import secrets
 from pg_mcp.guard.functions import denial_reason, is_denied, operator_allowed
 from pg_mcp.guard.policy import GuardPolicy
+from pg_mcp.guard.recursion import RecursionBound
 from pg_mcp.guard.rules import Rule
 
 _BUILT_IN_SCHEMAS = frozenset({"pg_catalog", "information_schema"})
@@ -60,9 +62,13 @@ def check_plan_calls(
                 _check_call(schema_name, str(name), policy)
 
 
-def check_budget(plan: Mapping[str, Any], budget: Budget) -> None:
+def check_budget(plan: Mapping[str, Any], budget: Budget, recursion: Sequence[RecursionBound] = ()) -> None:
     """Refuse a statement whose estimated cost, or rows fed into a step that reads all of its input,
-    exceed the budget, showing the estimate so the caller can narrow the query."""
+    exceed the budget, showing the estimate so the caller can narrow the query.
+
+    Where the planner only guesses (how often a recursive CTE recurses, how many rows a function given
+    a subquery's value returns), the rows are what the text allows (`recursion`,
+    pg_mcp.guard.recursion), or unbounded."""
     cost = float(plan.get("Total Cost", 0.0))
     if budget.max_cost and cost > budget.max_cost:
         raise GuardError(
@@ -74,18 +80,100 @@ def check_budget(plan: Mapping[str, Any], budget: Budget) -> None:
         )
     if not budget.max_rows:
         return
+    iterations = dict(recursion)
+    subquery_values = _subquery_values(plan)
+    for node, reader in _nodes_with_reader(plan):
+        kind = node.get("Node Type")
+        if kind in _BLOCKING:
+            for child in node.get("Plans", []):
+                if child.get("Parent Relationship") not in _SIDE_PLANS:
+                    _check_rows(float(child.get("Plan Rows", 0.0)), str(kind), budget)
+        elif kind == "Function Scan":  # it stores all the function's rows before returning one
+            rows = (
+                math.inf
+                if _from_subquery(str(node.get("Function Call", "")), subquery_values)
+                else _rows(node)
+            )
+            _check_rows(rows, "Function Scan", budget, guessed=f"{node.get('Function Name')}()")
+        elif (
+            kind == "ProjectSet"
+            and reader
+            and any(_from_subquery(output, subquery_values) for output in node.get("Output", []))
+        ):
+            _check_rows(math.inf, reader, budget, guessed="a set-returning function in the select list")
+        elif kind == "CTE Scan" and reader and str(node.get("CTE Name")) in iterations:
+            name = str(node.get("CTE Name"))
+            rows = _recursive_rows(plan, name, iterations[name])
+            _check_rows(rows, reader, budget, guessed=f"the recursive CTE {name}")
+
+
+#: Plans that hang off a node without being its input.
+_SIDE_PLANS = frozenset({"InitPlan", "SubPlan"})
+#: A subquery's result in a plan's expressions: `$0` from "InitPlan 1 (returns $0)" (PostgreSQL 15),
+#: `(InitPlan 1).col1` (16 and later) or a correlated `(SubPlan 2)`.
+_PARAMETER = re.compile(r"\$(\d+)")
+_SUBQUERY = re.compile(r"\((?:SubPlan|InitPlan) \d+\)")
+
+
+def _subquery_values(plan: Mapping[str, Any]) -> frozenset[str]:
+    """The parameters the plan's initial subqueries set (their values are known only at run time)."""
+    names = (str(node.get("Subplan Name", "")) for node in _nodes(plan))
+    return frozenset(
+        number for name in names if name.startswith("InitPlan") for number in _PARAMETER.findall(name)
+    )
+
+
+def _from_subquery(expression: str, subquery_values: frozenset[str]) -> bool:
+    """Whether a call's arguments take a subquery's result (a column or a constant can be estimated)."""
+    text = _STRING_LITERAL.sub("''", expression)
+    return bool(_SUBQUERY.search(text)) or any(n in subquery_values for n in _PARAMETER.findall(text))
+
+
+def _rows(node: Mapping[str, Any]) -> float:
+    return float(node.get("Plan Rows", 0.0))
+
+
+def _recursive_rows(plan: Mapping[str, Any], name: str, iterations: float | None) -> float:
+    """The most rows a recursive CTE can produce: its first term's rows, then the recursive term's
+    estimate for each iteration the text allows (the planner assumes ten)."""
     for node in _nodes(plan):
-        if node.get("Node Type") not in _BLOCKING:
-            continue
-        for child in node.get("Plans", []):
-            rows = float(child.get("Plan Rows", 0.0))
-            if rows > budget.max_rows:
-                raise GuardError(
-                    Rule.ROW_BUDGET,
-                    f"The planner estimates that one step ({node.get('Node Type')}) reads {rows:,.0f} rows; this "
-                    f"server's limit is {budget.max_rows:,.0f} (PG_MCP_MAX_PLAN_ROWS).",
-                    "Filter before aggregating or sorting, or aggregate a sample (TABLESAMPLE).",
-                )
+        if node.get("Subplan Name") == f"CTE {name}" and node.get("Node Type") == "Recursive Union":
+            first, then = (node.get("Plans") or [{}, {}])[:2]
+            return math.inf if iterations is None else _rows(first) + max(_rows(then), 1.0) * iterations
+    return 0.0 if iterations is not None else math.inf
+
+
+def _check_rows(rows: float, step: str, budget: Budget, *, guessed: str = "") -> None:
+    if rows <= budget.max_rows:
+        return
+    if guessed and math.isinf(rows):
+        raise GuardError(
+            Rule.ROW_BUDGET,
+            f"Nothing in the statement bounds how many rows {guessed} produces, and a step that reads all of "
+            f"its input ({step}) would read them; the planner's estimate would only be a guess, and this "
+            f"server's limit is {budget.max_rows:,.0f} rows (PG_MCP_MAX_PLAN_ROWS).",
+            "Bound it in the text: give a recursive CTE a depth counter (`depth + 1` in the recursive part, "
+            "`WHERE depth < 100`) or make it UNION of stored columns, give set-returning functions constant "
+            "arguments, or LIMIT the rows before aggregating or sorting.",
+        )
+    source = f" from {guessed}" if guessed else ""
+    raise GuardError(
+        Rule.ROW_BUDGET,
+        f"The planner estimates that one step ({step}) reads {rows:,.0f} rows{source}; this server's limit is "
+        f"{budget.max_rows:,.0f} (PG_MCP_MAX_PLAN_ROWS).",
+        "Filter before aggregating or sorting, or aggregate a sample (TABLESAMPLE).",
+    )
+
+
+def _nodes_with_reader(plan: Mapping[str, Any]) -> Iterator[tuple[Mapping[str, Any], str]]:
+    """Every node, with the nearest step above it that reads all of its input ("" when none does)."""
+    stack: list[tuple[Mapping[str, Any], str]] = [(plan, "")]
+    while stack:
+        node, reader = stack.pop()
+        yield node, reader
+        kind = str(node.get("Node Type"))
+        below = kind if kind in _BLOCKING else reader
+        stack.extend((child, below) for child in node.get("Plans", []))
 
 
 def _check_relation(node: Mapping[str, Any], schema: str, relation: str, policy: GuardPolicy) -> None:

@@ -36,6 +36,9 @@ class CheckedQuery:
     statistics_of: tuple[tuple[str, str, tuple[str, ...] | None], ...] | None = None
     """The tables (schema, name, columns or None for all) whose planner statistics (pg_stats) are all
     the statement reads of them, when it is proven (pg_mcp.guard.catalog_rows)."""
+    recursion: tuple[tuple[str, float | None], ...] = ()
+    """Each recursive CTE the data does not bound, with the iterations its text allows (None: any
+    number; pg_mcp.guard.recursion): the row budget's reading of what the planner only guesses."""
     harmless_settings: bool = False
     """The statement reads pg_settings only for harmless settings (pg_mcp.guard.catalog_rows): its plan
     may scan pg_show_all_settings()."""

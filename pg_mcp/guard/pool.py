@@ -198,15 +198,7 @@ class GuardPool:
                 )
                 return self._start_worker()
             if answer[0] == "ok":
-                job.future.set_result(
-                    CheckedQuery(
-                        answer[1],
-                        answer[2],
-                        job.max_rows,
-                        harmless_settings=answer[3],
-                        statistics_of=answer[4],
-                    )
-                )
+                job.future.set_result(answer[1])
             else:
                 job.future.set_exception(GuardError(Rule(answer[1]), answer[2], answer[3]))
             return worker

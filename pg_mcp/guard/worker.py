@@ -10,7 +10,7 @@ here as a refusal instead of growing the server.
 The protocol is private to pg-mcp (both ends are this package, framed by `pg_mcp.guard.frames`): a 4-byte big-endian length
 and a pickled tuple. The worker writes `("ready",)` once its parsers are loaded; then, for each
 `(sql, max_rows, policy or None)` (None: the same policy as the previous job), it writes
-`("ok", statement, wrapped_sql, harmless_settings, statistics_of)` or `("refused", rule, message, hint)`.
+`("ok", CheckedQuery)` or `("refused", rule, message, hint)`.
 """
 
 from __future__ import annotations
@@ -47,9 +47,7 @@ def _serve(source: BinaryIO, sink: BinaryIO) -> None:
         except GuardError as error:
             write_frame(sink, ("refused", str(error.rule), error.message, error.hint))
         else:
-            write_frame(
-                sink, ("ok", checked.statement, checked.sql, checked.harmless_settings, checked.statistics_of)
-            )
+            write_frame(sink, ("ok", checked))
 
 
 def _serve_until_closed(source: BinaryIO, sink: BinaryIO) -> None:
