@@ -78,6 +78,12 @@ class Settings(BaseSettings):
     )
     pool_min: int = Field(default=1, ge=0, le=100, description="connections kept open (1)")
     pool_max: int = Field(default=5, ge=1, le=100, description="most connections opened (5)")
+    pool_share: int = Field(
+        default=0,
+        ge=0,
+        le=100,
+        description="most connections one HTTP caller holds at once (0: half the pool; one is kept for short calls)",
+    )
     schemas: CommaList = Field(
         default=(), description="comma-separated schemas to expose (default: all the role can use)"
     )
@@ -342,13 +348,28 @@ class TransportSettings(BaseSettings):
         default=8, ge=1, le=1000, description="HTTP requests one caller may have in flight (8)"
     )
     principal_rate: float = Field(
-        default=20.0,
+        default=200.0,
         gt=0,
         le=100_000,
-        description="HTTP requests per second one caller may make, burst twice that (20)",
+        description="HTTP requests per second one caller may make, burst twice that (200)",
     )
     max_concurrent_calls: int = Field(
         default=32, ge=1, le=10_000, description="calls in flight across the HTTP server (32)"
+    )
+    max_connections: int = Field(
+        default=512,
+        ge=1,
+        le=100_000,
+        description="open HTTP connections; more are answered 503 and closed (512)",
+    )
+    request_timeout: float = Field(
+        default=10.0,
+        gt=0,
+        le=600,
+        description="seconds an HTTP request's headers and body may take to arrive (10)",
+    )
+    max_header_bytes: int = Field(
+        default=32_768, ge=1024, le=1_048_576, description="largest HTTP request head, in bytes (32 KiB)"
     )
     oauth_issuer: str | None = Field(
         default=None, description="OAuth: the issuer whose JWT access tokens are accepted"

@@ -151,10 +151,10 @@ async def failure(verifier: JwtVerifier, token: str) -> AuthFailure:
 async def test_rs256_and_es256_tokens_give_the_subject_and_its_databases(issuer: Issuer) -> None:
     verifier = JwtVerifier(settings(issuer.url))
     assert await verifier.verify(rs256(claims(issuer.url))) == Principal(
-        "alice@example.com", frozenset({"sales", "hr"})
+        "alice@example.com", frozenset({"sales", "hr"}), issuer=issuer.url
     )
     assert await verifier.verify(es256(claims(issuer.url, sub="bob", pg_mcp_databases="sales, hr ops"))) == (
-        Principal("bob", frozenset({"sales", "hr", "ops"}))
+        Principal("bob", frozenset({"sales", "hr", "ops"}), issuer=issuer.url)
     )
     assert issuer.hits == {"/.well-known/openid-configuration": 1, "/jwks": 1}  # keys are kept
 
@@ -179,7 +179,7 @@ async def test_the_databases_claim(issuer: Issuer) -> None:
     assert (await everything.verify(rs256(claims(issuer.url, pg_mcp_databases=None)))).databases is None
     custom = JwtVerifier(settings(issuer.url, databases_claim="groups", subject_claim="oid"))
     token = rs256(claims(issuer.url, groups="sales", oid="0000-1111"))
-    assert await custom.verify(token) == Principal("0000-1111", frozenset({"sales"}))
+    assert await custom.verify(token) == Principal("0000-1111", frozenset({"sales"}), issuer=issuer.url)
 
 
 async def test_scopes_from_scope_or_scp(issuer: Issuer) -> None:

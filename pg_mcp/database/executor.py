@@ -37,6 +37,7 @@ from pg_mcp.database.driver_errors import (
     query_error,
     unavailable,
 )
+from pg_mcp.database.turns import Turn, Turns, current_caller
 from pg_mcp.database.value_cutting import (
     CELL_BYTES_PER_CHAR,
     SCALAR_BYTES,
@@ -148,13 +149,42 @@ class Database:
         self._stoppers: set[asyncio.Task[None]] = set()
         #: Resets still running after their call answered (see `_finish_soon`).
         self._finishing: set[asyncio.Task[None]] = set()
-        #: One turn per pooled connection, taken in arrival order (see `_acquire`).
-        self._turns = asyncio.Semaphore(settings.pool_max)
+        #: One turn per pooled connection, shared fairly between callers (see `turns`).
+        self._turns = Turns(settings.pool_max, reserved=SHORT_TURNS, share=settings.pool_share)
+        self._turn_of: dict[asyncpg.Connection, Turn] = {}
+        #: Readiness's own connection (see `probe`).
+        self._probe_conn: asyncpg.Connection | None = None
+        self._probe_lock = asyncio.Lock()
 
     def pool_usage(self) -> tuple[int, int]:
         """Open and idle connections of the pool (0, 0 before it exists), for the metrics."""
         pool = self._pool
         return (pool.get_size(), pool.get_idle_size()) if pool is not None else (0, 0)
+
+    async def probe(self, timeout: float) -> None:
+        """`SELECT 1` on a connection of its own, outside the pool (readiness must not wait behind calls),
+        kept open between probes; raises DatabaseUnavailableError saying why, or that it timed out."""
+        async with self._probe_lock:
+            try:
+                async with asyncio.timeout(timeout):
+                    if self._probe_conn is None or self._probe_conn.is_closed():
+                        self._probe_conn = await asyncpg.connect(
+                            self.settings.dsn,
+                            timeout=timeout,
+                            statement_cache_size=0,
+                            server_settings={"application_name": "pg-mcp probe"},
+                        )
+                    await self._probe_conn.fetchval("SELECT 1")
+            except (*CONNECT_ERRORS, *CONNECTION_LOST) as exc:
+                if self._probe_conn is not None:
+                    self._probe_conn.terminate()
+                    self._probe_conn = None
+                if isinstance(exc, TimeoutError):
+                    raise DatabaseUnavailableError(
+                        f"{describe_target(self.settings.dsn)} did not answer within {timeout:g} s.",
+                        "Check the database server and the network.",
+                    ) from None
+                raise unavailable(exc, self.settings.dsn) from None
 
     async def connect(self) -> None:
         """Create the pool now (raising DatabaseUnavailableError) instead of at the first call."""
@@ -169,6 +199,9 @@ class Database:
             await asyncio.wait(list(self._stoppers), timeout=STOP_BACKENDS_SECONDS)
         for task in list(self._stoppers):
             task.cancel()
+        if self._probe_conn is not None:
+            self._probe_conn.terminate()
+            self._probe_conn = None
         if self._pool is not None:
             pool, self._pool = self._pool, None
             try:
@@ -201,9 +234,26 @@ class Database:
         (`_fetch_bounded`), which the result then reports as a byte cut.
         """
         started = time.perf_counter()
+        try:  # a statement may start on a turn kept for short calls, and keeps it only if it is cheap
+            return await self._run(
+                checked, judge, judge_first, inspect_plan, started, short=inspect_plan is not None
+            )
+        except _NotShort:
+            return await self._run(checked, judge, judge_first, inspect_plan, started, short=False)
+
+    async def _run(
+        self,
+        checked: CheckedQuery,
+        judge: Callable[[str], Awaitable[None]] | None,
+        judge_first: str | None,
+        inspect_plan: Callable[[dict[str, Any]], None] | None,
+        started: float,
+        *,
+        short: bool,
+    ) -> QueryResult:
         executed = checked.sql
         max_chars = self.settings.max_cell_chars
-        async with self._read_only(analysed=judge is not None) as conn:
+        async with self._read_only(analysed=judge is not None, short=short) as conn:
             trees: list[str] = []
 
             def collect(_: object, message: asyncpg.PostgresLogMessage) -> None:
@@ -227,7 +277,10 @@ class Database:
                     )
                 if inspect_plan is not None:  # the plan of the judged statement, whose cost is the call's
                     explain = f"EXPLAIN (FORMAT JSON, VERBOSE)\n{checked.sql}"
-                    inspect_plan(json.loads(await conn.fetchval(explain))[0]["Plan"])
+                    plan = json.loads(await conn.fetchval(explain))[0]["Plan"]
+                    inspect_plan(plan)
+                    if self._turn_of[conn].reserved and float(plan.get("Total Cost", 0)) > SHORT_PLAN_COST:
+                        raise _NotShort
                 capped = cell_capped(checked.sql, attributes, max_chars) if checked.cap_cells else None
                 if capped is not None:  # pg-mcp's own wrapper around the judged statement (value_cutting)
                     executed, capped_columns = capped
@@ -262,7 +315,7 @@ class Database:
         """Run one of this package's own catalog queries (fixed text, `$n` parameters), without JIT: they
         are short, and compiling one takes longer than running it (asyncpg's statement cache is off,
         so a compiled plan would never be reused)."""
-        async with self._read_only(jit=False) as conn:
+        async with self._read_only(jit=False, short=True) as conn:
             try:
                 rows: list[asyncpg.Record] = await conn.fetch(sql, *args)
             except asyncpg.PostgresError as exc:
@@ -270,8 +323,11 @@ class Database:
             return rows
 
     @asynccontextmanager
-    async def _read_only(self, jit: bool = True, analysed: bool = False) -> AsyncIterator[asyncpg.Connection]:
-        """A pooled connection inside a read-only transaction that is rolled back afterwards.
+    async def _read_only(
+        self, jit: bool = True, analysed: bool = False, *, short: bool
+    ) -> AsyncIterator[asyncpg.Connection]:
+        """A pooled connection inside a read-only transaction that is rolled back afterwards (`short`:
+        the call may take a turn kept for short calls, see `turns`).
 
         A connection found dead before anything ran on it (server restart, network cut) is
         replaced once, transparently, so the first call after an outage succeeds. When the
@@ -282,7 +338,7 @@ class Database:
         began = False
         try:
             async with asyncio.timeout(deadline):
-                pool, conn = await self._begin(jit, analysed)
+                pool, conn = await self._begin(jit, analysed, short)
                 began = True
                 cancelled = False
                 try:
@@ -311,12 +367,12 @@ class Database:
                 "The database may be overloaded or unreachable; try again, or simplify the query.",
             ) from None
 
-    async def _begin(self, jit: bool, analysed: bool) -> tuple[asyncpg.Pool, asyncpg.Connection]:
+    async def _begin(self, jit: bool, analysed: bool, short: bool) -> tuple[asyncpg.Pool, asyncpg.Connection]:
         for attempt in (1, 2):
             pool = await self._get_pool()
             conn: asyncpg.Connection | None = None
             try:
-                conn = await self._acquire(pool)
+                conn = await self._acquire(pool, short)
                 await conn.execute(self._begin_sql(conn, jit, analysed))
                 return pool, conn
             except asyncio.CancelledError:  # the deadline fired while BEGIN waited for the backend
@@ -330,30 +386,33 @@ class Database:
                 if attempt == 2:
                     raise unavailable(exc, self.settings.dsn) from None
                 log.warning("database connection lost (%s); reconnecting", type(exc).__name__)
+            except CONNECT_ERRORS as exc:  # the pool opened a connection, and the server refused it
+                if conn is not None:
+                    await self._release(pool, conn)
+                raise unavailable(exc, self.settings.dsn) from None
         raise AssertionError("unreachable")
 
-    async def _acquire(self, pool: asyncpg.Pool) -> asyncpg.Connection:
-        """A free connection, first come first served, waiting at most POOL_WAIT_SECONDS: a quick call
-        behind many slow ones is told the server is busy instead of queueing for as long as they run.
-
-        Calls take turns (one per pooled connection) in arrival order before asking the pool:
-        asyncpg's own queue lets a newcomer take the connection just handed to a waiter, which under
-        load sends some calls to the back of the line again and again (a long latency tail).
-        """
+    async def _acquire(self, pool: asyncpg.Pool, short: bool) -> asyncpg.Connection:
+        """A free connection, taking a turn first (`turns`: fair between callers, with room for short
+        calls), waiting at most POOL_WAIT_SECONDS: a call that cannot get one is told the server is busy
+        instead of queueing for as long as the statements ahead of it run."""
         try:
             async with asyncio.timeout(POOL_WAIT_SECONDS):
-                await self._turns.acquire()
+                turn = await self._turns.acquire(current_caller.get(), short=short)
         except TimeoutError:
             raise QueryError(
-                f"The server is busy: all {self.settings.pool_max} database connections are running "
-                f"queries, and none came free within {POOL_WAIT_SECONDS:g} s.",
-                "Try again in a moment; an operator can raise PG_MCP_POOL_MAX.",
+                f"The server is busy: the database connections this caller may use "
+                f"({self._turns.share} of {self.settings.pool_max}) are running queries, and none came free "
+                f"within {POOL_WAIT_SECONDS:g} s.",
+                "Try again in a moment, or run fewer slow queries at once; an operator can raise "
+                "PG_MCP_POOL_MAX or PG_MCP_POOL_SHARE.",
             ) from None
         try:  # a turn means a free connection, or room to open one (bounded by connect_timeout)
             conn: asyncpg.Connection = await pool.acquire()
         except BaseException:
-            self._turns.release()
+            self._turns.release(turn)
             raise
+        self._turn_of[conn] = turn
         return conn
 
     async def _release(self, pool: asyncpg.Pool, conn: asyncpg.Connection) -> None:
@@ -364,7 +423,9 @@ class Database:
         except (asyncpg.PostgresError, asyncpg.InterfaceError, *CONNECTION_LOST) as exc:
             log.debug("connection discarded on release: %s", type(exc).__name__)
         finally:
-            self._turns.release()
+            turn = self._turn_of.pop(conn, None)
+            if turn is not None:
+                self._turns.release(turn)
 
     def _finish_soon(self, pool: asyncpg.Pool, conn: asyncpg.Connection) -> None:
         """Reset the connection beside the answer: the call's result is complete, so it need not wait a
@@ -645,6 +706,17 @@ async def _reset_connection(conn: asyncpg.Connection) -> None:
 
 #: How long a call waits for a free pooled connection before it is told the server is busy.
 POOL_WAIT_SECONDS = 5.0
+#: Turns kept for short calls (catalog reads, cheap statements), beside the general ones.
+SHORT_TURNS = 1
+#: The planner's cost above which a statement is not short: it gives a kept turn back before it runs.
+SHORT_PLAN_COST = 1_000.0
+#: Errors opening a connection (besides a lost one), each explained by `unavailable`.
+CONNECT_ERRORS = (asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError, ssl.SSLError, ValueError)
+
+
+class _NotShort(Exception):
+    """A statement that started on a turn kept for short calls turned out expensive."""
+
 
 #: How long closing waits for abandoned backends to be told to stop.
 STOP_BACKENDS_SECONDS = 2.0

@@ -91,5 +91,6 @@ def _done(
         entry["arguments"] = others
     if principal is not None:
         entry["principal"] = principal.name
+        entry["issuer"] = principal.issuer
         entry["client"] = principal.address
     audit.info("%s", json.dumps(entry, ensure_ascii=False, default=str))

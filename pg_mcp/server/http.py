@@ -23,11 +23,13 @@ from typing import Any
 from mcp.server.transport_security import TransportSecuritySettings
 
 from pg_mcp.config import TransportSettings
+from pg_mcp.database.turns import current_caller
 from pg_mcp.errors import ConfigError, PgMcpError
 from pg_mcp.guard import GuardPolicy
 from pg_mcp.guard.pool import GUARD_WORKERS, POOL
 from pg_mcp.server import metrics
 from pg_mcp.server.app import PgMcpServer
+from pg_mcp.server.http_protocol import ConnectionLimits, bounded_protocol
 from pg_mcp.server.oauth import (
     RESOURCE_METADATA_PATH,
     AuthFailure,
@@ -55,6 +57,11 @@ READY_TIMEOUT = 2.0
 
 #: How long a call waits for a place among the calls in flight before it is told the server is busy.
 QUEUE_SECONDS = 5.0
+#: Long-lived streams (`subscriptions/listen`): how many one caller and the server keep open, and for
+#: how long each lasts before it is ended (the client opens another).
+STREAMS_PER_PRINCIPAL = 2
+MAX_STREAMS = 64
+STREAM_SECONDS = 300.0
 
 
 @dataclass(frozen=True)
@@ -131,6 +138,7 @@ class _Limits:
 
     options: HttpOptions
     buckets: dict[str, _Bucket] = field(default_factory=dict)
+    streams: dict[str, int] = field(default_factory=dict)
     calls: asyncio.Semaphore = field(init=False)
 
     def __post_init__(self) -> None:
@@ -171,6 +179,19 @@ class _Limits:
     def done(self, principal: str) -> None:
         self.buckets[principal].in_flight -= 1
 
+    def open_stream(self, principal: str) -> bool:
+        """A place for a long-lived stream: STREAMS_PER_PRINCIPAL per caller, MAX_STREAMS in all."""
+        held = self.streams.get(principal, 0)
+        if held >= STREAMS_PER_PRINCIPAL or sum(self.streams.values()) >= MAX_STREAMS:
+            return False
+        self.streams[principal] = held + 1
+        return True
+
+    def close_stream(self, principal: str) -> None:
+        self.streams[principal] -= 1
+        if not self.streams[principal]:
+            del self.streams[principal]
+
 
 def http_app(server: PgMcpServer, options: HttpOptions) -> ASGIApp:
     """The ASGI application `pg-mcp serve --transport http` runs on uvicorn."""
@@ -192,16 +213,23 @@ def http_app(server: PgMcpServer, options: HttpOptions) -> ASGIApp:
         {RESOURCE_METADATA_PATH, resource_metadata_path(options.oauth)} if options.oauth else set()
     )
 
+    security = transport_security(options)
+
     async def app(scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await mcp_app(scope, receive, send)  # lifespan: the session manager and the pools
+            return
+        refusal = _foreign_request(scope, security)  # before anything else: no route, no rate spent
+        if refusal is not None:
+            await _json(send, *refusal)
             return
         path = scope.get("path", "")
         if path == "/healthz":
             await _json(send, 200, {"status": "ok"})
             return
         if path == "/readyz":
-            await _ready(server, send)
+            detailed = not options.authenticated or await _identified(tokens, verifier, scope)
+            await _ready(server, send, detailed=detailed)
             return
         if path in metadata_paths and options.oauth is not None:
             await _json(
@@ -229,27 +257,126 @@ def http_app(server: PgMcpServer, options: HttpOptions) -> ASGIApp:
             found = await _authenticate(tokens, verifier, scope, metadata_url, options, send, address)
             if found is None:
                 return
-            principal = Principal(found.name, found.databases, address)
-        wait = limits.admit(principal.name)
+            principal = Principal(found.name, found.databases, address, found.issuer)
+        wait = limits.admit(principal.key)
         if wait is not None:
             await _json(
                 send, 429, {"error": "too many requests"}, {"retry-after": str(max(1, round(wait + 0.5)))}
             )
             return
         try:
-            if not await limits.acquire_call():
-                await _json(send, 429, {"error": "server busy"}, {"retry-after": "1"})
+            body = await _whole_body(receive, send, options.settings.max_request_bytes)
+            if body is None:
                 return
-            token = current_principal.set(principal)
+            stream = _is_stream(body)
+            if stream and not limits.open_stream(principal.key):
+                await _json(send, 429, {"error": "too many open streams"}, {"retry-after": "5"})
+                return
             try:
-                await _cancelled_on_disconnect(mcp_app, scope, receive, send)
+                await _run_call(mcp_app, scope, body, receive, send, principal, limits, stream=stream)
             finally:
-                current_principal.reset(token)
-                limits.calls.release()
+                if stream:
+                    limits.close_stream(principal.key)
         finally:
-            limits.done(principal.name)
+            limits.done(principal.key)
 
     return app
+
+
+async def _run_call(
+    mcp_app: ASGIApp,
+    scope: Scope,
+    body: bytes,
+    receive: Receive,
+    send: Send,
+    principal: Principal,
+    limits: _Limits,
+    *,
+    stream: bool,
+) -> None:
+    """One complete request through the SDK's app, as `principal`: a call holds a place among the calls
+    in flight; a long-lived stream (`subscriptions/listen`) does not, and is ended after STREAM_SECONDS
+    (the client opens another)."""
+    if not stream and not await limits.acquire_call():
+        await _json(send, 429, {"error": "server busy"}, {"retry-after": "1"})
+        return
+    replayed = False
+
+    async def replay() -> Message:
+        nonlocal replayed
+        if not replayed:
+            replayed = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        return await receive()
+
+    tokens = (current_principal.set(principal), current_caller.set(principal.key))
+    try:
+        if stream:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(STREAM_SECONDS):
+                    await _cancelled_on_disconnect(mcp_app, scope, replay, send)
+        else:
+            await _cancelled_on_disconnect(mcp_app, scope, replay, send)
+    finally:
+        current_caller.reset(tokens[1])
+        current_principal.reset(tokens[0])
+        if not stream:
+            limits.calls.release()
+
+
+async def _whole_body(receive: Receive, send: Send, limit: int) -> bytes | None:
+    """The request's body, read before the call takes any shared place (a body that stops arriving is
+    cut by the connection's request deadline, `http_protocol`); None once a 413 was sent or the client
+    went away."""
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] != "http.request":
+            return None
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            await _json(send, 413, {"error": f"request body over {limit} bytes"})
+            return None
+        chunks.append(chunk)
+        if not message.get("more_body", False):
+            return b"".join(chunks)
+
+
+def _is_stream(body: bytes) -> bool:
+    """Whether the request opens a long-lived stream: a `subscriptions/listen` (2026-07-28 protocol)."""
+    if b"subscriptions/listen" not in body:
+        return False
+    try:
+        message = json.loads(body)
+    except ValueError:
+        return False
+    messages = message if isinstance(message, list) else [message]
+    return any(isinstance(m, dict) and m.get("method") == "subscriptions/listen" for m in messages)
+
+
+def _foreign_request(scope: Scope, security: TransportSecuritySettings) -> tuple[int, dict[str, str]] | None:
+    """421 for a Host, 403 for an Origin this server does not answer to (DNS rebinding), on every route."""
+    headers = {k: v for k, v in scope.get("headers", []) if k in (b"host", b"origin")}
+    host = headers.get(b"host", b"").decode("latin-1")
+    if not _matches(host, security.allowed_hosts):
+        return 421, {"error": "invalid Host header"}
+    origin = headers.get(b"origin")
+    if origin is not None and not _matches(origin.decode("latin-1"), security.allowed_origins):
+        return 403, {"error": "invalid Origin header"}
+    return None
+
+
+def _matches(value: str, allowed: list[str]) -> bool:
+    """`value` is one of `allowed`, where `name:*` stands for the name with any port."""
+    if not value:
+        return False
+    return any(
+        value == pattern
+        or (pattern.endswith(":*") and value.startswith(pattern[:-1]) and value[len(pattern) - 1 :].isdigit())
+        for pattern in allowed
+    )
 
 
 async def _cancelled_on_disconnect(app: ASGIApp, scope: Scope, receive: Receive, send: Send) -> None:
@@ -336,23 +463,45 @@ async def _authenticate(
         return None
 
 
-async def _ready(server: PgMcpServer, send: Send) -> None:
-    """200 when every database answers within READY_TIMEOUT and the guard checks a real statement; else
-    503 naming what does not answer."""
+async def _identified(tokens: TokenStore | None, verifier: JwtVerifier | None, scope: Scope) -> bool:
+    """Whether the request carries a valid token (no refusal is sent: readiness answers either way)."""
+    header = next((v for k, v in scope.get("headers", []) if k == b"authorization"), b"")
+    scheme, _, value = header.decode("latin-1").partition(" ")
+    value = value.strip()
+    if scheme.lower() != "bearer" or not value:
+        return False
+    if tokens is not None and (verifier is None or value.startswith(TOKEN_PREFIX)):
+        try:
+            return tokens.verify(value) is not None
+        except ConfigError:
+            return False
+    if verifier is None:
+        return False
+    try:
+        await verifier.verify(value)
+    except AuthFailure:
+        return False
+    return True
+
+
+async def _ready(server: PgMcpServer, send: Send, *, detailed: bool) -> None:
+    """200 when every database answers within READY_TIMEOUT on its own probe connection (outside the
+    pool, so busy callers never make a replica look down) and the guard checks a real statement; else
+    503. Only a caller with a token (or a server without authentication) is told which and why."""
     contexts = server.databases.contexts
 
     async def probe(name: str) -> str | None:
         try:
-            await asyncio.wait_for(contexts[name].db.fetch_fixed("SELECT 1"), READY_TIMEOUT)
-        except (PgMcpError, TimeoutError, OSError) as exc:
-            return f"{name}: {exc.message if isinstance(exc, PgMcpError) else type(exc).__name__}"
+            await contexts[name].db.probe(READY_TIMEOUT)
+        except PgMcpError as exc:
+            return f"{name}: {exc.message}"
         return None
 
     failures = [f for f in await asyncio.gather(_guard_ready(), *(probe(name) for name in contexts)) if f]
-    if failures:
-        await _json(send, 503, {"status": "unavailable", "databases": failures})
-    else:
-        await _json(send, 200, {"status": "ready", "databases": list(contexts)})
+    status, body = (503, {"status": "unavailable"}) if failures else (200, {"status": "ready"})
+    if detailed:
+        body["databases"] = failures or list(contexts)  # type: ignore[assignment]
+    await _json(send, status, body)
 
 
 async def _guard_ready() -> str | None:
@@ -388,8 +537,11 @@ def serve_http(server: PgMcpServer, options: HttpOptions) -> None:
     import uvicorn
 
     app = http_app(server, options)
+    settings = options.settings
+    limits = ConnectionLimits(settings.max_connections, settings.request_timeout, settings.max_header_bytes)
     config = uvicorn.Config(
         app,
+        http=bounded_protocol(limits),
         host=options.settings.host,
         port=options.settings.port,
         log_config=None,

@@ -265,7 +265,7 @@ class JwtVerifier:
                 f"The token lacks the scope{'s' if len(missing) > 1 else ''} {' '.join(missing)}.",
                 " ".join(self.settings.required_scopes),
             )
-        return Principal(subject, self._databases(claims))
+        return Principal(subject, self._databases(claims), issuer=self.settings.issuer)
 
     def _kid(self, token: str) -> str:
         if not isinstance(token, str) or not token or len(token) > MAX_TOKEN_CHARS:

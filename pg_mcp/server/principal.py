@@ -11,14 +11,22 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True)
 class Principal:
-    """A caller: its name (token name or JWT subject), the databases it may use (None: all), its address."""
+    """A caller: its name (token name or JWT subject), the databases it may use (None: all), its address,
+    and how it authenticated (`issuer`: "token" for the tokens file, the issuer's URL for OAuth)."""
 
     name: str
     databases: frozenset[str] | None = None
     address: str | None = None
+    issuer: str = "none"
 
     def may_use(self, database: str) -> bool:
         return self.databases is None or database in self.databases
+
+    @property
+    def key(self) -> str:
+        """Who this is, never confused with a caller of another kind: a token named like an OAuth
+        subject, or the same subject from another issuer, is somebody else (rates, shares, audit)."""
+        return f"{self.issuer}|{self.name}"
 
 
 current_principal: ContextVar[Principal | None] = ContextVar("pg_mcp_principal", default=None)

@@ -68,7 +68,7 @@ class TokenStore:
         if found is None:
             return None
         databases = frozenset(found.databases) if found.databases is not None else None
-        return Principal(found.name, databases)
+        return Principal(found.name, databases, issuer="token")
 
     def add(self, name: str, databases: tuple[str, ...] | None) -> str:
         """Create a token for `name` (replacing none: names are unique); return it, the only time it is seen."""

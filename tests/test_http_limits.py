@@ -1,0 +1,105 @@
+"""The HTTP server against hostile connections: slow or huge heads, too many connections, bodies that
+stop arriving, foreign Host headers, long-lived streams. A real server process on a loopback port."""
+
+from __future__ import annotations
+
+import socket
+import time
+from collections.abc import Iterator
+
+import httpx2
+import pytest
+from conftest import DemoDatabase
+from test_http import INIT, HttpServer, _post, http_server
+
+
+@pytest.fixture(scope="module")
+def server(pg: DemoDatabase, tmp_path_factory: pytest.TempPathFactory) -> Iterator[HttpServer]:
+    with http_server(
+        tmp_path_factory.mktemp("limits"), pg.url, "--request-timeout", "1", "--max-connections", "20",
+        "--max-header-bytes", "4096", "--max-concurrent-calls", "2", "--principal-rate", "3",
+    ) as running:  # fmt: skip
+        yield running
+
+
+def _connect(server: HttpServer) -> socket.socket:
+    return socket.create_connection(("127.0.0.1", server.port), timeout=10)
+
+
+def _answer(sock: socket.socket) -> bytes:
+    """Everything the server sends until it closes the connection."""
+    received = b""
+    while chunk := sock.recv(65536):
+        received += chunk
+    return received
+
+
+def test_a_request_that_stops_arriving_is_answered_408_and_closed(server: HttpServer) -> None:
+    silent, half_head, half_body = _connect(server), _connect(server), _connect(server)
+    half_head.sendall(b"POST /mcp HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: ")
+    half_body.sendall(b"POST /mcp HTTP/1.1\r\nHost: 127.0.0.1\r\ncontent-type: application/json\r\ncontent-length: 400\r\n\r\n{")
+    assert _answer(silent).startswith(b"HTTP/1.1 408")
+    assert _answer(half_head).startswith(b"HTTP/1.1 408")
+    assert _answer(half_body) == b"", "a body cut short closes the connection; the call never started"
+    assert httpx2.get(f"{server.url}/healthz").status_code == 200
+
+
+def test_a_huge_head_is_refused_431_before_it_is_read_whole(server: HttpServer) -> None:
+    sock = _connect(server)
+    sock.sendall(b"POST /mcp HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer ")
+    sent = 0
+    with pytest.raises(OSError):  # the server closes the connection long before 48 MB are sent
+        while sent < 48_000_000:
+            sock.sendall(b"a" * 65536)
+            sent += 65536
+    assert sent < 48_000_000
+    assert httpx2.get(f"{server.url}/healthz").status_code == 200
+
+
+def test_connections_beyond_the_cap_are_answered_503_and_the_server_stays_up(server: HttpServer) -> None:
+    held = [_connect(server) for _ in range(20)]
+    try:
+        extra = _connect(server)
+        assert _answer(extra).startswith(b"HTTP/1.1 503")
+    finally:
+        for sock in held:
+            sock.close()
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:  # the held ones are closed; the server counts them out
+        if httpx2.get(f"{server.url}/healthz").status_code == 200:
+            break
+    assert httpx2.get(f"{server.url}/healthz").status_code == 200
+
+
+def test_a_foreign_host_is_refused_on_every_route_before_it_spends_any_rate(server: HttpServer) -> None:
+    for path in ("/healthz", "/readyz", "/metrics", "/mcp"):
+        response = httpx2.get(f"{server.url}{path}", headers={"host": "attacker.example"})
+        assert response.status_code == 421, (path, response.status_code)
+    evil_origin = httpx2.get(f"{server.url}/readyz", headers={"origin": "http://attacker.example"})
+    assert evil_origin.status_code == 403
+    for _ in range(30):
+        _post(server.url, INIT, host="attacker.example")
+    assert _post(server.url, INIT).status_code == 200, "refused requests did not spend the caller's rate"
+
+
+def test_bodies_that_stop_early_never_hold_a_call_slot(server: HttpServer) -> None:
+    stalled = [_connect(server) for _ in range(6)]
+    for sock in stalled:
+        sock.sendall(
+            b"POST /mcp HTTP/1.1\r\nHost: 127.0.0.1\r\naccept: application/json, text/event-stream\r\n"
+            b"content-type: application/json\r\ncontent-length: 400\r\n\r\n{\"jsonrpc\""
+        )
+    time.sleep(0.4)  # they spent the caller's burst (3/s); one request's worth comes back, well before
+    # the request deadline (1 s) closes them
+    try:
+        assert _post(server.url, INIT).status_code == 200, "the server-wide cap (2) is not held by them"
+    finally:
+        for sock in stalled:
+            sock.close()
+
+
+def test_readiness_without_a_token_on_a_loopback_server_without_auth_names_databases(server: HttpServer) -> None:
+    ready = httpx2.get(f"{server.url}/readyz")
+    assert ready.status_code == 200 and "databases" in ready.json()
+
+
