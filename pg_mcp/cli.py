@@ -354,7 +354,7 @@ def token(args: argparse.Namespace) -> int:
     """`pg-mcp token add|list|revoke`: the static bearer tokens file."""
     from dotenv import load_dotenv
 
-    from pg_mcp.server.tokens import TokenStore
+    from pg_mcp.server.tokens import TokenStore, token_databases
 
     load_dotenv(".env", override=False)
     path = args.file or os.environ.get("PG_MCP_AUTH_TOKENS_FILE")
@@ -364,10 +364,7 @@ def token(args: argparse.Namespace) -> int:
     store = TokenStore(path)
     try:
         if args.token_command == "add":
-            databases = (
-                tuple(d.strip() for d in args.databases.split(",") if d.strip()) if args.databases else None
-            )
-            print(store.add(args.name, databases))
+            print(store.add(args.name, token_databases(args.databases)))
             print(
                 f"Token {args.name!r} stored in {path} (only its SHA-256); it is shown this once.",
                 file=sys.stderr,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -22,6 +23,7 @@ from mcp.shared._httpx_utils import create_mcp_http_client
 from mcp_helpers import ROOT, password_of, run_cli, server_env, text_of
 
 from pg_mcp.cli import main
+from pg_mcp.errors import ConfigError
 from pg_mcp.local_pg import free_port
 from pg_mcp.server.tokens import TokenStore
 
@@ -371,3 +373,43 @@ async def test_sigterm_with_a_call_in_flight_cancels_it_on_the_server_and_exits_
         await asyncio.sleep(0.1)
     assert code == 0 and "Traceback" not in server.log.read_text()
     assert not running, "the call left in flight was cancelled on the PostgreSQL server"
+
+
+def test_token_databases_are_names_and_never_all_by_accident(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    tokens = str(tmp_path / "t.json")
+    empty = main(["token", "add", "x", "--databases", "", "--file", tokens])
+    empty_err = capsys.readouterr().err
+    wrong_case = main(["token", "add", "y", "--databases", "RTH_A", "--file", tokens])
+    wrong_err = capsys.readouterr().err
+    assert empty == 2 and "names no database" in empty_err
+    assert wrong_case == 2 and "not a database name" in wrong_err
+    assert not Path(tokens).exists() or "sha256" not in Path(tokens).read_text()
+
+
+def test_a_tokens_file_replaced_with_the_same_size_and_time_is_read_again(tmp_path: Path) -> None:
+    path = tmp_path / "t.json"
+    store = TokenStore(path)
+    old = store.add("rotated", None)
+    assert store.verify(old) is not None
+    stat = path.stat()
+    replacement = TokenStore(tmp_path / "other.json")
+    new = replacement.add("rotated", None)  # same name, same length: the same size
+    (tmp_path / "other.json").replace(path)
+    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    assert path.stat().st_size == stat.st_size and path.stat().st_mtime_ns == stat.st_mtime_ns
+    assert store.verify(old) is None and store.verify(new) is not None
+
+
+def test_a_tokens_file_being_rewritten_keeps_the_last_good_tokens_for_a_while(tmp_path: Path) -> None:
+    path = tmp_path / "t.json"
+    store = TokenStore(path)
+    token = store.add("steady", None)
+    assert store.verify(token) is not None
+    path.write_text('{"tokens": [')  # half written
+    assert store.verify(token) is not None, "within the grace period the last good set holds"
+    store.GRACE_SECONDS = 0.0
+    time.sleep(0.01)
+    with pytest.raises(ConfigError):
+        store.verify(token)

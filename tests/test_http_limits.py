@@ -37,7 +37,9 @@ def _answer(sock: socket.socket) -> bytes:
 def test_a_request_that_stops_arriving_is_answered_408_and_closed(server: HttpServer) -> None:
     silent, half_head, half_body = _connect(server), _connect(server), _connect(server)
     half_head.sendall(b"POST /mcp HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: ")
-    half_body.sendall(b"POST /mcp HTTP/1.1\r\nHost: 127.0.0.1\r\ncontent-type: application/json\r\ncontent-length: 400\r\n\r\n{")
+    half_body.sendall(
+        b"POST /mcp HTTP/1.1\r\nHost: 127.0.0.1\r\ncontent-type: application/json\r\ncontent-length: 400\r\n\r\n{"
+    )
     assert _answer(silent).startswith(b"HTTP/1.1 408")
     assert _answer(half_head).startswith(b"HTTP/1.1 408")
     assert _answer(half_body) == b"", "a body cut short closes the connection; the call never started"
@@ -87,7 +89,7 @@ def test_bodies_that_stop_early_never_hold_a_call_slot(server: HttpServer) -> No
     for sock in stalled:
         sock.sendall(
             b"POST /mcp HTTP/1.1\r\nHost: 127.0.0.1\r\naccept: application/json, text/event-stream\r\n"
-            b"content-type: application/json\r\ncontent-length: 400\r\n\r\n{\"jsonrpc\""
+            b'content-type: application/json\r\ncontent-length: 400\r\n\r\n{"jsonrpc"'
         )
     time.sleep(0.4)  # they spent the caller's burst (3/s); one request's worth comes back, well before
     # the request deadline (1 s) closes them
@@ -98,8 +100,8 @@ def test_bodies_that_stop_early_never_hold_a_call_slot(server: HttpServer) -> No
             sock.close()
 
 
-def test_readiness_without_a_token_on_a_loopback_server_without_auth_names_databases(server: HttpServer) -> None:
+def test_readiness_without_a_token_on_a_loopback_server_without_auth_names_databases(
+    server: HttpServer,
+) -> None:
     ready = httpx2.get(f"{server.url}/readyz")
     assert ready.status_code == 200 and "databases" in ready.json()
-
-

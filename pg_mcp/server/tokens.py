@@ -10,17 +10,22 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import logging
 import os
 import re
 import secrets
 import tempfile
+import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from pg_mcp.config import DATABASE_NAME
 from pg_mcp.errors import ConfigError
 from pg_mcp.server.principal import Principal
+
+log = logging.getLogger(__name__)
 
 TOKEN_PREFIX = "pgmcp_"
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@-]{0,63}$")
@@ -38,13 +43,38 @@ def _digest(token: str) -> str:
     return hashlib.sha256(token.encode("utf-8", "surrogatepass")).hexdigest()
 
 
+def token_databases(given: str | None) -> tuple[str, ...] | None:
+    """`--databases` as given to `pg-mcp token add`: None (all) only when it is not given at all; an
+    empty list or a name that no database can have is an error, never "all"."""
+    if given is None:
+        return None
+    names = tuple(name.strip() for name in given.split(","))
+    if not any(names):
+        raise ConfigError(
+            "--databases names no database.", "Omit --databases for a token that may use every database."
+        )
+    wrong = [name for name in names if not DATABASE_NAME.fullmatch(name)]
+    if wrong:
+        raise ConfigError(
+            f"--databases has {', '.join(repr(w[:64]) for w in wrong)}, not a database name.",
+            "Database names are lower-case letters, digits and _, starting with a letter, as in the config file.",
+        )
+    return names
+
+
 class TokenStore:
-    """The tokens file, read again when its modification time or size changes."""
+    """The tokens file, read again whenever it changes (its inode, size, modification or change time:
+    a replacement cannot keep the old tokens by restoring the modification time). A file that stops
+    parsing leaves the last good tokens in force for GRACE_SECONDS (a rewrite in progress), logged, and
+    admits nobody after that."""
+
+    GRACE_SECONDS = 30.0
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
-        self._seen: tuple[float, int] | None = None
+        self._seen: tuple[int, ...] | None = None
         self._tokens: tuple[StoredToken, ...] = ()
+        self._broken_since: float | None = None
 
     def tokens(self) -> tuple[StoredToken, ...]:
         try:
@@ -52,10 +82,25 @@ class TokenStore:
         except FileNotFoundError:
             self._seen, self._tokens = None, ()
             return self._tokens
-        seen = (stat.st_mtime, stat.st_size)
+        seen = (stat.st_ino, stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns)
         if seen != self._seen:
-            self._tokens = _parse(self.path)
-            self._seen = seen
+            try:
+                self._tokens = _parse(self.path)
+            except ConfigError:
+                now = time.monotonic()
+                if self._seen is None or (
+                    self._broken_since is not None and now - self._broken_since > self.GRACE_SECONDS
+                ):
+                    raise
+                if self._broken_since is None:
+                    self._broken_since = now
+                    log.error(
+                        "the tokens file %s does not parse; the last good tokens stay for %g s",
+                        self.path,
+                        self.GRACE_SECONDS,
+                    )
+                return self._tokens
+            self._seen, self._broken_since = seen, None
         return self._tokens
 
     def verify(self, presented: str) -> Principal | None:
