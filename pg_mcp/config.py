@@ -356,6 +356,10 @@ class TransportSettings(BaseSettings):
     max_concurrent_calls: int = Field(
         default=32, ge=1, le=10_000, description="calls in flight across the HTTP server (32)"
     )
+    trusted_proxies: CommaList = Field(
+        default=(),
+        description="comma-separated proxy addresses whose X-Forwarded-For names the client (default: none)",
+    )
     max_connections: int = Field(
         default=512,
         ge=1,

@@ -185,13 +185,18 @@ CONNECT_FAILURES: tuple[tuple[tuple[type[BaseException], ...], Callable[[BaseExc
         "Check the host, the port, firewalls and VPNs; raise PG_MCP_CONNECT_TIMEOUT for slow networks.")),
     ((asyncpg.ClientConfigurationError,), lambda exc, target: (
         f"DATABASE_URL for {target} has an invalid parameter: {_first_line(exc)}.", "Fix that parameter in DATABASE_URL.")),
+    ((ssl.SSLCertVerificationError,), lambda exc, target: (  # also a ValueError: before that rule
+        f"TLS: the server's certificate at {target} was not accepted ({getattr(exc, 'verify_message', None) or _first_line(exc)}).",
+        "Check sslrootcert (the CA that signed the server's certificate), and with sslmode=verify-full that the "
+        "host in DATABASE_URL is a name the certificate carries.")),
+    ((ssl.SSLError,), lambda exc, target: (
+        f"TLS: the connection to {target} failed ({_first_line(exc)}).",
+        "Check sslmode in DATABASE_URL (require, verify-ca, verify-full), sslrootcert, and the client "
+        "certificate and key (sslcert, sslkey) if the server asks for one.")),
     ((ValueError, OverflowError), lambda _, target: (  # the driver's message may quote the URL: not shown
         f"DATABASE_URL for {target} cannot be used: its host, port or parameters are malformed.",
         "Check the URL's form: postgresql://user:password@host:5432/db?sslmode=require, with special "
         "characters in the password percent-encoded.")),
-    ((ssl.SSLError,), lambda exc, target: (
-        f"The SSL connection to {target} failed: {exc}",
-        "Check sslmode in DATABASE_URL (require, verify-full) and the server's certificate.")),
 )  # fmt: skip
 
 
@@ -202,7 +207,7 @@ def unavailable(exc: BaseException, dsn: str) -> DatabaseUnavailableError:
         if isinstance(exc, kinds):
             return DatabaseUnavailableError(*explain(exc, target))
     if "SSL" in str(exc):
-        return DatabaseUnavailableError(*CONNECT_FAILURES[-1][1](exc, target))
+        return DatabaseUnavailableError(*dict(CONNECT_FAILURES)[(ssl.SSLError,)](exc, target))
     return DatabaseUnavailableError(
         f"Cannot reach the database at {target} ({type(exc).__name__}: {_first_line(exc)}).",
         "Check DATABASE_URL and that the server is running; the next call will try again.",

@@ -542,6 +542,8 @@ def serve_http(server: PgMcpServer, options: HttpOptions) -> None:
     config = uvicorn.Config(
         app,
         http=bounded_protocol(limits),
+        proxy_headers=bool(settings.trusted_proxies),  # uvicorn trusts loopback's X-Forwarded-For otherwise
+        forwarded_allow_ips=list(settings.trusted_proxies) or None,
         host=options.settings.host,
         port=options.settings.port,
         log_config=None,

@@ -46,6 +46,8 @@ SUPPORTED_ALGORITHMS = frozenset(
 MAX_TOKEN_CHARS = 16_384
 #: Largest discovery document read.
 MAX_METADATA_BYTES = 1_000_000
+#: The most a JSON Web Key Set may weigh (a real one is a few kilobytes).
+MAX_JWKS_BYTES = 1_000_000
 
 _SCOPE_TOKEN = re.compile(r"^[\x21\x23-\x5b\x5d-\x7e]+$")  # RFC 6749 §3.3 scope-token
 _CLAIM_NAME = re.compile(r"^[A-Za-z0-9_.:/-]{1,128}$")
@@ -377,23 +379,45 @@ class JwtVerifier:
         return True
 
     def _fetch_blocking(self) -> tuple[str, dict[str, jwt.PyJWK]]:
-        url = self._jwks_url or self._discover()
-        client = jwt.PyJWKClient(
-            url,
-            cache_jwk_set=False,
-            timeout=self.settings.jwks_timeout,
-            headers={"User-Agent": f"pg-mcp/{__version__}"},
-        )
+        """Discovery (when needed) and the key set, both within one jwks_timeout overall (a server that
+        trickles bytes is cut off) and at most MAX_JWKS_BYTES."""
+        deadline = time.monotonic() + self.settings.jwks_timeout
+        url = self._jwks_url or self._discover(deadline)
+        document = json.loads(self._read(url, deadline, MAX_JWKS_BYTES))
+        if not isinstance(document, dict) or not isinstance(document.get("keys"), list):
+            raise ValueError(f"{url} is not a JSON Web Key Set")
         keys: dict[str, jwt.PyJWK] = {}
-        for key in client.get_signing_keys(refresh=True):
+        for key in jwt.PyJWKSet.from_dict(document).keys:
             # only keys for an allowed algorithm: an HMAC ("oct") key in the set is never used
-            if key.key_id and key.algorithm_name in self.settings.algorithms:
+            if (
+                key.key_id
+                and key.public_key_use in (None, "sig")
+                and key.algorithm_name in self.settings.algorithms
+            ):
                 keys.setdefault(key.key_id, key)
         if not keys:
             raise ValueError(f"no signing key at {url} for {', '.join(self.settings.algorithms)}")
         return url, keys
 
-    def _discover(self) -> str:
+    def _read(self, url: str, deadline: float, limit: int) -> bytes:
+        """A response body read in pieces until `deadline` (monotonic) and `limit` bytes; redirects are
+        not followed (an issuer's keys come from where it says)."""
+        opener = urllib.request.build_opener(_NoRedirects())
+        headers = {"User-Agent": f"pg-mcp/{__version__}", "Accept": "application/json"}
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise TimeoutError(f"no time left to read {url}")
+        with opener.open(urllib.request.Request(url, headers=headers), timeout=remaining) as response:
+            body = bytearray()
+            while chunk := response.read1(65536):
+                body += chunk
+                if len(body) > limit:
+                    raise ValueError(f"{url} sent more than {limit} bytes")
+                if time.monotonic() > deadline:
+                    raise TimeoutError(f"{url} did not arrive within {self.settings.jwks_timeout:g} s")
+            return bytes(body)
+
+    def _discover(self, deadline: float) -> str:
         """The issuer's `jwks_uri`: OpenID Connect discovery, then RFC 8414 metadata."""
         issuer = self.settings.issuer
         parts = urlsplit(issuer)
@@ -402,15 +426,10 @@ class JwtVerifier:
             f"{issuer.rstrip('/')}/.well-known/openid-configuration",
             f"{parts.scheme}://{parts.netloc}/.well-known/oauth-authorization-server{path}",
         ]
-        opener = urllib.request.build_opener(_NoRedirects())
-        headers = {"User-Agent": f"pg-mcp/{__version__}", "Accept": "application/json"}
         last: Exception | None = None
         for candidate in candidates:
             try:
-                with opener.open(
-                    urllib.request.Request(candidate, headers=headers), timeout=self.settings.jwks_timeout
-                ) as response:
-                    document = json.loads(response.read(MAX_METADATA_BYTES))
+                document = json.loads(self._read(candidate, deadline, MAX_METADATA_BYTES))
             except urllib.error.HTTPError as exc:
                 exc.close()
                 last = exc
