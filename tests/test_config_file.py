@@ -36,6 +36,7 @@ VALUES: dict[str, tuple[Any, Any]] = {
     "connect_timeout": (3, 3.0),
     "pool_min": (2, 2),
     "pool_max": (4, 4),
+    "pool_share": (2, 2),
     "schemas": (["s1", "s2"], ("s1", "s2")),
     "tables": (["s1.t", "s2.*"], ("s1.t", "s2.*")),
     "hidden_columns": (["s1.t.c"], ("s1.t.c",)),

@@ -25,16 +25,23 @@ async def test_a_caller_holds_its_share_and_short_calls_keep_their_turn() -> Non
     waiting = asyncio.create_task(turns.acquire("a", short=False))
     await asyncio.sleep(0)
     assert not waiting.done(), "a third general turn is over a's share"
-    short = await turns.acquire("a", short=True)
-    assert short.reserved, "a is at its share: its short call takes the turn kept for short calls"
-    other = [await turns.acquire("b", short=False) for _ in range(2)]
-    assert all(not t.reserved for t in other), "b has a share of its own"
-    turns.release(short)
-    kept = await turns.acquire("c", short=True)
-    assert kept.reserved
+    beyond = await turns.acquire("a", short=True)
+    assert not beyond.reserved and beyond.short_only, "a short call may take a free turn beyond the share"
+    other = await turns.acquire("b", short=False)
+    assert not other.short_only, "b has a share of its own"
+    kept = await turns.acquire("a", short=True)
+    assert kept.reserved and kept.short_only, "with every general turn taken, short calls have their own"
+    late = asyncio.create_task(turns.acquire("c", short=True))
+    await asyncio.sleep(0)
+    assert not late.done()
+    turns.release(kept)
+    assert (await asyncio.wait_for(late, 5)).reserved
     turns.release(first[0])
-    assert (await waiting).caller == "a"
-    for turn in [first[1], *other, kept]:
+    await asyncio.sleep(0)
+    assert not waiting.done(), "a still holds two (one beyond its share): its long call waits"
+    turns.release(beyond)
+    assert (await asyncio.wait_for(waiting, 5)).caller == "a"
+    for turn in [first[1], other, await late]:
         turns.release(turn)
     assert turns.in_use() == 1
 

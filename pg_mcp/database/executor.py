@@ -279,7 +279,7 @@ class Database:
                     explain = f"EXPLAIN (FORMAT JSON, VERBOSE)\n{checked.sql}"
                     plan = json.loads(await conn.fetchval(explain))[0]["Plan"]
                     inspect_plan(plan)
-                    if self._turn_of[conn].reserved and float(plan.get("Total Cost", 0)) > SHORT_PLAN_COST:
+                    if self._turn_of[conn].short_only and float(plan.get("Total Cost", 0)) > SHORT_PLAN_COST:
                         raise _NotShort
                 capped = cell_capped(checked.sql, attributes, max_chars) if checked.cap_cells else None
                 if capped is not None:  # pg-mcp's own wrapper around the judged statement (value_cutting)

@@ -6,9 +6,10 @@ slow statements hold every connection while everybody else waits, so:
 - each caller holds at most `share` of the general turns at once, and when a turn comes free the
   waiting caller holding the fewest turns gets it (oldest call first within a caller);
 - `reserved` turns are kept for calls that are short: catalog reads are short by construction, and a
-  statement may start on a reserved turn and keeps it only when the planner's estimate is small
-  (`pg_mcp.database.executor` moves an expensive one to a general turn before it runs). So a quick
-  call never waits behind slow statements, the caller's own or anybody else's.
+  statement may start on a reserved turn, or on a general one beyond its caller's share, and keeps it
+  only when the planner's estimate is small (`pg_mcp.database.executor` moves an expensive one to a
+  turn within the share before it runs). So a quick call never waits behind slow statements, the
+  caller's own or anybody else's, and one busy caller of quick calls may use the whole pool.
 
 Nothing here preempts a running statement: the statement timeout bounds how long a turn is held.
 """
@@ -33,16 +34,18 @@ class _Waiter:
     caller: str
     short: bool
     order: int
-    future: asyncio.Future[bool] = field(default_factory=lambda: asyncio.get_running_loop().create_future())
-    """Resolved with whether the turn granted is a reserved one."""
+    future: asyncio.Future[Turn] = field(default_factory=lambda: asyncio.get_running_loop().create_future())
 
 
 @dataclass(frozen=True)
 class Turn:
-    """One held turn: release it exactly once (`Turns.release`)."""
+    """One held turn: release it exactly once (`Turns.release`). `short_only`: it was granted to a short
+    call beyond what a long one could have had (a reserved turn, or a general one over the caller's
+    share), so a statement that plans expensive must give it back first."""
 
     caller: str
     reserved: bool
+    short_only: bool = False
 
 
 class Turns:
@@ -69,32 +72,34 @@ class Turns:
         no general turn is free to it. Waits (fairly) until one comes free; cancel to stop waiting."""
         granted = self._grant(caller, short)  # a free turn is one no waiter can take (see `_wake`)
         if granted is not None:
-            return Turn(caller, granted)
+            return granted
         waiter = _Waiter(caller, short, next(self._order))
         self._waiting.setdefault(caller, deque()).append(waiter)
         try:
-            reserved = await waiter.future
+            return await waiter.future
         except asyncio.CancelledError:
             if waiter.future.done() and not waiter.future.cancelled():
-                self._give_back(Turn(caller, waiter.future.result()))  # granted as the wait was cancelled
+                self._give_back(waiter.future.result())  # granted just as the wait was cancelled
             else:
                 self._forget(waiter)
             raise
-        return Turn(caller, reserved)
 
     def release(self, turn: Turn) -> None:
         self._give_back(turn)
 
-    def _grant(self, caller: str, short: bool) -> bool | None:
-        """Take a turn for the caller if one is free to it: False for general, True for reserved."""
-        share = self.general if caller == LOCAL_CALLER else self.share
-        if self._general_free and self._held.get(caller, 0) < share:
+    def _grant(self, caller: str, short: bool) -> Turn | None:
+        """Take a turn for the caller if one is free to it: a general one within its share; for a short
+        call, any free general one (short calls end soon, so nobody waits long for it), else a reserved
+        one."""
+        held = self._held.get(caller, 0)
+        within_share = held < (self.general if caller == LOCAL_CALLER else self.share)
+        if self._general_free and (within_share or short):
             self._general_free -= 1
-            self._held[caller] = self._held.get(caller, 0) + 1
-            return False
+            self._held[caller] = held + 1
+            return Turn(caller, reserved=False, short_only=not within_share)
         if short and self._reserved_free:
             self._reserved_free -= 1
-            return True
+            return Turn(caller, reserved=True, short_only=True)
         return None
 
     def _give_back(self, turn: Turn) -> None:
