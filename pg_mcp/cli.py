@@ -67,7 +67,9 @@ class _JsonFormatter(_NoTracebackFormatter):
         return json.dumps(entry, ensure_ascii=False)
 
 
-def configure_logging(level: str, audit_file: str | None = None, log_format: str = "text") -> None:
+def configure_logging(
+    level: str, audit_file: str | None = None, log_format: str = "text", *, audit_required: bool = False
+) -> None:
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(
         _JsonFormatter()
@@ -80,14 +82,18 @@ def configure_logging(level: str, audit_file: str | None = None, log_format: str
     if audit_file:
         audit = logging.getLogger("pg_mcp.audit")
         audit.setLevel(logging.INFO)  # the audit file is complete whatever the log level
+        from pg_mcp.server import audit_file as audit_files
+
         try:
-            file_handler = logging.FileHandler(audit_file, encoding="utf-8")
+            file_handler = audit_files.AuditFile(audit_file)
         except OSError as exc:
             raise ConfigError(
                 f"Invalid setting PG_MCP_AUDIT_FILE: cannot open it for appending ({exc.strerror})."
             ) from None
         file_handler.setFormatter(_NoTracebackFormatter("%(message)s"))
         audit.addHandler(file_handler)
+        audit_files.ACTIVE = file_handler
+        audit_files.REQUIRED = audit_required
     for noisy in ("mcp", "httpx", "uvicorn.access"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLevelName(level)))
     logging.getLogger("sqlglot").setLevel(logging.ERROR)  # it would log statements it cannot classify
@@ -259,10 +265,17 @@ def _main(argv: Sequence[str] | None) -> int:
             from pg_mcp.config import TRANSPORT_ENV_NAMES, load_transport
 
             transport = load_transport({k: getattr(args, k, None) for k in TRANSPORT_ENV_NAMES})
-            configure_logging(config.log_level, config.audit_file, transport.log_format)
+            required = config.databases[config.default].audit_required
+            configure_logging(
+                config.log_level, config.audit_file, transport.log_format, audit_required=required
+            )
             return serve(config, transport=transport)
         _started(serving=False)
-        configure_logging(config.log_level, config.audit_file)
+        configure_logging(
+            config.log_level,
+            config.audit_file,
+            audit_required=config.databases[config.default].audit_required,
+        )
         if args.command == "check":
             return asyncio.run(check(config))
         if args.command == "demo":

@@ -120,6 +120,9 @@ class Settings(BaseSettings):
     audit_file: str | None = Field(
         default=None, description="also append the audit log (one JSON object per line) to this file"
     )
+    audit_required: bool = Field(
+        default=False, description="refuse calls while the audit file cannot be written (false)"
+    )
 
     @field_validator("allow_functions", "allow_secrets")
     @classmethod
@@ -259,7 +262,7 @@ ENV_NAMES: dict[str, str] = {field: _env_name(field) for field in Settings.model
 CONFIG_ENV = "PG_MCP_CONFIG"
 
 #: Settings of the server as a whole (one log, one audit trail): only `[server]` may set them.
-SERVER_WIDE: frozenset[str] = frozenset({"log_level", "audit_file"})
+SERVER_WIDE: frozenset[str] = frozenset({"log_level", "audit_file", "audit_required"})
 
 #: Database names: short lowercase identifiers, safe to use as tool arguments and in logs.
 DATABASE_NAME = re.compile(r"[a-z][a-z0-9_]{0,62}")

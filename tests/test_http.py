@@ -162,6 +162,10 @@ async def test_a_token_limited_to_one_database_sees_only_that_one(
     [content] = overview.contents
     text = getattr(content, "text", "")
     assert text.startswith("Databases: copy (default copy).") and "## shop" not in text, text[:200]
+    lines = [json.loads(line) for line in server.log.read_text().splitlines()]
+    audit = [line["audit"] for line in lines if line["logger"] == "pg_mcp.audit"]
+    refused = [e for e in audit if e["principal"] == "bob" and e["tool"] == "list_schemas"]
+    assert refused and refused[-1]["outcome"] == "error:NotFoundError" and refused[-1]["issuer"] == "token"
 
 
 async def test_host_origin_body_size_and_rate_are_checked(setup: dict[str, str], server: HttpServer) -> None:

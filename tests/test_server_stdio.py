@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import sys
 import time
 from pathlib import Path
@@ -504,3 +505,35 @@ async def test_estimates_the_planner_only_guesses_are_read_from_the_text(pg: Dem
     assert "the recursive CTE r" in text_of(refused["recursion_bound_far_away"])
     assert served["counted_recursion"].structured_content["rows"] == [[500500]]
     assert served["unbounded_recursion_read_lazily"].structured_content["truncated"]
+
+
+async def test_an_audit_file_on_a_full_disk_is_reported_once_not_per_line(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """/dev/full fails every write with ENOSPC, as a full filesystem does."""
+    from pg_mcp.server.audit_file import AuditFile
+
+    handler = AuditFile("/dev/full")
+    logger = logging.getLogger("pg_mcp.test_audit_full")
+    logger.addHandler(handler)
+    logger.propagate = False
+    try:
+        with caplog.at_level(logging.ERROR, logger="pg_mcp.server.audit_file"):
+            for n in range(200):
+                logger.warning("line %d", n)
+    finally:
+        logger.removeHandler(handler)
+        handler.close()
+    reports = [r for r in caplog.records if r.name == "pg_mcp.server.audit_file"]
+    assert handler.failing and len(reports) == 1 and "No space left" in reports[0].getMessage()
+
+
+async def test_calls_are_refused_while_a_required_audit_cannot_be_written(pg: DemoDatabase) -> None:
+    async with stdio_client(pg.url, "--audit-file", "/dev/full", "--audit-required", "true") as client:
+        first = await client.call_tool("query", {"sql": "SELECT 1 AS one"})
+        second = await client.call_tool("query", {"sql": "SELECT 2 AS two"})
+    assert not first.is_error, "the first call's line is the first to be lost"
+    assert second.is_error and "audit file cannot be written" in text_of(second), text_of(second)
+    async with stdio_client(pg.url, "--audit-file", "/dev/full") as client:
+        answers = [await client.call_tool("query", {"sql": "SELECT 1 AS one"}) for _ in range(3)]
+    assert not any(answer.is_error for answer in answers), "without the setting, calls go on"

@@ -40,7 +40,7 @@ from pg_mcp import __version__, explore
 from pg_mcp.config import ServerConfig
 from pg_mcp.errors import INVALID_PARAMS, PgMcpError
 from pg_mcp.server.arguments import explain_invalid, unknown_arguments
-from pg_mcp.server.audit import audited
+from pg_mcp.server.audit import audit_refusal, audited
 from pg_mcp.server.errors import request_error, tool_error
 from pg_mcp.server.resources import (
     MULTI_TABLE_TEMPLATE,
@@ -371,7 +371,12 @@ def build_server(
     ) -> CallToolResult:
         """One tool call: pick the database, run, audit, and convert any error into a tool error."""
         try:
-            context = (await app.open_databases()).get(database)
+            databases = await app.open_databases()
+            try:
+                context = databases.get(database)
+            except PgMcpError as exc:  # audited at the edge too: who asked for what they may not use
+                audit_refusal(tool, database, arguments, exc)
+                raise
             output = await audited(tool, context.name, arguments, lambda: call(context), _row_count)
         except Exception as exc:
             return tool_error(exc)

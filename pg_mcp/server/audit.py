@@ -12,6 +12,7 @@ from typing import Any, TypeVar
 from opentelemetry import trace
 
 from pg_mcp.errors import GuardError, PgMcpError
+from pg_mcp.server.audit_file import check_writable
 from pg_mcp.server.metrics import observe_call
 from pg_mcp.server.principal import current_principal
 
@@ -33,6 +34,7 @@ async def audited(
     and count it in the metrics; `rows` reads a result's row count and whether it was cut."""
     started = time.perf_counter()
     try:
+        check_writable()
         result = await call()
     except PgMcpError as exc:
         _done(tool, database, arguments, started, _outcome(exc), reason=exc.message)
@@ -43,6 +45,11 @@ async def audited(
     count, cut = rows(result)
     _done(tool, database, arguments, started, "ok", rows=count, cut=cut)
     return result
+
+
+def audit_refusal(tool: str, database: str | None, arguments: dict[str, Any], exc: PgMcpError) -> None:
+    """The line of a call refused before it could start (a database the caller may not use)."""
+    _done(tool, database or "", arguments, time.perf_counter(), _outcome(exc), reason=exc.message)
 
 
 def _outcome(exc: PgMcpError) -> str:

@@ -54,6 +54,10 @@ class Metrics:
             "pg_mcp_auth_failures", "Requests refused by authentication, by reason.", ["reason"],
             registry=self.registry,
         )  # fmt: skip
+        self.audit_failures = Counter(
+            "pg_mcp_audit_failures", "Audit lines that could not be written to the audit file.",
+            registry=self.registry,
+        )  # fmt: skip
         self.registry.register(_PoolCollector(contexts))
 
     def render(self) -> bytes:
@@ -111,3 +115,8 @@ def observe_call(tool: str, database: str, outcome: str, seconds: float, rows: i
 def observe_auth_failure(reason: str) -> None:
     if _active is not None:
         _active.auth_failures.labels(reason).inc()
+
+
+def observe_audit_failure() -> None:
+    if _active is not None:
+        _active.audit_failures.inc()
