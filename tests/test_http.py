@@ -369,12 +369,22 @@ async def test_sigterm_with_a_call_in_flight_cancels_it_on_the_server_and_exits_
             if running := await pg.admin_fetch(active, f"%{marker}%"):
                 break
         assert running, "the query started"
-        code = await asyncio.to_thread(server.stop)  # SIGTERM; the grace period (1 s) ends before the query
-        await asyncio.gather(request, return_exceptions=True)
+        server.proc.send_signal(signal.SIGTERM)  # the grace period (1 s) ends before the query does
+        await asyncio.sleep(0.2)
+        ready = await http.get(f"{server.url}/readyz")
+        late = await http.post(
+            f"{server.url}/mcp", content=json.dumps({**call, "id": 6}), headers=JSON_HEADERS
+        )
+        answer = await request
+        code = await asyncio.to_thread(server.stop)
     for _ in range(100):
         if not (running := await pg.admin_fetch(active, f"%{marker}%")):
             break
         await asyncio.sleep(0.1)
+    assert ready.status_code == 503, "readiness fails first: the load balancer stops sending"
+    assert late.status_code == 503 and late.headers["retry-after"], "a new call is told to go elsewhere"
+    assert answer.status_code == 503 and answer.json()["id"] == 5, answer.text
+    assert answer.json()["error"]["code"] == -32001 and "Retry" in answer.json()["error"]["message"]
     assert code == 0 and "Traceback" not in server.log.read_text()
     assert not running, "the call left in flight was cancelled on the PostgreSQL server"
 
@@ -417,3 +427,33 @@ def test_a_tokens_file_being_rewritten_keeps_the_last_good_tokens_for_a_while(tm
     time.sleep(0.01)
     with pytest.raises(ConfigError):
         store.verify(token)
+
+
+async def test_a_second_sigterm_cuts_the_calls_in_flight_at_once(pg: DemoDatabase, tmp_path: Path) -> None:
+    marker = "pg_mcp_second_sigterm"
+    slow = f"SELECT count(*) FROM generate_series(1, 300000000) AS {marker}"
+    server = HttpServer(["--shutdown-grace", "60", pg.url], server_env(), tmp_path / "server.log")
+    call = {
+        "jsonrpc": "2.0",
+        "id": "a",
+        "method": "tools/call",
+        "params": {"name": "query", "arguments": {"sql": slow}},
+    }
+    async with httpx2.AsyncClient() as http:
+        request = asyncio.create_task(
+            http.post(f"{server.url}/mcp", content=json.dumps(call), headers=JSON_HEADERS, timeout=60)
+        )
+        for _ in range(200):
+            await asyncio.sleep(0.05)
+            if await pg.admin_fetch(
+                "SELECT 1 FROM pg_stat_activity WHERE query LIKE $1 AND query NOT LIKE 'EXPLAIN%' "
+                "AND state = 'active' AND pid <> pg_backend_pid()", f"%{marker}%",
+            ):  # fmt: skip
+                break
+        server.proc.send_signal(signal.SIGTERM)
+        await asyncio.sleep(0.3)
+        server.proc.send_signal(signal.SIGTERM)
+        answer = await asyncio.wait_for(request, 30)  # well before the 60 s grace period
+        code = await asyncio.to_thread(server.stop)
+    assert answer.status_code == 503 and answer.json()["error"]["code"] == -32001, answer.text
+    assert code == 0 and "Traceback" not in server.log.read_text()

@@ -62,6 +62,10 @@ QUEUE_SECONDS = 5.0
 STREAMS_PER_PRINCIPAL = 2
 MAX_STREAMS = 64
 STREAM_SECONDS = 300.0
+#: How long calls cut at shutdown get to send their answer.
+CUT_ANSWER_SECONDS = 2.0
+#: The JSON-RPC error of a call cut at shutdown (implementation-defined server error range).
+SHUTTING_DOWN = -32001
 
 
 @dataclass(frozen=True)
@@ -123,6 +127,34 @@ def transport_security(options: HttpOptions) -> TransportSecuritySettings:
     return TransportSecuritySettings(
         enable_dns_rebinding_protection=True, allowed_hosts=hosts, allowed_origins=origins
     )
+
+
+@dataclass
+class Drain:
+    """Shutdown owned by the server: at SIGTERM readiness fails at once (a load balancer stops sending),
+    new calls are answered 503 (retry elsewhere), calls in flight get the grace period, and those still
+    running at its end are cancelled (their statements with them) and answered with a JSON-RPC error
+    that says to retry, never a bare 500."""
+
+    grace: float
+    draining: bool = False
+    calls: dict[asyncio.Task[Any], Any] = field(default_factory=dict)
+    """The request task of each call in flight, with its JSON-RPC id."""
+    cut: set[asyncio.Task[Any]] = field(default_factory=set)
+
+    async def drain(self, now: bool = False) -> None:
+        """Wait for the calls in flight (up to the grace period, or not at all), then cut the rest."""
+        self.draining = True
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + (0 if now else self.grace)
+        while self.calls and loop.time() < deadline:
+            await asyncio.sleep(0.05)
+        for task in list(self.calls):
+            self.cut.add(task)
+            task.cancel()
+        end = loop.time() + CUT_ANSWER_SECONDS
+        while self.calls and loop.time() < end:  # they answer, then leave
+            await asyncio.sleep(0.02)
 
 
 @dataclass
@@ -193,9 +225,10 @@ class _Limits:
             del self.streams[principal]
 
 
-def http_app(server: PgMcpServer, options: HttpOptions) -> ASGIApp:
+def http_app(server: PgMcpServer, options: HttpOptions, drain: Drain | None = None) -> ASGIApp:
     """The ASGI application `pg-mcp serve --transport http` runs on uvicorn."""
     options.check()
+    drain = drain or Drain(options.settings.shutdown_grace)
     tokens = TokenStore(options.settings.auth_tokens_file) if options.settings.auth_tokens_file else None
     mcp_app = server.streamable_http_app(
         streamable_http_path=MCP_PATH,
@@ -228,6 +261,9 @@ def http_app(server: PgMcpServer, options: HttpOptions) -> ASGIApp:
             await _json(send, 200, {"status": "ok"})
             return
         if path == "/readyz":
+            if drain.draining:
+                await _json(send, 503, {"status": "shutting down"})
+                return
             detailed = not options.authenticated or await _identified(tokens, verifier, scope)
             await _ready(server, send, detailed=detailed)
             return
@@ -249,6 +285,9 @@ def http_app(server: PgMcpServer, options: HttpOptions) -> ASGIApp:
             await _json(
                 send, 405, {"error": "method not allowed: POST JSON-RPC messages to /mcp"}, {"allow": "POST"}
             )
+            return
+        if drain.draining:
+            await _json(send, 503, {"error": "shutting down: retry on another replica"}, {"retry-after": "1"})
             return
         client = scope.get("client")
         address = f"{client[0]}:{client[1]}" if client else None
@@ -273,7 +312,7 @@ def http_app(server: PgMcpServer, options: HttpOptions) -> ASGIApp:
                 await _json(send, 429, {"error": "too many open streams"}, {"retry-after": "5"})
                 return
             try:
-                await _run_call(mcp_app, scope, body, receive, send, principal, limits, stream=stream)
+                await _run_call(mcp_app, scope, body, receive, send, principal, limits, drain, stream=stream)
             finally:
                 if stream:
                     limits.close_stream(principal.key)
@@ -291,6 +330,7 @@ async def _run_call(
     send: Send,
     principal: Principal,
     limits: _Limits,
+    drain: Drain,
     *,
     stream: bool,
 ) -> None:
@@ -309,15 +349,37 @@ async def _run_call(
             return {"type": "http.request", "body": body, "more_body": False}
         return await receive()
 
+    started = False
+
+    async def sending(message: Message) -> None:
+        nonlocal started
+        started = True
+        await send(message)
+
+    task = asyncio.current_task()
+    assert task is not None
+    drain.calls[task] = _request_id(body)
     tokens = (current_principal.set(principal), current_caller.set(principal.key))
     try:
         if stream:
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(STREAM_SECONDS):
-                    await _cancelled_on_disconnect(mcp_app, scope, replay, send)
+                    await _cancelled_on_disconnect(mcp_app, scope, replay, sending)
         else:
-            await _cancelled_on_disconnect(mcp_app, scope, replay, send)
+            await _cancelled_on_disconnect(mcp_app, scope, replay, sending)
+    except asyncio.CancelledError:
+        if task not in drain.cut:
+            raise
+        task.uncancel()
+        if not started:
+            error = {"code": SHUTTING_DOWN, "message": "The server is shutting down; the call was cancelled "
+                     "(nothing was changed). Retry it."}  # fmt: skip
+            await _json(
+                send, 503, {"jsonrpc": "2.0", "id": drain.calls[task], "error": error}, {"retry-after": "1"}
+            )
     finally:
+        drain.calls.pop(task, None)
+        drain.cut.discard(task)
         current_caller.reset(tokens[1])
         current_principal.reset(tokens[0])
         if not stream:
@@ -342,6 +404,16 @@ async def _whole_body(receive: Receive, send: Send, limit: int) -> bytes | None:
         chunks.append(chunk)
         if not message.get("more_body", False):
             return b"".join(chunks)
+
+
+def _request_id(body: bytes) -> Any:
+    """The JSON-RPC id of a single request (None for anything else), for an answer of our own."""
+    try:
+        message = json.loads(body)
+    except ValueError:
+        return None
+    request_id = message.get("id") if isinstance(message, dict) else None
+    return request_id if isinstance(request_id, str | int) else None
 
 
 def _is_stream(body: bytes) -> bool:
@@ -532,49 +604,58 @@ async def _respond(
 
 
 def serve_http(server: PgMcpServer, options: HttpOptions) -> None:
-    """Run on uvicorn until SIGTERM/SIGINT: stop accepting, let calls in flight finish within the grace
-    period, cancel the rest (their queries are stopped on the server), close the pools."""
+    """Run on uvicorn until SIGTERM/SIGINT/SIGHUP: readiness fails, calls in flight get the grace
+    period, the rest are cut with an answer to retry (a second signal cuts them at once), the pools
+    close, and the process exits 0."""
     import uvicorn
 
-    app = http_app(server, options)
     settings = options.settings
+    drain = Drain(settings.shutdown_grace)
+    app = http_app(server, options, drain)
     limits = ConnectionLimits(settings.max_connections, settings.request_timeout, settings.max_header_bytes)
     config = uvicorn.Config(
         app,
         http=bounded_protocol(limits),
         proxy_headers=bool(settings.trusted_proxies),  # uvicorn trusts loopback's X-Forwarded-For otherwise
         forwarded_allow_ips=list(settings.trusted_proxies) or None,
-        host=options.settings.host,
-        port=options.settings.port,
+        host=settings.host,
+        port=settings.port,
         log_config=None,
         access_log=False,
-        timeout_graceful_shutdown=max(1, round(options.settings.shutdown_grace)),
+        timeout_graceful_shutdown=round(settings.shutdown_grace + CUT_ANSWER_SECONDS + 3),  # a backstop
         lifespan="on",
     )
-    _graceful_server(config).run()
+    _graceful_server(config, drain).run()
 
 
-def _graceful_server(config: Any) -> Any:
-    """uvicorn's server, with SIGTERM, SIGINT and SIGHUP ending it the graceful way (a second signal
-    stops waiting for calls in flight) and the process with code 0: uvicorn itself re-raises the
-    signal once it has stopped, which would end the process with -15."""
+def _graceful_server(config: Any, drain: Drain) -> Any:
+    """uvicorn's server, with SIGTERM, SIGINT and SIGHUP handled on the event loop by `Drain` (a second
+    signal cuts the calls in flight at once) and the process ending with code 0: uvicorn itself
+    re-raises the signal once it has stopped, which would end the process with -15."""
     import uvicorn
 
     class Server(uvicorn.Server):
+        draining: asyncio.Task[None] | None = None
+
         @contextlib.contextmanager
         def capture_signals(self) -> Iterator[None]:
-            originals = {
-                sig: signal.signal(sig, self._stop) for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
-            }
+            loop = asyncio.get_running_loop()
+            signals = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
+            for sig in signals:
+                loop.add_signal_handler(sig, self._stop)
             try:
                 yield
             finally:
-                for sig, handler in originals.items():
-                    signal.signal(sig, handler)
+                for sig in signals:
+                    loop.remove_signal_handler(sig)
 
-        def _stop(self, _sig: int, _frame: Any) -> None:
-            if self.should_exit:
-                self.force_exit = True
+        def _stop(self) -> None:
+            """Runs on the event loop (not inside whatever code the signal interrupted)."""
+            first = self.draining is None
+            self.draining = asyncio.get_running_loop().create_task(self._drain(now=not first))
+
+        async def _drain(self, now: bool) -> None:
+            await drain.drain(now=now)
             self.should_exit = True
 
     return Server(config)
