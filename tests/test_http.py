@@ -162,6 +162,21 @@ async def test_a_token_limited_to_one_database_sees_only_that_one(
     [content] = overview.contents
     text = getattr(content, "text", "")
     assert text.startswith("Databases: copy (default copy).") and "## shop" not in text, text[:200]
+    initialized = _post(server.url, INIT, token=setup["bob"]).json()["result"]
+    listed_tools = _post(server.url, {"jsonrpc": "2.0", "id": 2, "method": "tools/list"}, token=setup["bob"])
+    everything = _post(server.url, {"jsonrpc": "2.0", "id": 2, "method": "tools/list"}, token=setup["alice"])
+    assert "shop" not in initialized.get("instructions", "") and "shop" not in listed_tools.text
+    assert "shop" in everything.text, "a token for every database sees them all"
+    discover = {"jsonrpc": "2.0", "id": 3, "method": "server/discover", "params": {"_meta": {
+        "io.modelcontextprotocol/protocolVersion": "2026-07-28", "io.modelcontextprotocol/clientCapabilities": {}}}}  # fmt: skip
+    discovered = _post(
+        server.url,
+        discover,
+        token=setup["bob"],
+        **{"mcp-protocol-version": "2026-07-28", "mcp-method": "server/discover"},
+    )
+    assert discovered.status_code == 200 and discovered.json()["result"]["cacheScope"] == "private"
+    assert "shop" not in discovered.text
     lines = [json.loads(line) for line in server.log.read_text().splitlines()]
     audit = [line["audit"] for line in lines if line["logger"] == "pg_mcp.audit"]
     refused = [e for e in audit if e["principal"] == "bob" and e["tool"] == "list_schemas"]

@@ -34,6 +34,7 @@ from mcp_types import (
     TextContent,
     ToolAnnotations,
 )
+from mcp_types import Tool as MCPTool
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from pg_mcp import __version__, explore
@@ -42,6 +43,7 @@ from pg_mcp.errors import INVALID_PARAMS, PgMcpError
 from pg_mcp.server.arguments import explain_invalid, unknown_arguments
 from pg_mcp.server.audit import audit_refusal, audited
 from pg_mcp.server.errors import request_error, tool_error
+from pg_mcp.server.principal import current_principal
 from pg_mcp.server.resources import (
     MULTI_TABLE_TEMPLATE,
     OVERVIEW_URI,
@@ -163,8 +165,14 @@ class PgMcpServer(MCPServer[None]):
     """MCPServer whose resource list is read from the databases page by page (cursor pagination), and
     whose databases are made at their first use."""
 
-    def __init__(self, databases: Callable[[], Databases], names: Sequence[str], **kwargs: Any) -> None:
-        super().__init__(**kwargs)
+    def __init__(
+        self,
+        databases: Callable[[], Databases],
+        names: Sequence[str],
+        instructions_for: Callable[[Sequence[str]], str],
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(instructions=instructions_for(names), **kwargs)
         self._make_databases = databases
         self._databases: Databases | None = None
         self._making = threading.Lock()
@@ -173,6 +181,37 @@ class PgMcpServer(MCPServer[None]):
         self.database_names = tuple(names)
         #: Set when the stdio client has its `initialize` answer; None until then, and over other transports.
         self.answered: asyncio.Event | None = None
+        self._instructions_for = instructions_for
+        # The SDK reads `instructions` (initialize, server/discover) from its low-level server's attribute;
+        # a property on a subclass of it answers for the caller of the request instead.
+        lowlevel = self._lowlevel_server
+        lowlevel.__class__ = type(
+            "CallerAwareServer",
+            (type(lowlevel),),
+            {
+                "instructions": property(
+                    lambda _: self._instructions_for(self.visible_names()), lambda _, __: None
+                )
+            },
+        )
+
+    def visible_names(self) -> tuple[str, ...]:
+        """The configured databases the current caller may use, in configured order."""
+        principal = current_principal.get()
+        if principal is None:
+            return self.database_names
+        return tuple(name for name in self.database_names if principal.may_use(name))
+
+    async def list_tools(self) -> list[MCPTool]:
+        """The tools, each `database` argument offering only the caller's databases."""
+        tools = await super().list_tools()
+        names = self.visible_names()
+        if names == self.database_names:
+            return tools
+        return [  # the schemas were built for every database: the caller's are rebuilt
+            tool.model_copy(update={"input_schema": with_database_argument(tool.input_schema, names)})
+            for tool in tools
+        ]
 
     @property
     def several(self) -> bool:
@@ -270,12 +309,13 @@ class PgMcpServer(MCPServer[None]):
 #: Freshness hints on list and read results (2026-07-28): what the server offers changes only with its
 #: configuration; what a database holds may change at any time, and depends on who asks.
 _STATIC = CacheHint(ttl_ms=3_600_000, scope="public")
+_PER_CALLER = CacheHint(ttl_ms=3_600_000, scope="private")  # names the caller's databases only
 _CATALOG = CacheHint(ttl_ms=60_000, scope="private")
 CACHE_HINTS: dict[CacheableMethod, CacheHint] = {
-    "tools/list": _STATIC,
+    "tools/list": _PER_CALLER,
     "prompts/list": _STATIC,
     "resources/templates/list": _STATIC,
-    "server/discover": _STATIC,
+    "server/discover": _PER_CALLER,
     "resources/list": _CATALOG,
     "resources/read": _CATALOG,
 }
@@ -354,10 +394,10 @@ def build_server(
     app = PgMcpServer(
         make_databases,
         names,
+        _instructions,
         name="pg-mcp",
         title="PostgreSQL (read-only)",
         version=__version__,
-        instructions=_instructions(names),
         lifespan=lifespan,
         log_level=config.log_level,
         cache_hints=CACHE_HINTS,
@@ -581,6 +621,7 @@ def _load_for_calls() -> None:
 
 
 def _instructions(names: Sequence[str]) -> str:
+    """The server's instructions for a caller who may use `names`."""
     if len(names) < 2:
         return INSTRUCTIONS
     return (
@@ -618,12 +659,20 @@ def _describe_database_argument(app: PgMcpServer, names: Sequence[str]) -> None:
     """Every tool's `database` argument lists the configured names and the default; with one database
     the argument is left out of the schemas altogether (nothing to choose, fewer tokens)."""
     for tool in app._tool_manager.list_tools():
-        properties = tool.parameters.get("properties", {})
-        if len(names) < 2:
-            properties.pop("database", None)
-            continue
+        tool.parameters = with_database_argument(tool.parameters, names)
+
+
+def with_database_argument(schema: dict[str, Any], names: Sequence[str]) -> dict[str, Any]:
+    """A tool's input schema whose `database` argument offers exactly `names` (none with fewer than two)."""
+    properties = dict(schema.get("properties", {}))
+    if "database" not in properties:
+        return schema
+    if len(names) < 2:
+        properties.pop("database")
+    else:
         properties["database"] = {
             "anyOf": [{"type": "string", "enum": list(names)}, {"type": "null"}],
             "default": None,
             "description": f"Which database: {', '.join(names)}; leave out for {names[0]}.",
         }
+    return {**schema, "properties": properties}
