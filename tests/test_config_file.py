@@ -49,6 +49,7 @@ VALUES: dict[str, tuple[Any, Any]] = {
     "allow_secrets": (["passwords", "toast"], ("passwords", "toast")),
     "log_level": ("debug", "DEBUG"),
     "audit_file": ("/var/log/pg-mcp/audit.jsonl", "/var/log/pg-mcp/audit.jsonl"),
+    "audit_required": (True, True),
 }
 PER_DATABASE = [field for field in VALUES if field not in SERVER_WIDE]
 
@@ -388,7 +389,7 @@ def test_databases_must_be_a_table(tmp_path: Path) -> None:
     assert "databases must be a table ([databases.NAME])" in error(tmp_path, "databases = 5\n")
 
 
-@pytest.mark.parametrize("key", ["log_level", "audit_file"])
+@pytest.mark.parametrize("key", ["log_level", "audit_file", "audit_required"])
 def test_server_wide_settings_are_refused_per_database(tmp_path: Path, key: str) -> None:
     message = error(tmp_path, f'[databases.hr]\nurl = "postgresql://h/hr"\n{key} = "x"\n')
     assert f"[databases.hr] {key} is server-wide: set it in [server]" in message

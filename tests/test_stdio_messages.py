@@ -234,7 +234,7 @@ async def test_list_results_carry_cache_hints_and_a_stable_order(pg: DemoDatabas
         tools = await client.list_tools()
         again = await client.list_tools()
         resources = await client.list_resources()
-    assert (tools.ttl_ms, tools.cache_scope) == (3_600_000, "public")
+    assert (tools.ttl_ms, tools.cache_scope) == (3_600_000, "private"), "names the caller's databases"
     assert (resources.ttl_ms, resources.cache_scope) == (60_000, "private"), "depends on who asks"
     assert [t.name for t in tools.tools] == [t.name for t in again.tools] == [
         "query", "list_schemas", "list_tables", "describe_table", "search_schema", "relationships",
