@@ -10,8 +10,9 @@ from conftest import DemoDatabase
 from pg_mcp import explore
 from pg_mcp.config import load_settings
 from pg_mcp.database.executor import Database
-from pg_mcp.errors import QueryError
+from pg_mcp.errors import DatabaseUnavailableError, QueryError
 from pg_mcp.explore import DatabaseContext
+from pg_mcp.guard import CheckedQuery
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
@@ -123,3 +124,24 @@ async def test_calls_waiting_for_a_connection_are_served_in_arrival_order(pg: De
         await db.close()
     diff = [(i, a, s) for i, (a, s) in enumerate(zip(arrived, served, strict=True)) if a != s]
     assert len(served) == 400 and served == arrived, diff[:10]
+
+
+async def test_a_connection_refused_for_lack_of_slots_is_explained(pg: DemoDatabase) -> None:
+    """The pool opens a second connection while the role may hold only one (as when the server's
+    max_connections is full): the call is told so, like a refused first connection, never an internal
+    error."""
+    settings = load_settings({"database_url": pg.url, "pool_min": 1, "pool_max": 3}, dotenv=False)
+    db = Database(settings)
+    slow_sql = "SELECT pg_sleep(2)"
+    await pg.admin_fetch("ALTER ROLE mcp_reader CONNECTION LIMIT 1")
+    try:
+        await db.connect()  # one connection: all the role may have
+        slow = asyncio.create_task(db.run_query(CheckedQuery(slow_sql, slow_sql, 1)))
+        await asyncio.sleep(0.3)
+        with pytest.raises(DatabaseUnavailableError) as caught:
+            await db.fetch_fixed("SELECT 1")
+        await slow
+    finally:
+        await pg.admin_fetch("ALTER ROLE mcp_reader CONNECTION LIMIT -1")
+        await db.close()
+    assert "no free connection slots" in caught.value.message, caught.value.message

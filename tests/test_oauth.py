@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import hashlib
 import hmac
 import json
@@ -57,13 +58,19 @@ class Issuer:
     def __init__(self, oidc: bool = True, rfc8414: bool = False, metadata_issuer: str | None = None) -> None:
         self.keys = [_jwk(RSA_KEY.public_key(), "rsa-1", "RS256"), _jwk(EC_KEY.public_key(), "ec-1", "ES256")]
         self.hits: dict[str, int] = {}
+        #: Seconds between two bytes of the JWKS (a provider that trickles), and bytes of padding in it.
+        self.trickle = 0.0
+        self.padding = 0
         issuer = self
 
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self) -> None:
                 issuer.hits[self.path] = issuer.hits.get(self.path, 0) + 1
                 metadata = {"issuer": metadata_issuer or issuer.url, "jwks_uri": f"{issuer.url}/jwks"}
-                documents: dict[str, Any] = {"/jwks": {"keys": issuer.keys}}
+                jwks: dict[str, Any] = {"keys": issuer.keys}
+                if issuer.padding:
+                    jwks["padding"] = "x" * issuer.padding
+                documents: dict[str, Any] = {"/jwks": jwks}
                 if oidc:
                     documents["/.well-known/openid-configuration"] = metadata
                 if rfc8414:
@@ -74,7 +81,17 @@ class Issuer:
                 self.send_header("content-type", "application/json")
                 self.send_header("content-length", str(len(body)))
                 self.end_headers()
-                self.wfile.write(body)
+                if self.path == "/jwks" and issuer.trickle:
+                    try:
+                        for byte in body:
+                            self.wfile.write(bytes([byte]))
+                            self.wfile.flush()
+                            time.sleep(issuer.trickle)
+                    except OSError:  # the client gave up
+                        return
+                    return
+                with contextlib.suppress(OSError):  # a client that stopped reading (a key set too big)
+                    self.wfile.write(body)
 
             def log_message(self, format: str, *args: Any) -> None:
                 pass
@@ -481,3 +498,21 @@ def test_settings_defaults() -> None:
     assert configured.algorithms == ("RS256", "ES256")
     assert configured.databases_claim == "pg_mcp_databases" and configured.subject_claim == "sub"
     assert configured.jwks_url is None and configured.leeway == 30
+
+
+async def test_a_trickling_or_huge_key_set_is_cut_off_and_recovery_is_prompt(issuer: Issuer) -> None:
+    verifier = JwtVerifier(settings(issuer.url, jwks_timeout=0.5, jwks_min_refetch_seconds=0))
+    issuer.trickle = 0.2  # a JWKS of a few hundred bytes would take a minute
+    assert (await failure(verifier, rs256(claims(issuer.url)))).status == 503
+    issuer.trickle = 0.0
+    recovered = None
+    for _ in range(50):  # the trickled fetch ended at its deadline: the next one can start
+        try:
+            recovered = await verifier.verify(rs256(claims(issuer.url)))
+            break
+        except AuthFailure:
+            await asyncio.sleep(0.2)
+    assert recovered is not None and recovered.name == "alice@example.com"
+    huge = JwtVerifier(settings(issuer.url, jwks_timeout=5))
+    issuer.padding = 5_000_000
+    assert (await failure(huge, rs256(claims(issuer.url)))).status == 503, "a key set over 1 MB is refused"
