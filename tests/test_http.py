@@ -177,6 +177,10 @@ async def test_a_token_limited_to_one_database_sees_only_that_one(
     )
     assert discovered.status_code == 200 and discovered.json()["result"]["cacheScope"] == "private"
     assert "shop" not in discovered.text
+    listen = {"jsonrpc": "2.0", "id": 4, "method": "subscriptions/listen",
+              "params": {"notifications": {"resourceSubscriptions": ["postgres://shop/sales/orders"]}}}  # fmt: skip
+    foreign = _post(server.url, listen, token=setup["bob"]).json()
+    assert foreign["id"] == 4 and foreign["error"]["code"] == -32602, foreign
     lines = [json.loads(line) for line in server.log.read_text().splitlines()]
     audit = [line["audit"] for line in lines if line["logger"] == "pg_mcp.audit"]
     refused = [e for e in audit if e["principal"] == "bob" and e["tool"] == "list_schemas"]

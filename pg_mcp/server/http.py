@@ -41,6 +41,7 @@ from pg_mcp.server.oauth import (
     resource_metadata_url,
 )
 from pg_mcp.server.principal import Principal, current_principal
+from pg_mcp.server.resources import URI_SCHEME
 from pg_mcp.server.tokens import TOKEN_PREFIX, TokenStore
 
 log = logging.getLogger(__name__)
@@ -308,6 +309,14 @@ def http_app(server: PgMcpServer, options: HttpOptions, drain: Drain | None = No
             if body is None:
                 return
             stream = _is_stream(body)
+            foreign = _foreign_subscription(body, principal, server.database_names) if stream else None
+            if foreign is not None:
+                error = {
+                    "code": -32602,
+                    "message": f"There is no resource {foreign[:200]!r} for this caller.",
+                }
+                await _json(send, 200, {"jsonrpc": "2.0", "id": _request_id(body), "error": error})
+                return
             if stream and not limits.open_stream(principal.key):
                 await _json(send, 429, {"error": "too many open streams"}, {"retry-after": "5"})
                 return
@@ -404,6 +413,30 @@ async def _whole_body(receive: Receive, send: Send, limit: int) -> bytes | None:
         chunks.append(chunk)
         if not message.get("more_body", False):
             return b"".join(chunks)
+
+
+def _foreign_subscription(body: bytes, principal: Principal, names: tuple[str, ...]) -> str | None:
+    """A resource URI a `subscriptions/listen` asks for that is not the caller's: one in a database it may
+    not use (table URIs name the database when there are several), or not one of this server's at all.
+    Answered like a resource that does not exist, as everywhere else."""
+    try:
+        message = json.loads(body)
+    except ValueError:
+        return None
+    params = message.get("params") if isinstance(message, dict) else None
+    wanted = (params or {}).get("notifications", {}) if isinstance(params, dict) else {}
+    uris = wanted.get("resourceSubscriptions") if isinstance(wanted, dict) else None
+    for uri in uris if isinstance(uris, list) else []:
+        text = str(uri)
+        scheme, _, rest = text.partition("://")
+        if scheme != URI_SCHEME:
+            return text
+        database = rest.split("/", 1)[0]
+        if rest != "database" and len(names) > 1 and not principal.may_use(database):
+            return text
+        if len(names) == 1 and not principal.may_use(names[0]):
+            return text
+    return None
 
 
 def _request_id(body: bytes) -> Any:
