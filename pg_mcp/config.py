@@ -254,7 +254,7 @@ def _env_name(field: str) -> str:
     return f"{Settings.model_config.get('env_prefix', '')}{field}".upper()
 
 
-#: Environment variable for each field, used in error messages, the flags' help and the README. Derived
+#: Environment variable for each field, used in error messages, the flags' help and docs/settings.md. Derived
 #: from Settings so that a setting is declared once; a test checks each is documented.
 ENV_NAMES: dict[str, str] = {field: _env_name(field) for field in Settings.model_fields}
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from pathlib import Path
 from typing import Any
 
@@ -109,17 +110,24 @@ def test_every_setting_is_in_env_example() -> None:
     assert not missing, f".env.example does not document {missing}"
 
 
-def test_every_setting_is_in_the_readme() -> None:
-    text = (ROOT / "README.md").read_text()
+def test_every_setting_is_in_the_settings_reference() -> None:
+    text = (ROOT / "docs" / "settings.md").read_text()
     missing = [
         name for name in [*ENV_NAMES.values(), *TRANSPORT_ENV_NAMES.values()] if f"`{name}`" not in text
     ]
-    assert not missing, f"README.md does not document {missing}"
+    assert not missing, f"docs/settings.md does not document {missing}"
 
 
-def test_the_config_file_is_in_the_readme() -> None:
-    text = (ROOT / "README.md").read_text()
+def test_the_config_file_is_in_the_settings_reference() -> None:
+    text = (ROOT / "docs" / "settings.md").read_text()
     assert "`PG_MCP_CONFIG`" in text and "[databases." in text
+
+
+def test_the_readme_links_only_to_files_that_exist() -> None:
+    for page in [ROOT / "README.md", *(ROOT / "docs").glob("*.md")]:
+        for target in re.findall(r"\]\(([^)#]+)(?:#[^)]*)?\)", page.read_text()):
+            if "://" not in target:
+                assert (page.parent / target).exists(), f"{page.name} links to {target}, which does not exist"
 
 
 # Without a config file: today's single database.

@@ -1,4 +1,4 @@
-"""The README's HAProxy recipe, run as written against two real replicas: a replica killed with
+"""The documented HAProxy recipe (docs/team-server.md), run as written against two real replicas: a replica killed with
 SIGKILL under load costs no call (the load balancer retries read-only calls elsewhere)."""
 
 from __future__ import annotations
@@ -23,10 +23,10 @@ pytestmark = pytest.mark.asyncio(loop_scope="session")
 
 
 def readme_recipe(frontend: int, replicas: list[int]) -> str:
-    """The README's configuration, with this test's ports in place of the example's."""
-    text = (ROOT / "README.md").read_text()
+    """The documented configuration, with this test's ports in place of the example's."""
+    text = (ROOT / "docs" / "team-server.md").read_text()
     match = re.search(r"```haproxy\n(.*?)```", text, re.S)
-    assert match, "the README has an HAProxy recipe"
+    assert match, "docs/team-server.md has an HAProxy recipe"
     config = match.group(1).replace("127.0.0.1:8080", f"127.0.0.1:{frontend}")
     for index, port in enumerate(replicas, start=1):
         config = config.replace(f"127.0.0.1:800{index}", f"127.0.0.1:{port}")

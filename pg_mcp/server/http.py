@@ -72,7 +72,7 @@ SHUTTING_DOWN = -32001
 @dataclass(frozen=True)
 class HttpOptions:
     """The transport settings (`pg_mcp.config.TransportSettings`, one declaration each, defaults in the
-    README) and the OAuth settings built from them, as the HTTP app uses them."""
+    docs/settings.md) and the OAuth settings built from them, as the HTTP app uses them."""
 
     settings: TransportSettings
     oauth: OAuthSettings | None = None
