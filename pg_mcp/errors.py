@@ -2,11 +2,12 @@
 
 from typing import ClassVar
 
-#: JSON-RPC codes a failed request (a resource read, a listing) answers with.
-INVALID_PARAMS = -32602
-#: In the server-defined range: the database cannot be reached right now.
+from mcp_types import INTERNAL_ERROR, INVALID_PARAMS
+
+#: In the server-defined range: the database cannot be reached, or has no connection free, right now.
 DATABASE_UNAVAILABLE = -32000
-INTERNAL_ERROR = -32603
+
+__all__ = ["DATABASE_UNAVAILABLE", "INTERNAL_ERROR", "INVALID_PARAMS"]
 
 
 class PgMcpError(Exception):
@@ -17,6 +18,8 @@ class PgMcpError(Exception):
     """
 
     code: ClassVar[int] = INTERNAL_ERROR
+    #: Whether the same call may succeed if simply sent again a little later.
+    retryable: ClassVar[bool] = False
 
     def __init__(self, message: str, hint: str | None = None) -> None:
         super().__init__(message)
@@ -66,3 +69,11 @@ class DatabaseUnavailableError(PgMcpError):
     """The database cannot be reached right now."""
 
     code = DATABASE_UNAVAILABLE
+    retryable = True
+
+
+class ServerBusyError(PgMcpError):
+    """Every connection this caller may use is running a statement; none came free in time."""
+
+    code = DATABASE_UNAVAILABLE
+    retryable = True

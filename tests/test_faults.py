@@ -10,7 +10,7 @@ from conftest import DemoDatabase
 from pg_mcp import explore
 from pg_mcp.config import load_settings
 from pg_mcp.database.executor import Database
-from pg_mcp.errors import DatabaseUnavailableError, QueryError
+from pg_mcp.errors import DatabaseUnavailableError, QueryError, ServerBusyError
 from pg_mcp.explore import DatabaseContext
 from pg_mcp.guard import CheckedQuery
 
@@ -90,9 +90,9 @@ async def test_a_quick_call_behind_slow_ones_is_told_the_server_is_busy(pg: Demo
             if len(active) == 1:
                 break
             await asyncio.sleep(0.05)
-        with pytest.raises(QueryError) as caught:  # a pool of one keeps no connection for short calls
+        with pytest.raises(ServerBusyError) as caught:  # a pool of one keeps no connection for short calls
             await explore.query(explorer, "SELECT 1 AS quick")
-        assert "The server is busy" in caught.value.message
+        assert "The server is busy" in caught.value.message and caught.value.retryable
     finally:
         for task in slow:
             task.cancel()

@@ -46,7 +46,7 @@ from pg_mcp.database.value_cutting import (
     pg_type_name,
     uncap,
 )
-from pg_mcp.errors import DatabaseUnavailableError, GuardError, QueryError
+from pg_mcp.errors import DatabaseUnavailableError, GuardError, QueryError, ServerBusyError
 from pg_mcp.guard import CheckedQuery
 from pg_mcp.guard.rules import Rule
 
@@ -400,7 +400,7 @@ class Database:
             async with asyncio.timeout(POOL_WAIT_SECONDS):
                 turn = await self._turns.acquire(current_caller.get(), short=short)
         except TimeoutError:
-            raise QueryError(
+            raise ServerBusyError(
                 f"The server is busy: the database connections this caller may use "
                 f"({self._turns.share} of {self.settings.pool_max}) are running queries, and none came free "
                 f"within {POOL_WAIT_SECONDS:g} s.",

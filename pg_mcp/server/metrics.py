@@ -104,7 +104,7 @@ def observe_call(tool: str, database: str, outcome: str, seconds: float, rows: i
     _active.seconds.labels(tool).observe(seconds)
     if outcome.startswith("refused:"):
         _active.refusals.labels(outcome.removeprefix("refused:")).inc()
-    elif outcome in ("error:QueryError", "error:DatabaseUnavailableError"):
+    elif outcome in ("error:QueryError", "error:DatabaseUnavailableError", "error:ServerBusyError"):
         _active.database_errors.labels(database, outcome.removeprefix("error:")).inc()
     if rows:
         _active.rows.labels(tool).inc(rows)
