@@ -13,10 +13,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import statistics
 import time
 
 import asyncpg
+from measure import p50_p95
 
 from pg_mcp import explore
 from pg_mcp.config import load_settings
@@ -101,9 +101,7 @@ def report(title: str, timings: dict[str, list[float]]) -> None:
         if len(values) == 1:
             print(f"  {name:<20} {values[0]:8.2f} ms")
             continue
-        ordered = sorted(values)
-        p95 = ordered[int(len(ordered) * 0.95) - 1]
-        print(f"  {name:<20} p50 {statistics.median(values):6.2f} ms   p95 {p95:6.2f} ms")
+        print(f"  {name:<20} {p50_p95(values)}")
 
 
 async def main(calls: int, functions: int) -> None:

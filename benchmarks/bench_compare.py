@@ -28,7 +28,6 @@ import argparse
 import asyncio
 import gc
 import json
-import math
 import os
 import shutil
 import statistics
@@ -41,6 +40,7 @@ from pathlib import Path
 from typing import Any
 
 from mcp import Client, StdioServerParameters
+from measure import cpu_seconds, cpu_ticks, percentile, status_kib, steal_share
 
 from pg_mcp import __version__
 from pg_mcp.local_pg import load_demo, start_local_postgres
@@ -55,7 +55,6 @@ IDLE_CALLS = 20
 IDLE_SECONDS = 1.0
 MEMORY_RUNS = 3
 STALL_TARGET = 10.0
-CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 
 # ---------------------------------------------------------------------------------------------- servers
@@ -228,28 +227,7 @@ def check_answer(name: str, result: dict[str, Any]) -> str:
     return text
 
 
-def proc_status(pid: int, key: str) -> int:
-    """A `kB` field of /proc/PID/status (VmRSS, VmHWM), in KiB."""
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith(key + ":"):
-            return int(line.split()[1])
-    return 0
-
-
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU time of the process so far."""
-    stat = Path(f"/proc/{pid}/stat").read_text()
-    fields = stat[stat.rindex(")") + 2 :].split()
-    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
-
-
 # ------------------------------------------------------------------------------------------- statistics
-
-
-def percentile(samples: list[float], fraction: float) -> float:
-    """Nearest-rank percentile."""
-    ordered = sorted(samples)
-    return ordered[max(0, math.ceil(len(ordered) * fraction) - 1)]
 
 
 @dataclass
@@ -313,7 +291,7 @@ async def timed_run(spec: ServerSpec, calls: int, info: ServerInfo, stderr_dir: 
         samples: list[float] = []
         gc.collect()
         gc.disable()  # the client's own collections are not the server's stalls
-        cpu_before = cpu_seconds(session.proc.pid)
+        cpu_before = cpu_seconds([session.proc.pid])
         ticks_before = cpu_ticks()
         try:
             for _ in range(calls):
@@ -324,9 +302,9 @@ async def timed_run(spec: ServerSpec, calls: int, info: ServerInfo, stderr_dir: 
                     raise ServerFailed(f"{spec.name} answered with an error: {json.dumps(result)[:500]}")
         finally:
             gc.enable()
-        cpu = cpu_seconds(session.proc.pid) - cpu_before
+        cpu = cpu_seconds([session.proc.pid]) - cpu_before
         steal = steal_share(ticks_before, cpu_ticks())
-        rss = proc_status(session.proc.pid, "VmRSS")
+        rss = status_kib(session.proc.pid, "VmRSS")
     finally:
         await session.close()
     return RunResult(samples, first_call, cpu / calls, rss, steal)
@@ -346,7 +324,7 @@ async def idle_memory(spec: ServerSpec, stderr_dir: Path) -> tuple[int, int]:
             check_answer(spec.name, await session.call_query())
         await asyncio.sleep(IDLE_SECONDS)
         pid = session.proc.pid
-        return proc_status(pid, "VmRSS"), proc_status(pid, "VmHWM")
+        return status_kib(pid, "VmRSS"), status_kib(pid, "VmHWM")
     finally:
         await session.close()
 
@@ -365,22 +343,6 @@ async def official_client(spec: ServerSpec, calls: int) -> list[float]:
             await client.call_tool("query", {"sql": PK_QUERY})
             samples.append(time.perf_counter() - started)
     return samples
-
-
-def cpu_ticks() -> tuple[int, int]:
-    """(all, steal) CPU ticks of the machine so far, from /proc/stat; steal is time the hypervisor gave
-    to someone else, the clearest sign of a noisy neighbour on a VM."""
-    try:
-        values = [int(v) for v in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
-    except (OSError, ValueError, IndexError):
-        return 0, 0
-    steal = values[7] if len(values) > 7 else 0
-    return sum(values[:8]), steal
-
-
-def steal_share(before: tuple[int, int], after: tuple[int, int]) -> float:
-    elapsed = after[0] - before[0]
-    return (after[1] - before[1]) / elapsed if elapsed > 0 else 0.0
 
 
 def loadavg() -> str:

@@ -32,10 +32,10 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
-from pathlib import Path
 from urllib.parse import urlsplit
 
 import httpx2
+from measure import cpu_seconds, cpu_ticks, status_kib, steal_share
 
 from pg_mcp.local_pg import free_port, load_demo, start_local_postgres
 
@@ -61,34 +61,9 @@ def start_replica(url: str) -> tuple[subprocess.Popen[bytes], str]:
     raise SystemExit("replica did not start")
 
 
-def cpu_seconds(pids: list[int]) -> float:
-    """User + system CPU the processes used so far (children included), from /proc."""
-    total = 0
-    for pid in pids:
-        try:
-            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        total += sum(int(v) for v in fields[11:15])
-    return total / os.sysconf("SC_CLK_TCK")
-
-
 def postgres_pids() -> list[int]:
     found = subprocess.run(["pgrep", "-x", "postgres"], capture_output=True, text=True, check=False)
     return [int(pid) for pid in found.stdout.split()]
-
-
-def cpu_ticks() -> tuple[int, int]:
-    """(all, steal) CPU ticks of the machine so far; steal is time the hypervisor gave to other guests."""
-    values = [int(v) for v in Path("/proc/stat").read_text().splitlines()[0].split()[1:9]]
-    return sum(values), values[7]
-
-
-def rss_mib(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return 0.0
 
 
 def call_body(index: int, n: int) -> bytes:
@@ -215,7 +190,7 @@ def report(
 ) -> None:
     ordered = sorted(latencies)
     p99 = ordered[int(len(ordered) * 0.99) - 1] if ordered else 0.0
-    rss = ", ".join(f"{rss_mib(pid):.0f} MiB" for pid in pids)
+    rss = ", ".join(f"{status_kib(pid, 'VmRSS') / 1024:.0f} MiB" for pid in pids)
     per_call = client_cpu * 1000 / max(1, len(latencies))
     print(
         f"{label}: {len(latencies) / seconds:7.1f} calls/s   p50 {statistics.median(ordered) * 1000:6.1f} ms   "
@@ -266,11 +241,17 @@ def layers(url: str, requests: int) -> None:
             f"CPU per request, one request at a time ({requests} each; the differences are what each layer adds):"
         )
         for label, body_of in LAYERS.items():
-            before, pg_before = cpu_seconds([proc.pid]), cpu_seconds(postgres_pids())
+            before, pg_before = (
+                cpu_seconds([proc.pid], children=True),
+                cpu_seconds(postgres_pids(), children=True),
+            )
             started = time.perf_counter()
             failed = asyncio.run(sequential(base, body_of, requests))
             elapsed = time.perf_counter() - started
-            server, pg = cpu_seconds([proc.pid]) - before, cpu_seconds(postgres_pids()) - pg_before
+            server, pg = (
+                cpu_seconds([proc.pid], children=True) - before,
+                cpu_seconds(postgres_pids(), children=True) - pg_before,
+            )
             print(
                 f"    {label:36s} pg-mcp {server * 1000 / requests:.2f} ms, PostgreSQL {pg * 1000 / requests:.2f} ms, "
                 f"{requests / elapsed:6.0f} requests/s, {failed} failed"
@@ -299,17 +280,24 @@ def main() -> None:
                 bases = [base for _, base in procs]
                 pids = [p.pid for p, _ in procs]
                 asyncio.run(drive(bases, 5, 2.0, args.client))  # warm up
-                before = cpu_seconds(pids), cpu_seconds(postgres_pids()), cpu_ticks()
+                before = (
+                    cpu_seconds(pids, children=True),
+                    cpu_seconds(postgres_pids(), children=True),
+                    cpu_ticks(),
+                )
                 latencies, errors, cpu = asyncio.run(drive(bases, args.clients, args.seconds, args.client))
-                after = cpu_seconds(pids), cpu_seconds(postgres_pids()), cpu_ticks()
+                after = (
+                    cpu_seconds(pids, children=True),
+                    cpu_seconds(postgres_pids(), children=True),
+                    cpu_ticks(),
+                )
                 report(f"{replicas} replica(s), {args.clients} clients", latencies, errors, args.seconds,
                        pids, cpu)  # fmt: skip
                 calls = max(1, len(latencies))
-                ticks = after[2][0] - before[2][0]
                 print(
                     f"    where the CPU went, per call: pg-mcp {(after[0] - before[0]) * 1000 / calls:.2f} ms, "
                     f"PostgreSQL {(after[1] - before[1]) * 1000 / calls:.2f} ms; CPU steal "
-                    f"{(after[2][1] - before[2][1]) / max(1, ticks):.0%} (time the hypervisor gave to other guests)"
+                    f"{steal_share(before[2], after[2]):.0%} (time the hypervisor gave to other guests)"
                 )
             finally:
                 for proc, _ in procs:

@@ -16,7 +16,8 @@ import asyncio
 import json
 import subprocess
 import sys
-from pathlib import Path
+
+from measure import status_kib
 
 from pg_mcp.config import load_settings
 from pg_mcp.database.executor import Database
@@ -34,25 +35,18 @@ CASES = {
 MAX_ROWS = 1000
 
 
-def _kib(field: str) -> int:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith(field + ":"):
-            return int(line.split()[1])
-    raise RuntimeError(f"no {field} in /proc/self/status")
-
-
 async def _measure(url: str, sql: str) -> dict[str, object]:
     """One case in this process: peak RSS growth over fetching and rendering it."""
     settings = load_settings({"database_url": url, "pool_min": 1, "pool_max": 1}, dotenv=False)
     database = Database(settings)
     try:
         await database.run_query(CheckedQuery(statement="SELECT 1", sql="SELECT 1", max_rows=1))
-        baseline = _kib("VmRSS")
+        baseline = status_kib("self", "VmRSS")
         result = await database.run_query(CheckedQuery(statement=sql, sql=sql, max_rows=MAX_ROWS))
         limits = Limits(settings.max_cell_chars, settings.max_result_bytes)
         rendered = render_result(result, MAX_ROWS, limits, settings.max_rows_limit)
         return {
-            "peak_growth_mib": round((_kib("VmHWM") - baseline) / 1024, 1),
+            "peak_growth_mib": round((status_kib("self", "VmHWM") - baseline) / 1024, 1),
             "rows": len(result.rows),
             "byte_cut": result.byte_cut,
             "text_bytes": len(rendered.text.encode()),

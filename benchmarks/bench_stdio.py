@@ -23,6 +23,7 @@ from pathlib import Path
 
 import asyncpg
 from mcp import Client, StdioServerParameters
+from measure import p50_p95, status_kib
 
 from pg_mcp import explore
 from pg_mcp.config import load_settings
@@ -37,13 +38,6 @@ BIG_QUERIES = {
     "SELECT * FROM sales.order_items (1M rows)": "SELECT * FROM sales.order_items",
     "SELECT generate_series(1, 1e9)": "SELECT generate_series(1, 1000000000) AS n",
 }
-
-
-def percentiles(samples: list[float]) -> str:
-    ordered = sorted(samples)
-    p50 = statistics.median(ordered)
-    p95 = ordered[int(len(ordered) * 0.95) - 1]
-    return f"p50 {p50 * 1000:7.3f} ms   p95 {p95 * 1000:7.3f} ms"
 
 
 async def timed(call: Callable[[], Awaitable[object]], n: int) -> list[float]:
@@ -71,11 +65,6 @@ def server_pid() -> int | None:
         if int(ppid) == os.getpid() and b"pg_mcp" in cmdline:
             return int(entry.name)
     return None
-
-
-def memory_kib(pid: int, field: str) -> int:
-    status = Path(f"/proc/{pid}/status").read_text()
-    return int(next(line.split()[1] for line in status.splitlines() if line.startswith(field + ":")))
 
 
 def server_env() -> dict[str, str]:
@@ -144,17 +133,17 @@ async def main(calls: int) -> None:
             stdio = await timed(lambda: client.call_tool("query", {"sql": PK_QUERY}), calls)
             pid = server_pid()
             print(f"\nprimary-key query, {calls} calls each")
-            print(f"  raw asyncpg (prepared-statement cache on)   {percentiles(raw)}")
-            print(f"  pg-mcp in-process (guard+db+render)         {percentiles(in_process)}")
-            print(f"  tools/call over stdio, bare JSON-RPC client {percentiles(bare)}")
-            print(f"  tools/call over stdio, official MCP client  {percentiles(stdio)}")
+            print(f"  raw asyncpg (prepared-statement cache on)   {p50_p95([t * 1000 for t in raw])}")
+            print(f"  pg-mcp in-process (guard+db+render)         {p50_p95([t * 1000 for t in in_process])}")
+            print(f"  tools/call over stdio, bare JSON-RPC client {p50_p95([t * 1000 for t in bare])}")
+            print(f"  tools/call over stdio, official MCP client  {p50_p95([t * 1000 for t in stdio])}")
             for label, samples in (("in-process", in_process), ("bare stdio", bare), ("MCP client", stdio)):
                 overhead = statistics.median(samples) - statistics.median(raw)
                 print(f"  p50 overhead over raw asyncpg, {label}: {overhead * 1000:.3f} ms")
 
             print("\nSELECT * through tools/call over stdio (first page of 100 rows)")
             if pid:
-                print(f"  server RSS before: {memory_kib(pid, 'VmRSS') / 1024:.1f} MiB")
+                print(f"  server RSS before: {status_kib(pid, 'VmRSS') / 1024:.1f} MiB")
             for label, sql in BIG_QUERIES.items():
                 samples = []
                 for _ in range(5):
@@ -162,7 +151,7 @@ async def main(calls: int) -> None:
                     result = await client.call_tool("query", {"sql": sql})
                     samples.append(time.perf_counter() - begun)
                     assert not result.is_error and result.structured_content
-                peak = f"   server peak RSS {memory_kib(pid, 'VmHWM') / 1024:.1f} MiB" if pid else ""
+                peak = f"   server peak RSS {status_kib(pid, 'VmHWM') / 1024:.1f} MiB" if pid else ""
                 print(f"  {label:42s} median {statistics.median(samples) * 1000:7.2f} ms{peak}")
 
         startup = []
