@@ -20,6 +20,7 @@ from pg_mcp.config import (
     TRANSPORT_ENV_NAMES,
     ServerConfig,
     Settings,
+    TransportSettings,
     load_config,
     load_settings,
 )
@@ -480,3 +481,61 @@ def test_secrets_are_never_in_messages(tmp_path: Path, monkeypatch: pytest.Monke
 def test_server_config_needs_a_database() -> None:
     with pytest.raises(ConfigError):
         ServerConfig({}, "INFO", None, "test")
+
+
+def _default_text(value: Any) -> str:
+    """A default as the documentation and .env.example write it."""
+    if value is None or value == ():
+        return ""
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    if isinstance(value, tuple):
+        return ",".join(value)
+    return str(value)
+
+
+def _example_values() -> dict[str, str]:
+    """Each setting's value in .env.example."""
+    lines = (ROOT / ".env.example").read_text().splitlines()
+    return {
+        name: value
+        for name, _, value in (line.partition("=") for line in lines)
+        if name.startswith("PG_MCP_")
+    }
+
+
+def _table_defaults(page: Path) -> dict[str, str]:
+    """The default column of a settings table: | `PG_MCP_X` | flag | default | meaning |."""
+    rows = re.finditer(r"^\| `(PG_MCP_[A-Z_]+)`[^|]*\|[^|]*\| ([^|]*) \|", page.read_text(), re.M)
+    return {row.group(1): row.group(2).strip("` ") for row in rows}
+
+
+def test_defaults_agree_between_the_code_the_example_and_the_reference() -> None:
+    """One fact, four places: each default in .env.example is the code's, and the tables of
+    docs/settings.md (every setting) and of the README (the main ones) state it (or say none/all for an
+    empty one). The flags are made from the same fields, so they cannot disagree."""
+    example = _example_values()
+    tables = {"docs/settings.md": _table_defaults(ROOT / "docs" / "settings.md")}
+    tables["README.md"] = _table_defaults(ROOT / "README.md")
+    assert set(tables["README.md"]) <= set(tables["docs/settings.md"]), "the README's are in the reference"
+    fields = {**Settings.model_fields, **TransportSettings.model_fields}
+    names = {**ENV_NAMES, **TRANSPORT_ENV_NAMES}
+    empty = ("none", "all", "discovered", "all the role can use")
+    disagreements = []
+    for field, env in names.items():
+        if field == "database_url":
+            continue  # no default: the one setting every server needs
+        expected = _default_text(fields[field].default)
+        if example.get(env) != expected:
+            disagreements.append(f".env.example {env}={example.get(env)!r}, the code says {expected!r}")
+        for page, table in tables.items():
+            stated = table.get(env)
+            if stated is None and page == "README.md":
+                continue  # the README lists the main settings only
+            if stated is None or not (
+                stated.startswith(expected) if expected else stated.split(" (")[0] in empty
+            ):
+                disagreements.append(f"{page} {env}: {stated!r}, the code says {expected!r}")
+    assert not disagreements, "\n".join(disagreements)
