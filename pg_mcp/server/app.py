@@ -13,7 +13,7 @@ import logging
 import threading
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Any
 
 from mcp.server.caching import CacheableMethod, CacheHint
 from mcp.server.context import ServerRequestContext
@@ -32,10 +32,9 @@ from mcp_types import (
     Resource,
     ResourceTemplateReference,
     TextContent,
-    ToolAnnotations,
 )
 from mcp_types import Tool as MCPTool
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import ValidationError
 
 from pg_mcp import __version__, explore
 from pg_mcp.config import ServerConfig
@@ -52,6 +51,7 @@ from pg_mcp.server.resources import (
     quoted,
 )
 from pg_mcp.server.stdio import fast_stdio_server
+from pg_mcp.server.tools import READ_ONLY, TOOLS, bind_database
 
 if TYPE_CHECKING:
     from pg_mcp.explore import DatabaseContext, ToolOutput
@@ -90,75 +90,6 @@ Work in this order, and keep each step small:
    max_rows.
 5. Answer in plain language, then show the SQL you ran and state any assumption (time zone, what
    counts as "active", how ties or NULLs were treated)."""
-
-READ_ONLY = ToolAnnotations(
-    read_only_hint=True, destructive_hint=False, idempotent_hint=True, open_world_hint=False
-)
-
-
-# Output models carry no docstring (it would be repeated in every tools/list) and no nested models
-# (no $defs/$ref: cheap for clients to validate). A column is {"name": ..., "type": PostgreSQL type}.
-class QueryOutput(BaseModel):
-    columns: list[dict[str, str]]
-    rows: list[list[Any]]
-    row_count: int
-    truncated: bool
-    note: str
-
-
-class _Open(BaseModel):
-    # Structured output may also carry `truncated` and `cut` when it was shortened to the byte budget.
-    model_config = ConfigDict(extra="allow")
-
-
-class SchemasOutput(_Open):
-    schemas: list[dict[str, Any]]
-
-
-class TablesOutput(_Open):
-    tables: list[dict[str, Any]]
-    truncated: bool
-
-
-class DescriptionOutput(_Open):
-    columns: list[dict[str, Any]]
-
-
-class SearchOutput(_Open):
-    hits: list[dict[str, Any]]
-
-
-class RelationshipsOutput(_Open):
-    scope: str
-    foreign_keys: list[dict[str, Any]]
-
-
-class StatsOutput(_Open):
-    table: str
-    columns: list[dict[str, Any]]
-
-
-class PlanOutput(_Open):
-    plan: dict[str, Any] | None
-
-
-#: Argument types with the description a client shows for them.
-Sql = Annotated[str, Field(description="One read-only SQL statement, PostgreSQL dialect.")]
-MaxRows = Annotated[int | None, Field(description="Most rows to return; leave out for the server's default.")]
-TableName = Annotated[
-    str, Field(description='A table or view: orders, sales.orders or a quoted name like sales."Gift Cards".')
-]
-OptionalTable = Annotated[str | None, Field(description="A table or view, as for describe_table.")]
-SchemaName = Annotated[str | None, Field(description="The schema, when the table name is not qualified.")]
-OnlySchema = Annotated[str | None, Field(description="Only this schema; leave out for every exposed schema.")]
-Offset = Annotated[int, Field(description="Skip this many tables: the offset the previous page gave.")]
-Pattern = Annotated[
-    str, Field(description="Part of a table, column or comment to look for (case-insensitive).")
-]
-SampleSize = Annotated[int, Field(description="How many rows, 1 to 100.")]
-ColumnName = Annotated[str | None, Field(description="One column; leave out for every column.")]
-#: Described per server (the configured names and the default) by `_describe_database_argument`.
-DatabaseName = Annotated[str | None, Field(description="Which database.")]
 
 
 class PgMcpServer(MCPServer[None]):
@@ -422,119 +353,8 @@ def build_server(
             return tool_error(exc)
         return _tool_result(output)
 
-    @app.tool(annotations=READ_ONLY)
-    async def query(
-        sql: Sql, max_rows: MaxRows = None, database: DatabaseName = None
-    ) -> Annotated[CallToolResult, QueryOutput]:
-        """Run one read-only PostgreSQL statement (SELECT, WITH ... SELECT, VALUES, TABLE); returns its rows.
-
-        Writes, DDL, locks and side-effecting functions are refused. Rows are capped at max_rows; the
-        last line says how many rows and whether any were cut. Prefer aggregates and WHERE filters;
-        quote mixed-case names ("Gift Cards").
-        """
-        return await run(
-            "query",
-            database,
-            {"sql": sql, "max_rows": max_rows},
-            lambda ctx: explore.query(ctx, sql, max_rows),
-        )
-
-    @app.tool(annotations=READ_ONLY)
-    async def list_schemas(database: DatabaseName = None) -> Annotated[CallToolResult, SchemasOutput]:
-        """List the database schemas you can read, with their table counts and comments. Start here."""
-        return await run("list_schemas", database, {}, explore.list_schemas)
-
-    @app.tool(annotations=READ_ONLY)
-    async def list_tables(
-        schema: OnlySchema = None, offset: Offset = 0, database: DatabaseName = None
-    ) -> Annotated[CallToolResult, TablesOutput]:
-        """List tables, views, materialized views and foreign tables with estimated rows and comments.
-
-        200 at a time (the last line gives the next offset); a catalog too big for that is summarised per
-        schema. Partitions are folded into their parent.
-        """
-        return await run(
-            "list_tables",
-            database,
-            {"schema": schema, "offset": offset or None},
-            lambda ctx: explore.list_tables(ctx, schema, offset),
-        )
-
-    @app.tool(annotations=READ_ONLY)
-    async def describe_table(
-        table: TableName, schema: SchemaName = None, database: DatabaseName = None
-    ) -> Annotated[CallToolResult, DescriptionOutput]:
-        """Describe one table or view: columns (type, nullability, default, comment, enum values), keys in
-        both directions, unique and check constraints, indexes, estimated rows. Call it before querying a
-        table you have not seen.
-        """
-        return await run(
-            "describe_table",
-            database,
-            {"table": table, "schema": schema},
-            lambda ctx: explore.describe_table(ctx, table, schema),
-        )
-
-    @app.tool(annotations=READ_ONLY)
-    async def search_schema(
-        pattern: Pattern, database: DatabaseName = None
-    ) -> Annotated[CallToolResult, SearchOutput]:
-        """Find tables, views and columns whose name or comment contains pattern (case-insensitive), best
-        first: for a concept ("churn", "invoice") you cannot place yet.
-        """
-        return await run(
-            "search_schema", database, {"pattern": pattern}, lambda ctx: explore.search_schema(ctx, pattern)
-        )
-
-    @app.tool(annotations=READ_ONLY)
-    async def relationships(
-        table: OptionalTable = None, schema: OnlySchema = None, database: DatabaseName = None
-    ) -> Annotated[CallToolResult, RelationshipsOutput]:
-        """Foreign keys around a table (both directions) or within a schema, as `a(col) → b(col)`: the
-        join conditions to use. With neither argument, every foreign key in the exposed schemas.
-        """
-        return await run(
-            "relationships",
-            database,
-            {"table": table, "schema": schema},
-            lambda ctx: explore.relationships(ctx, table, schema),
-        )
-
-    @app.tool(annotations=READ_ONLY)
-    async def sample_rows(
-        table: TableName, n: SampleSize = 10, schema: SchemaName = None, database: DatabaseName = None
-    ) -> Annotated[CallToolResult, QueryOutput]:
-        """A few rows of a table (n, default 10, at most 100) to see what the values look like. Cheap on
-        huge tables: it samples blocks instead of scanning.
-        """
-        return await run(
-            "sample_rows",
-            database,
-            {"table": table, "n": n, "schema": schema},
-            lambda ctx: explore.sample_rows(ctx, table, n, schema),
-        )
-
-    @app.tool(annotations=READ_ONLY)
-    async def column_stats(
-        table: TableName, column: ColumnName = None, schema: SchemaName = None, database: DatabaseName = None
-    ) -> Annotated[CallToolResult, StatsOutput]:
-        """What values a column holds, from the planner's statistics: null fraction, distinct count, most
-        common values, min/quartiles/max. Use it for exact filter values (a status's spelling) without a scan.
-        """
-        return await run(
-            "column_stats",
-            database,
-            {"table": table, "column": column, "schema": schema},
-            lambda ctx: explore.column_stats(ctx, table, column, schema),
-        )
-
-    @app.tool(annotations=READ_ONLY)
-    async def explain(sql: Sql, database: DatabaseName = None) -> Annotated[CallToolResult, PlanOutput]:
-        """The execution plan PostgreSQL would use for a read-only statement, without running it:
-        node types, estimated rows and cost, indexes used. Check a query that may be heavy before
-        running it with query.
-        """
-        return await run("explain", database, {"sql": sql}, lambda ctx: explore.explain(ctx, sql))
+    for tool in TOOLS:
+        app.add_tool(bind_database(tool, run), name=tool.name, annotations=READ_ONLY)
 
     @app.resource(
         OVERVIEW_URI,
