@@ -60,9 +60,11 @@ async def test_a_replica_killed_under_load_costs_no_call(pg: DemoDatabase, tmp_p
                 for i in range(40):
                     body = {"jsonrpc": "2.0", "id": i, "method": "tools/call",
                             "params": {"name": "query", "arguments": {"sql": f"SELECT {n} + {i} AS v, pg_catalog.count(*) FROM hr.employees"}}}  # fmt: skip
-                    try:
+                    try:  # a connection per call: what is tested is the retries, not keep-alive races
                         response = await http.post(
-                            f"{url}/mcp", content=json.dumps(body), headers=JSON_HEADERS
+                            f"{url}/mcp",
+                            content=json.dumps(body),
+                            headers={**JSON_HEADERS, "connection": "close"},
                         )
                     except httpx2.HTTPError:
                         answers.append(-1)
