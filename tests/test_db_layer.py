@@ -177,3 +177,19 @@ async def test_statement_timeout_applies_without_the_guard(pg: DemoDatabase) -> 
         assert after.rows == [(1,)]
     finally:
         await database.close()
+
+
+async def test_fetch_at_most_limits_rows_in_one_round_trip_or_says_it_cannot(pg: DemoDatabase) -> None:
+    """The installed asyncpg still has the private method behind fetchrow() with a row limit; a
+    statement object without it gets None (the caller falls back to a cursor)."""
+    from pg_mcp.database.driver_limits import fetch_at_most
+
+    conn = await asyncpg.connect(pg.url)
+    try:
+        async with conn.transaction():
+            statement = await conn.prepare("SELECT g FROM generate_series(1, 50) AS g")
+            rows = await fetch_at_most(statement, 7)
+            assert rows is not None and [row[0] for row in rows] == list(range(1, 8))
+    finally:
+        await conn.close()
+    assert await fetch_at_most(object(), 7) is None

@@ -37,6 +37,7 @@ from pg_mcp.database.driver_errors import (
     query_error,
     unavailable,
 )
+from pg_mcp.database.driver_limits import fetch_at_most
 from pg_mcp.database.turns import Turn, Turns, current_caller
 from pg_mcp.database.value_cutting import (
     CELL_BYTES_PER_CHAR,
@@ -645,8 +646,7 @@ async def _fetch_bounded(
     """Rows through a cursor in chunks, stopping at max_rows or once they pass `budget` bytes.
 
     When max_rows + 1 rows at their largest fit in the budget, they are fetched at once instead, with
-    that row limit on the Execute message (asyncpg's `fetchrow()` is the same call with limit 1; no
-    public method takes another limit, so without it the cursor is used): one round trip less.
+    that row limit on the Execute message (`fetch_at_most`): one round trip less.
     The first chunk is as many rows as fit in the budget at their largest possible size
     (`row_at_most`), so a small result still arrives in one round trip. Later chunks are sized
     from the average row fetched so far, and never so large that rows at their largest size
@@ -654,10 +654,10 @@ async def _fetch_bounded(
     one row when a single row is larger. Bytes are counted as `_approx_bytes` does.
     """
     chunk = max(1, budget // row_at_most)
-    fetch_at_most = getattr(statement, "_PreparedStatement__bind_execute", None)
-    if max_rows + 1 <= chunk and fetch_at_most is not None:  # they all fit: one round trip, no cursor
-        records: list[asyncpg.Record] = await fetch_at_most((), max_rows + 1, None)
-        return _Fetched(records[:max_rows], more=len(records) > max_rows, byte_cut=False)
+    if max_rows + 1 <= chunk:  # they all fit: one round trip, no cursor, where the driver allows it
+        records = await fetch_at_most(statement, max_rows + 1)
+        if records is not None:
+            return _Fetched(records[:max_rows], more=len(records) > max_rows, byte_cut=False)
     cursor = await statement.cursor()
     kept: list[asyncpg.Record] = []
     total = 0
