@@ -5,7 +5,8 @@ a byte at a time (slowloris), stays open for good; headers have no size cap (llh
 and connections are not counted. Each connection here must deliver every request whole, headers and
 body, within `request_seconds` of its first byte (or of the connection, for the first one), keep its
 headers under `max_header_bytes`, and be one of at most `max_connections`; otherwise it gets a plain
-408, 431 or 503 and is closed. Idle keep-alive connections are closed by uvicorn's own timer.
+408, 431 or 503 and is closed (a connection that never sent a byte is just closed). Idle keep-alive
+connections are closed by uvicorn's own timer.
 """
 
 from __future__ import annotations
@@ -84,12 +85,15 @@ class BoundedHttpProtocol(HttpToolsProtocol):
             self._deadline = None
 
     def _late(self) -> None:
-        """The request did not arrive whole in time: say so if nothing was answered yet, and close."""
+        """The request did not arrive whole in time: say so if part of one came, and close. An idle
+        connection is closed without a word: a client sending its request just then would otherwise
+        read the 408 as the answer to it (it retries on a new connection instead)."""
         self._deadline = None
-        if self.cycle is None or self.cycle.response_complete:
+        started = self._in_headers and self._header_bytes > 0
+        if started and (self.cycle is None or self.cycle.response_complete):
             self._refuse(408, "request not received in time")
         elif not self.transport.is_closing():
-            self.transport.close()  # the application sees the client go away
+            self.transport.close()  # idle; or mid-body, where the application sees the client go away
 
     def _refuse(self, status: int, message: str) -> None:
         if self.transport.is_closing():
