@@ -137,3 +137,19 @@ async def test_a_quick_lookup_passes_the_callers_own_slow_statements(pg: DemoDat
         await db.close()
     assert "rows" in (result.structured or {}), result.text
     assert done[0] == "lookup", (done, waited)
+
+
+async def test_short_calls_beyond_a_share_leave_a_turn_for_another_caller() -> None:
+    """A statement that plans cheap may still run long: one caller's short calls never take the last
+    general turn, so another caller's call finds one within its own share."""
+    turns = Turns(5, reserved=1)
+    held = []
+    for _ in range(6):
+        waiting = asyncio.create_task(turns.acquire("a", short=True))
+        await asyncio.sleep(0)
+        if not waiting.done():
+            waiting.cancel()
+            break
+        held.append(waiting.result())
+    assert len(held) == 4, "two within the share, one beyond it, and the kept one"
+    assert (await asyncio.wait_for(turns.acquire("b", short=False), 1)).caller == "b"

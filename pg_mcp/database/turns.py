@@ -89,11 +89,12 @@ class Turns:
 
     def _grant(self, caller: str, short: bool) -> Turn | None:
         """Take a turn for the caller if one is free to it: a general one within its share; for a short
-        call, any free general one (short calls end soon, so nobody waits long for it), else a reserved
-        one."""
+        call, a general one beyond it while another stays free, else a reserved one."""
         held = self._held.get(caller, 0)
         within_share = held < (self.general if caller == LOCAL_CALLER else self.share)
-        if self._general_free and (within_share or short):
+        # Beyond its share a short call leaves one general turn free: a statement that plans cheap
+        # may still run long, and another caller must always find a turn within its own share.
+        if self._general_free > (0 if within_share else 1) and (within_share or short):
             self._general_free -= 1
             self._held[caller] = held + 1
             return Turn(caller, reserved=False, short_only=not within_share)
