@@ -13,6 +13,7 @@ import asyncpg
 import pytest
 from analysis_helpers import analysis_of
 from conftest import DemoDatabase
+from factories import database_for
 
 from pg_mcp.config import load_settings
 from pg_mcp.database.executor import Database
@@ -65,7 +66,7 @@ def storage(pg: DemoDatabase) -> Iterator[DemoDatabase]:
 
 @pytest.fixture
 async def database(storage: DemoDatabase) -> AsyncIterator[Database]:
-    db = Database(load_settings({"database_url": storage.url}, dotenv=False))
+    db = database_for(storage.url)
     yield db
     await db.close()
 

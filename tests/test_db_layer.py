@@ -15,8 +15,8 @@ import asyncpg
 import pytest
 import pytest_asyncio
 from conftest import DemoDatabase
+from factories import database_for, settings_for
 
-from pg_mcp.config import load_settings
 from pg_mcp.database.executor import Database
 from pg_mcp.errors import PgMcpError, QueryError
 from pg_mcp.guard import CheckedQuery
@@ -31,7 +31,7 @@ def unguarded(sql: str, max_rows: int = 10) -> CheckedQuery:
 @pytest_asyncio.fixture(loop_scope="session")
 async def db(pg: DemoDatabase) -> AsyncIterator[Database]:
     # One connection, so every statement below runs on the session the previous one may have tainted.
-    database = Database(load_settings({"database_url": pg.url, "pool_min": 1, "pool_max": 1}, dotenv=False))
+    database = database_for(pg.url, pool_min=1, pool_max=1)
     yield database
     await database.close()
 
@@ -39,7 +39,7 @@ async def db(pg: DemoDatabase) -> AsyncIterator[Database]:
 @pytest_asyncio.fixture(loop_scope="session")
 async def admin_db(pg: DemoDatabase) -> AsyncIterator[Database]:
     """A superuser session: only the session layer stands between it and the data."""
-    database = Database(load_settings({"database_url": pg.admin_url, "pool_max": 1}, dotenv=False))
+    database = database_for(pg.admin_url, pool_max=1)
     yield database
     await database.close()
 
@@ -168,7 +168,7 @@ async def test_fetch_is_bounded_without_the_limit_wrapper(db: Database) -> None:
 
 
 async def test_statement_timeout_applies_without_the_guard(pg: DemoDatabase) -> None:
-    settings = load_settings({"database_url": pg.url, "statement_timeout": 0.5, "pool_max": 1}, dotenv=False)
+    settings = settings_for(pg.url, statement_timeout=0.5, pool_max=1)
     database = Database(settings)
     try:
         with pytest.raises(QueryError, match="cancelled"):

@@ -16,10 +16,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from factories import settings_for
 from mcp import Client, StdioServerParameters
 from mcp_helpers import ROOT, run_cli, server_env, text_of
 
-from pg_mcp.config import load_settings
 from pg_mcp.database.executor import Database
 from pg_mcp.demo_cluster import DemoDatabase, cache_root
 from pg_mcp.local_pg import OWNER_FILE, LocalPostgres, find_pg_bin, free_port, run_as_user
@@ -68,7 +68,7 @@ async def test_a_first_run_serves_at_once_and_tool_calls_wait_for_the_build(pg_b
     if user:
         shutil.chown(root, user=user)
     demo = DemoDatabase(LocalPostgres(pg_bin, root, free_port(), "pw-1234", run_as_user()), kept=False)
-    settings = load_settings({"database_url": demo.url, "connect_timeout": 0.2}, dotenv=False)
+    settings = settings_for(demo.url, connect_timeout=0.2)
     from pg_mcp.config import single_database
     from pg_mcp.explore import DatabaseContext
     from pg_mcp.server import build_server

@@ -6,9 +6,9 @@ import asyncio
 
 import pytest
 from conftest import DemoDatabase
+from factories import context_for, settings_for
 
 from pg_mcp import explore
-from pg_mcp.config import load_settings
 from pg_mcp.database.executor import Database
 from pg_mcp.errors import DatabaseUnavailableError, QueryError, ServerBusyError
 from pg_mcp.explore import DatabaseContext
@@ -20,9 +20,8 @@ LONG = "SELECT count(*) FROM generate_series(1, 300000000) AS pg_mcp_fault_test"
 
 
 async def test_a_backend_terminated_during_the_query_is_explained(pg: DemoDatabase) -> None:
-    settings = load_settings({"database_url": pg.url}, dotenv=False)
-    db = Database(settings)
-    explorer = DatabaseContext("test", settings, db)
+    explorer = context_for(pg.url)
+    db = explorer.db
 
     async def terminate_when_running() -> None:
         for _ in range(600):
@@ -65,7 +64,7 @@ async def test_the_audit_line_holds_a_bounded_statement(
 
 
 async def test_sample_rows_names_its_own_argument_when_cut(pg: DemoDatabase) -> None:
-    settings = load_settings({"database_url": pg.url}, dotenv=False)
+    settings = settings_for(pg.url)
     db = Database(settings)
     try:
         output = await explore.sample_rows(DatabaseContext("test", settings, db), "hr.departments", n=2)
@@ -77,9 +76,8 @@ async def test_sample_rows_names_its_own_argument_when_cut(pg: DemoDatabase) -> 
 async def test_a_quick_call_behind_slow_ones_is_told_the_server_is_busy(pg: DemoDatabase) -> None:
     """With every pooled connection held by a slow query, a new call gets a clear 'busy' answer after a
     bounded wait instead of queueing for as long as the slow ones run; slow ones are then cancelled."""
-    settings = load_settings({"database_url": pg.url, "pool_max": 1}, dotenv=False)
-    db = Database(settings)
-    explorer = DatabaseContext("test", settings, db)
+    explorer = context_for(pg.url, pool_max=1)
+    db = explorer.db
     slow = [asyncio.create_task(explore.query(explorer, LONG)) for _ in range(1)]
     try:
         for _ in range(600):  # both slow queries hold their connections
@@ -104,7 +102,7 @@ async def test_calls_waiting_for_a_connection_are_served_in_arrival_order(pg: De
     """Forty callers that each call again as soon as answered, on one pooled connection: every call is
     served in the order it arrived. Without turns, asyncpg's queue lets a newcomer take the connection
     just handed to a waiter, and some calls are sent to the back again and again."""
-    settings = load_settings({"database_url": pg.url, "pool_max": 1}, dotenv=False)
+    settings = settings_for(pg.url, pool_max=1)
     db = Database(settings)
     arrived: list[int] = []
     served: list[int] = []
@@ -130,7 +128,7 @@ async def test_a_connection_refused_for_lack_of_slots_is_explained(pg: DemoDatab
     """The pool opens a second connection while the role may hold only one (as when the server's
     max_connections is full): the call is told so, like a refused first connection, never an internal
     error."""
-    settings = load_settings({"database_url": pg.url, "pool_min": 1, "pool_max": 3}, dotenv=False)
+    settings = settings_for(pg.url, pool_min=1, pool_max=3)
     db = Database(settings)
     slow_sql = "SELECT pg_sleep(2)"
     await pg.admin_fetch("ALTER ROLE mcp_reader CONNECTION LIMIT 1")

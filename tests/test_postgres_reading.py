@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 from conftest import DemoDatabase
+from factories import context_for
 from test_readonly_role import STRICT_FUNCTIONS, _run_role_script, _url_for
 
 from pg_mcp import explore
@@ -73,9 +74,8 @@ async def test_corpus_against_the_database(pg: DemoDatabase, who: str) -> None:
         strict = ("-v", "strict=on") if who == "role_script_strict" else ()
         _run_role_script(pg, role, *strict, schemas="sales, inventory, hr, analytics")
         url = _url_for(pg, role)
-    settings = load_settings({"database_url": url}, dotenv=False)
-    db = Database(settings)
-    explorer = DatabaseContext("test", settings, db)
+    explorer = context_for(url)
+    db = explorer.db
     try:
         for rule, sql in ATTACKS:
             with pytest.raises(GuardError) as caught:
@@ -116,9 +116,8 @@ CREATE VIEW shadow_t.over_folds AS SELECT x FROM shadow_t.folds;
 async def test_plan_shows_what_text_cannot(pg: DemoDatabase) -> None:
     """User functions shadowing built-ins, functions called inside views, secrets read through views."""
     await pg.admin_execute(PLAN_OBJECTS)
-    settings = load_settings({"database_url": pg.admin_url}, dotenv=False)
-    db = Database(settings)
-    explorer = DatabaseContext("test", settings, db)
+    explorer = context_for(pg.admin_url)
+    db = explorer.db
     try:
         await pg.admin_execute("ALTER DATABASE demo SET search_path = shadow_t, public")
         refused = {

@@ -13,9 +13,8 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
+from factories import database_for
 
-from pg_mcp.config import load_settings
-from pg_mcp.database.executor import Database
 from pg_mcp.errors import DatabaseUnavailableError
 
 
@@ -92,7 +91,7 @@ def tls_server(pg: DemoDatabase, tmp_path: Path) -> Iterator[dict[str, Path]]:
 
 
 async def _connect(url: str) -> str | None:
-    db = Database(load_settings({"database_url": url, "connect_timeout": 5}, dotenv=False))
+    db = database_for(url, connect_timeout=5)
     try:
         await db.connect()
         rows = await db.fetch_fixed("SELECT ssl FROM pg_catalog.pg_stat_ssl WHERE pid = pg_backend_pid()")

@@ -7,9 +7,9 @@ import time
 
 import pytest
 from conftest import DemoDatabase
+from factories import database_for, settings_for
 
 from pg_mcp import explore
-from pg_mcp.config import load_settings
 from pg_mcp.database.executor import Database
 from pg_mcp.database.turns import LOCAL_CALLER, Turns, current_caller
 from pg_mcp.explore import DatabaseContext
@@ -87,7 +87,7 @@ def _sleep(seconds: float) -> CheckedQuery:
 async def test_one_caller_with_slow_statements_never_starves_another(pg: DemoDatabase) -> None:
     """Caller a sends four slow statements (its share is two of the pool's four general connections);
     b's slow statement and a short catalog read do not wait for a's."""
-    db = Database(load_settings({"database_url": pg.url, "pool_max": 5}, dotenv=False))
+    db = database_for(pg.url, pool_max=5)
     finished: list[str] = []
 
     async def call(caller: str, name: str, work: asyncio.Future[object] | None = None) -> None:
@@ -115,7 +115,7 @@ async def test_one_caller_with_slow_statements_never_starves_another(pg: DemoDat
 async def test_a_quick_lookup_passes_the_callers_own_slow_statements(pg: DemoDatabase) -> None:
     """Over stdio (one caller) every general connection runs a slow statement; a primary-key lookup
     plans cheap on the connection kept for short calls and answers before any of them."""
-    settings = load_settings({"database_url": pg.url, "pool_max": 3}, dotenv=False)
+    settings = settings_for(pg.url, pool_max=3)
     db = Database(settings)
     context = DatabaseContext("test", settings, db)
     done: list[str] = []
