@@ -9,7 +9,7 @@ lineage expansion):
 - through the official MCP client on the in-memory transport (the same server object the tests use);
 - the server's own handlers called directly (`resources/list` handler, `MCPServer.call_tool`), without
   the client, the transport or JSON-RPC;
-- our own functions only (`Databases.resource_page`, `explore.list_tables`), without any SDK type;
+- our own functions only (`resource_page`, `explore.list_tables`), without any SDK type;
 
 cold (the first call of a freshly built server, racing its start-up work; the first call once that
 is done; the first call of our functions once the pool is open) and warm (p50/p95/max over --calls
@@ -46,6 +46,7 @@ from pg_mcp.database.executor import Database
 from pg_mcp.local_pg import start_local_postgres
 from pg_mcp.server import build_server
 from pg_mcp.server.app import PgMcpServer, open_contexts
+from pg_mcp.server.resources import resource_page
 
 DATABASE = "catalog5k"
 READER = "bench_reader"
@@ -276,7 +277,7 @@ async def cold(url: str, env: dict[str, str], rounds: int = 3) -> None:
             await context.db.connect()
             started = time.perf_counter()
             if method == "resources/list":
-                await app.databases.resource_page(None)
+                await resource_page(app.databases, None)
             else:
                 await explore.list_tables(context, WIDE)
             samples.append(time.perf_counter() - started)
@@ -309,7 +310,7 @@ async def scenario(url: str, env: dict[str, str], calls: int, lines: int) -> Non
                     None,  # type: ignore[arg-type]  # unused by the handler
                     handler_params,
                 ),
-                "ours: Databases.resource_page": lambda: app.databases.resource_page(None),
+                "ours: resource_page": lambda: resource_page(app.databases, None),
             },
             "list_tables(schema=wide)": {
                 "official client, in memory": lambda: client.call_tool("list_tables", {"schema": WIDE}),

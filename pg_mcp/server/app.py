@@ -41,14 +41,15 @@ from pg_mcp.config import ServerConfig
 from pg_mcp.errors import INVALID_PARAMS, PgMcpError
 from pg_mcp.server.arguments import explain_invalid, unknown_arguments
 from pg_mcp.server.audit import audit_refusal, audited
+from pg_mcp.server.databases import Databases
 from pg_mcp.server.errors import request_error, tool_error
 from pg_mcp.server.principal import current_principal
 from pg_mcp.server.resources import (
     MULTI_TABLE_TEMPLATE,
     OVERVIEW_URI,
     SINGLE_TABLE_TEMPLATE,
-    Databases,
     quoted,
+    resource_page,
 )
 from pg_mcp.server.stdio import fast_stdio_server
 from pg_mcp.server.tools import READ_ONLY, TOOLS, bind_database
@@ -217,7 +218,7 @@ class PgMcpServer(MCPServer[None]):
     ) -> ListResourcesResult:
         cursor = params.cursor if params else None
         try:
-            entries, next_cursor = await (await self.open_databases()).resource_page(cursor)
+            entries, next_cursor = await resource_page(await self.open_databases(), cursor)
         except PgMcpError as exc:
             raise request_error(exc) from None
         resources = [

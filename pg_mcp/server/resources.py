@@ -1,4 +1,4 @@
-"""Resource URIs, list cursors and completions, for one database or several.
+"""Resource URIs and the paged resource list (its cursors), for one database or several.
 
 URI scheme. With one database (as pg-mcp always had): `postgres://database` is the overview and
 `postgres://{schema}/{table}` one table. With several: `postgres://database` is the overview of every
@@ -12,15 +12,13 @@ import base64
 import binascii
 import json
 import re
-from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
 
 from pg_mcp import explore
 from pg_mcp.errors import DatabaseUnavailableError, NotFoundError, PgMcpError
-from pg_mcp.explore import DatabaseContext
-from pg_mcp.server.principal import current_principal
+from pg_mcp.server.databases import Databases
 
 URI_SCHEME = "postgres"
 OVERVIEW_URI = f"{URI_SCHEME}://database"
@@ -36,107 +34,50 @@ class ResourceEntry:
     description: str | None
 
 
-class Databases:
-    """The configured databases by name, the first being the default; resolves a caller's choice."""
+def table_uri(databases: Databases, database: str, schema: str, name: str) -> str:
+    path = f"{_segment(schema)}/{_segment(name)}"
+    return f"{URI_SCHEME}://{_segment(database)}/{path}" if databases.several else f"{URI_SCHEME}://{path}"
 
-    def __init__(self, contexts: Mapping[str, DatabaseContext]) -> None:
-        self.contexts = dict(contexts)
-        self.default = next(iter(self.contexts))
 
-    @property
-    def several(self) -> bool:
-        return len(self.contexts) > 1
+async def resource_page(databases: Databases, cursor: str | None) -> tuple[list[ResourceEntry], str | None]:
+    """One page of table resources in (database, schema, name) order; the cursor is the last key seen.
 
-    def visible(self) -> dict[str, DatabaseContext]:
-        """The databases the current caller may use: all of them, or its principal's."""
-        principal = current_principal.get()
-        if principal is None or principal.databases is None:
-            return self.contexts
-        return {name: context for name, context in self.contexts.items() if principal.may_use(name)}
-
-    def get(self, name: str | None) -> DatabaseContext:
-        """The named database, or the caller's default; NotFoundError listing the valid names.
-
-        A database the caller may not use is answered exactly like one that does not exist."""
-        visible = self.visible()
-        if not visible:
-            raise NotFoundError("This caller may use no database.", "Ask the operator for access.")
-        if name is None or name == "":
-            return next(iter(visible.values()))
-        context = visible.get(name) or visible.get(name.strip().lower())
-        if context is None:
-            raise NotFoundError(
-                f"There is no database {name[:100]!r}.",
-                f"Databases: {', '.join(visible)} (default {next(iter(visible))}).",
-            )
-        return context
-
-    def table_template(self) -> str:
-        return MULTI_TABLE_TEMPLATE if self.several else SINGLE_TABLE_TEMPLATE
-
-    def table_uri(self, database: str, schema: str, name: str) -> str:
-        path = f"{_segment(schema)}/{_segment(name)}"
-        return f"{URI_SCHEME}://{_segment(database)}/{path}" if self.several else f"{URI_SCHEME}://{path}"
-
-    async def resource_page(self, cursor: str | None) -> tuple[list[ResourceEntry], str | None]:
-        """One page of table resources in (database, schema, name) order; the cursor is the last key seen.
-
-        With several databases, one that cannot be reached is skipped, so the others stay listed; when
-        none can be, the error is raised.
-        """
-        visible = self.visible()
-        names = list(visible)
-        database, schema, table = _decode_cursor(cursor) if cursor else (names[0] if names else "", "", "")
-        if database not in visible:
-            raise NotFoundError("Invalid resource list cursor.", "Start again without a cursor.")
-        entries: list[ResourceEntry] = []
-        last = (database, schema, table)
-        unavailable: PgMcpError | None = None
-        for name in names[names.index(database) :]:
-            after = (schema, table) if name == database else ("", "")
-            try:
-                tables = await explore.table_page(visible[name], after, RESOURCE_PAGE_SIZE - len(entries) + 1)
-            except DatabaseUnavailableError as exc:
-                if not self.several:
-                    raise
-                unavailable = exc
-                continue
-            for t in tables:
-                if len(entries) == RESOURCE_PAGE_SIZE:
-                    return entries, _encode_cursor(*last)
-                last = (name, t["schema"], t["name"])
-                entries.append(
-                    ResourceEntry(
-                        uri=self.table_uri(name, t["schema"], t["name"]),
-                        name=f"{name}:{t['schema']}.{t['name']}"
-                        if self.several
-                        else f"{t['schema']}.{t['name']}",
-                        description=_resource_description(t),
-                    )
+    With several databases, one that cannot be reached is skipped, so the others stay listed; when
+    none can be, the error is raised.
+    """
+    visible = databases.visible()
+    names = list(visible)
+    database, schema, table = _decode_cursor(cursor) if cursor else (names[0] if names else "", "", "")
+    if database not in visible:
+        raise NotFoundError("Invalid resource list cursor.", "Start again without a cursor.")
+    entries: list[ResourceEntry] = []
+    last = (database, schema, table)
+    unavailable: PgMcpError | None = None
+    for name in names[names.index(database) :]:
+        after = (schema, table) if name == database else ("", "")
+        try:
+            tables = await explore.table_page(visible[name], after, RESOURCE_PAGE_SIZE - len(entries) + 1)
+        except DatabaseUnavailableError as exc:
+            if not databases.several:
+                raise
+            unavailable = exc
+            continue
+        for t in tables:
+            if len(entries) == RESOURCE_PAGE_SIZE:
+                return entries, _encode_cursor(*last)
+            last = (name, t["schema"], t["name"])
+            entries.append(
+                ResourceEntry(
+                    uri=table_uri(databases, name, t["schema"], t["name"]),
+                    name=f"{name}:{t['schema']}.{t['name']}"
+                    if databases.several
+                    else f"{t['schema']}.{t['name']}",
+                    description=_resource_description(t),
                 )
-        if not entries and unavailable is not None and cursor is None:
-            raise unavailable
-        return entries, None
-
-    async def overview(self) -> str:
-        """The overview resource: the caller's database, or each database it may use, naming the default."""
-        if not self.several:
-            return await explore.overview(self.get(None))
-        visible = self.visible()
-        default = next(iter(visible), "none")
-        parts = [f"Databases: {', '.join(visible)} (default {default}). Pass database=NAME to any tool."]
-        for name, context in visible.items():
-            try:
-                parts.append(f"## {name}\n" + await explore.overview(context))
-            except PgMcpError as exc:
-                parts.append(f"## {name}\nUnavailable: {exc.message}")
-        return "\n\n".join(parts)
-
-    async def complete(self, argument: str, value: str, known: dict[str, str]) -> list[str]:
-        """Completions for the table template: database names, schemas, then tables in that schema."""
-        if argument == "database":
-            return [name for name in self.visible() if name.startswith(value.lower())]
-        return await explore.complete(self.get(known.get("database")), argument, value, known.get("schema"))
+            )
+    if not entries and unavailable is not None and cursor is None:
+        raise unavailable
+    return entries, None
 
 
 def quoted(name: str) -> str:
