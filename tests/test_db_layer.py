@@ -193,3 +193,26 @@ async def test_fetch_at_most_limits_rows_in_one_round_trip_or_says_it_cannot(pg:
     finally:
         await conn.close()
     assert await fetch_at_most(object(), 7) is None
+
+
+async def test_a_snapshot_reads_one_moment_of_the_catalog_on_one_connection(
+    db: Database, pg: DemoDatabase
+) -> None:
+    """describe_table's queries run in one REPEATABLE READ transaction: a table created between two of
+    them is not seen by the second, and both run on the same backend."""
+    async with db.snapshot() as fetch:
+        first = await fetch(
+            "SELECT pg_backend_pid() AS pid, current_setting('transaction_isolation') AS isolation, "
+            "current_setting('transaction_read_only') AS read_only, "
+            "(SELECT count(*) FROM pg_catalog.pg_class WHERE relname = 'pg_mcp_snapshot_probe') AS seen"
+        )
+        await pg.admin_fetch("CREATE TABLE public.pg_mcp_snapshot_probe (id int)")
+        try:
+            second = await fetch(
+                "SELECT pg_backend_pid() AS pid, "
+                "(SELECT count(*) FROM pg_catalog.pg_class WHERE relname = 'pg_mcp_snapshot_probe') AS seen"
+            )
+        finally:
+            await pg.admin_fetch("DROP TABLE public.pg_mcp_snapshot_probe")
+    assert first[0]["isolation"] == "repeatable read" and first[0]["read_only"] == "on"
+    assert first[0]["pid"] == second[0]["pid"] and first[0]["seen"] == second[0]["seen"] == 0

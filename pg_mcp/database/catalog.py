@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import difflib
 import re
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -469,18 +470,21 @@ class Catalog:
         )  # fmt: skip
 
     async def describe(self, ref: RelationRef) -> TableDescription:
-        rel = await self.db.fetch_fixed(RELATION_SQL, ref.oid)
+        """The relation, its columns, partitions, constraints and indexes, read in one snapshot."""
+        async with self.db.snapshot() as fetch:
+            return await self._describe(ref, fetch)
+
+    async def _describe(
+        self, ref: RelationRef, fetch: Callable[..., Awaitable[list[Any]]]
+    ) -> TableDescription:
+        rel = await fetch(RELATION_SQL, ref.oid)
         if not rel:
             raise NotFoundError(
                 f"Table {ref.display} no longer exists.", "Use list_tables to see current tables."
             )
         info = rel[0]
         hidden = self.access.hidden(ref.schema, ref.name)
-        columns = [
-            _column(dict(r))
-            for r in await self.db.fetch_fixed(COLUMNS_SQL, ref.oid)
-            if r["name"] not in hidden
-        ]
+        columns = [_column(dict(r)) for r in await fetch(COLUMNS_SQL, ref.oid) if r["name"] not in hidden]
         description = TableDescription(
             schema=info["schema"],
             name=info["name"],
@@ -493,16 +497,16 @@ class Catalog:
             total_bytes=info["total_bytes"],
         )
         if info["partition_key"]:
-            rows = await self.db.fetch_fixed(PARTITIONS_SQL, ref.oid)
+            rows = await fetch(PARTITIONS_SQL, ref.oid)
             description.partitions = [
                 {"name": qualified(row["schema"], row["name"]), "bound": row["bound"]} for row in rows
             ]
-        for con in await self.db.fetch_fixed(CONSTRAINTS_SQL, ref.oid):
+        for con in await fetch(CONSTRAINTS_SQL, ref.oid):
             if not _mentions(con["definition"], hidden) and self._visible_constraint(dict(con)):
                 _add_constraint(description, dict(con), ref)
         description.indexes = [
             {"name": row["name"], "definition": row["definition"], "unique": row["is_unique"]}
-            for row in await self.db.fetch_fixed(INDEXES_SQL, ref.oid)
+            for row in await fetch(INDEXES_SQL, ref.oid)
             if not _mentions(row["definition"], hidden)
         ]
         return description

@@ -324,8 +324,24 @@ class Database:
             return rows
 
     @asynccontextmanager
+    async def snapshot(self) -> AsyncIterator[Callable[..., Awaitable[list[asyncpg.Record]]]]:
+        """Several of this package's own catalog queries in one read-only transaction that sees one
+        snapshot of the catalog (REPEATABLE READ), on one connection: a description whose parts all
+        describe the same moment, in one transaction instead of one per query."""
+        async with self._read_only(jit=False, short=True, repeatable=True) as conn:
+
+            async def fetch(sql: str, *args: Any) -> list[asyncpg.Record]:
+                try:
+                    rows: list[asyncpg.Record] = await conn.fetch(sql, *args)
+                except asyncpg.PostgresError as exc:
+                    raise QueryError(f"Catalog query failed: {exc}") from None
+                return rows
+
+            yield fetch
+
+    @asynccontextmanager
     async def _read_only(
-        self, jit: bool = True, analysed: bool = False, *, short: bool
+        self, jit: bool = True, analysed: bool = False, *, short: bool, repeatable: bool = False
     ) -> AsyncIterator[asyncpg.Connection]:
         """A pooled connection inside a read-only transaction that is rolled back afterwards (`short`:
         the call may take a turn kept for short calls, see `turns`).
@@ -339,7 +355,7 @@ class Database:
         began = False
         try:
             async with asyncio.timeout(deadline):
-                pool, conn = await self._begin(jit, analysed, short)
+                pool, conn = await self._begin(jit, analysed, short, repeatable)
                 began = True
                 cancelled = False
                 try:
@@ -368,13 +384,15 @@ class Database:
                 "The database may be overloaded or unreachable; try again, or simplify the query.",
             ) from None
 
-    async def _begin(self, jit: bool, analysed: bool, short: bool) -> tuple[asyncpg.Pool, asyncpg.Connection]:
+    async def _begin(
+        self, jit: bool, analysed: bool, short: bool, repeatable: bool = False
+    ) -> tuple[asyncpg.Pool, asyncpg.Connection]:
         for attempt in (1, 2):
             pool = await self._get_pool()
             conn: asyncpg.Connection | None = None
             try:
                 conn = await self._acquire(pool, short)
-                await conn.execute(self._begin_sql(conn, jit, analysed))
+                await conn.execute(self._begin_sql(conn, jit, analysed, repeatable))
                 return pool, conn
             except asyncio.CancelledError:  # the deadline fired while BEGIN waited for the backend
                 if conn is not None:
@@ -491,7 +509,9 @@ class Database:
         except (TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError, *CONNECTION_LOST) as exc:
             log.info("abandoned backend %d (deadline or cancelled call); not terminated: %s", pid, exc)
 
-    def _begin_sql(self, conn: asyncpg.Connection, jit: bool, analysed: bool) -> str:
+    def _begin_sql(
+        self, conn: asyncpg.Connection, jit: bool, analysed: bool, repeatable: bool = False
+    ) -> str:
         """One message that opens the call's read-only transaction with its limits.
 
         The savepoint at the end keeps the limits in force after a failed statement: PostgreSQL
@@ -509,7 +529,7 @@ class Database:
         """
         s = self.settings
         sql = (
-            "BEGIN TRANSACTION READ ONLY; "
+            f"BEGIN TRANSACTION{' ISOLATION LEVEL REPEATABLE READ' if repeatable else ''} READ ONLY; "
             + "".join(f"SET LOCAL {name} = {value}; " for name, value in PINNED_SETTINGS)
             + f"SET LOCAL statement_timeout = {int(s.statement_timeout * 1000)}; "
             f"SET LOCAL lock_timeout = {int(s.lock_timeout * 1000)}; "
