@@ -5,8 +5,10 @@ a byte at a time (slowloris), stays open for good; headers have no size cap (llh
 and connections are not counted. Each connection here must deliver every request whole, headers and
 body, within `request_seconds` of its first byte (or of the connection, for the first one), keep its
 headers under `max_header_bytes`, and be one of at most `max_connections`; otherwise it gets a plain
-408, 431 or 503 and is closed (a connection that never sent a byte is just closed). Idle keep-alive
-connections are closed by uvicorn's own timer.
+408, 431 or 503 and is closed (a connection that never sent a byte is just closed). At the cap, a new
+connection first evicts the oldest one that is only waiting for or trickling a request (so that
+connections held open cannot lock callers out); it is refused only when every other one is busy.
+Idle keep-alive connections are closed by uvicorn's own timer.
 """
 
 from __future__ import annotations
@@ -37,13 +39,35 @@ class BoundedHttpProtocol(HttpToolsProtocol):
         self._deadline: asyncio.TimerHandle | None = None
         self._in_headers = True
         self._header_bytes = 0
+        self._opened_at = 0.0
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
-        if len(self.connections) > self.limits.max_connections:
+        self._opened_at = self.loop.time()
+        if len(self.connections) > self.limits.max_connections and not self._evict_one():
             self._refuse(503, "too many connections")
             return
         self._arm()
+
+    def _waiting_for_a_request(self) -> bool:
+        """Idle between requests, or still receiving a request's head: nothing of ours is running."""
+        return self._in_headers and (self.cycle is None or self.cycle.response_complete)
+
+    def _evict_one(self) -> bool:
+        """At the cap, close the oldest connection that is only waiting for (or trickling) a request, so
+        that held-open connections cannot lock callers out; False when every other one is busy."""
+        waiting = [
+            c for c in self.connections
+            if isinstance(c, BoundedHttpProtocol) and c is not self and c._waiting_for_a_request()
+        ]  # fmt: skip
+        if not waiting:
+            return False
+        oldest = min(waiting, key=lambda c: c._opened_at)
+        if oldest._header_bytes:
+            oldest._refuse(408, "request not received in time")
+        elif not oldest.transport.is_closing():
+            oldest.transport.close()
+        return True
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._disarm()
