@@ -367,7 +367,7 @@ class TransportSettings(BaseSettings):
         default=512,
         ge=1,
         le=100_000,
-        description="open HTTP connections; more are answered 503 and closed (512)",
+        description="open HTTP connections; at the cap the oldest idle one is closed (512)",
     )
     request_timeout: float = Field(
         default=10.0,

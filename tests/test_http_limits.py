@@ -104,3 +104,45 @@ def test_readiness_without_a_token_on_a_loopback_server_without_auth_names_datab
 ) -> None:
     ready = httpx2.get(f"{server.url}/readyz")
     assert ready.status_code == 200 and "databases" in ready.json()
+
+
+async def test_readiness_stays_ready_while_every_pooled_connection_is_busy(
+    pg: DemoDatabase, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """Readiness probes each database on a connection of its own: slow calls holding the whole pool
+    never make a replica look down to its load balancer."""
+    import asyncio
+    import json
+
+    from test_http import JSON_HEADERS
+
+    slow = "SELECT count(*) FROM generate_series(1, 300000000) AS pg_mcp_ready_probe"
+    call = {
+        "jsonrpc": "2.0",
+        "id": 1,
+        "method": "tools/call",
+        "params": {"name": "query", "arguments": {"sql": slow}},
+    }
+    with http_server(
+        tmp_path_factory.mktemp("ready"), pg.url, "--pool-max", "1", "--pool-min", "1"
+    ) as running:
+        async with httpx2.AsyncClient(timeout=60) as http:
+            calls = [
+                asyncio.create_task(
+                    http.post(f"{running.url}/mcp", content=json.dumps(call), headers=JSON_HEADERS)
+                )
+                for _ in range(3)
+            ]
+            for _ in range(200):
+                await asyncio.sleep(0.05)
+                busy = await pg.admin_fetch(
+                    "SELECT count(*) FROM pg_stat_activity WHERE query LIKE '%pg_mcp_ready_probe%' "
+                    "AND query NOT LIKE 'EXPLAIN%' AND state = 'active' AND pid <> pg_backend_pid()"
+                )
+                if busy[0][0] >= 1:
+                    break
+            ready = await http.get(f"{running.url}/readyz", timeout=10)
+            for task in calls:
+                task.cancel()
+            await asyncio.gather(*calls, return_exceptions=True)
+    assert ready.status_code == 200, ready.text
