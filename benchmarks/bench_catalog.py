@@ -39,6 +39,7 @@ from urllib.parse import quote, urlsplit, urlunsplit
 import asyncpg
 from mcp import Client
 from mcp_types import PaginatedRequestParams
+from measure import timed
 
 from pg_mcp import explore
 from pg_mcp.config import ServerConfig, load_config
@@ -151,17 +152,6 @@ class RoundTrips:
             yield self
         finally:
             Database.fetch_fixed = original  # type: ignore[method-assign]
-
-
-async def timed(call: Callable[[], Awaitable[object]], n: int) -> list[float]:
-    for _ in range(5):  # warm up
-        await call()
-    samples = []
-    for _ in range(n):
-        started = time.perf_counter()
-        await call()
-        samples.append(time.perf_counter() - started)
-    return samples
 
 
 def summary(samples: list[float]) -> str:

@@ -18,12 +18,11 @@ import os
 import statistics
 import sys
 import time
-from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import asyncpg
 from mcp import Client, StdioServerParameters
-from measure import p50_p95, status_kib
+from measure import p50_p95, status_kib, timed
 
 from pg_mcp import explore
 from pg_mcp.config import load_settings
@@ -38,17 +37,6 @@ BIG_QUERIES = {
     "SELECT * FROM sales.order_items (1M rows)": "SELECT * FROM sales.order_items",
     "SELECT generate_series(1, 1e9)": "SELECT generate_series(1, 1000000000) AS n",
 }
-
-
-async def timed(call: Callable[[], Awaitable[object]], n: int) -> list[float]:
-    for _ in range(20):  # warm up
-        await call()
-    samples = []
-    for _ in range(n):
-        started = time.perf_counter()
-        await call()
-        samples.append(time.perf_counter() - started)
-    return samples
 
 
 def server_pid() -> int | None:
@@ -98,7 +86,7 @@ async def raw_jsonrpc(url: str, n: int) -> list[float]:
     stdin.write(b'{"jsonrpc": "2.0", "method": "notifications/initialized"}\n')
     call: dict[str, object] = {"name": "query", "arguments": {"sql": PK_QUERY}}
     counter = iter(range(1, 1_000_000))
-    samples = await timed(lambda: request(next(counter), "tools/call", call), n)
+    samples = await timed(lambda: request(next(counter), "tools/call", call), n, warm_up=20)
     stdin.close()
     await proc.wait()
     return samples
@@ -120,17 +108,17 @@ async def main(calls: int) -> None:
         print(f"demo database loaded in {time.perf_counter() - started:.1f} s")
 
         conn = await asyncpg.connect(url)
-        raw = await timed(lambda: conn.fetch(PK_QUERY), calls)
+        raw = await timed(lambda: conn.fetch(PK_QUERY), calls, warm_up=20)
         await conn.close()
 
         db = Database(load_settings({"database_url": url}, dotenv=False))
         explorer = DatabaseContext("bench", db.settings, db)
-        in_process = await timed(lambda: explore.query(explorer, PK_QUERY), calls)
+        in_process = await timed(lambda: explore.query(explorer, PK_QUERY), calls, warm_up=20)
         await db.close()
 
         bare = await raw_jsonrpc(url, calls)
         async with Client(params(url)) as client:
-            stdio = await timed(lambda: client.call_tool("query", {"sql": PK_QUERY}), calls)
+            stdio = await timed(lambda: client.call_tool("query", {"sql": PK_QUERY}), calls, warm_up=20)
             pid = server_pid()
             print(f"\nprimary-key query, {calls} calls each")
             print(f"  raw asyncpg (prepared-statement cache on)   {p50_p95([t * 1000 for t in raw])}")

@@ -5,7 +5,8 @@ from __future__ import annotations
 import math
 import os
 import statistics
-from collections.abc import Iterable
+import time
+from collections.abc import Awaitable, Callable, Iterable
 from pathlib import Path
 
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
@@ -56,3 +57,15 @@ def percentile(samples: list[float], fraction: float) -> float:
 def p50_p95(samples_ms: list[float]) -> str:
     """ "p50 … ms   p95 … ms" of samples in milliseconds."""
     return f"p50 {statistics.median(samples_ms):7.3f} ms   p95 {percentile(samples_ms, 0.95):7.3f} ms"
+
+
+async def timed(call: Callable[[], Awaitable[object]], n: int, warm_up: int = 5) -> list[float]:
+    """Seconds each of `n` calls took, after `warm_up` calls that are not counted."""
+    for _ in range(warm_up):
+        await call()
+    samples = []
+    for _ in range(n):
+        started = time.perf_counter()
+        await call()
+        samples.append(time.perf_counter() - started)
+    return samples

@@ -219,16 +219,7 @@ async def load_demo(admin_url: str, password: str, database: str = "demo", reade
 
     `database` and `reader` are our own fixed identifiers (letters, digits, underscores).
     """
-    for name in (database, reader):
-        if not name.replace("_", "").isalnum():
-            raise ValueError(f"not a plain identifier: {name!r}")
-    admin = await asyncpg.connect(admin_url)
-    try:
-        await admin.execute(f"CREATE DATABASE {database}")
-    finally:
-        await admin.close()
-    parts = urlsplit(admin_url)
-    conn = await asyncpg.connect(urlunsplit(parts._replace(path=f"/{database}")))
+    conn = await asyncpg.connect(await _create_database(admin_url, database, reader))
     try:
         await conn.execute(demo_sql_path().read_text())
         schemas = ", ".join(DEMO_SCHEMAS)
@@ -247,6 +238,7 @@ async def load_demo(admin_url: str, password: str, database: str = "demo", reade
             await conn.execute(f"GRANT SET ON PARAMETER log_min_messages TO {reader}")
     finally:
         await conn.close()
+    parts = urlsplit(admin_url)
     host = f"{parts.hostname}:{parts.port or 5432}"
     return f"postgresql://{reader}:{quote(password, safe='')}@{host}/{database}"
 
@@ -256,15 +248,7 @@ async def load_catalog(admin_url: str, database: str, tables: int, reader: str |
     schema's `root`), readable by `reader` if given; return its admin URL. For tests and benchmarks of
     big catalogs.
     """
-    for name in (database, reader or "x"):
-        if not name.replace("_", "").isalnum():
-            raise ValueError(f"not a plain identifier: {name!r}")
-    admin = await asyncpg.connect(admin_url)
-    try:
-        await admin.execute(f"CREATE DATABASE {database}")
-    finally:
-        await admin.close()
-    url = urlunsplit(urlsplit(admin_url)._replace(path=f"/{database}"))
+    url = await _create_database(admin_url, database, reader or "x")
     conn = await asyncpg.connect(url)
     grants = (
         f"EXECUTE format('GRANT USAGE ON SCHEMA app_%s TO {reader}', s); "
@@ -290,3 +274,17 @@ async def load_catalog(admin_url: str, database: str, tables: int, reader: str |
     finally:
         await conn.close()
     return url
+
+
+async def _create_database(admin_url: str, database: str, *roles: str) -> str:
+    """Create `database` on the cluster of `admin_url` and return its URL; the names are our own fixed
+    identifiers (letters, digits, underscores), checked before they are put into SQL."""
+    for name in (database, *roles):
+        if not name.replace("_", "").isalnum():
+            raise ValueError(f"not a plain identifier: {name!r}")
+    admin = await asyncpg.connect(admin_url)
+    try:
+        await admin.execute(f"CREATE DATABASE {database}")
+    finally:
+        await admin.close()
+    return urlunsplit(urlsplit(admin_url)._replace(path=f"/{database}"))
