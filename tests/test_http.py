@@ -182,6 +182,14 @@ async def test_a_token_limited_to_one_database_sees_only_that_one(
               "params": {"notifications": {"resourceSubscriptions": ["postgres://shop/sales/orders"]}}}  # fmt: skip
     foreign = _post(server.url, listen, token=setup["bob"]).json()
     assert foreign["id"] == 4 and foreign["error"]["code"] == -32602, foreign
+    escaped = json.dumps(listen).replace("subscriptions/listen", "subscriptions\\/listen")  # same JSON
+    for body in (
+        escaped,
+        json.dumps([listen]),
+    ):  # an escaped method name, a batch: read as the SDK reads them
+        sent = {**JSON_HEADERS, "authorization": f"Bearer {setup['bob']}"}
+        answer = httpx2.post(f"{server.url}/mcp", content=body, headers=sent, timeout=30)
+        assert "-32602" in answer.text and "postgres://shop" in answer.text, answer.text
     lines = [json.loads(line) for line in server.log.read_text().splitlines()]
     audit = [line["audit"] for line in lines if line["logger"] == "pg_mcp.audit"]
     refused = [e for e in audit if e["principal"] == "bob" and e["tool"] == "list_schemas"]

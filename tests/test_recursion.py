@@ -27,6 +27,10 @@ CASES = [
     ("WITH RECURSIVE d AS (SELECT id FROM t UNION ALL SELECT t.id FROM t JOIN d ON t.parent = d.id) TABLE d", (("d", None),)),
     ("WITH RECURSIVE d AS (SELECT 1 AS x) TABLE d", ()),
     ("SELECT 1", ()),
+    ("WITH RECURSIVE r(n) AS (SELECT 1e17::float8 UNION ALL SELECT n + 1 FROM r WHERE n < 1e17 + 10) TABLE r", (("r", None),)),
+    ("WITH RECURSIVE r(n) AS (SELECT 1e17::float8 UNION ALL SELECT n + 1 FROM r WHERE n < 100000000000000010) TABLE r", (("r", None),)),
+    ("WITH RECURSIVE r(n) AS (SELECT 0::public.int8 UNION ALL SELECT n + 1 FROM r WHERE n < 10) TABLE r", (("r", None),)),
+    ("WITH RECURSIVE r(n) AS (SELECT 0::pg_catalog.int8 UNION ALL SELECT n + 1 FROM r WHERE n < 10) TABLE r", (("r", 11),)),
 ]  # fmt: skip
 
 

@@ -4,8 +4,9 @@ The planner guesses that a recursive CTE recurses ten times, so its estimate say
 recursion that runs a million times. The row budget (pg_mcp.guard.plan) therefore takes a recursive
 CTE's estimate only when the text itself bounds the recursion:
 
-- a counter: the recursive term computes column `c` as `c + k` (or `c - k`) from a constant start,
-  and its WHERE stops it at a constant (`c < 10`, `depth <= 5`): at most (bound - start) / k + 1
+- a counter: the recursive term computes column `c` as `c + k` (or `c - k`) from a constant start of an
+  exact type (an integer or numeric literal, or one cast to such a pg_catalog type: a float counter
+  can stop moving), and its WHERE stops it at a constant (`c < 10`, `depth <= 5`): at most (bound - start) / k + 1
   iterations;
 - or the data: with UNION (not UNION ALL) and a recursive term that only copies columns (no
   computed values), every row it can produce is made of values already stored, and UNION stops at the
@@ -70,7 +71,9 @@ def _counter_iterations(cte: dict[str, Any], query: dict[str, Any], name: str) -
         return None
     columns = _column_names(cte, base)
     aliases = _aliases(term, name)
-    starts = [_number(target.get("ResTarget", {}).get("val", {})) for target in base.get("targetList", [])]
+    starts = [
+        _exact_start(target.get("ResTarget", {}).get("val", {})) for target in base.get("targetList", [])
+    ]
     steps = term.get("targetList", [])
     best: float | None = None
     for index, column in enumerate(columns):
@@ -156,6 +159,27 @@ def _column(value: dict[str, Any]) -> str | None:
 def _operator(expression: dict[str, Any]) -> str | None:
     names = expression.get("name", [])
     return str(names[-1].get("String", {}).get("sval")) if len(names) == 1 else None
+
+
+#: Types whose `+` is exact: a counter of another type (float8 at 1e17, where n + 1 = n) may never
+#: reach its bound. A name resolves to pg_catalog's type first, whatever the search path.
+_EXACT_TYPES = frozenset(
+    {"int2", "int4", "int8", "smallint", "integer", "int", "bigint", "numeric", "decimal"}
+)
+
+
+def _exact_start(value: dict[str, Any]) -> float | None:
+    """A counter's start: a numeric literal (integer or numeric, both exact), or one cast to an exact
+    type; None for anything else, so that the counter is not trusted."""
+    cast = value.get("TypeCast")
+    if cast is not None:
+        names = [n.get("String", {}).get("sval") for n in cast.get("typeName", {}).get("names", [])]
+        qualified = len(names) == 2 and names[0] == "pg_catalog"
+        if not (len(names) == 1 or qualified) or names[-1] not in _EXACT_TYPES:
+            return None
+        if cast.get("typeName", {}).get("arrayBounds"):
+            return None
+    return _number(value)
 
 
 def _number(value: dict[str, Any]) -> float | None:

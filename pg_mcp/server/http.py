@@ -308,20 +308,24 @@ def http_app(server: PgMcpServer, options: HttpOptions, drain: Drain | None = No
             body = await _whole_body(receive, send, options.settings.max_request_bytes)
             if body is None:
                 return
-            stream = _is_stream(body)
-            foreign = _foreign_subscription(body, principal, server.database_names) if stream else None
+            messages = _messages(body)
+            stream = _is_stream(messages)
+            foreign = _foreign_subscription(messages, principal, server.database_names) if stream else None
             if foreign is not None:
                 error = {
                     "code": -32602,
                     "message": f"There is no resource {foreign[:200]!r} for this caller.",
                 }
-                await _json(send, 200, {"jsonrpc": "2.0", "id": _request_id(body), "error": error})
+                await _json(send, 200, {"jsonrpc": "2.0", "id": _request_id(messages), "error": error})
                 return
             if stream and not limits.open_stream(principal.key):
                 await _json(send, 429, {"error": "too many open streams"}, {"retry-after": "5"})
                 return
             try:
-                await _run_call(mcp_app, scope, body, receive, send, principal, limits, drain, stream=stream)
+                await _run_call(
+                    mcp_app, scope, body, _request_id(messages), receive, send, principal, limits, drain,
+                    stream=stream,
+                )  # fmt: skip
             finally:
                 if stream:
                     limits.close_stream(principal.key)
@@ -335,6 +339,7 @@ async def _run_call(
     mcp_app: ASGIApp,
     scope: Scope,
     body: bytes,
+    request_id: Any,
     receive: Receive,
     send: Send,
     principal: Principal,
@@ -367,7 +372,7 @@ async def _run_call(
 
     task = asyncio.current_task()
     assert task is not None
-    drain.calls[task] = _request_id(body)
+    drain.calls[task] = request_id
     tokens = (current_principal.set(principal), current_caller.set(principal.key))
     try:
         if stream:
@@ -415,50 +420,49 @@ async def _whole_body(receive: Receive, send: Send, limit: int) -> bytes | None:
             return b"".join(chunks)
 
 
-def _foreign_subscription(body: bytes, principal: Principal, names: tuple[str, ...]) -> str | None:
+def _messages(body: bytes) -> list[dict[str, Any]]:
+    """The JSON-RPC messages of a request body, read once, as the SDK will read them (a batch is a
+    list); none when it is not JSON (the SDK answers that itself)."""
+    try:
+        decoded = json.loads(body)
+    except ValueError:
+        return []
+    return [m for m in (decoded if isinstance(decoded, list) else [decoded]) if isinstance(m, dict)]
+
+
+def _is_stream(messages: list[dict[str, Any]]) -> bool:
+    """Whether the request opens a long-lived stream: a `subscriptions/listen` (2026-07-28 protocol)."""
+    return any(m.get("method") == "subscriptions/listen" for m in messages)
+
+
+def _foreign_subscription(
+    messages: list[dict[str, Any]], principal: Principal, names: tuple[str, ...]
+) -> str | None:
     """A resource URI a `subscriptions/listen` asks for that is not the caller's: one in a database it may
     not use (table URIs name the database when there are several), or not one of this server's at all.
     Answered like a resource that does not exist, as everywhere else."""
-    try:
-        message = json.loads(body)
-    except ValueError:
-        return None
-    params = message.get("params") if isinstance(message, dict) else None
-    wanted = (params or {}).get("notifications", {}) if isinstance(params, dict) else {}
-    uris = wanted.get("resourceSubscriptions") if isinstance(wanted, dict) else None
-    for uri in uris if isinstance(uris, list) else []:
-        text = str(uri)
-        scheme, _, rest = text.partition("://")
-        if scheme != URI_SCHEME:
-            return text
-        database = rest.split("/", 1)[0]
-        if rest != "database" and len(names) > 1 and not principal.may_use(database):
-            return text
-        if len(names) == 1 and not principal.may_use(names[0]):
-            return text
+    for message in messages:
+        if message.get("method") != "subscriptions/listen":
+            continue
+        params = message.get("params")
+        wanted = params.get("notifications") if isinstance(params, dict) else None
+        uris = wanted.get("resourceSubscriptions") if isinstance(wanted, dict) else None
+        for uri in uris if isinstance(uris, list) else []:
+            text = str(uri)
+            scheme, _, rest = text.partition("://")
+            if scheme != URI_SCHEME:
+                return text
+            if rest == "database":  # the overview: every caller's, of its own databases
+                continue
+            if not principal.may_use(rest.split("/", 1)[0] if len(names) > 1 else names[0]):
+                return text
     return None
 
 
-def _request_id(body: bytes) -> Any:
+def _request_id(messages: list[dict[str, Any]]) -> Any:
     """The JSON-RPC id of a single request (None for anything else), for an answer of our own."""
-    try:
-        message = json.loads(body)
-    except ValueError:
-        return None
-    request_id = message.get("id") if isinstance(message, dict) else None
+    request_id = messages[0].get("id") if len(messages) == 1 else None
     return request_id if isinstance(request_id, str | int) else None
-
-
-def _is_stream(body: bytes) -> bool:
-    """Whether the request opens a long-lived stream: a `subscriptions/listen` (2026-07-28 protocol)."""
-    if b"subscriptions/listen" not in body:
-        return False
-    try:
-        message = json.loads(body)
-    except ValueError:
-        return False
-    messages = message if isinstance(message, list) else [message]
-    return any(isinstance(m, dict) and m.get("method") == "subscriptions/listen" for m in messages)
 
 
 def _foreign_request(scope: Scope, security: TransportSecuritySettings) -> tuple[int, dict[str, str]] | None:
@@ -535,16 +539,15 @@ async def _authenticate(
 ) -> Principal | None:
     """The caller's principal from its bearer token, or None once the refusal has been sent: a static
     token (`pgmcp_…`) is checked against the tokens file, anything else as an OAuth JWT."""
-    header = next((v for k, v in scope.get("headers", []) if k == b"authorization"), b"")
-    scheme, _, value = header.decode("latin-1").partition(" ")
-    value = value.strip()
+    value = _bearer(scope)
     scopes = options.oauth.required_scopes if options.oauth else ()
     challenge_header = challenge(metadata_url, scopes) if verifier else 'Bearer realm="pg-mcp"'
-    if scheme.lower() != "bearer" or not value:
+    if value is None:
         metrics.observe_auth_failure("missing_token")
         await _json(send, 401, {"error": "unauthorized"}, {"www-authenticate": challenge_header})
         return None
-    if tokens is not None and (verifier is None or value.startswith(TOKEN_PREFIX)):
+    if _is_static(value, tokens, verifier):
+        assert tokens is not None
         try:
             found = tokens.verify(value)
         except ConfigError as exc:  # fail closed: an unreadable tokens file admits nobody
@@ -568,14 +571,25 @@ async def _authenticate(
         return None
 
 
-async def _identified(tokens: TokenStore | None, verifier: JwtVerifier | None, scope: Scope) -> bool:
-    """Whether the request carries a valid token (no refusal is sent: readiness answers either way)."""
+def _bearer(scope: Scope) -> str | None:
+    """The request's bearer token, if it carries one."""
     header = next((v for k, v in scope.get("headers", []) if k == b"authorization"), b"")
     scheme, _, value = header.decode("latin-1").partition(" ")
-    value = value.strip()
-    if scheme.lower() != "bearer" or not value:
+    return value.strip() if scheme.lower() == "bearer" and value.strip() else None
+
+
+def _is_static(value: str, tokens: TokenStore | None, verifier: JwtVerifier | None) -> bool:
+    """A token for the tokens file (`pgmcp_…`, or any token when OAuth is off); else an OAuth JWT."""
+    return tokens is not None and (verifier is None or value.startswith(TOKEN_PREFIX))
+
+
+async def _identified(tokens: TokenStore | None, verifier: JwtVerifier | None, scope: Scope) -> bool:
+    """Whether the request carries a valid token (no refusal is sent: readiness answers either way)."""
+    value = _bearer(scope)
+    if value is None:
         return False
-    if tokens is not None and (verifier is None or value.startswith(TOKEN_PREFIX)):
+    if _is_static(value, tokens, verifier):
+        assert tokens is not None
         try:
             return tokens.verify(value) is not None
         except ConfigError:
