@@ -77,3 +77,9 @@ class ServerBusyError(PgMcpError):
 
     code = DATABASE_UNAVAILABLE
     retryable = True
+
+
+class AuditUnavailableError(PgMcpError):
+    """The audit file cannot be written, and the operator asked for calls to stop meanwhile."""
+
+    retryable = True

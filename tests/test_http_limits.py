@@ -4,7 +4,6 @@ stop arriving, foreign Host headers, long-lived streams. A real server process o
 from __future__ import annotations
 
 import socket
-import time
 from collections.abc import Iterator
 
 import httpx2
@@ -83,20 +82,29 @@ def test_a_foreign_host_is_refused_on_every_route_before_it_spends_any_rate(serv
     assert _post(server.url, INIT).status_code == 200, "refused requests did not spend the caller's rate"
 
 
-def test_bodies_that_stop_early_never_hold_a_call_slot(server: HttpServer) -> None:
-    stalled = [_connect(server) for _ in range(6)]
-    for sock in stalled:
-        sock.sendall(
-            b"POST /mcp HTTP/1.1\r\nHost: 127.0.0.1\r\naccept: application/json, text/event-stream\r\n"
-            b'content-type: application/json\r\ncontent-length: 400\r\n\r\n{"jsonrpc"'
-        )
-    time.sleep(0.4)  # they spent the caller's burst (3/s); one request's worth comes back, well before
-    # the request deadline (1 s) closes them
-    try:
-        assert _post(server.url, INIT).status_code == 200, "the server-wide cap (2) is not held by them"
-    finally:
+def test_bodies_that_stop_early_never_hold_a_call_slot(
+    pg: DemoDatabase, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """Six bodies that stop early stay open (a request deadline of 60 s) while a real call is served by
+    a server that runs two calls at once: they never took a call's place."""
+    with http_server(
+        tmp_path_factory.mktemp("bodies"), pg.url, "--request-timeout", "60", "--max-concurrent-calls", "2"
+    ) as running:
+        stalled = [_connect(running) for _ in range(6)]
         for sock in stalled:
-            sock.close()
+            sock.sendall(
+                b"POST /mcp HTTP/1.1\r\nHost: 127.0.0.1\r\naccept: application/json, text/event-stream\r\n"
+                b'content-type: application/json\r\ncontent-length: 400\r\n\r\n{"jsonrpc"'
+            )
+        try:
+            assert _post(running.url, INIT).status_code == 200, "the server-wide cap (2) is not held by them"
+            for sock in stalled:
+                sock.setblocking(False)
+                with pytest.raises(BlockingIOError):  # still open, nothing answered: truly stalled
+                    sock.recv(1)
+        finally:
+            for sock in stalled:
+                sock.close()
 
 
 def test_readiness_without_a_token_on_a_loopback_server_without_auth_names_databases(

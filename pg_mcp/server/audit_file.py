@@ -12,7 +12,7 @@ import contextlib
 import logging
 import time
 
-from pg_mcp.errors import PgMcpError
+from pg_mcp.errors import AuditUnavailableError
 from pg_mcp.server.metrics import observe_audit_failure
 
 log = logging.getLogger(__name__)
@@ -78,7 +78,3 @@ def check_writable() -> None:
             "The audit file cannot be written, and this server refuses calls it cannot audit.",
             "Try again later; the operator must free space on (or fix) the audit file's filesystem.",
         )
-
-
-class AuditUnavailableError(PgMcpError):
-    """The audit file cannot be written and PG_MCP_AUDIT_REQUIRED is set."""

@@ -123,9 +123,10 @@ def bind_database(tool: Tool, run: Run) -> Callable[..., Awaitable[CallToolResul
         inspect.Parameter("database", inspect.Parameter.KEYWORD_ONLY, default=None, annotation=DatabaseName)
     )
 
+    defaults = {p.name: p.default for p in own}
+
     async def call(**arguments: Any) -> CallToolResult:
         database = arguments.pop("database", None)
-        defaults = {p.name: p.default for p in own}
         audited = {name: value for name, value in arguments.items() if value != defaults.get(name)}
         return await run(tool.name, database, audited, lambda ctx: tool.body(ctx, **arguments))
 
