@@ -127,6 +127,20 @@ async def test_a_token_holder_uses_the_tools_and_the_audit_names_it(
     assert setup["alice"] not in log.read_text() and password_of(pg.url) not in log.read_text()
 
 
+def test_a_forwarded_for_header_is_not_believed_from_an_unconfigured_proxy(
+    setup: dict[str, str], server: HttpServer
+) -> None:
+    time.sleep(1)  # this module's server allows 5 requests/s per caller
+    call = {"jsonrpc": "2.0", "id": 9, "method": "tools/call",
+            "params": {"name": "query", "arguments": {"sql": "SELECT 9 AS forwarded_probe", "database": "copy"}}}  # fmt: skip
+    answer = _post(server.url, call, token=setup["dave"], **{"x-forwarded-for": "10.9.9.9"})
+    assert answer.status_code == 200, answer.text
+    lines = [json.loads(line) for line in server.log.read_text().splitlines()]
+    audit = [line["audit"] for line in lines if line["logger"] == "pg_mcp.audit"]
+    [entry] = [e for e in audit if "forwarded_probe" in (e.get("sql") or "")]
+    assert entry["client"].startswith("127.0.0.1:"), "loopback is not a trusted proxy unless configured"
+
+
 def test_requests_without_a_valid_token_are_refused(setup: dict[str, str], server: HttpServer) -> None:
     missing = _post(server.url, INIT)
     wrong = _post(server.url, INIT, token="pgmcp_not-a-token")

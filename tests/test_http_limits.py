@@ -154,3 +154,15 @@ async def test_readiness_stays_ready_while_every_pooled_connection_is_busy(
                 task.cancel()
             await asyncio.gather(*calls, return_exceptions=True)
     assert ready.status_code == 200, ready.text
+
+
+def test_a_caller_holds_two_long_lived_streams_and_the_server_64() -> None:
+    from pg_mcp.config import TransportSettings
+    from pg_mcp.server.http import MAX_STREAMS, STREAMS_PER_PRINCIPAL, HttpOptions, _Limits
+
+    limits = _Limits(HttpOptions(TransportSettings()))
+    assert [limits.open_stream("a") for _ in range(3)] == [True, True, False]
+    others = [limits.open_stream(f"caller{n}") for n in range(MAX_STREAMS)]
+    assert others.count(True) == MAX_STREAMS - STREAMS_PER_PRINCIPAL, "64 in all"
+    limits.close_stream("a")
+    assert limits.open_stream("caller0"), "a closed stream frees its place"
