@@ -8,8 +8,19 @@ from typing import Any
 
 import pytest
 
-from pg_mcp.database.catalog import TableDescription
 from pg_mcp.database.executor import Column, QueryResult
+from pg_mcp.database.records import (
+    Column as DescribedColumn,
+)
+from pg_mcp.database.records import (
+    ColumnStatistics,
+    Edge,
+    Overview,
+    SchemaSummary,
+    SearchHit,
+    TableDescription,
+    TableSummary,
+)
 from pg_mcp.render.catalog_text import (
     render_catalog_summary,
     render_description,
@@ -41,50 +52,63 @@ def _plan(depth: int) -> dict[str, Any]:
     return node
 
 
-SCHEMAS = [{"name": f"s{i}", "tables": i, "comment": "c" * 200} for i in range(N)]
+SCHEMAS = [SchemaSummary(name=f"s{i}", tables=i, comment="c" * 200) for i in range(N)]
 RENDERERS: dict[str, Callable[[Limits], str]] = {
     "plan": lambda limits: render_plan(_plan(12), limits),
     "search": lambda limits: render_search(
         "p",
         [
-            {
-                "schema": "s",
-                "table_name": "t" * 40,
-                "column_name": "c",
-                "type": "text",
-                "comment": "x" * 500,
-            }
+            SearchHit(
+                schema="s",
+                table_name="t" * 40,
+                kind="table",
+                column_name="c",
+                type="text",
+                comment="x" * 500,
+                rank=1,
+            )
         ]
         * N,
         N,
         limits,
     ),
     "tables": lambda limits: render_tables(
-        [{"schema": "s", "name": "t" * 40, "kind": "table", "estimated_rows": 1, "comment": "c"}] * N,
+        [TableSummary(schema="s", name="t" * 40, kind="table", estimated_rows=1, comment="c")] * N,
         0,
         N,
         limits,
     ),
     "relationships": lambda limits: render_relationships(
         "s",
-        [{"from": "a" * 60, "from_columns": ["x"] * 50, "to": "b", "to_columns": ["y"] * 50}] * N,
+        [
+            Edge.model_validate(
+                {
+                    "from": "a" * 60,
+                    "from_columns": ["x"] * 50,
+                    "to": "b",
+                    "to_columns": ["y"] * 50,
+                    "name": "k",
+                }
+            )
+        ]
+        * N,
         N,
         limits,
     ),
     "stats": lambda limits: render_stats(
         "s.t",
         10,
-        [{"column": f"c{i}", "type": "text", "most_common_vals": "{a,b}"} for i in range(N)],
+        [ColumnStatistics(column=f"c{i}", type="text", most_common_vals="{a,b}") for i in range(N)],
         limits,
     ),
     "description": lambda limits: render_description(
         TableDescription(
-            "s",
-            "t",
-            "view",
-            1,
-            "comment",
-            [{"name": f"c{i}", "type": "text", "nullable": True} for i in range(N)],
+            schema="s",
+            name="t",
+            kind="view",
+            estimated_rows=1,
+            comment="comment",
+            columns=[DescribedColumn(name=f"c{i}", type="text", nullable=True) for i in range(N)],
             definition="SELECT " + "x, " * 50_000,
         ),
         limits,
@@ -92,14 +116,7 @@ RENDERERS: dict[str, Callable[[Limits], str]] = {
     "schemas": lambda limits: render_schemas(SCHEMAS, limits),
     "catalog summary": lambda limits: render_catalog_summary(SCHEMAS, limits),
     "overview": lambda limits: render_overview(
-        {
-            "database": "d",
-            "size_bytes": 1,
-            "role": "r",
-            "version": "16",
-            "extensions": [],
-            "schemas": SCHEMAS,
-        },
+        Overview(database="d", size_bytes=1, role="r", version="16", extensions=[], schemas=SCHEMAS),
         limits,
     ),
 }

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 from conftest import DemoDatabase
-from mcp_helpers import ROOT, server_env
+from mcp_helpers import ROOT, server_env, text_of
 
 from pg_mcp.server.stdio import INVALID_REQUEST, PARSE_ERROR, invalid_message
 
@@ -214,8 +214,12 @@ async def test_every_tool_declares_its_output_and_describes_its_arguments(pg: De
         described = await client.call_tool("describe_table", {"table": "hr.departments"})
         plan = await client.call_tool("explain", {"sql": "SELECT 1"})
     tools = listing.tools
-    size = len(listing.model_dump_json(by_alias=True, exclude_none=True))
-    assert size < 8_000, f"tools/list is {size} bytes: every client pays for it in every conversation"
+    prompt = len(json.dumps([[t.name, t.description, t.input_schema] for t in tools], ensure_ascii=False))
+    assert prompt < 6_000, (
+        f"the tools' names, descriptions and arguments are {prompt} bytes: a model reads them"
+    )
+    outputs = len(json.dumps([t.output_schema for t in tools], ensure_ascii=False))
+    assert outputs < 7_000, f"the output schemas are {outputs} bytes: every tools/list carries them"
     for tool in tools:
         assert '"title"' not in json.dumps([tool.input_schema, tool.output_schema]), tool.name
         assert tool.output_schema and tool.output_schema.get("type") == "object", tool.name
@@ -224,6 +228,38 @@ async def test_every_tool_declares_its_output_and_describes_its_arguments(pg: De
             assert spec.get("description"), f"{tool.name}.{name} has no description"
     assert not described.is_error and described.structured_content["columns"]
     assert not plan.is_error and "plan" in plan.structured_content
+
+
+async def test_structured_results_follow_the_published_output_schemas(pg: DemoDatabase) -> None:
+    """The output schemas come from the catalog's records: a client validating a result against the
+    published (compacted) schema accepts every real answer and rejects a renamed or mistyped field."""
+    import jsonschema
+    from mcp_helpers import mcp_client
+
+    calls = {
+        "list_schemas": {},
+        "list_tables": {"schema": "sales"},
+        "describe_table": {"table": "sales.orders"},
+        "search_schema": {"pattern": "customer"},
+        "relationships": {"table": "sales.orders"},
+        "column_stats": {"table": "sales.orders"},
+        "query": {"sql": "SELECT 1 AS one"},
+    }
+    async with mcp_client(pg.url) as client:
+        schemas = {tool.name: tool.output_schema or {} for tool in (await client.list_tools()).tools}
+        results = {name: await client.call_tool(name, arguments) for name, arguments in calls.items()}
+    for name, result in results.items():
+        assert not result.is_error, f"{name}: {text_of(result)}"
+        jsonschema.validate(result.structured_content, schemas[name])
+    described = results["describe_table"].structured_content
+    column = dict(described["columns"][0])
+    column["nullable"] = "yes"
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate({**described, "columns": [column]}, schemas["describe_table"])
+    edge = dict(results["relationships"].structured_content["foreign_keys"][0])
+    edge["source"] = edge.pop("from")
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate({"scope": "x", "foreign_keys": [edge]}, schemas["relationships"])
 
 
 async def test_list_results_carry_cache_hints_and_a_stable_order(pg: DemoDatabase) -> None:

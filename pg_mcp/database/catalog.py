@@ -9,11 +9,27 @@ from __future__ import annotations
 
 import difflib
 import re
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from pg_mcp.database.executor import Database
+from pg_mcp.database.records import (
+    Column,
+    ColumnType,
+    Definition,
+    ForeignKey,
+    ForeignKeyLink,
+    Index,
+    Overview,
+    Partition,
+    Reference,
+    SchemaSummary,
+    SearchHit,
+    TableDescription,
+    TableSummary,
+    UniqueConstraint,
+)
 from pg_mcp.errors import NotFoundError
 from pg_mcp.guard.access import AccessPolicy
 from pg_mcp.names import parse_qualified_name, qualified
@@ -321,29 +337,6 @@ class RelationSize:
     kind: str
 
 
-@dataclass
-class TableDescription:
-    """Everything describe_table reports, as plain data for both the text and structured outputs."""
-
-    schema: str
-    name: str
-    kind: str
-    estimated_rows: int | None
-    comment: str | None
-    columns: list[dict[str, Any]]
-    primary_key: list[str] = field(default_factory=list)
-    foreign_keys: list[dict[str, Any]] = field(default_factory=list)
-    referenced_by: list[dict[str, Any]] = field(default_factory=list)
-    unique_constraints: list[dict[str, Any]] = field(default_factory=list)
-    check_constraints: list[dict[str, Any]] = field(default_factory=list)
-    exclusion_constraints: list[dict[str, Any]] = field(default_factory=list)
-    indexes: list[dict[str, Any]] = field(default_factory=list)
-    definition: str | None = None
-    partition_key: str | None = None
-    partitions: list[dict[str, Any]] = field(default_factory=list)
-    total_bytes: int | None = None
-
-
 class Catalog:
     """Read-only views of the schema, limited to what the operator exposed."""
 
@@ -367,9 +360,9 @@ class Catalog:
     def _allowed(self, schema: str, table: str) -> bool:
         return self.access.table_allowed(schema, table)
 
-    async def list_schemas(self) -> list[dict[str, Any]]:
+    async def list_schemas(self) -> list[SchemaSummary]:
         rows = await self.db.fetch_fixed(LIST_SCHEMAS_SQL, self._schemas, *self._allowlist)
-        return [dict(row) for row in rows]
+        return [SchemaSummary(name=row["name"], comment=row["comment"], tables=row["tables"]) for row in rows]
 
     async def list_tables(
         self,
@@ -378,12 +371,12 @@ class Catalog:
         after: tuple[str, str] = ("", ""),
         limit: int = 1000,
         offset: int = 0,
-    ) -> list[dict[str, Any]]:
+    ) -> list[TableSummary]:
         """Relations of an exposed schema (or all) ordered by (schema, name), after `after`, skipping `offset`."""
         rows = await self.db.fetch_fixed(
             LIST_TABLES_SQL, self._schemas, schema, after[0], after[1], limit, offset, *self._allowlist
         )
-        return [{**dict(row), "kind": KINDS[row["kind"]]} for row in rows]
+        return [_table_summary(row) for row in rows]
 
     async def count_tables(self, schema: str) -> int:
         """How many relations `list_tables(schema)` lists in all: one schema's rows, not every schema's."""
@@ -459,15 +452,9 @@ class Catalog:
             return "Use list_tables to see the available tables."
         return "Closest existing names: " + ", ".join(q for key in close for q in by_name[key][:2]) + "."
 
-    def _visible_constraint(self, con: dict[str, Any]) -> bool:
+    def _visible_constraint(self, con: Mapping[str, Any]) -> bool:
         """Foreign keys from or to a hidden table or column are left out of descriptions."""
-        if con["type"] != "f":
-            return True
-        return self._visible_key(
-            {"source_schema": con["source_schema"], "source_table": con["source_table"], "columns": con["columns"],
-             "target_schema": con["target_schema"], "target_table": con["target_table"],
-             "target_columns": con["target_columns"]}
-        )  # fmt: skip
+        return con["type"] != "f" or self._visible_ends(con)
 
     async def describe(self, ref: RelationRef) -> TableDescription:
         """The relation, its columns, partitions, constraints and indexes, read in one snapshot."""
@@ -484,8 +471,19 @@ class Catalog:
             )
         info = rel[0]
         hidden = self.access.hidden(ref.schema, ref.name)
-        columns = [_column(dict(r)) for r in await fetch(COLUMNS_SQL, ref.oid) if r["name"] not in hidden]
-        description = TableDescription(
+        columns = [_column(r) for r in await fetch(COLUMNS_SQL, ref.oid) if r["name"] not in hidden]
+        partitions = await fetch(PARTITIONS_SQL, ref.oid) if info["partition_key"] else []
+        constraints = [
+            con
+            for con in await fetch(CONSTRAINTS_SQL, ref.oid)
+            if not _mentions(con["definition"], hidden) and self._visible_constraint(con)
+        ]
+        indexes = [
+            Index(name=row["name"], definition=row["definition"], unique=row["is_unique"])
+            for row in await fetch(INDEXES_SQL, ref.oid)
+            if not _mentions(row["definition"], hidden)
+        ]
+        return TableDescription(
             schema=info["schema"],
             name=info["name"],
             kind=KINDS.get(info["kind"], info["kind"]),
@@ -495,38 +493,41 @@ class Catalog:
             definition=info["definition"],
             partition_key=info["partition_key"],
             total_bytes=info["total_bytes"],
+            partitions=[
+                Partition(name=qualified(row["schema"], row["name"]), bound=row["bound"])
+                for row in partitions
+            ],
+            indexes=indexes,
+            **_constraints(constraints, ref),
         )
-        if info["partition_key"]:
-            rows = await fetch(PARTITIONS_SQL, ref.oid)
-            description.partitions = [
-                {"name": qualified(row["schema"], row["name"]), "bound": row["bound"]} for row in rows
-            ]
-        for con in await fetch(CONSTRAINTS_SQL, ref.oid):
-            if not _mentions(con["definition"], hidden) and self._visible_constraint(dict(con)):
-                _add_constraint(description, dict(con), ref)
-        description.indexes = [
-            {"name": row["name"], "definition": row["definition"], "unique": row["is_unique"]}
-            for row in await fetch(INDEXES_SQL, ref.oid)
-            if not _mentions(row["definition"], hidden)
-        ]
-        return description
 
-    async def search(self, pattern: str, limit: int = SEARCH_LIMIT) -> list[dict[str, Any]]:
+    async def search(self, pattern: str, limit: int = SEARCH_LIMIT) -> list[SearchHit]:
         """Tables, views and columns matching `pattern` in name or comment, best first."""
         escaped = pattern.strip().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
         rows = await self.db.fetch_fixed(SEARCH_SQL, self._schemas, escaped, limit, *self._allowlist)
         return [
-            {**dict(row), "kind": KINDS.get(row["kind"], row["kind"])}
+            SearchHit(**{**dict(row), "kind": KINDS.get(row["kind"], row["kind"])})
             for row in rows
             if row["column_name"] not in self.access.hidden(row["schema"], row["table_name"])
         ]
 
-    async def foreign_keys(self) -> list[dict[str, Any]]:
+    async def foreign_keys(self) -> list[ForeignKeyLink]:
         """Every foreign key between exposed relations, with the join columns on both sides."""
-        keys = [dict(row) for row in await self.db.fetch_fixed(FOREIGN_KEYS_SQL, self._schemas)]
-        return [k for k in keys if self._visible_key(k)]
+        rows = await self.db.fetch_fixed(FOREIGN_KEYS_SQL, self._schemas)
+        return [
+            ForeignKeyLink(
+                **{
+                    **dict(row),
+                    "columns": row["columns"] or [],
+                    "target_columns": row["target_columns"] or [],
+                }
+            )
+            for row in rows
+            if self._visible_ends(row)
+        ]
 
-    def _visible_key(self, key: dict[str, Any]) -> bool:
+    def _visible_ends(self, key: Mapping[str, Any]) -> bool:
+        """Both ends of a foreign key (a catalog row) are exposed, and none of its columns is hidden."""
         ends = ((key["source_schema"], key["source_table"], key["columns"]),
                 (key["target_schema"], key["target_table"], key["target_columns"]))  # fmt: skip
         return all(
@@ -534,14 +535,15 @@ class Catalog:
             for schema, table, columns in ends
         )
 
-    async def stats(self, ref: RelationRef, column: str | None) -> list[dict[str, Any]]:
+    async def stats(self, ref: RelationRef, column: str | None) -> dict[str, Mapping[str, Any]]:
+        """The planner's statistics row per visible column (the whole partition tree's where there is one)."""
         rows = await self.db.fetch_fixed(STATS_SQL, ref.schema, ref.name, column)
-        seen: dict[str, dict[str, Any]] = {}
+        seen: dict[str, Mapping[str, Any]] = {}
         hidden = self.access.hidden(ref.schema, ref.name)
         for row in rows:  # inherited (whole partition tree) rows come first and win
             if row["column"] not in hidden:
-                seen.setdefault(row["column"], dict(row))
-        return list(seen.values())
+                seen.setdefault(row["column"], row)
+        return seen
 
     async def complete_schema(self, prefix: str) -> list[str]:
         return [str(r[0]) for r in await self.db.fetch_fixed(COMPLETE_SCHEMAS_SQL, self._schemas, prefix)]
@@ -556,20 +558,20 @@ class Catalog:
         one_arg = frozenset(str(row["name"]) for row in rows)
         return one_arg, frozenset(str(row["name"]) for row in rows if row["takes_row"])
 
-    async def overview(self) -> dict[str, Any]:
+    async def overview(self) -> Overview:
         """Server version, size, extensions and schemas: what a model reads first about a database."""
         info = dict((await self.db.fetch_fixed(OVERVIEW_SQL))[0])
-        return {**info, "schemas": await self.list_schemas()}
+        return Overview(**info, schemas=await self.list_schemas())
 
     async def size(self, ref: RelationRef) -> RelationSize:
         """The planner's row and page estimates and the relation kind code (r, p, v, m, f)."""
         row = (await self.db.fetch_fixed(ROW_ESTIMATE_SQL, ref.oid))[0]
         return RelationSize(row["estimated_rows"], row["pages"] or 0, row["kind"])
 
-    async def columns(self, ref: RelationRef) -> list[dict[str, Any]]:
+    async def columns(self, ref: RelationRef) -> list[ColumnType]:
         hidden = self.access.hidden(ref.schema, ref.name)
         rows = await self.db.fetch_fixed(COLUMN_NAMES_SQL, ref.oid)
-        return [dict(row) for row in rows if row["name"] not in hidden]
+        return [ColumnType(name=row["name"], type=row["type"]) for row in rows if row["name"] not in hidden]
 
 
 def _mentions(definition: str | None, names: frozenset[str]) -> bool:
@@ -579,56 +581,66 @@ def _mentions(definition: str | None, names: frozenset[str]) -> bool:
     )
 
 
-def _column(row: dict[str, Any]) -> dict[str, Any]:
-    column: dict[str, Any] = {"name": row["name"], "type": row["type"], "nullable": not row["not_null"]}
-    if row["identity"]:
-        column["identity"] = "always" if row["identity"] == "a" else "by default"
-    elif row["generated"]:
-        column["generated"] = row["default"]
-    elif row["default"] is not None:
-        column["default"] = row["default"]
-    if row["domain_base"]:
-        column["domain_base"] = row["domain_base"]
-        if row["domain_checks"]:
-            column["domain_checks"] = list(row["domain_checks"])
-    if row["collation"]:
-        column["collation"] = row["collation"]
-    if row["enum_values"]:
-        column["enum_values"] = list(row["enum_values"])
-    if row["comment"]:
-        column["comment"] = row["comment"]
-    return column
+def _table_summary(row: Mapping[str, Any]) -> TableSummary:
+    return TableSummary(
+        schema=row["schema"],
+        name=row["name"],
+        kind=KINDS[row["kind"]],
+        estimated_rows=row["estimated_rows"],
+        comment=row["comment"],
+    )
 
 
-def _add_constraint(description: TableDescription, con: dict[str, Any], ref: RelationRef) -> None:
-    columns = list(con["columns"] or [])
-    outgoing = (con["source_schema"], con["source_table"]) == (ref.schema, ref.name)
-    incoming = (con["target_schema"], con["target_table"]) == (ref.schema, ref.name)
-    if con["type"] == "p":
-        description.primary_key = columns
-    elif con["type"] == "u":
-        description.unique_constraints.append({"name": con["name"], "columns": columns})
-    elif con["type"] == "x":
-        description.exclusion_constraints.append({"name": con["name"], "definition": con["definition"]})
-    elif con["type"] == "c":
-        description.check_constraints.append({"name": con["name"], "definition": con["definition"]})
-    if con["type"] != "f":
-        return
-    if outgoing:
-        description.foreign_keys.append(
-            {
-                "name": con["name"],
-                "columns": columns,
-                "references": qualified(con["target_schema"], con["target_table"]),
-                "referenced_columns": list(con["target_columns"] or []),
-            }
-        )
-    if incoming:  # both for a key to the table itself (a parent_id column)
-        description.referenced_by.append(
-            {
-                "name": con["name"],
-                "table": qualified(con["source_schema"], con["source_table"]),
-                "columns": columns,
-                "referenced_columns": list(con["target_columns"] or []),
-            }
-        )
+def _column(row: Mapping[str, Any]) -> Column:
+    """Only the facts that apply: an identity column's default is its sequence, a generated one's its
+    expression."""
+    identity, generated, default = row["identity"], row["generated"], row["default"]
+    domain = row["domain_base"]
+    return Column(
+        name=row["name"],
+        type=row["type"],
+        nullable=not row["not_null"],
+        identity=("always" if identity == "a" else "by default") if identity else None,
+        generated=default if generated and not identity else None,
+        default=default if not identity and not generated else None,
+        domain_base=domain,
+        domain_checks=list(row["domain_checks"]) if domain and row["domain_checks"] else None,
+        collation=row["collation"] or None,
+        enum_values=list(row["enum_values"]) if row["enum_values"] else None,
+        comment=row["comment"] or None,
+    )
+
+
+def _constraints(rows: list[Mapping[str, Any]], ref: RelationRef) -> dict[str, Any]:
+    """The description's key and constraint fields, from CONSTRAINTS_SQL's rows."""
+    found: dict[str, Any] = {
+        "primary_key": [], "foreign_keys": [], "referenced_by": [], "unique_constraints": [],
+        "check_constraints": [], "exclusion_constraints": [],
+    }  # fmt: skip
+    for con in rows:
+        columns = list(con["columns"] or [])
+        kind, name, definition = con["type"], con["name"], con["definition"]
+        if kind == "p":
+            found["primary_key"] = columns
+        elif kind == "u":
+            found["unique_constraints"].append(UniqueConstraint(name=name, columns=columns))
+        elif kind in ("c", "x"):
+            found["check_constraints" if kind == "c" else "exclusion_constraints"].append(
+                Definition(name=name, definition=definition)
+            )
+        elif kind == "f":
+            referenced = list(con["target_columns"] or [])
+            if (con["source_schema"], con["source_table"]) == (ref.schema, ref.name):
+                target = qualified(con["target_schema"], con["target_table"])
+                found["foreign_keys"].append(
+                    ForeignKey(name=name, columns=columns, references=target, referenced_columns=referenced)
+                )
+            if (con["target_schema"], con["target_table"]) == (
+                ref.schema,
+                ref.name,
+            ):  # both: a self-reference
+                source = qualified(con["source_schema"], con["source_table"])
+                found["referenced_by"].append(
+                    Reference(name=name, table=source, columns=columns, referenced_columns=referenced)
+                )
+    return found

@@ -139,7 +139,7 @@ async def readable_secrets(db: Database) -> dict[str, list[str]]:
 async def visible_tables(catalog: Catalog) -> int:
     """How many relations `list_tables` would list in all, from the per-schema counts: one row per
     schema, never one per table (a catalog of 100,000 tables is counted in the database)."""
-    return sum(int(schema["tables"]) for schema in await catalog.list_schemas())
+    return sum(schema.tables for schema in await catalog.list_schemas())
 
 
 async def role_report(db: Database, catalog: Catalog) -> RoleReport:

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict
-from typing import Any
-
 from pg_mcp.database.catalog import SEARCH_LIMIT
+from pg_mcp.database.records import Edge, ForeignKeyLink, TableSummary, as_json
 from pg_mcp.errors import InvalidArgumentError
 from pg_mcp.explore.context import DatabaseContext, ToolOutput
 from pg_mcp.names import qualified, quote_ident
@@ -28,7 +26,7 @@ async def list_schemas(ctx: DatabaseContext) -> ToolOutput:
     await ctx.access_policy()
     schemas = await ctx.catalog.list_schemas()
     return ToolOutput(
-        render_schemas(schemas, ctx.limits), bounded_structured({"schemas": schemas}, ctx.limits)
+        render_schemas(schemas, ctx.limits), bounded_structured({"schemas": as_json(schemas)}, ctx.limits)
     )
 
 
@@ -40,11 +38,13 @@ async def list_tables(ctx: DatabaseContext, schema: str | None = None, offset: i
     name: str | None = None
     if schema is None:
         schemas = await ctx.catalog.list_schemas()
-        total = sum(s["tables"] for s in schemas)
+        total = sum(s.tables for s in schemas)
         if total > LIST_TABLES_PAGE:
             return ToolOutput(
                 render_catalog_summary(schemas, ctx.limits),
-                bounded_structured({"schemas": schemas, "tables": [], "truncated": True}, ctx.limits),
+                bounded_structured(
+                    {"schemas": as_json(schemas), "tables": [], "truncated": True}, ctx.limits
+                ),
             )
     else:  # count this schema only: every schema's count reads the whole catalog
         name = await ctx.catalog.resolve_schema(schema)
@@ -54,7 +54,7 @@ async def list_tables(ctx: DatabaseContext, schema: str | None = None, offset: i
     )
     more = offset + len(tables) < total
     text = render_tables(tables, offset, total, ctx.limits)
-    structured = {"tables": tables, "offset": offset, "total": total, "truncated": more}
+    structured = {"tables": as_json(tables), "offset": offset, "total": total, "truncated": more}
     return ToolOutput(text, bounded_structured(structured, ctx.limits))
 
 
@@ -63,7 +63,7 @@ async def describe_table(ctx: DatabaseContext, table: str, schema: str | None = 
     ref = await ctx.catalog.resolve_table(table, schema)
     description = await ctx.catalog.describe(ref)
     return ToolOutput(
-        render_description(description, ctx.limits), bounded_structured(asdict(description), ctx.limits)
+        render_description(description, ctx.limits), bounded_structured(description.as_json(), ctx.limits)
     )
 
 
@@ -75,7 +75,8 @@ async def search_schema(ctx: DatabaseContext, pattern: str) -> ToolOutput:
     await ctx.access_policy()
     hits = await ctx.catalog.search(pattern)
     return ToolOutput(
-        render_search(pattern, hits, SEARCH_LIMIT, ctx.limits), bounded_structured({"hits": hits}, ctx.limits)
+        render_search(pattern, hits, SEARCH_LIMIT, ctx.limits),
+        bounded_structured({"hits": as_json(hits)}, ctx.limits),
     )
 
 
@@ -87,27 +88,29 @@ async def relationships(
     keys = await ctx.catalog.foreign_keys()
     if table:
         ref = await ctx.catalog.resolve_table(table, schema)
-        keys = [k for k in keys if ref.oid in (k["source_oid"], k["target_oid"])]
+        keys = [k for k in keys if ref.oid in (k.source_oid, k.target_oid)]
         scope = ref.display
     elif schema:
         name = await ctx.catalog.resolve_schema(schema)
-        keys = [k for k in keys if name in (k["source_schema"], k["target_schema"])]
+        keys = [k for k in keys if name in (k.source_schema, k.target_schema)]
         scope = f"schema {quote_ident(name)}"
     else:
         scope = "all exposed schemas"
     edges = [_edge(k) for k in keys]
     text = render_relationships(scope, edges, MAX_EDGES_SHOWN, ctx.limits)
-    return ToolOutput(text, bounded_structured({"scope": scope, "foreign_keys": edges}, ctx.limits))
+    return ToolOutput(text, bounded_structured({"scope": scope, "foreign_keys": as_json(edges)}, ctx.limits))
 
 
-def _edge(key: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "from": qualified(key["source_schema"], key["source_table"]),
-        "from_columns": list(key["columns"] or []),
-        "to": qualified(key["target_schema"], key["target_table"]),
-        "to_columns": list(key["target_columns"] or []),
-        "name": key["name"],
-    }
+def _edge(key: ForeignKeyLink) -> Edge:
+    return Edge.model_validate(
+        {
+            "from": qualified(key.source_schema, key.source_table),
+            "from_columns": key.columns,
+            "to": qualified(key.target_schema, key.target_table),
+            "to_columns": key.target_columns,
+            "name": key.name,
+        }
+    )
 
 
 async def overview(ctx: DatabaseContext) -> str:
@@ -116,7 +119,7 @@ async def overview(ctx: DatabaseContext) -> str:
     return render_overview(await ctx.catalog.overview(), ctx.limits)
 
 
-async def table_page(ctx: DatabaseContext, after: tuple[str, str], limit: int) -> list[dict[str, Any]]:
+async def table_page(ctx: DatabaseContext, after: tuple[str, str], limit: int) -> list[TableSummary]:
     """Up to `limit` exposed relations after the (schema, name) key, in that order: resource pages."""
     await ctx.access_policy()
     return await ctx.catalog.list_tables(after=after, limit=limit)

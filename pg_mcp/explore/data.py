@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import difflib
 import re
+from collections.abc import Mapping
 from typing import Any
 
 from pg_mcp.database.catalog import RelationRef
+from pg_mcp.database.records import ColumnStatistics, ColumnType, as_json
 from pg_mcp.errors import InvalidArgumentError, NotFoundError
 from pg_mcp.explore.context import DatabaseContext, ToolOutput
 from pg_mcp.explore.statements import query
@@ -40,7 +42,7 @@ async def sample_rows(ctx: DatabaseContext, table: str, n: int = 10, schema: str
     size = await ctx.catalog.size(ref)
     columns = "*"
     if ctx.access.hidden(ref.schema, ref.name):
-        columns = ", ".join(quote_ident(c["name"]) for c in await ctx.catalog.columns(ref))
+        columns = ", ".join(quote_ident(c.name) for c in await ctx.catalog.columns(ref))
     sql = f"SELECT {columns} FROM {ref.display}"
     row_argument = ("n", MAX_SAMPLE_ROWS)
     if size.kind in ("r", "m", "p") and size.rows and size.rows > n * SAMPLE_OVERSHOOT:
@@ -61,38 +63,35 @@ async def column_stats(
     ref = await ctx.catalog.resolve_table(table, schema)
     columns = await ctx.catalog.columns(ref)
     if column is not None:
-        column = _pick_column(column, [c["name"] for c in columns], ref.display)
-        columns = [c for c in columns if c["name"] == column]
+        column = _pick_column(column, [c.name for c in columns], ref.display)
+        columns = [c for c in columns if c.name == column]
     estimate = (await ctx.catalog.size(ref)).rows
-    stats = {row["column"]: row for row in await ctx.catalog.stats(ref, column)}
-    missing = [c for c in columns if c["name"] not in stats][:MAX_PROBED_COLUMNS]
+    stats = await ctx.catalog.stats(ref, column)
+    missing = [c for c in columns if c.name not in stats][:MAX_PROBED_COLUMNS]
     probed = await _probe(ctx, ref, missing) if missing else {}
-    report = [
-        {"column": c["name"], "type": c["type"], **(stats.get(c["name"]) or probed.get(c["name"]) or {})}
-        for c in columns
-    ]
+    report = [_statistics(c, stats.get(c.name) or probed.get(c.name) or {}) for c in columns]
     text = render_stats(ref.display, estimate, report, ctx.limits)
-    structured = {"table": ref.display, "estimated_rows": estimate, "columns": report}
+    structured = {"table": ref.display, "estimated_rows": estimate, "columns": as_json(report)}
     return ToolOutput(text, bounded_structured(structured, ctx.limits))
 
 
 async def _probe(
-    ctx: DatabaseContext, ref: RelationRef, columns: list[dict[str, Any]]
+    ctx: DatabaseContext, ref: RelationRef, columns: list[ColumnType]
 ) -> dict[str, dict[str, Any]]:
     """min/max/null count/distinct count over the first PROBE_ROWS rows, in one bounded query."""
     selects = ["count(*) AS n"]
     for i, c in enumerate(columns):
-        col = quote_ident(c["name"])
+        col = quote_ident(c.name)
         selects.append(f"count({col}) AS c{i}")
-        if ORDERABLE.match(c["type"]):
+        if ORDERABLE.match(c.type):
             selects += [
                 f"min({col})::text AS lo{i}",
                 f"max({col})::text AS hi{i}",
                 f"count(DISTINCT {col}) AS d{i}",
             ]
-        elif COUNTABLE.match(c["type"]):
+        elif COUNTABLE.match(c.type):
             selects.append(f"count(DISTINCT {col}) AS d{i}")
-    inner = ", ".join(quote_ident(c["name"]) for c in columns)
+    inner = ", ".join(quote_ident(c.name) for c in columns)
     sql = f"SELECT {', '.join(selects)} FROM (SELECT {inner} FROM {ref.display} LIMIT {PROBE_ROWS}) AS probe"
     result = await query(ctx, sql, 1)
     row = dict(
@@ -100,7 +99,7 @@ async def _probe(
     )
     sampled = int(row["n"])
     return {
-        c["name"]: {
+        c.name: {
             "source": f"first {sampled:,} rows",
             "null_frac": (1 - int(row[f"c{i}"]) / sampled) if sampled else None,
             "min": row.get(f"lo{i}"),
@@ -109,6 +108,12 @@ async def _probe(
         }
         for i, c in enumerate(columns)
     }
+
+
+def _statistics(column: ColumnType, known: Mapping[str, Any]) -> ColumnStatistics:
+    """The column's record from a pg_stats row or a probe's findings (either names the column itself)."""
+    facts = {key: value for key, value in known.items() if key != "column"}
+    return ColumnStatistics(column=column.name, type=column.type, **facts)
 
 
 def _pick_column(column: str, names: list[str], table: str) -> str:

@@ -6,7 +6,16 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from pg_mcp.database.catalog import TableDescription
+from pg_mcp.database.records import (
+    Column,
+    ColumnStatistics,
+    Edge,
+    Overview,
+    SchemaSummary,
+    SearchHit,
+    TableDescription,
+    TableSummary,
+)
 from pg_mcp.names import qualified, quote_ident
 from pg_mcp.render.results import bounded_text
 from pg_mcp.render.values import Limits, parse_pg_array
@@ -19,18 +28,18 @@ MAX_PATTERN_SHOWN = 100
 
 
 def render_tables(
-    tables: Sequence[Mapping[str, Any]], offset: int = 0, total: int | None = None, limits: Limits = Limits()
+    tables: Sequence[TableSummary], offset: int = 0, total: int | None = None, limits: Limits = Limits()
 ) -> str:
     """One line per relation: name, kind (unless table), estimated rows, comment; the page it is."""
     lines = []
     for t in tables:
-        parts = [qualified(t["schema"], t["name"])]
-        if t["kind"] != "table":
-            parts.append(f"[{t['kind']}]")
-        if t["estimated_rows"] is not None:
-            parts.append(f"~{t['estimated_rows']:,} rows")
-        if t["comment"]:
-            parts.append(f"— {_clip(_one_line(t['comment']), 160)}")
+        parts = [qualified(t.schema_, t.name)]
+        if t.kind != "table":
+            parts.append(f"[{t.kind}]")
+        if t.estimated_rows is not None:
+            parts.append(f"~{t.estimated_rows:,} rows")
+        if t.comment:
+            parts.append(f"— {_clip(_one_line(t.comment), 160)}")
         lines.append(" ".join(parts))
     if not tables:
         lines.append("(no tables visible to this role here)")
@@ -41,9 +50,9 @@ def render_tables(
     return bounded_text("\n".join(lines), limits, "list_tables(schema=...) or search_schema narrows the list")
 
 
-def render_catalog_summary(schemas: Sequence[Mapping[str, Any]], limits: Limits = Limits()) -> str:
+def render_catalog_summary(schemas: Sequence[SchemaSummary], limits: Limits = Limits()) -> str:
     """For catalogs too big to list at once: the schemas and how to list each."""
-    total = sum(s["tables"] for s in schemas)
+    total = sum(s.tables for s in schemas)
     return bounded_text(
         f"{total:,} tables and views in {len(schemas)} schemas: too many to list at once. "
         "Call list_tables(schema=...) for one schema, or search_schema(pattern) to find tables by name.\n"
@@ -53,15 +62,14 @@ def render_catalog_summary(schemas: Sequence[Mapping[str, Any]], limits: Limits 
     )
 
 
-def render_schemas(schemas: Sequence[Mapping[str, Any]], limits: Limits = Limits()) -> str:
+def render_schemas(schemas: Sequence[SchemaSummary], limits: Limits = Limits()) -> str:
     return bounded_text(_schema_lines(schemas), limits, "search_schema(pattern) finds tables by name")
 
 
-def _schema_lines(schemas: Sequence[Mapping[str, Any]]) -> str:
+def _schema_lines(schemas: Sequence[SchemaSummary]) -> str:
     """One line per schema: name, table count, comment on one line."""
     lines = [
-        f"{quote_ident(s['name'])} ({s['tables']} tables)"
-        + (f" — {_one_line(s['comment'])}" if s["comment"] else "")
+        f"{quote_ident(s.name)} ({s.tables} tables)" + (f" — {_one_line(s.comment)}" if s.comment else "")
         for s in schemas
     ]
     return "\n".join(lines) if lines else "(no schemas visible to this role)"
@@ -71,39 +79,39 @@ def render_description(d: TableDescription, limits: Limits = Limits()) -> str:
     """A compact, complete description: what a model needs to write correct SQL against the table."""
     rows = f", ~{d.estimated_rows:,} rows" if d.estimated_rows is not None else ""
     size = f", {_size(d.total_bytes)}" if d.total_bytes else ""
-    lines = [f"{qualified(d.schema, d.name)} ({d.kind}{rows}{size})"]
+    lines = [f"{qualified(d.schema_, d.name)} ({d.kind}{rows}{size})"]
     if d.comment:
         lines.append(_one_line(d.comment))
     fk_by_column = {
-        fk["columns"][0]: f"→ {fk['references']}({', '.join(fk['referenced_columns'])})"
+        fk.columns[0]: f"→ {fk.references}({', '.join(fk.referenced_columns)})"
         for fk in d.foreign_keys
-        if len(fk["columns"]) == 1
+        if len(fk.columns) == 1
     }
     lines.append("Columns:")
     for c in d.columns:
-        lines.append("  " + _column_line(c, fk_by_column.get(c["name"])))
+        lines.append("  " + _column_line(c, fk_by_column.get(c.name)))
     if d.primary_key:
         lines.append(f"Primary key: ({', '.join(map(quote_ident, d.primary_key))})")
     for fk in d.foreign_keys:
-        if len(fk["columns"]) > 1:
+        if len(fk.columns) > 1:
             lines.append(
-                f"Foreign key: ({', '.join(fk['columns'])}) → {fk['references']}({', '.join(fk['referenced_columns'])})"
+                f"Foreign key: ({', '.join(fk.columns)}) → {fk.references}({', '.join(fk.referenced_columns)})"
             )
     for ref in d.referenced_by:
         lines.append(
-            f"Referenced by: {ref['table']}({', '.join(ref['columns'])}) → ({', '.join(ref['referenced_columns'])})"
+            f"Referenced by: {ref.table}({', '.join(ref.columns)}) → ({', '.join(ref.referenced_columns)})"
         )
     for u in d.unique_constraints:
-        lines.append(f"Unique: ({', '.join(u['columns'])})")
+        lines.append(f"Unique: ({', '.join(u.columns)})")
     for check in d.check_constraints:
-        lines.append(f"Check: {check['definition']}")
+        lines.append(f"Check: {check.definition}")
     for exclusion in d.exclusion_constraints:
-        lines.append(f"Exclusion: {exclusion['definition']}")
+        lines.append(f"Exclusion: {exclusion.definition}")
     for index in d.indexes:
-        lines.append(f"Index: {_short_index(index['definition'])}")
+        lines.append(f"Index: {_short_index(index.definition)}")
     if d.partition_key:
         lines.append(f"Partitioned by {d.partition_key} into {len(d.partitions)} partitions:")
-        lines.extend(f"  {p['name']} {p['bound']}" for p in d.partitions[:MAX_PARTITIONS_SHOWN])
+        lines.extend(f"  {p.name} {p.bound}" for p in d.partitions[:MAX_PARTITIONS_SHOWN])
         if len(d.partitions) > MAX_PARTITIONS_SHOWN:
             lines.append(f"  … and {len(d.partitions) - MAX_PARTITIONS_SHOWN} more")
     if d.definition:
@@ -113,28 +121,26 @@ def render_description(d: TableDescription, limits: Limits = Limits()) -> str:
     )
 
 
-def _column_line(c: Mapping[str, Any], fk: str | None) -> str:
-    parts = [quote_ident(c["name"]), c["type"]]
-    if "domain_base" in c:
-        parts.append(
-            f"(domain over {c['domain_base']}{''.join(' ' + x for x in c.get('domain_checks', []))})"
-        )
-    if "collation" in c:
-        parts.append(f'collate "{c["collation"]}"')
-    if not c["nullable"]:
+def _column_line(c: Column, fk: str | None) -> str:
+    parts = [quote_ident(c.name), c.type]
+    if c.domain_base is not None:
+        parts.append(f"(domain over {c.domain_base}{''.join(' ' + x for x in c.domain_checks or [])})")
+    if c.collation is not None:
+        parts.append(f'collate "{c.collation}"')
+    if not c.nullable:
         parts.append("NOT NULL")
-    if "identity" in c:
-        parts.append(f"identity {c['identity']}")
-    if "generated" in c:
-        parts.append(f"generated as {c['generated']}")
-    if "default" in c:
-        parts.append(f"default {c['default']}")
+    if c.identity is not None:
+        parts.append(f"identity {c.identity}")
+    if c.generated is not None:
+        parts.append(f"generated as {c.generated}")
+    if c.default is not None:
+        parts.append(f"default {c.default}")
     if fk:
         parts.append(fk)
-    if "enum_values" in c:
-        parts.append("{" + "|".join(c["enum_values"]) + "}")
-    if "comment" in c:
-        parts.append(f"— {_one_line(c['comment'])}")
+    if c.enum_values is not None:
+        parts.append("{" + "|".join(c.enum_values) + "}")
+    if c.comment is not None:
+        parts.append(f"— {_one_line(c.comment)}")
     return " ".join(parts)
 
 
@@ -160,38 +166,32 @@ def _one_line(text: str) -> str:
     return " ".join(text.split())
 
 
-def render_search(
-    pattern: str, hits: Sequence[Mapping[str, Any]], limit: int, limits: Limits = Limits()
-) -> str:
+def render_search(pattern: str, hits: Sequence[SearchHit], limit: int, limits: Limits = Limits()) -> str:
     """One line per hit: the table (and column with its type) and the comment that matched."""
     if not hits:
         return f"(nothing matches {_clip(pattern, MAX_PATTERN_SHOWN)!r}; try a shorter word, or list_tables)"
     lines = []
     for hit in hits:
-        where = qualified(hit["schema"], hit["table_name"])
-        if hit["column_name"] is None:
-            line = f"{where} [{hit['kind']}]"
+        where = qualified(hit.schema_, hit.table_name)
+        if hit.column_name is None:
+            line = f"{where} [{hit.kind}]"
         else:
-            line = f"{where}.{quote_ident(hit['column_name'])} {hit['type']}"
-        if hit["comment"]:
-            line += f" — {_clip(_one_line(hit['comment']), 120)}"
+            line = f"{where}.{quote_ident(hit.column_name)} {hit.type}"
+        if hit.comment:
+            line += f" — {_clip(_one_line(hit.comment), 120)}"
         lines.append(line)
     if len(hits) >= limit:
         lines.append(f"(first {limit} matches; use a more specific pattern for the rest)")
     return bounded_text("\n".join(lines), limits, "use a more specific pattern")
 
 
-def render_relationships(
-    scope: str, edges: Sequence[Mapping[str, Any]], limit: int, limits: Limits = Limits()
-) -> str:
+def render_relationships(scope: str, edges: Sequence[Edge], limit: int, limits: Limits = Limits()) -> str:
     """Join paths: `a(x) → b(y)` per foreign key, which is exactly the ON clause to write."""
     if not edges:
         return f"No foreign keys involve {scope}."
     lines = [f"Foreign keys ({len(edges)}) involving {scope}; join ON from.col = to.col:"]
     for e in edges[:limit]:
-        lines.append(
-            f"  {e['from']}({', '.join(e['from_columns'])}) → {e['to']}({', '.join(e['to_columns'])})"
-        )
+        lines.append(f"  {e.from_}({', '.join(e.from_columns)}) → {e.to}({', '.join(e.to_columns)})")
     if len(edges) > limit:
         lines.append(
             f"  … and {len(edges) - limit} more (all are in the structured content); pass table= to narrow"
@@ -200,41 +200,41 @@ def render_relationships(
 
 
 def render_stats(
-    table: str, estimated_rows: int | None, columns: Sequence[Mapping[str, Any]], limits: Limits = Limits()
+    table: str, estimated_rows: int | None, columns: Sequence[ColumnStatistics], limits: Limits = Limits()
 ) -> str:
     rows = f"~{estimated_rows:,} rows" if estimated_rows is not None else "row count unknown"
     lines = [f"{table} ({rows})"]
     for c in columns:
-        lines.append(f"{quote_ident(c['column'])} {c['type']}: {_stats_line(c, estimated_rows)}")
+        lines.append(f"{quote_ident(c.column)} {c.type}: {_stats_line(c, estimated_rows)}")
     return bounded_text("\n".join(lines), limits, "pass column= for one column's statistics")
 
 
-def _stats_line(c: Mapping[str, Any], estimated_rows: int | None) -> str:
+def _stats_line(c: ColumnStatistics, estimated_rows: int | None) -> str:
     parts: list[str] = []
-    if c.get("null_frac") is not None:
-        parts.append(f"nulls {c['null_frac'] * 100:.1f}%")
-    n_distinct = c.get("n_distinct")
+    if c.null_frac is not None:
+        parts.append(f"nulls {c.null_frac * 100:.1f}%")
+    n_distinct = c.n_distinct
     if n_distinct is not None:
         if n_distinct < 0 and estimated_rows:
             parts.append(f"~{round(-n_distinct * estimated_rows):,} distinct")
         elif n_distinct > 0:
             parts.append(f"~{round(n_distinct):,} distinct")
-    if c.get("most_common_vals"):
-        values = parse_pg_array(c["most_common_vals"])
-        freqs = c.get("most_common_freqs") or []
+    if c.most_common_vals:
+        values = parse_pg_array(c.most_common_vals)
+        freqs = c.most_common_freqs or []
         shown = [f"{_clip(v or 'NULL', 40)} {f * 100:.1f}%" for v, f in zip(values, freqs, strict=False)][:10]
         parts.append("most common: " + ", ".join(shown))
-    if c.get("histogram_bounds"):
-        bounds = parse_pg_array(c["histogram_bounds"])
+    if c.histogram_bounds:
+        bounds = parse_pg_array(c.histogram_bounds)
         if bounds:
             picks = [bounds[round(i * (len(bounds) - 1) / 4)] for i in range(5)]
             parts.append("min/quartiles/max ≈ " + " | ".join(_clip(b or "NULL", 40) for b in picks))
-    if "source" in c:
-        parts.append(f"(no planner statistics; from the {c['source']})")
-        if c.get("min") is not None:
-            parts.append(f"range {_clip(c['min'], 40)} … {_clip(c['max'], 40)}")
-        if c.get("distinct_in_sample") is not None:
-            parts.append(f"{c['distinct_in_sample']:,} distinct in sample")
+    if c.source is not None:
+        parts.append(f"(no planner statistics; from the {c.source})")
+        if c.min is not None:
+            parts.append(f"range {_clip(c.min, 40)} … {_clip(c.max or 'NULL', 40)}")
+        if c.distinct_in_sample is not None:
+            parts.append(f"{c.distinct_in_sample:,} distinct in sample")
     return "; ".join(parts) if parts else "no statistics (run ANALYZE)"
 
 
@@ -269,12 +269,12 @@ def _clip(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-def render_overview(info: Mapping[str, Any], limits: Limits = Limits()) -> str:
+def render_overview(info: Overview, limits: Limits = Limits()) -> str:
     lines = [
-        f"Database {info['database']} ({_size(info['size_bytes'])}), connected as {info['role']}",
-        str(info["version"]),
-        f"Extensions: {', '.join(info['extensions']) or 'none'}",
+        f"Database {info.database} ({_size(info.size_bytes)}), connected as {info.role}",
+        info.version,
+        f"Extensions: {', '.join(info.extensions) or 'none'}",
         "Schemas:",
-        *("  " + line for line in _schema_lines(info["schemas"]).splitlines()),
+        *("  " + line for line in _schema_lines(info.schemas).splitlines()),
     ]
     return bounded_text("\n".join(lines), limits, "list_schemas and list_tables(schema=...) list the rest")

@@ -51,6 +51,7 @@ from pg_mcp.server.resources import (
     quoted,
     resource_page,
 )
+from pg_mcp.server.schemas import compact_output_schema, without_titles
 from pg_mcp.server.stdio import fast_stdio_server
 from pg_mcp.server.tools import READ_ONLY, TOOLS, bind_database
 
@@ -451,29 +452,11 @@ def _instructions(names: Sequence[str]) -> str:
     )
 
 
-def _without_titles(schema: Any) -> Any:
-    """A JSON schema without its `title`s (pydantic's "Max Rows", "queryArguments"): names already say
-    it, and every tools/list carries them. A property that is itself called `title` is kept."""
-    if isinstance(schema, list):
-        return [_without_titles(item) for item in schema]
-    if not isinstance(schema, dict):
-        return schema
-    compact = {}
-    for key, value in schema.items():
-        if key == "title" and isinstance(value, str):
-            continue
-        if key == "properties" and isinstance(value, dict):
-            compact[key] = {name: _without_titles(spec) for name, spec in value.items()}
-        else:
-            compact[key] = _without_titles(value)
-    return compact
-
-
 def _compact_schemas(app: PgMcpServer) -> None:
     for tool in app._tool_manager.list_tools():
-        tool.parameters = _without_titles(tool.parameters)
+        tool.parameters = without_titles(tool.parameters)
         if tool.output_schema is not None:
-            tool.output_schema = _without_titles(tool.output_schema)
+            tool.output_schema = compact_output_schema(tool.output_schema)
 
 
 def _describe_database_argument(app: PgMcpServer, names: Sequence[str]) -> None:

@@ -13,10 +13,10 @@ import binascii
 import json
 import re
 from dataclasses import dataclass
-from typing import Any
 from urllib.parse import quote
 
 from pg_mcp import explore
+from pg_mcp.database.records import TableSummary
 from pg_mcp.errors import DatabaseUnavailableError, NotFoundError, PgMcpError
 from pg_mcp.server.databases import Databases
 
@@ -65,13 +65,11 @@ async def resource_page(databases: Databases, cursor: str | None) -> tuple[list[
         for t in tables:
             if len(entries) == RESOURCE_PAGE_SIZE:
                 return entries, _encode_cursor(*last)
-            last = (name, t["schema"], t["name"])
+            last = (name, t.schema_, t.name)
             entries.append(
                 ResourceEntry(
-                    uri=table_uri(databases, name, t["schema"], t["name"]),
-                    name=f"{name}:{t['schema']}.{t['name']}"
-                    if databases.several
-                    else f"{t['schema']}.{t['name']}",
+                    uri=table_uri(databases, name, t.schema_, t.name),
+                    name=f"{name}:{t.schema_}.{t.name}" if databases.several else f"{t.schema_}.{t.name}",
                     description=_resource_description(t),
                 )
             )
@@ -94,12 +92,12 @@ def _segment(text: str) -> str:
     return text if _UNRESERVED.fullmatch(text) else quote(text, safe="")
 
 
-def _resource_description(table: dict[str, Any]) -> str:
-    parts = [table["kind"]]
-    if table["estimated_rows"] is not None:
-        parts.append(f"~{table['estimated_rows']:,} rows")
+def _resource_description(table: TableSummary) -> str:
+    parts = [table.kind]
+    if table.estimated_rows is not None:
+        parts.append(f"~{table.estimated_rows:,} rows")
     text = ", ".join(parts)
-    return f"{text}. {table['comment']}" if table["comment"] else text
+    return f"{text}. {table.comment}" if table.comment else text
 
 
 def _encode_cursor(database: str, schema: str, name: str) -> str:

@@ -17,6 +17,14 @@ from mcp_types import CallToolResult, ToolAnnotations
 from pydantic import BaseModel, ConfigDict, Field
 
 from pg_mcp import explore
+from pg_mcp.database.records import (
+    ColumnStatistics,
+    Edge,
+    SchemaSummary,
+    SearchHit,
+    TableDescription,
+    TableSummary,
+)
 
 if TYPE_CHECKING:
     from pg_mcp.explore import DatabaseContext, ToolOutput
@@ -26,10 +34,10 @@ READ_ONLY = ToolAnnotations(
 )
 
 
-# Output models carry no docstring (it would be repeated in every tools/list) and no nested models
-# (no $defs/$ref: cheap for clients to validate). A column is {"name": ..., "type": PostgreSQL type}.
+# Output models carry no docstring (it would be repeated in every tools/list); their nested records'
+# definitions are written inline (`app._compact_schemas`), so a client resolves no $ref.
 class QueryOutput(BaseModel):
-    columns: list[dict[str, str]]
+    columns: list[dict[str, str]]  # {"name": ..., "type": PostgreSQL type}
     rows: list[list[Any]]
     row_count: int
     truncated: bool
@@ -42,30 +50,36 @@ class _Open(BaseModel):
 
 
 class SchemasOutput(_Open):
-    schemas: list[dict[str, Any]]
+    schemas: list[SchemaSummary]
 
 
 class TablesOutput(_Open):
-    tables: list[dict[str, Any]]
+    tables: list[TableSummary]
     truncated: bool
+    offset: int | None = None
+    total: int | None = None
+    schemas: list[SchemaSummary] | None = None
 
 
-class DescriptionOutput(_Open):
-    columns: list[dict[str, Any]]
+class DescriptionOutput(TableDescription):
+    # A description cut to the byte budget may lose a long field (None) and say so.
+    model_config = ConfigDict(extra="allow")
+    definition: str | None = None
 
 
 class SearchOutput(_Open):
-    hits: list[dict[str, Any]]
+    hits: list[SearchHit]
 
 
 class RelationshipsOutput(_Open):
     scope: str
-    foreign_keys: list[dict[str, Any]]
+    foreign_keys: list[Edge]
 
 
 class StatsOutput(_Open):
     table: str
-    columns: list[dict[str, Any]]
+    estimated_rows: int | None
+    columns: list[ColumnStatistics]
 
 
 class PlanOutput(_Open):
