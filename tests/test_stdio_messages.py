@@ -126,7 +126,7 @@ async def _pipe_through(pg: DemoDatabase, *lines: str) -> dict[Any, dict[str, An
 
 async def test_requests_in_flight_when_stdin_closes_are_answered(pg: DemoDatabase) -> None:
     answers = await _pipe_through(pg, INIT, _tool(2, "SELECT 41 + 1 AS answer"))
-    assert answers[2]["result"]["structuredContent"]["rows"] == [[42]]
+    assert answers[2]["result"]["structuredContent"]["rows"] == [[42]], answers[2]
 
 
 async def test_a_query_still_running_when_stdin_closes_is_cancelled_and_answered(pg: DemoDatabase) -> None:
