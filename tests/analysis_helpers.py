@@ -6,7 +6,8 @@ import contextlib
 
 import asyncpg
 
-from pg_mcp.database.executor import ANALYSIS_MESSAGE, ANALYSIS_SETTINGS
+from pg_mcp.database.executor import ANALYSIS_SETTINGS
+from pg_mcp.database.session import ANALYSIS_MESSAGE
 
 
 async def analysis_of(url: str, sql: str) -> str:

@@ -8,7 +8,6 @@ from typing import Any
 
 import pytest
 
-from pg_mcp.database.executor import Column, QueryResult
 from pg_mcp.database.records import (
     Column as DescribedColumn,
 )
@@ -21,6 +20,7 @@ from pg_mcp.database.records import (
     TableDescription,
     TableSummary,
 )
+from pg_mcp.database.session import Column, QueryResult
 from pg_mcp.render.catalog_text import (
     render_catalog_summary,
     render_description,

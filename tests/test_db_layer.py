@@ -200,15 +200,15 @@ async def test_a_snapshot_reads_one_moment_of_the_catalog_on_one_connection(
 ) -> None:
     """describe_table's queries run in one REPEATABLE READ transaction: a table created between two of
     them is not seen by the second, and both run on the same backend."""
-    async with db.snapshot() as fetch:
-        first = await fetch(
+    async with db.call(short=True, jit=False, repeatable=True) as session:
+        first = await session.fetch(
             "SELECT pg_backend_pid() AS pid, current_setting('transaction_isolation') AS isolation, "
             "current_setting('transaction_read_only') AS read_only, "
             "(SELECT count(*) FROM pg_catalog.pg_class WHERE relname = 'pg_mcp_snapshot_probe') AS seen"
         )
         await pg.admin_fetch("CREATE TABLE public.pg_mcp_snapshot_probe (id int)")
         try:
-            second = await fetch(
+            second = await session.fetch(
                 "SELECT pg_backend_pid() AS pid, "
                 "(SELECT count(*) FROM pg_catalog.pg_class WHERE relname = 'pg_mcp_snapshot_probe') AS seen"
             )

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from pg_mcp.database.executor import Column, QueryResult
+from pg_mcp.database.session import Column, QueryResult
 from pg_mcp.render.results import render_result
 from pg_mcp.render.values import Limits, json_value, text_cell, type_label
 

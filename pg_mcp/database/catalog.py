@@ -458,8 +458,8 @@ class Catalog:
 
     async def describe(self, ref: RelationRef) -> TableDescription:
         """The relation, its columns, partitions, constraints and indexes, read in one snapshot."""
-        async with self.db.snapshot() as fetch:
-            return await self._describe(ref, fetch)
+        async with self.db.call(short=True, jit=False, repeatable=True) as session:
+            return await self._describe(ref, session.fetch)
 
     async def _describe(
         self, ref: RelationRef, fetch: Callable[..., Awaitable[list[Any]]]

@@ -2,10 +2,10 @@
 
 Every statement runs inside a `READ ONLY` transaction that is always rolled back, with
 `statement_timeout`, `lock_timeout` and `idle_in_transaction_session_timeout` set for that
-transaction (kept in force after a failed statement: see `Database._begin_sql`). User SQL goes through
-`Database.run_query` alone: extended protocol (one statement per message), rows pulled through
+transaction (kept in force after a failed statement: see `Database._begin_sql`). Each call is one
+`Session` (`Database.call`): extended protocol (one statement per message), rows pulled through
 a cursor in chunks so that neither more rows than the row cap nor much more data than the
-result-byte budget ever reaches this process.
+result-byte budget ever reaches this process (`pg_mcp.database.session`).
 Connections are reset (FINISH_SQL) before they return to the pool (beside the answer, which need not
 wait for it), and asyncpg's statement
 cache is off so no server-side prepared statement outlives a call (and PgBouncer in
@@ -17,14 +17,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
-import math
 import ssl
-import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
 from typing import Any
 
 import asyncpg
@@ -34,22 +30,12 @@ from pg_mcp.database.codecs import BINARY_DECODERS, refuse_encoding
 from pg_mcp.database.driver_errors import (
     CONNECTION_LOST,
     describe_target,
-    query_error,
     unavailable,
 )
-from pg_mcp.database.driver_limits import fetch_at_most
+from pg_mcp.database.session import QueryResult, Session, SessionLimits
 from pg_mcp.database.turns import Turn, Turns, current_caller
-from pg_mcp.database.value_cutting import (
-    CELL_BYTES_PER_CHAR,
-    SCALAR_BYTES,
-    SMALL_TYPES,
-    cell_capped,
-    pg_type_name,
-    uncap,
-)
-from pg_mcp.errors import DatabaseUnavailableError, GuardError, QueryError, ServerBusyError
+from pg_mcp.errors import DatabaseUnavailableError, QueryError, ServerBusyError
 from pg_mcp.guard import CheckedQuery
-from pg_mcp.guard.rules import Rule
 
 log = logging.getLogger(__name__)
 
@@ -90,46 +76,12 @@ ANALYSIS_SETTINGS = (
     " SET LOCAL debug_print_rewritten = on; SET LOCAL debug_pretty_print = off;"
     " SET LOCAL client_min_messages = log;"
 )
-ANALYSIS_MESSAGE = "rewritten parse tree"
 
 #: Ends every call in one round trip: nothing a statement did to the session survives it.
 FINISH_SQL = (
     "ROLLBACK; RESET ALL; RESET ROLE; RESET SESSION AUTHORIZATION; CLOSE ALL; UNLISTEN *; DEALLOCATE ALL; "
     "SELECT pg_advisory_unlock_all();"
 )
-
-
-@dataclass(frozen=True)
-class Column:
-    """A result column: its name and PostgreSQL type name (e.g. `int4`, `_text` for text[])."""
-
-    name: str
-    type_name: str
-    type_schema: str
-
-
-@dataclass(frozen=True)
-class QueryResult:
-    """Rows of one statement; `truncated` means more rows existed than `rows` holds.
-
-    `byte_cut` says why: fetching stopped at the result-byte budget (max_result_bytes) before the
-    row cap was reached.
-    """
-
-    columns: list[Column]
-    rows: list[tuple[Any, ...]]
-    truncated: bool
-    elapsed_ms: float
-    byte_cut: bool = False
-
-
-@dataclass(frozen=True)
-class _Fetched:
-    """What `_fetch_bounded` pulled through the cursor, and whether and why it stopped early."""
-
-    records: list[asyncpg.Record]
-    more: bool
-    byte_cut: bool
 
 
 class Database:
@@ -156,6 +108,11 @@ class Database:
         #: Readiness's own connection (see `probe`).
         self._probe_conn: asyncpg.Connection | None = None
         self._probe_lock = asyncio.Lock()
+
+    @property
+    def _session_limits(self) -> SessionLimits:
+        s = self.settings
+        return SessionLimits(s.max_cell_chars, s.max_result_bytes, redact=s.access.active)
 
     def pool_usage(self) -> tuple[int, int]:
         """Open and idle connections of the pool (0, 0 before it exists), for the metrics."""
@@ -210,134 +167,38 @@ class Database:
             except (TimeoutError, Exception):
                 pool.terminate()
 
-    async def run_query(
-        self,
-        checked: CheckedQuery,
-        *,
-        judge: Callable[[str], Awaitable[None]] | None = None,
-        judge_first: str | None = None,
-        inspect_plan: Callable[[dict[str, Any]], None] | None = None,
-    ) -> QueryResult:
-        """Execute one guard-approved statement and return at most `checked.max_rows` rows.
+    @asynccontextmanager
+    async def call(
+        self, *, short: bool, analysed: bool = False, jit: bool = True, repeatable: bool = False
+    ) -> AsyncIterator[Session]:
+        """One call: a read-only transaction on a pooled connection, rolled back afterwards, as a Session.
 
-        `judge`, when given, sees PostgreSQL's own analysis of the statement (the rewritten parse tree the
-        server sends at Parse, see `_prepare_judged`) before anything is planned, and refuses by raising:
-        of `judge_first` (prepared and judged first, then the call runs `checked.sql` unjudged: a plan of
-        it, say), else of `checked.sql`. What runs is that statement, or pg-mcp's own cell-capping wrapper
-        around it, which calls only `pg_catalog` functions on its columns and converts values with their
-        types' output functions, never a cast (`value_cutting`): nothing the judged tree did not already
-        reach. `inspect_plan`, when given, sees PostgreSQL's plan of that statement (`EXPLAIN (VERBOSE,
-        FORMAT JSON)`, which executes nothing) after that, and may refuse too.
-
-        Three caps bound memory together: values of variable size larger than the cell limit (in
-        characters or bytes) are cut by the database (`_cell_capped`), no more than max_rows + 1
-        rows are fetched, and fetching stops once the rows fetched pass max_result_bytes
-        (`_fetch_bounded`), which the result then reports as a byte cut.
+        `short`: the call may take a turn kept for short calls (`turns`); a statement found expensive
+        there raises NeedsGeneralTurn (`Session.keep_turn_for`), to be run again with `short=False`.
+        `analysed`: the server sends its rewritten parse tree of each statement prepared until the first
+        is explained or run (`Session.analyse`). `jit=False` for this package's own short catalog
+        queries (compiling one takes longer than running it; asyncpg's statement cache is off, so a
+        compiled plan would never be reused). `repeatable`: every query of the call sees one snapshot.
         """
-        started = time.perf_counter()
-        try:  # a statement may start on a turn kept for short calls, and keeps it only if it is cheap
-            return await self._run(
-                checked, judge, judge_first, inspect_plan, started, short=inspect_plan is not None
+        async with self._read_only(jit, analysed, short=short, repeatable=repeatable) as conn:
+            session = Session(
+                conn, self._session_limits, short_only=self._turn_of[conn].short_only, analysing=analysed
             )
-        except _NotShort:
-            return await self._run(checked, judge, judge_first, inspect_plan, started, short=False)
-
-    async def _run(
-        self,
-        checked: CheckedQuery,
-        judge: Callable[[str], Awaitable[None]] | None,
-        judge_first: str | None,
-        inspect_plan: Callable[[dict[str, Any]], None] | None,
-        started: float,
-        *,
-        short: bool,
-    ) -> QueryResult:
-        executed = checked.sql
-        max_chars = self.settings.max_cell_chars
-        async with self._read_only(analysed=judge is not None, short=short) as conn:
-            trees: list[str] = []
-
-            def collect(_: object, message: asyncpg.PostgresLogMessage) -> None:
-                if str(message.message).startswith(ANALYSIS_MESSAGE):
-                    trees.append(str(message.detail or ""))
-
-            conn.add_log_listener(collect)
             try:
-                if judge is not None and judge_first is not None:
-                    executed = judge_first
-                    await _prepare_judged(conn, judge_first, trees, judge)
-                    executed = checked.sql
-                statement = await _prepare_judged(conn, checked.sql, trees, None if judge_first else judge)
-                if judge is not None:  # judged: the wrapper, the plan and the server's log need no more trees
-                    await conn.execute("SET LOCAL debug_print_rewritten = off")
-                attributes = statement.get_attributes()
-                if not attributes:
-                    raise QueryError(
-                        "The statement returns no result columns, so it is not a query; it was not executed.",
-                        "Send a SELECT that returns at least one column.",
-                    )
-                if inspect_plan is not None:  # the plan of the judged statement, whose cost is the call's
-                    explain = f"EXPLAIN (FORMAT JSON, VERBOSE)\n{checked.sql}"
-                    plan = json.loads(await conn.fetchval(explain))[0]["Plan"]
-                    inspect_plan(plan)
-                    if self._turn_of[conn].short_only and float(plan.get("Total Cost", 0)) > SHORT_PLAN_COST:
-                        raise _NotShort
-                capped = cell_capped(checked.sql, attributes, max_chars) if checked.cap_cells else None
-                if capped is not None:  # pg-mcp's own wrapper around the judged statement (value_cutting)
-                    executed, capped_columns = capped
-                    statement = await conn.prepare(executed)
-                fetched = await _fetch_bounded(
-                    statement,
-                    checked.max_rows,
-                    self.settings.max_result_bytes,
-                    _row_bytes_at_most(attributes, max_chars),
-                )
-            except asyncpg.PostgresError as exc:
-                raise query_error(exc, checked, executed, redact=self.settings.access.active) from None
-            except asyncpg.InterfaceError as exc:
-                if isinstance(exc, CONNECTION_LOST):
-                    raise
-                raise QueryError(
-                    f"The result cannot be read: {exc}.",
-                    "Cast the column to text (column::text) and try again.",
-                ) from None
+                yield session
             finally:
-                with contextlib.suppress(asyncpg.InterfaceError):  # a connection lost mid-call is released
-                    conn.remove_log_listener(collect)
-            columns = [Column(a.name, pg_type_name(a.type.name), a.type.schema) for a in attributes]
-        if capped is None:
-            rows = [tuple(record) for record in fetched.records]
-        else:
-            rows = [uncap(record, capped_columns) for record in fetched.records]
-        elapsed = (time.perf_counter() - started) * 1000
-        return QueryResult(columns, rows, fetched.more, elapsed, byte_cut=fetched.byte_cut)
+                session.close()
+
+    async def run_query(self, checked: CheckedQuery) -> QueryResult:
+        """Run `checked.sql` as given, nothing judged: the layers below the guard on their own (their
+        tests, and benchmarks of them). Served statements go through `call` with their analysis judged."""
+        async with self.call(short=False) as session:
+            return await session.run((await session.analyse(checked.sql, checked)).prepared(), checked)
 
     async def fetch_fixed(self, sql: str, *args: Any) -> list[asyncpg.Record]:
-        """Run one of this package's own catalog queries (fixed text, `$n` parameters), without JIT: they
-        are short, and compiling one takes longer than running it (asyncpg's statement cache is off,
-        so a compiled plan would never be reused)."""
-        async with self._read_only(jit=False, short=True) as conn:
-            try:
-                rows: list[asyncpg.Record] = await conn.fetch(sql, *args)
-            except asyncpg.PostgresError as exc:
-                raise QueryError(f"Catalog query failed: {exc}") from None
-            return rows
-
-    @asynccontextmanager
-    async def snapshot(self) -> AsyncIterator[Callable[..., Awaitable[list[asyncpg.Record]]]]:
-        """Several of this package's own catalog queries in one read-only transaction that sees one
-        snapshot of the catalog (REPEATABLE READ), on one connection: a description whose parts all
-        describe the same moment, in one transaction instead of one per query."""
-        async with self._read_only(jit=False, short=True, repeatable=True) as conn:
-
-            async def fetch(sql: str, *args: Any) -> list[asyncpg.Record]:
-                try:
-                    rows: list[asyncpg.Record] = await conn.fetch(sql, *args)
-                except asyncpg.PostgresError as exc:
-                    raise QueryError(f"Catalog query failed: {exc}") from None
-                return rows
-
-            yield fetch
+        """Run one of this package's own catalog queries (fixed text, `$n` parameters), without JIT."""
+        async with self.call(short=True, jit=False) as session:
+            return await session.fetch(sql, *args)
 
     @asynccontextmanager
     async def _read_only(
@@ -621,105 +482,6 @@ async def _may_set(conn: asyncpg.Connection, parameter: str) -> bool:
     return bool(await conn.fetchval("SELECT current_setting('is_superuser') = 'on'"))
 
 
-async def _prepare_judged(
-    conn: asyncpg.Connection,
-    sql: str,
-    trees: list[str],
-    judge: Callable[[str], Awaitable[None]] | None,
-) -> asyncpg.prepared_stmt.PreparedStatement:
-    """Prepare `sql` (Parse: the server analyses and rewrites it, and plans nothing) and, with `judge`,
-    hand it the rewritten tree the server sent, before anything can plan or run the statement."""
-    trees.clear()
-    try:
-        statement = await conn.prepare(sql)
-    except Exception as exc:
-        if judge is not None and trees:  # analysed, then failed: a refusal says more than the failure
-            await judge(trees[0])
-        if type(exc) is asyncpg.InternalClientError:  # a result type the driver cannot describe
-            raise QueryError(
-                "The result has a column of a pseudo-type the driver cannot read (anyarray, say).",
-                "Cast that column to text (column::text).",
-            ) from None
-        raise
-    if not trees:  # the listener is called soon after the message arrives, before ParseComplete's waiter
-        await asyncio.sleep(0)
-    if judge is not None:
-        await _judge_tree(trees[0] if trees else None, judge)
-    return statement
-
-
-async def _judge_tree(tree: str | None, judge: Callable[[str], Awaitable[None]]) -> None:
-    """The statement's own tree (asyncpg's look-ups of unknown result types come after it) to `judge`."""
-    if tree is None:
-        raise GuardError(
-            Rule.ANALYSIS,
-            "PostgreSQL did not send its analysis of the statement, so it was not run.",
-            "A connection pooler or proxy may be dropping the server's notices; connect directly or "
-            "through PgBouncer, which passes them on.",
-        )
-    await judge(tree)
-
-
-async def _fetch_bounded(
-    statement: asyncpg.prepared_stmt.PreparedStatement, max_rows: int, budget: int, row_at_most: int
-) -> _Fetched:
-    """Rows through a cursor in chunks, stopping at max_rows or once they pass `budget` bytes.
-
-    When max_rows + 1 rows at their largest fit in the budget, they are fetched at once instead, with
-    that row limit on the Execute message (`fetch_at_most`): one round trip less.
-    The first chunk is as many rows as fit in the budget at their largest possible size
-    (`row_at_most`), so a small result still arrives in one round trip. Later chunks are sized
-    from the average row fetched so far, and never so large that rows at their largest size
-    would pass twice the budget: what is fetched stays under about three times the budget, or
-    one row when a single row is larger. Bytes are counted as `_approx_bytes` does.
-    """
-    chunk = max(1, budget // row_at_most)
-    if max_rows + 1 <= chunk:  # they all fit: one round trip, no cursor, where the driver allows it
-        records = await fetch_at_most(statement, max_rows + 1)
-        if records is not None:
-            return _Fetched(records[:max_rows], more=len(records) > max_rows, byte_cut=False)
-    cursor = await statement.cursor()
-    kept: list[asyncpg.Record] = []
-    total = 0
-    while True:
-        asked = min(chunk, max_rows + 1 - len(kept))
-        batch = await cursor.fetch(asked)
-        for record in batch:
-            if len(kept) == max_rows:
-                return _Fetched(kept, more=True, byte_cut=False)
-            size = _approx_bytes(record)
-            if kept and total + size > budget:
-                return _Fetched(kept, more=True, byte_cut=True)
-            kept.append(record)
-            total += size
-        if len(batch) < asked:
-            return _Fetched(kept, more=False, byte_cut=False)
-        if total >= budget:  # one row alone filled the budget: skip, not fetch, to learn if more exist
-            more = await cursor.forward(1) > 0
-            return _Fetched(kept, more=more, byte_cut=more)
-        remaining = budget - total
-        chunk = max(1, min(math.ceil(remaining * len(kept) / total), (remaining + budget) // row_at_most))
-
-
-def _row_bytes_at_most(attributes: Any, max_chars: int) -> int:
-    """The largest a fetched row can be, by `_approx_bytes`, when its values are cut by `_cell_capped`."""
-    cell = CELL_BYTES_PER_CHAR * max_chars + 2 * SCALAR_BYTES  # a value or its prefix, and its length
-    return sum(2 * SCALAR_BYTES if a.type.name in SMALL_TYPES else cell for a in attributes) + 2
-
-
-def _approx_bytes(value: Any) -> int:
-    """About the bytes of `value`'s text in a rendered row: what the result budget counts, cheaply."""
-    if value is None or isinstance(value, bool | int | float):
-        return SCALAR_BYTES
-    if isinstance(value, str):
-        return len(value) if value.isascii() else len(value.encode())
-    if isinstance(value, bytes):
-        return 2 * len(value) + 2
-    if isinstance(value, list | tuple | asyncpg.Record):
-        return 2 + sum(_approx_bytes(item) + 1 for item in value)
-    return len(str(value))
-
-
 async def _reset_connection(conn: asyncpg.Connection) -> None:
     """The pool's own reset: nothing left to do, `_finish` has already run FINISH_SQL."""
 
@@ -728,14 +490,8 @@ async def _reset_connection(conn: asyncpg.Connection) -> None:
 POOL_WAIT_SECONDS = 5.0
 #: Turns kept for short calls (catalog reads, cheap statements), beside the general ones.
 SHORT_TURNS = 1
-#: The planner's cost above which a statement is not short: it gives a kept turn back before it runs.
-SHORT_PLAN_COST = 1_000.0
 #: Errors opening a connection (besides a lost one), each explained by `unavailable`.
 CONNECT_ERRORS = (asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError, ssl.SSLError, ValueError)
-
-
-class _NotShort(Exception):
-    """A statement that started on a turn kept for short calls turned out expensive."""
 
 
 #: How long closing waits for abandoned backends to be told to stop.

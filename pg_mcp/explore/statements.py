@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import json
-from collections.abc import Callable
-from dataclasses import replace
-from typing import Any
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
 
-from pg_mcp.database.executor import QueryResult
+from pg_mcp.database.session import Judge, NeedsGeneralTurn, PreparedStatement, QueryResult, Session
 from pg_mcp.explore.context import DatabaseContext, ToolOutput
 from pg_mcp.guard import CheckedQuery, GuardPolicy, StaleReach, check_query_async, judge_analysis
 from pg_mcp.guard.access import check_plan, statistics_allowed
@@ -15,6 +13,8 @@ from pg_mcp.guard.analysed import CatalogReach
 from pg_mcp.guard.plan import check_budget, check_plan_calls
 from pg_mcp.render.catalog_text import render_plan
 from pg_mcp.render.results import bounded_structured, render_result
+
+T = TypeVar("T")
 
 
 async def query(
@@ -30,9 +30,15 @@ async def query(
     policy = await ctx.guard_policy()
     await ctx.access_policy()
     checked = await check_query_async(sql, rows_cap, policy)
-    result = await _run_judged(
-        ctx, checked, inspect_plan=lambda plan: _check_plan(ctx, plan, policy, checked)
-    )
+
+    async def plan_check_run(session: Session, judge: Judge) -> QueryResult:
+        statement = await _judged(session, checked, judge)
+        plan = await session.explain(checked.sql, checked)  # the plan whose cost is the call's
+        _check_plan(ctx, plan, policy, checked)
+        session.keep_turn_for(plan)
+        return await session.run(statement, checked)
+
+    result = await _in_judged_call(ctx, checked, plan_check_run, short=True)
     name, most = row_argument or ("max_rows", ctx.settings.max_rows_limit)
     rendered = render_result(result, rows_cap, ctx.limits, most, name)
     return ToolOutput(rendered.text, rendered.structured)
@@ -43,15 +49,20 @@ async def explain(ctx: DatabaseContext, sql: str) -> ToolOutput:
     policy = await ctx.guard_policy()
     await ctx.access_policy()
     checked = await check_query_async(sql, 1, policy)
-    plan = await _plan(ctx, checked, verbose=True)
-    _check_plan(ctx, plan, policy, checked, budget=False)
+
+    async def plan(session: Session, judge: Judge) -> dict[str, Any]:
+        await _judged(session, checked, judge)  # the bounded statement, as query would run it
+        return await session.explain(checked.statement, checked)
+
+    found = await _in_judged_call(ctx, checked, plan, short=False)
+    _check_plan(ctx, found, policy, checked, budget=False)
     budget = (
         f"Budget: query refuses a statement whose plan (capped at max_rows) costs more than "
         f"{ctx.budget.max_cost:,.0f} (PG_MCP_MAX_COST) or feeds more than {ctx.budget.max_rows:,.0f} rows "
         "into one aggregate or sort (PG_MCP_MAX_PLAN_ROWS); 0 means no limit."
     )
-    text = render_plan(plan, ctx.limits) + "\n" + budget
-    return ToolOutput(text, bounded_structured({"plan": plan}, ctx.limits))
+    text = render_plan(found, ctx.limits) + "\n" + budget
+    return ToolOutput(text, bounded_structured({"plan": found}, ctx.limits))
 
 
 def _statistics(ctx: DatabaseContext, checked: CheckedQuery) -> bool:
@@ -74,28 +85,29 @@ def _check_plan(
         check_budget(plan, ctx.budget, checked.recursion)
 
 
-async def _plan(ctx: DatabaseContext, checked: CheckedQuery, *, verbose: bool) -> dict[str, Any]:
-    """The planner's plan for guard-approved text."""
-    explain = replace(
-        checked,
-        sql=f"EXPLAIN (FORMAT JSON, VERBOSE {str(verbose).lower()})\n{checked.statement}",
-        cap_cells=False,
-    )
-    result = await _run_judged(ctx, explain, judge_first=checked.sql)
-    plan: dict[str, Any] = json.loads(result.rows[0][0])[0]["Plan"]
-    return plan
+async def _judged(session: Session, checked: CheckedQuery, judge: Judge) -> PreparedStatement:
+    """`checked.sql` prepared, once `judge` accepted PostgreSQL's analysis of it (judged even when
+    preparing failed: a refusal says more than the failure)."""
+    analysis = await session.analyse(checked.sql, checked)
+    if analysis.failure is not None and analysis.tree is not None:
+        await judge(analysis.tree)
+    statement = analysis.prepared()
+    await judge(analysis.tree_or_refusal())
+    return statement
 
 
-async def _run_judged(
+async def _in_judged_call(
     ctx: DatabaseContext,
     checked: CheckedQuery,
+    steps: Callable[[Session, Judge], Awaitable[T]],
     *,
-    judge_first: str | None = None,
-    inspect_plan: Callable[[dict[str, Any]], None] | None = None,
-) -> QueryResult:
-    """Run a statement whose PostgreSQL analysis is judged before it is planned (pg_mcp.guard.analysed);
-    when the analysis names an object the catalog model has not seen, the model is read again and the
-    statement judged afresh, once."""
+    short: bool,
+) -> T:
+    """`steps` in one analysed call, with a judge of PostgreSQL's analysis (pg_mcp.guard.analysed).
+
+    Run again, once each: with the catalog model read afresh when the analysis names an object the
+    model has not seen (StaleReach), and on a general turn when a call begun on a short one finds its
+    statement expensive (NeedsGeneralTurn)."""
     statistics = _statistics(ctx, checked)
     for fresh in (False, True):
         reach = await ctx.reach(fresh=fresh)
@@ -106,9 +118,12 @@ async def _run_judged(
             )
 
         try:
-            return await ctx.db.run_query(
-                checked, judge=judge, judge_first=judge_first, inspect_plan=inspect_plan
-            )
+            try:
+                async with ctx.db.call(short=short, analysed=True) as session:
+                    return await steps(session, judge)
+            except NeedsGeneralTurn:
+                async with ctx.db.call(short=False, analysed=True) as session:
+                    return await steps(session, judge)
         except StaleReach:
             continue
     raise AssertionError("unreachable: a fresh model is never stale")

@@ -13,7 +13,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from pg_mcp.database.executor import QueryResult
+from pg_mcp.database.session import QueryResult
 from pg_mcp.render.values import Limits, json_value, text_cell, type_label
 
 #: Bytes kept free under the budget for the note that says what was cut.

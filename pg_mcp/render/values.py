@@ -17,7 +17,7 @@ from typing import Any
 
 from asyncpg import Range, Record
 
-from pg_mcp.database.executor import Column
+from pg_mcp.database.session import Column
 from pg_mcp.database.value_cutting import CutValue, bytea_bytes_shown
 from pg_mcp.names import qualified
 from pg_mcp.render.json_text import nests_deeper_than

@@ -1,0 +1,304 @@
+"""One call's read-only transaction, as the steps a caller orchestrates: analyse, explain, run.
+
+`Database.call()` opens it (pooled connection, READ ONLY transaction with the limits, always rolled
+back) and yields a `Session`. The caller decides what happens in between: the explorer judges the
+analysis and the plan with the guard, then runs the statement. Nothing here calls back up into the
+guard; the session only reports what PostgreSQL said.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import math
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import asyncpg
+from asyncpg.prepared_stmt import PreparedStatement as PreparedStatement
+
+from pg_mcp.database.driver_errors import CONNECTION_LOST, query_error
+from pg_mcp.database.driver_limits import fetch_at_most
+from pg_mcp.database.value_cutting import (
+    CELL_BYTES_PER_CHAR,
+    SCALAR_BYTES,
+    SMALL_TYPES,
+    cell_capped,
+    pg_type_name,
+    uncap,
+)
+from pg_mcp.errors import GuardError, QueryError
+from pg_mcp.guard import CheckedQuery
+from pg_mcp.guard.rules import Rule
+
+#: The LOG message that carries the server's rewritten parse tree of a prepared statement.
+ANALYSIS_MESSAGE = "rewritten parse tree"
+#: The planner's cost above which a statement is not short: it gives a kept turn back before it runs.
+SHORT_PLAN_COST = 1_000.0
+
+
+class NeedsGeneralTurn(Exception):
+    """A statement that started on a turn kept for short calls turned out expensive: run the call again
+    on a general turn (`Database.call(short=False)`)."""
+
+
+@dataclass(frozen=True)
+class Column:
+    """A result column: its name and PostgreSQL type name (e.g. `int4`, `_text` for text[])."""
+
+    name: str
+    type_name: str
+    type_schema: str
+
+
+@dataclass(frozen=True)
+class QueryResult:
+    """Rows of one statement; `truncated` means more rows existed than `rows` holds.
+
+    `byte_cut` says why: fetching stopped at the result-byte budget (max_result_bytes) before the
+    row cap was reached.
+    """
+
+    columns: list[Column]
+    rows: list[tuple[Any, ...]]
+    truncated: bool
+    elapsed_ms: float
+    byte_cut: bool = False
+
+
+@dataclass(frozen=True)
+class SessionLimits:
+    """What a session needs of the database's settings."""
+
+    max_cell_chars: int
+    max_result_bytes: int
+    #: Operator limits are active: a data error does not quote the value it failed on.
+    redact: bool
+
+
+@dataclass(frozen=True)
+class Analysis:
+    """What Parse gave for one statement: the server's rewritten parse tree (None when it sent none), and
+    the prepared statement or the error preparing it raised. Nothing has been planned or run."""
+
+    tree: str | None
+    statement: PreparedStatement | None
+    failure: Exception | None
+
+    def prepared(self) -> PreparedStatement:
+        """The prepared statement, or the error preparing it (to raise once the tree was judged)."""
+        if self.failure is not None:
+            raise self.failure
+        assert self.statement is not None
+        return self.statement
+
+    def tree_or_refusal(self) -> str:
+        """The tree to judge; without one nothing can be judged, so the statement is refused."""
+        if self.tree is None:
+            raise GuardError(
+                Rule.ANALYSIS,
+                "PostgreSQL did not send its analysis of the statement, so it was not run.",
+                "A connection pooler or proxy may be dropping the server's notices; connect directly or "
+                "through PgBouncer, which passes them on.",
+            )
+        return self.tree
+
+
+@dataclass(frozen=True)
+class _Fetched:
+    """What `_fetch_bounded` pulled through the cursor, and whether and why it stopped early."""
+
+    records: list[asyncpg.Record]
+    more: bool
+    byte_cut: bool
+
+
+class Session:
+    """The steps of one call on its connection, inside its read-only transaction."""
+
+    def __init__(
+        self, conn: asyncpg.Connection, limits: SessionLimits, *, short_only: bool, analysing: bool
+    ) -> None:
+        self._conn = conn
+        self._limits = limits
+        self._short_only = short_only
+        self._analysing = self._listening = analysing
+        self._trees: list[str] = []
+        self._started = time.perf_counter()
+        if analysing:
+            conn.add_log_listener(self._collect)
+
+    def close(self) -> None:
+        if self._listening:
+            with contextlib.suppress(asyncpg.InterfaceError):  # a connection lost mid-call is released
+                self._conn.remove_log_listener(self._collect)
+
+    def _collect(self, _: object, message: asyncpg.PostgresLogMessage) -> None:
+        if str(message.message).startswith(ANALYSIS_MESSAGE):
+            self._trees.append(str(message.detail or ""))
+
+    async def analyse(self, sql: str, checked: CheckedQuery) -> Analysis:
+        """Prepare `sql` (Parse: the server analyses and rewrites it, and plans nothing) and keep the
+        rewritten tree the server sent (in a session opened with `analysed`). A failure to prepare is
+        kept, not raised: a refusal of the tree says more than the failure."""
+        self._trees.clear()
+        try:
+            statement = await self._conn.prepare(sql)
+        except asyncpg.PostgresError as exc:
+            failure: Exception = query_error(exc, checked, sql, redact=self._limits.redact)
+            return Analysis(self._trees[0] if self._trees else None, None, failure)
+        except asyncpg.InternalClientError as exc:
+            if type(exc) is not asyncpg.InternalClientError:  # a subclass: the connection is in trouble
+                raise
+            failure = QueryError(  # a result type the driver cannot describe
+                "The result has a column of a pseudo-type the driver cannot read (anyarray, say).",
+                "Cast that column to text (column::text).",
+            )
+            return Analysis(self._trees[0] if self._trees else None, None, failure)
+        if self._analysing and not self._trees:  # the listener runs soon after the message arrives
+            await asyncio.sleep(0)
+        return Analysis(self._trees[0] if self._trees else None, statement, None)
+
+    async def _stop_analysing(self) -> None:
+        """Judged: the plan, the wrapper and the server's log need no more trees."""
+        if self._analysing:
+            self._analysing = False
+            await self._conn.execute("SET LOCAL debug_print_rewritten = off")
+
+    async def explain(self, sql: str, checked: CheckedQuery, *, verbose: bool = True) -> dict[str, Any]:
+        """PostgreSQL's plan of `sql` (EXPLAIN FORMAT JSON, which executes nothing)."""
+        await self._stop_analysing()
+        explain = f"EXPLAIN (FORMAT JSON, VERBOSE {str(verbose).lower()})\n{sql}"
+        try:
+            plan: dict[str, Any] = json.loads(await self._conn.fetchval(explain))[0]["Plan"]
+        except asyncpg.PostgresError as exc:
+            raise query_error(exc, checked, explain, redact=self._limits.redact) from None
+        return plan
+
+    def keep_turn_for(self, plan: dict[str, Any]) -> None:
+        """Raise NeedsGeneralTurn when this call holds a turn kept for short calls and `plan` is not short."""
+        if self._short_only and float(plan.get("Total Cost", 0)) > SHORT_PLAN_COST:
+            raise NeedsGeneralTurn
+
+    async def run(self, statement: PreparedStatement, checked: CheckedQuery) -> QueryResult:
+        """At most `checked.max_rows` rows of the prepared (and judged) `checked.sql`.
+
+        What runs is that statement, or pg-mcp's own cell-capping wrapper around it, which calls only
+        `pg_catalog` functions on its columns and converts values with their types' output functions,
+        never a cast (`value_cutting`): nothing the judged tree did not already reach.
+
+        Three caps bound memory together: values of variable size larger than the cell limit (in
+        characters or bytes) are cut by the database, no more than max_rows + 1 rows are fetched, and
+        fetching stops once the rows fetched pass max_result_bytes (`_fetch_bounded`), which the result
+        then reports as a byte cut.
+        """
+        await self._stop_analysing()
+        attributes = statement.get_attributes()
+        if not attributes:
+            raise QueryError(
+                "The statement returns no result columns, so it is not a query; it was not executed.",
+                "Send a SELECT that returns at least one column.",
+            )
+        max_chars = self._limits.max_cell_chars
+        executed = checked.sql
+        capped = cell_capped(checked.sql, attributes, max_chars) if checked.cap_cells else None
+        try:
+            if capped is not None:  # pg-mcp's own wrapper around the judged statement (value_cutting)
+                executed = capped[0]
+                statement = await self._conn.prepare(executed)
+            fetched = await _fetch_bounded(
+                statement,
+                checked.max_rows,
+                self._limits.max_result_bytes,
+                _row_bytes_at_most(attributes, max_chars),
+            )
+        except asyncpg.PostgresError as exc:
+            raise query_error(exc, checked, executed, redact=self._limits.redact) from None
+        except asyncpg.InterfaceError as exc:
+            if isinstance(exc, CONNECTION_LOST):
+                raise
+            raise QueryError(
+                f"The result cannot be read: {exc}.", "Cast the column to text (column::text) and try again."
+            ) from None
+        columns = [Column(a.name, pg_type_name(a.type.name), a.type.schema) for a in attributes]
+        if capped is None:
+            rows = [tuple(record) for record in fetched.records]
+        else:
+            rows = [uncap(record, capped[1]) for record in fetched.records]
+        elapsed = (time.perf_counter() - self._started) * 1000
+        return QueryResult(columns, rows, fetched.more, elapsed, byte_cut=fetched.byte_cut)
+
+    async def fetch(self, sql: str, *args: Any) -> list[asyncpg.Record]:
+        """One of this package's own catalog queries (fixed text, `$n` parameters)."""
+        try:
+            rows: list[asyncpg.Record] = await self._conn.fetch(sql, *args)
+        except asyncpg.PostgresError as exc:
+            raise QueryError(f"Catalog query failed: {exc}") from None
+        return rows
+
+
+#: A judge of PostgreSQL's analysis of a statement: returns, or raises a refusal.
+Judge = Callable[[str], Awaitable[None]]
+
+
+async def _fetch_bounded(
+    statement: PreparedStatement, max_rows: int, budget: int, row_at_most: int
+) -> _Fetched:
+    """Rows through a cursor in chunks, stopping at max_rows or once they pass `budget` bytes.
+
+    When max_rows + 1 rows at their largest fit in the budget, they are fetched at once instead, with
+    that row limit on the Execute message (`fetch_at_most`): one round trip less.
+    The first chunk is as many rows as fit in the budget at their largest possible size
+    (`row_at_most`), so a small result still arrives in one round trip. Later chunks are sized
+    from the average row fetched so far, and never so large that rows at their largest size
+    would pass twice the budget: what is fetched stays under about three times the budget, or
+    one row when a single row is larger. Bytes are counted as `_approx_bytes` does.
+    """
+    chunk = max(1, budget // row_at_most)
+    if max_rows + 1 <= chunk:  # they all fit: one round trip, no cursor, where the driver allows it
+        records = await fetch_at_most(statement, max_rows + 1)
+        if records is not None:
+            return _Fetched(records[:max_rows], more=len(records) > max_rows, byte_cut=False)
+    cursor = await statement.cursor()
+    kept: list[asyncpg.Record] = []
+    total = 0
+    while True:
+        asked = min(chunk, max_rows + 1 - len(kept))
+        batch = await cursor.fetch(asked)
+        for record in batch:
+            if len(kept) == max_rows:
+                return _Fetched(kept, more=True, byte_cut=False)
+            size = _approx_bytes(record)
+            if kept and total + size > budget:
+                return _Fetched(kept, more=True, byte_cut=True)
+            kept.append(record)
+            total += size
+        if len(batch) < asked:
+            return _Fetched(kept, more=False, byte_cut=False)
+        if total >= budget:  # one row alone filled the budget: skip, not fetch, to learn if more exist
+            more = await cursor.forward(1) > 0
+            return _Fetched(kept, more=more, byte_cut=more)
+        remaining = budget - total
+        chunk = max(1, min(math.ceil(remaining * len(kept) / total), (remaining + budget) // row_at_most))
+
+
+def _row_bytes_at_most(attributes: Any, max_chars: int) -> int:
+    """The largest a fetched row can be, by `_approx_bytes`, when its values are cut by `cell_capped`."""
+    cell = CELL_BYTES_PER_CHAR * max_chars + 2 * SCALAR_BYTES  # a value or its prefix, and its length
+    return sum(2 * SCALAR_BYTES if a.type.name in SMALL_TYPES else cell for a in attributes) + 2
+
+
+def _approx_bytes(value: Any) -> int:
+    """About the bytes of `value`'s text in a rendered row: what the result budget counts, cheaply."""
+    if value is None or isinstance(value, bool | int | float):
+        return SCALAR_BYTES
+    if isinstance(value, str):
+        return len(value) if value.isascii() else len(value.encode())
+    if isinstance(value, bytes):
+        return 2 * len(value) + 2
+    if isinstance(value, list | tuple | asyncpg.Record):
+        return 2 + sum(_approx_bytes(item) + 1 for item in value)
+    return len(str(value))
