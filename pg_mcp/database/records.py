@@ -194,3 +194,27 @@ class Overview(Record):
     size_bytes: int
     extensions: list[str]
     schemas: list[SchemaSummary]
+
+
+class RoleFacts(Record):
+    """The connected role and what it could do on its own, as `pg-mcp check` reports it."""
+
+    server_version: str
+    database: str
+    role: str
+    superuser: bool
+    createrole: bool
+    createdb: bool
+    replication: bool
+    bypassrls: bool
+    standby: bool
+    can_create_schema: bool
+    can_create_temp: bool
+    role_settings: list[str]
+    writable_tables: int
+    writable_schemas: list[str]
+    creatable_schemas: list[str]
+    member_of: list[str]
+    dangerous_roles: list[str]
+    #: [extension, its schema] for extensions that reach outside the database.
+    risky_extensions: list[list[str]]

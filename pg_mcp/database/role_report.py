@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from typing import Any
 
 from pg_mcp.config import Settings
 from pg_mcp.database.catalog import Catalog
 from pg_mcp.database.executor import Database
 from pg_mcp.database.lineage import expand_policy
 from pg_mcp.database.reach import read_reach
+from pg_mcp.database.records import RoleFacts
 from pg_mcp.errors import PgMcpError
 from pg_mcp.guard.access import AccessPolicy
 from pg_mcp.guard.secrets import SECRET_FUNCTION_COLUMNS, SECRET_GROUPS
@@ -106,7 +106,7 @@ FUNCTIONS_SHOWN = 20
 class RoleReport:
     """Facts about the connection and a list of risks, each with its fix."""
 
-    facts: dict[str, Any]
+    facts: RoleFacts
     visible_tables: int
     risks: list[str] = field(default_factory=list)
     readable_secrets: dict[str, list[str]] = field(default_factory=dict)
@@ -143,58 +143,58 @@ async def visible_tables(catalog: Catalog) -> int:
 
 
 async def role_report(db: Database, catalog: Catalog) -> RoleReport:
-    facts = dict((await db.fetch_fixed(ROLE_SQL))[0])
+    facts = RoleFacts(**dict((await db.fetch_fixed(ROLE_SQL))[0]))
     report = RoleReport(facts, await visible_tables(catalog))
     report.readable_secrets = await readable_secrets(db)
     expanded = await expand_policy(db, catalog.access)  # the configured policy when no limit is set
     report.denied = {
         f"{schema}.{table}": reason for (schema, table), reason in sorted(expanded.denied.items())
     }
-    role = quote_ident(facts["role"])
-    report.risks.extend(await privilege_risks(db, expanded, role, superuser=bool(facts["superuser"])))
+    role = quote_ident(facts.role)
+    report.risks.extend(await privilege_risks(db, expanded, role, superuser=bool(facts.superuser)))
     fix = "`pg-mcp role-sql > role.sql` prints a script that creates a least-privilege role"
-    if facts["superuser"]:
+    if facts.superuser:
         report.risks.append(
             f"Role {role} is a SUPERUSER: it could read server files and bypass every grant. Connect as a "
             f"dedicated read-only role instead ({fix})."
         )
     flags = ("createrole", "createdb", "bypassrls", "replication")
     for flag in flags:
-        if facts[flag] and not facts["superuser"]:
+        if getattr(facts, flag) and not facts.superuser:
             report.risks.append(f"Role {role} has {flag.upper()}: ALTER ROLE {role} NO{flag.upper()};")
-    database = quote_ident(facts["database"])
-    if facts["can_create_schema"] and not facts["superuser"]:
+    database = quote_ident(facts.database)
+    if facts.can_create_schema and not facts.superuser:
         report.risks.append(
             f"Role {role} can create schemas: REVOKE CREATE ON DATABASE {database} FROM {role}; "
             "(and FROM PUBLIC if the grant is to every role)"
         )
-    if facts["writable_tables"] and not facts["superuser"]:
-        schemas = ", ".join(facts["writable_schemas"])
+    if facts.writable_tables and not facts.superuser:
+        schemas = ", ".join(facts.writable_schemas)
         report.risks.append(
-            f"Role {role} can write to {facts['writable_tables']} tables: "
+            f"Role {role} can write to {facts.writable_tables} tables: "
             f"REVOKE INSERT, UPDATE, DELETE, TRUNCATE ON ALL TABLES IN SCHEMA {schemas} FROM {role};"
         )
-    if facts["creatable_schemas"] and not facts["superuser"]:
-        schemas = ", ".join(facts["creatable_schemas"])
+    if facts.creatable_schemas and not facts.superuser:
+        schemas = ", ".join(facts.creatable_schemas)
         report.risks.append(
             f"Role {role} can create objects in schemas {schemas}: REVOKE CREATE ON SCHEMA {schemas} FROM {role}; "
             f"(and FROM PUBLIC where the grant is to every role, as for public before PostgreSQL 15)"
         )
-    if facts["can_create_temp"] and not facts["superuser"]:
+    if facts.can_create_temp and not facts.superuser:
         report.risks.append(
             f"Role {role} can create temporary tables: REVOKE TEMPORARY ON DATABASE {database} FROM {role}; "
             f"REVOKE TEMPORARY ON DATABASE {database} FROM PUBLIC; (the default grant is to every role; grant "
             f"it back to the roles that need it, or run the script from `pg-mcp role-sql` with -v strict=on)"
         )
-    for member in facts["dangerous_roles"]:
-        if not facts["superuser"]:
+    for member in facts.dangerous_roles:
+        if not facts.superuser:
             report.risks.append(f"Role {role} is a member of {member}: REVOKE {member} FROM {role};")
-    for member in facts["member_of"]:
-        if member not in facts["dangerous_roles"]:
+    for member in facts.member_of:
+        if member not in facts.dangerous_roles:
             report.risks.append(
                 f"Role {role} is a member of {member} and may use its privileges: REVOKE {member} FROM {role};"
             )
-    for extension, schema in facts["risky_extensions"]:
+    for extension, schema in facts.risky_extensions:
         report.risks.append(
             f"Extension {extension} (schema {schema}) is installed: it can reach outside the database. Unless "
             f"{role} needs it: DROP EXTENSION {extension}; or revoke EXECUTE on its functions from PUBLIC "
@@ -246,9 +246,9 @@ async def privilege_risks(db: Database, access: AccessPolicy, role: str, *, supe
 def format_report(report: RoleReport, settings: Settings) -> str:
     f = report.facts
     lines = [
-        f"PostgreSQL {f['server_version']}{' (standby)' if f['standby'] else ''}, database {f['database']}",
-        f"Role: {f['role']}{' (SUPERUSER)' if f['superuser'] else ''}",
-        f"Role defaults: {', '.join(f['role_settings']) or 'none'}",
+        f"PostgreSQL {f.server_version}{' (standby)' if f.standby else ''}, database {f.database}",
+        f"Role: {f.role}{' (SUPERUSER)' if f.superuser else ''}",
+        f"Role defaults: {', '.join(f.role_settings) or 'none'}",
         "Every statement pg-mcp runs: a READ ONLY transaction that is always rolled back, "
         f"statement_timeout {settings.statement_timeout:g} s, lock_timeout {settings.lock_timeout:g} s, "
         f"idle_in_transaction_session_timeout {settings.statement_timeout + 5:g} s, at most "
