@@ -18,16 +18,16 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeAlias
 
 from pglast import parser as pg_parser
 from pglast.parser import ParseError as PgParseError
 
 from pg_mcp.errors import GuardError
-from pg_mcp.guard import secrets
+from pg_mcp.guard import refusals, secrets
 from pg_mcp.guard.catalog_rows import reads_only_harmless_settings
-from pg_mcp.guard.functions import is_function_allowed
 from pg_mcp.guard.operators import BUILTIN_OPERATORS
 from pg_mcp.guard.policy import GuardPolicy
 from pg_mcp.guard.rules import Rule
@@ -153,9 +153,6 @@ _BUILDERS = _AGGREGATE_BUILDERS | {
 }  # fmt: skip
 _MAX_XPATH_LENGTH = 200
 
-_READ_ONLY_HINT = "Only reads are accepted: SELECT, WITH ... SELECT, VALUES and TABLE."
-_FUNCTION_HINT = "Use built-in read-only functions; an operator can allow more with PG_MCP_ALLOW_FUNCTIONS."
-
 
 def parse(text: str, indent: int = 0) -> dict[str, Any]:
     """The one statement PostgreSQL reads in `text`: libpg_query's entry, with `stmt` (the tree),
@@ -169,20 +166,12 @@ def parse(text: str, indent: int = 0) -> dict[str, Any]:
     except PgParseError as error:
         if "stack depth" in str(error.args[0]) or "memory exhausted" in str(error.args[0]):
             raise RecursionError from None
-        raise GuardError(
-            Rule.SYNTAX,
-            f"The SQL could not be parsed{_position(text, error, indent)}: {error.args[0]}.",
-            "Check the syntax near that position (PostgreSQL dialect).",
-        ) from None
+        raise refusals.syntax(_position(text, error, indent), error.args[0]) from None
     statements = parsed.get("stmts", [])
     if not statements:
-        raise GuardError(Rule.EMPTY, "The SQL is empty or only comments.", "Send a SELECT statement.")
+        raise refusals.empty()
     if len(statements) > 1:
-        raise GuardError(
-            Rule.MULTIPLE_STATEMENTS,
-            "The SQL contains more than one statement.",
-            "Send one SELECT statement per call.",
-        )
+        raise refusals.multiple_statements()
     statement: dict[str, Any] = statements[0]
     return statement
 
@@ -204,11 +193,7 @@ def check(statement: dict[str, Any], policy: GuardPolicy) -> bool:
     kind = next(iter(statement))
     if kind != "SelectStmt":
         shown = kind.removesuffix("Stmt").upper() or kind
-        raise GuardError(
-            Rule.NOT_READ_ONLY,
-            f"{shown} statements are not allowed: this server is read-only (PostgreSQL reads a {kind}).",
-            _READ_ONLY_HINT,
-        )
+        raise refusals.not_read_only(shown, f"PostgreSQL reads a {kind}")
     harmless_settings = reads_only_harmless_settings(statement)
     checker = _Checker(policy, harmless_settings=harmless_settings)
     checker.walk(statement)
@@ -246,11 +231,7 @@ class _Checker:
                     factor_below = self._node(key, child, factor)
                     stack.append((child, factor_below, depth + (key == "SelectStmt")))
                     if depth > MAX_QUERY_NESTING:
-                        raise GuardError(
-                            Rule.TOO_DEEP,
-                            f"The SQL nests queries more than {MAX_QUERY_NESTING} levels deep.",
-                            "Flatten the query, for example with WITH clauses.",
-                        )
+                        raise refusals.too_deep("queries", MAX_QUERY_NESTING)
                 elif isinstance(child, (dict, list)):
                     stack.append((child, factor, depth))
 
@@ -281,69 +262,83 @@ class _Checker:
             )
 
     def _node(self, kind: str, node: Any, factor: int) -> int:
+        """Apply the rule of a node's kind (a kind that is not a read's is refused first); returns the
+        amplification factor below the node."""
         if kind not in READ_NODES:
             raise _node_refusal(kind)
-        if not isinstance(node, dict):
-            return factor
-        if kind == "SelectStmt":
-            if node.get("intoClause"):
-                raise GuardError(
-                    Rule.SELECT_INTO,
-                    "SELECT ... INTO creates a table: this server is read-only.",
-                    "Drop the INTO clause to get the rows back instead.",
-                )
-            if node.get("lockingClause"):
-                raise GuardError(
-                    Rule.ROW_LOCK,
-                    "FOR UPDATE / FOR SHARE locks rows: this server is read-only.",
-                    "Drop the locking clause.",
-                )
-        elif kind == "FuncCall":
-            return self._call(node, factor)
-        elif kind == "A_Expr" and not str(node.get("kind", "")).startswith(_BETWEEN_KINDS):
-            self._operator(_names(node.get("name")))
-            if _names(node.get("name"))[-1:] == ["^"]:
+        rule = _NODE_RULES.get(kind)
+        return rule(self, node, factor) if rule is not None and isinstance(node, dict) else factor
+
+    # --- one rule per node kind (_NODE_RULES): each returns the amplification factor below the node ---
+
+    def _select(self, node: dict[str, Any], factor: int) -> int:
+        """A SELECT that creates a table (INTO) or locks rows is not a read."""
+        if node.get("intoClause"):
+            raise refusals.select_into()
+        if node.get("lockingClause"):
+            raise refusals.row_lock()
+        return factor
+
+    def _expression(self, node: dict[str, Any], factor: int) -> int:
+        """An operator, checked by name (BETWEEN's name is its keyword); a constant exponent, bounded."""
+        if not str(node.get("kind", "")).startswith(_BETWEEN_KINDS):
+            names = _names(node.get("name"))
+            self._operator(names)
+            if names[-1:] == ["^"]:
                 _bound_exponent("^", node.get("rexpr"))
-        elif kind == "A_Const" and "fval" in node:
+        return factor
+
+    def _numeric_constant(self, node: dict[str, Any], factor: int) -> int:
+        if "fval" in node:
             _bound_numeric_literal(str(node["fval"].get("fval", "")))
-        elif kind == "TypeCast":
-            _bound_numeric_cast(node)
-        elif kind == "SubLink" and node.get("operName"):
+        return factor
+
+    def _cast(self, node: dict[str, Any], factor: int) -> int:
+        _bound_numeric_cast(node)
+        return factor
+
+    def _sublink(self, node: dict[str, Any], factor: int) -> int:
+        """`x op ANY (subquery)` names an operator."""
+        if node.get("operName"):
             self._operator(_names(node.get("operName")))
-        elif kind == "SortBy" and node.get("useOp"):
+        return factor
+
+    def _sort_by(self, node: dict[str, Any], factor: int) -> int:
+        """`ORDER BY x USING op` names an operator."""
+        if node.get("useOp"):
             self._operator(_names(node.get("useOp")))
-        elif kind == "RangeVar":
-            self._relation(node)
-        elif kind == "RangeTableSample":
-            method = _names(node.get("method"))
-            if [m.lower() for m in method[-1:]] not in ([m] for m in _TABLESAMPLE_METHODS):
-                raise GuardError(
-                    Rule.FUNCTION_NOT_ALLOWED,
-                    f"The TABLESAMPLE method {'.'.join(method)} is not allowed.",
-                    "Use TABLESAMPLE SYSTEM (pct) or BERNOULLI (pct).",
-                )
-        elif kind == "ColumnRef":
-            self._column_ref(node)
-        elif kind == "A_Indirection":
-            for part in node.get("indirection", []):
-                if "String" in part:
-                    self._field_selection(part["String"]["sval"])
-        elif kind == "RangeTableFunc":
-            self.uninterruptible = self.uninterruptible or "XMLTABLE"
-            self._xpath(node.get("rowexpr"))
+        return factor
+
+    def _table_sample(self, node: dict[str, Any], factor: int) -> int:
+        """A TABLESAMPLE method is a function: only the built-in ones."""
+        method = _names(node.get("method"))
+        if not method or method[-1].lower() not in _TABLESAMPLE_METHODS:
+            raise refusals.tablesample_method(".".join(method))
+        return factor
+
+    def _indirection(self, node: dict[str, Any], factor: int) -> int:
+        """`(expr).name` may call name(expr)."""
+        for part in node.get("indirection", []):
+            if "String" in part:
+                refusals.check_field_selection(part["String"]["sval"], self.policy)
+        return factor
+
+    def _xml_table(self, node: dict[str, Any], factor: int) -> int:
+        """XMLTABLE evaluates an XPath, which PostgreSQL cannot interrupt."""
+        self.uninterruptible = self.uninterruptible or "XMLTABLE"
+        self._xpath(node.get("rowexpr"))
         return factor
 
     # --- calls -------------------------------------------------------------------------------
 
     def _call(self, node: dict[str, Any], factor: int) -> int:
+        """A call (FuncCall): allowed by name, and its work bounded; returns the factor below it."""
         parts = _names(node.get("funcname"))
         if not parts or len(parts) > 2:
-            raise _function_refusal(".".join(parts), "its name could not be resolved")
+            raise refusals.function_not_allowed(".".join(parts), "its name could not be resolved")
         name = parts[-1]
         schema = parts[0] if len(parts) == 2 else None
-        allowed, reason = is_function_allowed(name, schema, self.policy.allowed_functions)
-        if not allowed:
-            raise _function_refusal(".".join(parts), reason or "it is not allowed")
+        refusals.check_function(name, schema, self.policy)
         if schema in (None, "pg_catalog"):
             secrets.check_function(name, self.policy.allowed_secrets)
         args = node.get("args", [])
@@ -409,23 +404,14 @@ class _Checker:
             return
         operator = names[-1]
         if len(names) > 2 or (len(names) == 2 and names[0] != "pg_catalog"):
-            raise GuardError(
-                Rule.OPERATOR,
-                f"OPERATOR({'.'.join(names)}) names an operator outside pg_catalog, which runs a function the "
-                "guard cannot check.",
-                "Write the built-in operator plainly, e.g. a + b, or OPERATOR(pg_catalog.+).",
-            )
+            raise refusals.operator_outside_catalog(".".join(names))
         if operator not in BUILTIN_OPERATORS:
-            raise GuardError(
-                Rule.OPERATOR,
-                f"The operator {operator} is not one of PostgreSQL's built-in operators; a user-defined "
-                "operator runs a function the guard cannot check.",
-                "Use built-in operators, or the equivalent built-in function.",
-            )
+            raise refusals.operator_not_builtin(operator)
         if operator in UNINTERRUPTIBLE_OPERATORS:
             self.uninterruptible = self.uninterruptible or f"the {operator} operator"
 
-    def _relation(self, node: dict[str, Any]) -> None:
+    def _relation(self, node: dict[str, Any], factor: int) -> int:
+        """A table or view (RangeVar): no secrets, no other database's."""
         if node.get("catalogname"):
             raise GuardError(
                 Rule.TABLE_NOT_ALLOWED,
@@ -437,32 +423,36 @@ class _Checker:
             secrets.check_relation(node.get("schemaname"), name, self.policy.allowed_secrets)
         if name in secrets.SECRET_VIEWS_READING and node.get("schemaname") in (None, "pg_catalog"):
             self.activity = True
+        return factor
 
-    def _column_ref(self, node: dict[str, Any]) -> None:
+    def _column_ref(self, node: dict[str, Any], factor: int) -> int:
+        """A column (ColumnRef): `alias.name` may call name(alias); which columns name `query`."""
         fields = node.get("fields", [])
         if fields and ("A_Star" in fields[-1] or fields[-1].get("String", {}).get("sval") == "query"):
             self.names_query = True
         if len(fields) >= 2 and "String" in fields[-1]:
-            name = fields[-1]["String"]["sval"]
-            if name in self.policy.row_functions and not _is_allowed(name, self.policy):
-                raise GuardError(
-                    Rule.FUNCTION_NOT_ALLOWED,
-                    f"{'.'.join(_names(fields))} can call the function {name}() on the whole row, and that "
-                    "function is not allowed.",
-                    "If it is a column, select it through a subquery that names it without a table prefix.",
-                )
+            refusals.check_row_function(
+                fields[-1]["String"]["sval"], self.policy, lambda: ".".join(_names(fields))
+            )
+        return factor
 
-    def _field_selection(self, name: str) -> None:
-        known = self.policy.one_arg_functions
-        if _is_allowed(name, self.policy) or (known is not None and name not in known):
-            return
-        raise GuardError(
-            Rule.FUNCTION_NOT_ALLOWED,
-            f"The field selection (...).{name} can call the function {name}(), which is not allowed"
-            if known is not None
-            else f"The field selection (...).{name} cannot be checked: PostgreSQL may read it as a call of {name}().",
-            "Select the field another way (e.g. from a subquery or with ->> for json), or drop it.",
-        )
+
+_NodeRule: TypeAlias = Callable[[_Checker, dict[str, Any], int], int]
+#: The rule of each node kind that has one; READ_NODES lists the kinds accepted at all.
+_NODE_RULES: dict[str, _NodeRule] = {
+    "SelectStmt": _Checker._select,
+    "FuncCall": _Checker._call,
+    "A_Expr": _Checker._expression,
+    "A_Const": _Checker._numeric_constant,
+    "TypeCast": _Checker._cast,
+    "SubLink": _Checker._sublink,
+    "SortBy": _Checker._sort_by,
+    "RangeVar": _Checker._relation,
+    "RangeTableSample": _Checker._table_sample,
+    "ColumnRef": _Checker._column_ref,
+    "A_Indirection": _Checker._indirection,
+    "RangeTableFunc": _Checker._xml_table,
+}
 
 
 def _names(value: Any) -> list[str]:
@@ -583,16 +573,6 @@ def _format_widths(fmt: Any) -> list[int]:
     return widths or [1]
 
 
-def _is_allowed(name: str, policy: GuardPolicy) -> bool:
-    return is_function_allowed(name, None, policy.allowed_functions)[0]
-
-
-def _function_refusal(name: str, reason: str) -> GuardError:
-    return GuardError(
-        Rule.FUNCTION_NOT_ALLOWED, f"The function {name}() is not allowed: {reason}.", _FUNCTION_HINT
-    )
-
-
 _STATEMENT_WORDS = {
     "InsertStmt": "INSERT",
     "UpdateStmt": "UPDATE",
@@ -603,14 +583,9 @@ _STATEMENT_WORDS = {
 
 def _node_refusal(kind: str) -> GuardError:
     if kind in _STATEMENT_WORDS or kind.endswith("Stmt"):
-        word = _STATEMENT_WORDS.get(kind, kind.removesuffix("Stmt").upper())
-        return GuardError(
-            Rule.WRITE_IN_QUERY,
-            f"The query contains a {word} statement: this server is read-only.",
-            "Remove the data-modifying part (for example a WITH ... DELETE); only reads are accepted.",
-        )
+        return refusals.write_in_query(_STATEMENT_WORDS.get(kind, kind.removesuffix("Stmt").upper()))
     return GuardError(
         Rule.SYNTAX_NOT_ALLOWED,
         f"The query uses syntax PostgreSQL reads as {kind}, which is not part of a plain read.",
-        _READ_ONLY_HINT,
+        refusals.READ_ONLY_HINT,
     )

@@ -34,10 +34,12 @@ from __future__ import annotations
 
 import bisect
 import enum
+import functools
 import itertools
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import NoReturn
+from typing import TypeAlias
 
 from sqlglot import exp
 from sqlglot import parser as sqlglot_parser
@@ -47,7 +49,7 @@ from sqlglot.parsers.postgres import PostgresParser
 from sqlglot.tokenizer_core import Token, TokenType
 
 from pg_mcp.errors import GuardError
-from pg_mcp.guard.functions import is_function_allowed
+from pg_mcp.guard import refusals
 from pg_mcp.guard.operators import BUILTIN_OPERATORS
 from pg_mcp.guard.policy import GuardPolicy
 from pg_mcp.guard.rules import Rule
@@ -58,13 +60,9 @@ _OPERATOR_NAME_TOKENS = 8
 _MAX_SUBSCRIPT_CHAIN = 50
 _MAX_SUBSCRIPTS = 1_000
 _MAX_NODES = 200_000
-_CONTROL_CHARACTERS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f]")
 _DIALECT = Postgres()
 #: "compiled" when sqlglotc's extension modules serve sqlglot (3-5x faster), else "pure".
 SQLGLOT_BUILD = "pure" if str(sqlglot_parser.__file__).endswith(".py") else "compiled"
-
-_READ_ONLY_HINT = "Only reads are accepted: SELECT, WITH ... SELECT, VALUES and TABLE."
-_FUNCTION_HINT = "Use built-in read-only functions; an operator can allow more with PG_MCP_ALLOW_FUNCTIONS."
 
 _STATEMENT_NODES: tuple[type[exp.Expr], ...] = (
     exp.DML,
@@ -143,10 +141,6 @@ def check(statement: str, policy: GuardPolicy) -> None:
     _check_field_selections(found.selections, policy)
 
 
-def _refuse_empty() -> NoReturn:
-    raise GuardError(Rule.EMPTY, "The SQL is empty or only comments.", "Send a SELECT statement.")
-
-
 def _tokenize(text: str) -> list[Token]:
     """Tokenize like PostgreSQL's lexer: strings, comments and dollar quotes become single tokens."""
     try:
@@ -158,7 +152,7 @@ def _tokenize(text: str) -> list[Token]:
             "Check the quotes and comment markers.",
         ) from None
     if not tokens or all(token.token_type == TokenType.SEMICOLON for token in tokens):
-        _refuse_empty()
+        raise refusals.empty()
     return tokens
 
 
@@ -207,12 +201,7 @@ def _check_operators(text: str, tokens: list[Token]) -> None:
     for run in _operator_runs(text, tokens):
         for operator in _split_operator_run(run):
             if operator not in BUILTIN_OPERATORS and operator != "=>":  # => names an argument
-                raise GuardError(
-                    Rule.OPERATOR,
-                    f"The operator {operator} is not one of PostgreSQL's built-in operators; a user-defined "
-                    "operator runs a function the guard cannot check.",
-                    "Use built-in operators, or the equivalent built-in function.",
-                )
+                raise refusals.operator_not_builtin(operator)
 
 
 def _operator_runs(text: str, tokens: list[Token]) -> list[str]:
@@ -246,12 +235,7 @@ def _check_qualified_operators(tokens: list[Token]) -> None:
             if any(t.token_type == TokenType.DOT for t in inside) and not (
                 len(schema) == 1 and _token_name(schema[0]) == "pg_catalog"
             ):
-                raise GuardError(
-                    Rule.OPERATOR,
-                    "OPERATOR(schema.op) names an operator outside pg_catalog, which runs a function the "
-                    "guard cannot check.",
-                    "Write the built-in operator plainly, e.g. a + b, or OPERATOR(pg_catalog.+).",
-                )
+                raise refusals.operator_outside_catalog("schema.op")
 
 
 def _token_name(token: Token) -> str:
@@ -277,13 +261,9 @@ def _single_statement(text: str, tokens: list[Token]) -> tuple[list[Token], str]
         if token.token_type != TokenType.SEMICOLON:
             continue
         if any(later.token_type != TokenType.SEMICOLON for later in tokens[index + 1 :]):
-            raise GuardError(
-                Rule.MULTIPLE_STATEMENTS,
-                "The SQL contains more than one statement.",
-                "Send one SELECT statement per call.",
-            )
+            raise refusals.multiple_statements()
         if index == 0:
-            _refuse_empty()
+            raise refusals.empty()
         return tokens[:index], text[: token.start]
     return tokens, text
 
@@ -302,11 +282,7 @@ def _check_nesting(tokens: list[Token]) -> None:
         if token_type is opening[0] or token_type is opening[1]:
             depth += 1
             if depth > _MAX_NESTING:
-                raise GuardError(
-                    Rule.TOO_DEEP,
-                    f"The SQL nests parentheses more than {_MAX_NESTING} levels deep.",
-                    "Flatten the query, for example with WITH clauses.",
-                )
+                raise refusals.too_deep("parentheses", _MAX_NESTING)
         elif token_type is closing[0] or token_type is closing[1]:
             depth -= 1
         nots = nots + 1 if token_type is negation else 0
@@ -381,12 +357,7 @@ def _parse(tokens: list[Token], statement: str) -> exp.Expr:
 def _syntax_error(error: ParseError) -> GuardError:
     details = error.errors[0] if error.errors else {}
     where = f" at line {details.get('line', '?')}, column {details.get('col', '?')}"
-    description = details.get("description") or "invalid syntax"
-    return GuardError(
-        Rule.SYNTAX,
-        f"The SQL could not be parsed{where}: {description}.",
-        "Check the syntax near that position (PostgreSQL dialect).",
-    )
+    return refusals.syntax(where, details.get("description") or "invalid syntax")
 
 
 def _check_top_level(tree: exp.Expr, tokens: list[Token]) -> None:
@@ -396,11 +367,7 @@ def _check_top_level(tree: exp.Expr, tokens: list[Token]) -> None:
         node = node.this
     if isinstance(node, (exp.Select, exp.SetOperation, exp.Values)):
         return
-    raise GuardError(
-        Rule.NOT_READ_ONLY,
-        f"{_statement_kind(tree, tokens)} statements are not allowed: this server is read-only.",
-        _READ_ONLY_HINT,
-    )
+    raise refusals.not_read_only(_statement_kind(tree, tokens))
 
 
 def _statement_kind(tree: exp.Expr, tokens: list[Token]) -> str:
@@ -444,41 +411,18 @@ def _read_tree(tree: exp.Expr, tokens: list[Token]) -> _TreeFindings:
     )
     for node in tree.walk():
         kind = _KINDS.get(type(node)) or _kind_of(type(node))
-        if kind is _Kind.STATEMENT:
-            raise GuardError(
-                Rule.WRITE_IN_QUERY,
-                f"The query contains a {node.key.upper()} statement: this server is read-only.",
-                "Remove the data-modifying part (for example a WITH ... DELETE); only reads are accepted.",
-            )
-        if kind is _Kind.INTO:
-            raise GuardError(
-                Rule.SELECT_INTO,
-                "SELECT ... INTO creates a table: this server is read-only.",
-                "Drop the INTO clause to get the rows back instead.",
-            )
-        if kind is _Kind.LOCK:
-            raise GuardError(
-                Rule.ROW_LOCK,
-                "FOR UPDATE / FOR SHARE locks rows: this server is read-only.",
-                "Drop the locking clause.",
-            )
+        rule = _KIND_RULES.get(kind)
+        if rule is not None:
+            rule(found, node)
         if node._meta and kind is not _Kind.NAME:
             call = before_paren.pop(node._meta.get("start", -1), None)
             if call is not None and call.text.upper() not in _SPECIAL_CALL_NAMES:
                 found.calls.append(call)
-        if kind is _Kind.ANONYMOUS:
-            found.anonymous.append(node)  # type: ignore[arg-type]
-        elif kind is _Kind.SELECT and not node.args.get("from_"):
-            found.froms_missing.append(node)  # type: ignore[arg-type]
-        elif kind is _Kind.SAMPLE:
-            found.samples.append(node)  # type: ignore[arg-type]
-        elif kind is _Kind.DOT or (kind is _Kind.COLUMN and node.args.get("table")):
-            found.selections.append(node)  # type: ignore[arg-type]
     return found
 
 
 class _Kind(enum.Enum):
-    """What `_read_tree` does with a node, decided once per node class."""
+    """What `_read_tree` does with a node (`_KIND_RULES`), decided once per node class."""
 
     STATEMENT = enum.auto()
     INTO = enum.auto()
@@ -512,15 +456,70 @@ def _kind_of(cls: type[exp.Expr]) -> _Kind:
     return kind
 
 
+# --- one rule per node kind (_KIND_RULES): refuse what is not a read, or keep what later rules check ---
+
+
+def _statement(found: _TreeFindings, node: exp.Expr) -> None:
+    raise refusals.write_in_query(node.key.upper())
+
+
+def _into(found: _TreeFindings, node: exp.Expr) -> None:
+    raise refusals.select_into()
+
+
+def _lock(found: _TreeFindings, node: exp.Expr) -> None:
+    raise refusals.row_lock()
+
+
+def _anonymous(found: _TreeFindings, node: exp.Expr) -> None:
+    """A call sqlglot does not know: checked from its name and qualifier in the tree too."""
+    found.anonymous.append(node)  # type: ignore[arg-type]
+
+
+def _select(found: _TreeFindings, node: exp.Expr) -> None:
+    """A SELECT without FROM: `SELECT tablesample(1)` and the like are calls."""
+    if not node.args.get("from_"):
+        found.froms_missing.append(node)  # type: ignore[arg-type]
+
+
+def _sample(found: _TreeFindings, node: exp.Expr) -> None:
+    """A TABLESAMPLE method is a function."""
+    found.samples.append(node)  # type: ignore[arg-type]
+
+
+def _dot(found: _TreeFindings, node: exp.Expr) -> None:
+    """`(expr).name` may call name(expr)."""
+    found.selections.append(node)  # type: ignore[arg-type]
+
+
+def _column(found: _TreeFindings, node: exp.Expr) -> None:
+    """`alias.name` may call name(alias)."""
+    if node.args.get("table"):
+        found.selections.append(node)  # type: ignore[arg-type]
+
+
+_KindRule: TypeAlias = Callable[[_TreeFindings, exp.Expr], None]
+_KIND_RULES: dict[_Kind, _KindRule] = {
+    _Kind.STATEMENT: _statement,
+    _Kind.INTO: _into,
+    _Kind.LOCK: _lock,
+    _Kind.ANONYMOUS: _anonymous,
+    _Kind.SELECT: _select,
+    _Kind.SAMPLE: _sample,
+    _Kind.DOT: _dot,
+    _Kind.COLUMN: _column,
+}
+
+
 def _check_anonymous(node: exp.Anonymous, policy: GuardPolicy) -> None:
     """Belt and braces for a call sqlglot does not know: its name and qualifier from the tree."""
     name = _identifier_name(node.this)
     schema = _qualifier(node)
     if name is None or schema == "":
-        raise _function_refusal(str(node.name), "its name could not be resolved")
+        raise refusals.function_not_allowed(str(node.name), "its name could not be resolved")
     if schema is None and isinstance(node.this, str) and name in _SYNTAX_CALLS:
         return
-    _check_function(name, schema, policy)
+    refusals.check_function(name, schema, policy)
 
 
 def _identifier_name(part: object) -> str | None:
@@ -560,15 +559,15 @@ def _check_call_tokens(tokens: list[Token], calls: list[Token], policy: GuardPol
     for call in calls:
         index = positions.get(id(call))
         if index is None:
-            raise _function_refusal(call.text, "its name could not be resolved")
+            raise refusals.function_not_allowed(call.text, "its name could not be resolved")
         quoted = call.token_type == TokenType.IDENTIFIER
         name = _token_name(call)
         schema = _token_qualifier(tokens, index)
         if schema is None and not quoted and name in _SYNTAX_CALLS:
             continue
         if schema == "":
-            raise _function_refusal(name, "its name could not be resolved")
-        _check_function(name, schema, policy)
+            raise refusals.function_not_allowed(name, "its name could not be resolved")
+        refusals.check_function(name, schema, policy)
 
 
 def _token_qualifier(tokens: list[Token], index: int) -> str | None:
@@ -596,58 +595,19 @@ def _check_keyword_calls(froms_missing: list[exp.Select], samples: list[exp.Tabl
                 Rule.FUNCTION_NOT_ALLOWED,
                 "The query calls a function named like a keyword (TABLESAMPLE, LATERAL, JOIN ...), "
                 "which cannot be checked.",
-                _FUNCTION_HINT,
+                refusals.FUNCTION_HINT,
             )
     for sample in samples:
         method = sample.args.get("method")
         if method is not None and str(method.name).upper() not in _SAMPLE_METHODS:
-            raise GuardError(
-                Rule.FUNCTION_NOT_ALLOWED,
-                f"The TABLESAMPLE method {method.name} is not allowed.",
-                "Use TABLESAMPLE SYSTEM (pct) or BERNOULLI (pct).",
-            )
+            raise refusals.tablesample_method(method.name)
 
 
 def _check_field_selections(selections: list[exp.Dot | exp.Column], policy: GuardPolicy) -> None:
     """`(expr).name` and `alias.name` call `name(...)` in PostgreSQL when no such field exists."""
     for node in selections:
         if isinstance(node, exp.Dot) and isinstance(node.expression, exp.Identifier):
-            name = _identifier_name(node.expression) or ""
-            known = policy.one_arg_functions
-            if _is_allowed(name, policy) or (known is not None and name not in known):
-                continue
-            raise GuardError(
-                Rule.FUNCTION_NOT_ALLOWED,
-                f"The field selection (...).{name} can call the function {name}(), which is not allowed"
-                if known is not None
-                else f"The field selection (...).{name} cannot be checked: PostgreSQL may read it as a call of {name}().",
-                "Select the field another way (e.g. from a subquery or with ->> for json), or drop it.",
-            )
+            refusals.check_field_selection(_identifier_name(node.expression) or "", policy)
         if isinstance(node, exp.Column) and node.args.get("table") and isinstance(node.this, exp.Identifier):
-            name = _identifier_name(node.this) or ""
-            if name in policy.row_functions and not _is_allowed(name, policy):
-                raise GuardError(
-                    Rule.FUNCTION_NOT_ALLOWED,
-                    f"{node.sql(dialect='postgres')} can call the function {name}() on the whole row, "
-                    "and that function is not allowed.",
-                    "If it is a column, select it through a subquery that names it without a table prefix.",
-                )
-
-
-def _is_allowed(name: str, policy: GuardPolicy) -> bool:
-    return is_function_allowed(name, None, policy.allowed_functions)[0]
-
-
-def _check_function(name: str, schema: str | None, policy: GuardPolicy) -> None:
-    allowed, reason = is_function_allowed(name, schema, policy.allowed_functions)
-    if not allowed:
-        shown = f"{schema}.{name}" if schema else name
-        raise _function_refusal(shown, reason or "it is not allowed")
-
-
-def _function_refusal(name: str, reason: str) -> GuardError:
-    return GuardError(
-        Rule.FUNCTION_NOT_ALLOWED,
-        f"The function {name}() is not allowed: {reason}.",
-        _FUNCTION_HINT,
-    )
+            written = functools.partial(node.sql, dialect="postgres")
+            refusals.check_row_function(_identifier_name(node.this) or "", policy, written)
