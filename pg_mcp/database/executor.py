@@ -364,11 +364,21 @@ class Database:
                     )
                 finally:
                     await conn.close()
-            log.warning(
-                "abandoned backend %d (deadline or cancelled call); terminated: %s", pid, bool(stopped)
-            )
         except (TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError, *CONNECTION_LOST) as exc:
             log.info("abandoned backend %d (deadline or cancelled call); not terminated: %s", pid, exc)
+            return
+        if stopped is None:  # it ended with its connection: the usual case for a call cut between steps
+            log.debug("abandoned backend %d had already ended", pid)
+        elif stopped:
+            log.warning(
+                "abandoned backend %d was still running (deadline or cancelled call): terminated", pid
+            )
+        else:
+            log.warning(
+                "abandoned backend %d is still running and the role may not end it: it stops at its "
+                "statement_timeout, or at idle_in_transaction_session_timeout",
+                pid,
+            )
 
     def _begin_sql(
         self, conn: asyncpg.Connection, jit: bool, analysed: bool, repeatable: bool = False
