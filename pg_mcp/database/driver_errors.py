@@ -3,6 +3,7 @@ PostgreSQL's own message for a failed statement with its position in the caller'
 
 from __future__ import annotations
 
+import difflib
 import re
 import socket
 import ssl
@@ -163,6 +164,33 @@ def _refused(exc: BaseException, target: str) -> tuple[str, str]:
     return f"The server refused {target}: {text}", hint
 
 
+#: The connection parameters a DATABASE_URL may carry (asyncpg's, as libpq names them): any other
+#: parameter is sent to the server as a setting, so a misspelt one is refused by the server.
+URL_PARAMETERS = (
+    "host", "port", "user", "password", "passfile", "dbname", "database", "options", "sslmode",
+    "sslrootcert", "sslcert", "sslkey", "sslpassword", "sslcrl", "sslnegotiation", "ssl_min_protocol_version",
+    "ssl_max_protocol_version", "target_session_attrs", "krbsrvname", "gsslib", "application_name",
+    "connect_timeout", "service",
+)  # fmt: skip
+
+
+def _unknown_parameter(exc: BaseException, target: str) -> tuple[str, str]:
+    """A URL parameter the driver does not know reaches the server as a setting, which refuses it."""
+    text = _first_line(exc)
+    match = re.search(r'unrecognized configuration parameter "([^"]+)"', text)
+    name = match.group(1) if match else ""
+    close = difflib.get_close_matches(name, URL_PARAMETERS, n=1, cutoff=0.6)
+    if close:
+        return (
+            f"DATABASE_URL for {target} has the parameter {name}, which is not a connection parameter.",
+            f"Did you mean {close[0]}? (A parameter of the URL that is not one is sent to the server as a setting.)",
+        )
+    return (
+        f"The server at {target} refused a setting in DATABASE_URL: {text}.",
+        "Remove that parameter from DATABASE_URL, or check its spelling against the server's settings.",
+    )
+
+
 #: Why a connection could not be made, first match wins: (exception types, message and hint for `target`).
 CONNECT_FAILURES: tuple[tuple[tuple[type[BaseException], ...], Callable[[BaseException, str], tuple[str, str]]], ...] = (
     ((asyncpg.InvalidPasswordError,), lambda _, target: (
@@ -170,6 +198,7 @@ CONNECT_FAILURES: tuple[tuple[tuple[type[BaseException], ...], Callable[[BaseExc
     ((asyncpg.InvalidCatalogNameError,), lambda _, target: (
         f"The database in {target} does not exist.", "Check the database name at the end of DATABASE_URL.")),
     ((asyncpg.InvalidAuthorizationSpecificationError,), _refused),
+    ((asyncpg.UndefinedObjectError,), _unknown_parameter),
     ((asyncpg.TooManyConnectionsError,), lambda _, target: (
         f"The server has no free connection slots for {target}.",
         "Lower PG_MCP_POOL_MAX, close other clients, or connect through PgBouncer.")),

@@ -13,7 +13,7 @@ import logging
 import threading
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 from mcp.server.caching import CacheableMethod, CacheHint
 from mcp.server.context import ServerRequestContext
@@ -34,7 +34,7 @@ from mcp_types import (
     TextContent,
 )
 from mcp_types import Tool as MCPTool
-from pydantic import ValidationError
+from pydantic import Field, ValidationError
 
 from pg_mcp import __version__, explore
 from pg_mcp.config import ServerConfig
@@ -424,7 +424,9 @@ def build_server(
         return EXPLORE_PROMPT
 
     @app.prompt(title="Answer a question with SQL")
-    def answer_question(question: str) -> str:
+    def answer_question(
+        question: Annotated[str, Field(description="The question, in plain language.")],
+    ) -> str:
         """A disciplined workflow for answering one question from the data, showing the SQL used."""
         return ANSWER_PROMPT.format(question=question)
 

@@ -145,11 +145,16 @@ def bind_database(tool: Tool, run: Run) -> Callable[..., Awaitable[CallToolResul
         return await run(tool.name, database, audited, lambda ctx: tool.body(ctx, **arguments))
 
     call.__name__ = tool.name
-    call.__doc__ = inspect.cleandoc(tool.body.__doc__ or "")
+    call.__doc__ = described(tool.body.__doc__ or "")
     call.__signature__ = inspect.Signature(  # type: ignore[attr-defined]
         parameters, return_annotation=Annotated[CallToolResult, tool.output]
     )
     return call
+
+
+def described(docstring: str) -> str:
+    """A docstring as a tool description: paragraphs kept, each on one line (a client wraps it)."""
+    return "\n\n".join(" ".join(paragraph.split()) for paragraph in inspect.cleandoc(docstring).split("\n\n"))
 
 
 async def query(ctx: DatabaseContext, sql: Sql, max_rows: MaxRows = None) -> ToolOutput:

@@ -1,0 +1,40 @@
+"""What a new user meets in the first minutes: messages that say what to fix, and nothing alarming
+after calls that went well."""
+
+from __future__ import annotations
+
+import pytest
+from conftest import DemoDatabase
+from mcp_helpers import mcp_client, password_of
+from mcp_helpers import run_cli as run
+
+
+def test_a_misspelt_url_parameter_is_named_with_the_one_meant(pg: DemoDatabase) -> None:
+    result = run("check", f"{pg.url}?sslmod=require", "--connect-timeout", "5")
+    assert result.returncode == 1
+    assert "has the parameter sslmod" in result.stderr and "Did you mean sslmode?" in result.stderr, (
+        result.stderr
+    )
+    assert password_of(pg.url) not in result.stderr + result.stdout
+
+
+@pytest.mark.parametrize("tool", ["list_tables", "describe_table"])
+def test_a_call_that_went_well_logs_no_abandoned_backend(pg: DemoDatabase, tool: str) -> None:
+    """`pg-mcp call` exits right after its answer, while the start-up role check may still be reading:
+    its backend ends with its connection, which is not worth a warning."""
+    arguments = ["table=sales.orders"] if tool == "describe_table" else []
+    result = run("call", "--url", pg.url, tool, *arguments)
+    assert result.returncode == 0, result.stderr
+    assert "abandoned backend" not in result.stderr, result.stderr
+
+
+async def test_tool_descriptions_are_paragraphs_and_prompt_arguments_are_described(pg: DemoDatabase) -> None:
+    async with mcp_client(pg.url) as client:
+        tools = (await client.list_tools()).tools
+        prompts = (await client.list_prompts()).prompts
+    for tool in tools:
+        for paragraph in (tool.description or "").split("\n\n"):
+            assert "\n" not in paragraph and "  " not in paragraph, (tool.name, paragraph)
+    for prompt in prompts:
+        for argument in prompt.arguments or []:
+            assert argument.description, (prompt.name, argument.name)
