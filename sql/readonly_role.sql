@@ -75,9 +75,15 @@ REVOKE TEMPORARY ON DATABASE :"dbname" FROM PUBLIC;
 \endif
 
 -- 4. The schemas to expose: USAGE on the schema, SELECT on every table and view in it.
---    Before PostgreSQL 15 every role could CREATE in schema public; make sure it cannot:
+--    Before PostgreSQL 15 every role could CREATE in schema public (a grant to PUBLIC, which a
+--    database created then keeps after an upgrade); make sure this role cannot, and with
+--    -v strict=on take it from PUBLIC too (grant it back to the roles that create objects there):
 SELECT format('REVOKE CREATE ON SCHEMA %I FROM %I', nspname, :'role_name')
 FROM pg_namespace WHERE nspname = 'public' \gexec
+\if :{?strict}
+SELECT format('REVOKE CREATE ON SCHEMA %I FROM PUBLIC', nspname)
+FROM pg_namespace WHERE nspname = 'public' AND has_schema_privilege('public', oid, 'CREATE') \gexec
+\endif
 
 SELECT format('GRANT USAGE ON SCHEMA %I TO %I', trim(s), :'role_name'),
        format('GRANT SELECT ON ALL TABLES IN SCHEMA %I TO %I', trim(s), :'role_name')

@@ -109,13 +109,16 @@ FROM pg_proc WHERE pronamespace = 'pg_catalog'::regnamespace
 """
 
 
-async def test_strict_role_loses_temp_and_side_effect_functions_granted_to_public(pg: DemoDatabase) -> None:
+async def test_strict_role_loses_temp_create_and_side_effect_functions_granted_to_public(
+    pg: DemoDatabase,
+) -> None:
     role = f"strict_reader_{secrets.token_hex(3)}"
     database = urlsplit(pg.admin_url).path.lstrip("/")
     conn = await asyncpg.connect(pg.admin_url)
     try:
         grant_back = await conn.fetchval(STRICT_FUNCTIONS)
         await conn.execute(f"GRANT TEMPORARY ON DATABASE {database} TO PUBLIC")  # PostgreSQL's default
+        await conn.execute("GRANT CREATE ON SCHEMA public TO PUBLIC")  # the default before PostgreSQL 15
         _run_role_script(pg, role)
         lenient = _check(_url_for(pg, role))
         await conn.execute(f"DROP OWNED BY {role}; DROP ROLE {role}")
@@ -128,13 +131,20 @@ async def test_strict_role_loses_temp_and_side_effect_functions_granted_to_publi
             "CREATE TEMP TABLE mine (id int)",
         )
     finally:
-        await conn.execute(f"REVOKE TEMPORARY ON DATABASE {database} FROM PUBLIC; {grant_back}")
+        await conn.execute(
+            f"REVOKE TEMPORARY ON DATABASE {database} FROM PUBLIC; REVOKE CREATE ON SCHEMA public FROM PUBLIC; "
+            f"{grant_back}"
+        )
         await conn.execute(f"DROP OWNED BY {role}; DROP ROLE IF EXISTS {role}")
         await conn.close()
     assert (
         f"Role {role} can create temporary tables: REVOKE TEMPORARY ON DATABASE {database} FROM {role}; "
         f"REVOKE TEMPORARY ON DATABASE {database} FROM PUBLIC;"
     ) in lenient
+    assert (
+        f"Role {role} can create objects in schemas public: REVOKE CREATE ON SCHEMA public FROM {role}; "
+        "REVOKE CREATE ON SCHEMA public FROM PUBLIC;"
+    ) in lenient, lenient
     assert "no risks found" in strict, strict
 
 

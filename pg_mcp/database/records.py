@@ -214,6 +214,8 @@ class RoleFacts(Record):
     writable_tables: int
     writable_schemas: list[str]
     creatable_schemas: list[str]
+    #: Schemas in which every role may create objects (a grant to PUBLIC).
+    public_creatable_schemas: list[str]
     member_of: list[str]
     dangerous_roles: list[str]
     #: [extension, its schema] for extensions that reach outside the database.

@@ -43,6 +43,8 @@ SELECT current_setting('server_version') AS server_version, current_database() A
        ARRAY(SELECT DISTINCT quote_ident(nspname) FROM writable ORDER BY 1) AS writable_schemas,
        ARRAY(SELECT quote_ident(n.nspname) FROM pg_namespace n WHERE has_schema_privilege(n.oid, 'CREATE')
           AND n.nspname NOT LIKE 'pg\\_%' AND n.nspname <> 'information_schema' ORDER BY 1) AS creatable_schemas,
+       ARRAY(SELECT quote_ident(n.nspname) FROM pg_namespace n WHERE has_schema_privilege('public', n.oid, 'CREATE')
+          AND n.nspname NOT LIKE 'pg\\_%' AND n.nspname <> 'information_schema' ORDER BY 1) AS public_creatable_schemas,
        ARRAY(SELECT b.rolname::text FROM pg_auth_members m JOIN pg_roles b ON b.oid = m.roleid
              WHERE m.member = r.oid ORDER BY 1) AS member_of,
        ARRAY(SELECT p.name FROM unnest(ARRAY['pg_read_server_files', 'pg_write_server_files',
@@ -176,10 +178,13 @@ async def role_report(db: Database, catalog: Catalog) -> RoleReport:
         )
     if facts.creatable_schemas and not facts.superuser:
         schemas = ", ".join(facts.creatable_schemas)
-        report.risks.append(
-            f"Role {role} can create objects in schemas {schemas}: REVOKE CREATE ON SCHEMA {schemas} FROM {role}; "
-            f"(and FROM PUBLIC where the grant is to every role, as for public before PostgreSQL 15)"
-        )
+        fix = f"REVOKE CREATE ON SCHEMA {schemas} FROM {role};"
+        if facts.public_creatable_schemas:  # a grant to every role: revoking it from one changes nothing
+            fix += (
+                f" REVOKE CREATE ON SCHEMA {', '.join(facts.public_creatable_schemas)} FROM PUBLIC; (granted to "
+                "every role, as schema public was before PostgreSQL 15: grant CREATE back to the roles that need it)"
+            )
+        report.risks.append(f"Role {role} can create objects in schemas {schemas}: {fix}")
     if facts.can_create_temp and not facts.superuser:
         report.risks.append(
             f"Role {role} can create temporary tables: REVOKE TEMPORARY ON DATABASE {database} FROM {role}; "
