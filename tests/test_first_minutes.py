@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 from conftest import DemoDatabase
-from mcp_helpers import mcp_client, password_of
+from mcp_helpers import mcp_client, password_of, text_of
 from mcp_helpers import run_cli as run
 
 
@@ -38,3 +38,13 @@ async def test_tool_descriptions_are_paragraphs_and_prompt_arguments_are_describ
     for prompt in prompts:
         for argument in prompt.arguments or []:
             assert argument.description, (prompt.name, argument.name)
+
+
+async def test_a_missing_name_is_shown_in_double_quotes_once(pg: DemoDatabase) -> None:
+    async with mcp_client(pg.url) as client:
+        quoted = await client.call_tool("describe_table", {"table": '"nosuch"'})
+        plain = await client.call_tool("describe_table", {"table": "nosuch"})
+        column = await client.call_tool("column_stats", {"table": "sales.orders", "column": "stauts"})
+    assert text_of(quoted).startswith('Table "nosuch" does not exist'), text_of(quoted)
+    assert text_of(plain).startswith('Table "nosuch" does not exist'), text_of(plain)
+    assert text_of(column).startswith('Column "stauts" does not exist'), text_of(column)

@@ -402,7 +402,7 @@ class Catalog:
                 return matches[0]
         close = difflib.get_close_matches(wanted, names, n=5, cutoff=0.4)
         raise NotFoundError(
-            f"Schema {schema!r} does not exist or is not exposed.",
+            f"Schema {shown(schema)} does not exist or is not exposed.",
             f"Did you mean: {', '.join(close)}?" if close else f"Exposed schemas: {', '.join(names[:20])}.",
         )
 
@@ -412,7 +412,7 @@ class Catalog:
         if len(parts) == 2:
             if schema is not None and schema != parts[0].text:
                 raise NotFoundError(
-                    f"The table {table!r} names schema {parts[0].text!r} but schema={schema!r} was also given.",
+                    f"The table {shown(table)} names schema {shown(parts[0].text)} but schema={shown(schema)} was also given.",
                     "Give the schema once.",
                 )
             schema_part: str | None = parts[0].text
@@ -435,10 +435,10 @@ class Catalog:
         if len(candidates) > 1:
             options = ", ".join(qualified(r["schema"], r["name"]) for r in candidates)
             raise NotFoundError(
-                f"{table!r} is ambiguous: {options}.", "Qualify it with the schema: schema.table."
+                f"{shown(table)} is ambiguous: {options}.", "Qualify it with the schema: schema.table."
             )
         raise NotFoundError(
-            f"Table {table!r}{f' in schema {schema!r}' if schema else ''} does not exist or is not exposed.",
+            f"Table {shown(table)}{f' in schema {shown(schema)}' if schema else ''} does not exist or is not exposed.",
             await self._suggest(name.text),
         )
 
@@ -572,6 +572,13 @@ class Catalog:
         hidden = self.access.hidden(ref.schema, ref.name)
         rows = await self.db.fetch_fixed(COLUMN_NAMES_SQL, ref.oid)
         return [ColumnType(name=row["name"], type=row["type"]) for row in rows if row["name"] not in hidden]
+
+
+def shown(name: str) -> str:
+    """A name as a message shows it, as PostgreSQL's do: in double quotes, once (a name the caller
+    quoted is shown as written, not quoted again)."""
+    name = name.strip()
+    return name if name.startswith('"') else f'"{name}"'
 
 
 def _mentions(definition: str | None, names: frozenset[str]) -> bool:

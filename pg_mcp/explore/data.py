@@ -7,7 +7,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from pg_mcp.database.catalog import RelationRef
+from pg_mcp.database.catalog import RelationRef, shown
 from pg_mcp.database.records import ColumnStatistics, ColumnType, as_json
 from pg_mcp.errors import InvalidArgumentError, NotFoundError
 from pg_mcp.explore.context import DatabaseContext, ToolOutput
@@ -126,4 +126,4 @@ def _pick_column(column: str, names: list[str], table: str) -> str:
         return folded[0]
     close = difflib.get_close_matches(wanted, names, n=5, cutoff=0.5)
     hint = f"Closest: {', '.join(close)}." if close else f"Columns: {', '.join(names[:30])}."
-    raise NotFoundError(f"Column {column!r} does not exist in {table}.", hint)
+    raise NotFoundError(f"Column {shown(column)} does not exist in {table}.", hint)
