@@ -499,3 +499,44 @@ async def test_a_second_sigterm_cuts_the_calls_in_flight_at_once(pg: DemoDatabas
         code = await asyncio.to_thread(server.stop)
     assert answer.status_code == 503 and answer.json()["error"]["code"] == -32001, answer.text
     assert code == 0 and "Traceback" not in server.log.read_text()
+
+
+async def test_a_call_its_client_cancels_is_stopped_on_the_server(
+    pg: DemoDatabase, setup: dict[str, str], server: HttpServer
+) -> None:
+    """`notifications/cancelled` comes on a request of its own (stateless HTTP): the call it names is
+    stopped, with its statement, and answered; another caller cannot cancel it."""
+    marker = "pg_mcp_http_cancelled"
+    slow = f"SELECT count(*) FROM generate_series(1, 300000000) AS {marker}"
+    call = {"jsonrpc": "2.0", "id": 41, "method": "tools/call",
+            "params": {"name": "query", "arguments": {"sql": slow}}}  # fmt: skip
+    running_sql = (
+        "SELECT pid FROM pg_stat_activity WHERE query LIKE $1 AND state = 'active' "
+        "AND query NOT LIKE 'EXPLAIN%' AND pid <> pg_backend_pid()"
+    )
+    cancel = {"jsonrpc": "2.0", "method": "notifications/cancelled", "params": {"requestId": 41}}
+    async with httpx2.AsyncClient() as http:
+        alice = {**JSON_HEADERS, "authorization": f"Bearer {setup['alice']}"}
+        request = asyncio.create_task(
+            http.post(f"{server.url}/mcp", content=json.dumps(call), timeout=60, headers=alice)
+        )
+        running: list[Any] = []
+        for _ in range(200):
+            await asyncio.sleep(0.05)
+            if running := await pg.admin_fetch(running_sql, f"%{marker}%"):
+                break
+        assert running, "the query started"
+        dave = {**JSON_HEADERS, "authorization": f"Bearer {setup['dave']}"}
+        other = await http.post(f"{server.url}/mcp", content=json.dumps(cancel), timeout=30, headers=dave)
+        assert other.status_code == 202
+        await asyncio.sleep(0.5)
+        assert not request.done() and await pg.admin_fetch(running_sql, f"%{marker}%"), "not dave's call"
+        own = await http.post(f"{server.url}/mcp", content=json.dumps(cancel), timeout=30, headers=alice)
+        assert own.status_code == 202
+        answer = await asyncio.wait_for(request, 30)
+    assert answer.json()["error"]["code"] == -32800, answer.text
+    for _ in range(100):
+        if not (running := await pg.admin_fetch(running_sql, f"%{marker}%")):
+            break
+        await asyncio.sleep(0.1)
+    assert not running, "the cancelled call's statement was stopped on the server"

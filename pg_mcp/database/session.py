@@ -14,6 +14,7 @@ import json
 import math
 import time
 from collections.abc import Awaitable, Callable
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any
 
@@ -240,6 +241,17 @@ class Session:
         return rows
 
 
+@dataclass
+class FetchProgress:
+    """Rows fetched so far by the running call, for its progress reports."""
+
+    rows: int = 0
+
+
+#: The running call's progress, when its client asked for reports (pg_mcp.server.progress).
+fetch_progress: ContextVar[FetchProgress | None] = ContextVar("fetch_progress", default=None)
+
+
 #: A judge of PostgreSQL's analysis of a statement: returns, or raises a refusal.
 Judge = Callable[[str], Awaitable[None]]
 
@@ -268,6 +280,8 @@ async def _fetch_bounded(
     while True:
         asked = min(chunk, max_rows + 1 - len(kept))
         batch = await cursor.fetch(asked)
+        if (progress := fetch_progress.get()) is not None:
+            progress.rows += len(batch)
         for record in batch:
             if len(kept) == max_rows:
                 return _Fetched(kept, more=True, byte_cut=False)

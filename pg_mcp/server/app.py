@@ -44,6 +44,7 @@ from pg_mcp.server.audit import audit_refusal, audited
 from pg_mcp.server.databases import Databases
 from pg_mcp.server.errors import request_error, tool_error
 from pg_mcp.server.principal import current_principal
+from pg_mcp.server.progress import progress_reported
 from pg_mcp.server.resources import (
     MULTI_TABLE_TEMPLATE,
     OVERVIEW_URI,
@@ -341,8 +342,10 @@ def build_server(
         database: str | None,
         arguments: dict[str, Any],
         call: "Callable[[DatabaseContext], Awaitable[ToolOutput]]",
+        request: Context[None, Any] | None,
     ) -> CallToolResult:
-        """One tool call: pick the database, run, audit, and convert any error into a tool error."""
+        """One tool call: pick the database, run (reporting progress when asked), audit, and convert any
+        error into a tool error."""
         try:
             databases = await app.open_databases()
             try:
@@ -350,7 +353,8 @@ def build_server(
             except PgMcpError as exc:  # audited at the edge too: who asked for what they may not use
                 audit_refusal(tool, database, arguments, exc)
                 raise
-            output = await audited(tool, context.name, arguments, lambda: call(context), _row_count)
+            async with progress_reported(request):
+                output = await audited(tool, context.name, arguments, lambda: call(context), _row_count)
         except Exception as exc:
             return tool_error(exc)
         return _tool_result(output)

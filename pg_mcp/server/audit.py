@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import time
@@ -38,6 +39,9 @@ async def audited(
         result = await call()
     except PgMcpError as exc:
         _done(tool, database, arguments, started, _outcome(exc), reason=exc.message)
+        raise
+    except asyncio.CancelledError:  # the client cancelled it or went away: its statement was stopped
+        _done(tool, database, arguments, started, "cancelled")
         raise
     except Exception as exc:
         _done(tool, database, arguments, started, f"error:{type(exc).__name__}")

@@ -67,6 +67,11 @@ STREAM_SECONDS = 300.0
 CUT_ANSWER_SECONDS = 2.0
 #: The JSON-RPC error of a call cut at shutdown (implementation-defined server error range).
 SHUTTING_DOWN = -32001
+#: The answer to a call its client cancelled (it expects none; the HTTP request still needs one).
+CANCELLED_BY_CLIENT = {
+    "code": -32800,
+    "message": "The call was cancelled by the client; nothing was changed.",
+}
 
 
 @dataclass(frozen=True)
@@ -159,6 +164,36 @@ class Drain:
 
 
 @dataclass
+class ClientCancels:
+    """`notifications/cancelled` over stateless HTTP arrives on a request of its own: the call it names
+    is found among this replica's calls in flight by the caller and its JSON-RPC id, and cancelled (its
+    statement with it). A caller can only cancel its own calls."""
+
+    running: dict[tuple[str, Any], asyncio.Task[Any]] = field(default_factory=dict)
+    cancelled: set[asyncio.Task[Any]] = field(default_factory=set)
+
+    def cancel(self, caller: str, messages: list[dict[str, Any]]) -> bool:
+        """Cancel the calls a body of cancellations names; False when the body is anything else."""
+        named = [_cancelled_id(message) for message in messages]
+        if not named or any(request_id is None for request_id in named):
+            return False
+        for request_id in named:
+            task = self.running.get((caller, request_id))
+            if task is not None:
+                self.cancelled.add(task)
+                task.cancel()
+        return True
+
+
+def _cancelled_id(message: dict[str, Any]) -> Any:
+    params = message.get("params")
+    if message.get("method") != "notifications/cancelled" or not isinstance(params, dict):
+        return None
+    request_id = params.get("requestId")
+    return request_id if isinstance(request_id, str | int) else None
+
+
+@dataclass
 class _Bucket:
     tokens: float
     updated: float
@@ -240,6 +275,7 @@ def http_app(server: PgMcpServer, options: HttpOptions, drain: Drain | None = No
         host=options.settings.host,
     )
     limits = _Limits(options)
+    cancels = ClientCancels()
     recorder = metrics.enable(server.databases.contexts) if options.metrics_on else None
     verifier = JwtVerifier(options.oauth) if options.oauth else None
     metadata_url = resource_metadata_url(options.oauth) if options.oauth else ""
@@ -309,6 +345,9 @@ def http_app(server: PgMcpServer, options: HttpOptions, drain: Drain | None = No
             if body is None:
                 return
             messages = _messages(body)
+            if cancels.cancel(principal.key, messages):
+                await _respond(send, 202, b"", "application/json")
+                return
             stream = _is_stream(messages)
             foreign = _foreign_subscription(messages, principal, server.database_names) if stream else None
             if foreign is not None:
@@ -324,7 +363,7 @@ def http_app(server: PgMcpServer, options: HttpOptions, drain: Drain | None = No
             try:
                 await _run_call(
                     mcp_app, scope, body, _request_id(messages), receive, send, principal, limits, drain,
-                    stream=stream,
+                    cancels, stream=stream,
                 )  # fmt: skip
             finally:
                 if stream:
@@ -345,6 +384,7 @@ async def _run_call(
     principal: Principal,
     limits: _Limits,
     drain: Drain,
+    cancels: ClientCancels,
     *,
     stream: bool,
 ) -> None:
@@ -373,6 +413,8 @@ async def _run_call(
     task = asyncio.current_task()
     assert task is not None
     drain.calls[task] = request_id
+    if request_id is not None:
+        cancels.running[(principal.key, request_id)] = task
     tokens = (current_principal.set(principal), current_caller.set(principal.key))
     try:
         if stream:
@@ -382,6 +424,11 @@ async def _run_call(
         else:
             await _cancelled_on_disconnect(mcp_app, scope, replay, sending)
     except asyncio.CancelledError:
+        if task in cancels.cancelled:  # by its client, who expects no answer: an empty one closes it
+            task.uncancel()
+            if not started:
+                await _json(send, 200, {"jsonrpc": "2.0", "id": request_id, "error": CANCELLED_BY_CLIENT})
+            return
         if task not in drain.cut:
             raise
         task.uncancel()
@@ -394,6 +441,9 @@ async def _run_call(
     finally:
         drain.calls.pop(task, None)
         drain.cut.discard(task)
+        cancels.cancelled.discard(task)
+        if cancels.running.get((principal.key, request_id)) is task:
+            del cancels.running[(principal.key, request_id)]
         current_caller.reset(tokens[1])
         current_principal.reset(tokens[0])
         if not stream:

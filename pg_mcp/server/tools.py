@@ -13,6 +13,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Annotated, Any, get_type_hints
 
+from mcp.server.mcpserver import Context
 from mcp_types import CallToolResult, ToolAnnotations
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -106,10 +107,20 @@ DatabaseName = Annotated[str | None, Field(description="Which database.")]
 
 
 Run = Callable[
-    [str, "str | None", dict[str, Any], "Callable[[DatabaseContext], Awaitable[ToolOutput]]"],
+    [
+        str,
+        "str | None",
+        dict[str, Any],
+        "Callable[[DatabaseContext], Awaitable[ToolOutput]]",
+        "Context[None, Any] | None",
+    ],
     Awaitable[CallToolResult],
 ]
-"""What the server does around a tool: resolve the database, audit, convert errors (`build_server`)."""
+"""What the server does around a tool: resolve the database, report progress, audit, convert errors
+(`build_server`); the last argument is the SDK's Context of the request."""
+
+#: The name under which the SDK passes a tool call its request's Context.
+REQUEST_CONTEXT = "mcp_request_context"
 
 
 @dataclass(frozen=True)
@@ -140,11 +151,14 @@ def bind_database(tool: Tool, run: Run) -> Callable[..., Awaitable[CallToolResul
     defaults = {p.name: p.default for p in own}
 
     async def call(**arguments: Any) -> CallToolResult:
+        request = arguments.pop(REQUEST_CONTEXT, None)
         database = arguments.pop("database", None)
         audited = {name: value for name, value in arguments.items() if value != defaults.get(name)}
-        return await run(tool.name, database, audited, lambda ctx: tool.body(ctx, **arguments))
+        return await run(tool.name, database, audited, lambda ctx: tool.body(ctx, **arguments), request)
 
     call.__name__ = tool.name
+    # The SDK hands the request's Context (progress, cancellation) to the parameter annotated with it.
+    call.__annotations__ = {REQUEST_CONTEXT: Context, "return": CallToolResult}
     call.__doc__ = described(tool.body.__doc__ or "")
     call.__signature__ = inspect.Signature(  # type: ignore[attr-defined]
         parameters, return_annotation=Annotated[CallToolResult, tool.output]
