@@ -13,6 +13,7 @@ import stat
 import subprocess
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import Literal
 from urllib.parse import urlsplit
 
 import asyncpg
@@ -76,6 +77,7 @@ def _tunnel(
     *,
     key_passphrase: str | None = None,
     jump: str | None = None,
+    listen: Literal["unix", "tcp"] | None = None,
 ) -> SshTunnel:
     host, port = _database(pg)
     return SshTunnel(
@@ -87,6 +89,7 @@ def _tunnel(
         database_host=host,
         database_port=port,
         connect_timeout=10.0,
+        listen=listen,
     )
 
 
@@ -150,6 +153,17 @@ async def test_query_through_the_tunnel(pg: DemoDatabase, tunnel: SshTunnel) -> 
     assert tunnel.problem() is None
     await tunnel.close()
     assert not socket_dir.exists()
+
+
+async def test_tcp_listener(pg: DemoDatabase, sshd: Sshd, known_hosts: Path, keys: dict[str, Path]) -> None:
+    # For a database that requires TLS: asyncpg's TLS needs TCP (it never uses TLS on a unix socket).
+    async with _tunnel(pg, sshd, known_hosts, keys["plain"], listen="tcp") as tunnel:
+        assert tunnel.address is not None and tunnel.address.host == "127.0.0.1"
+        conn = await _connect(pg, tunnel)
+        try:
+            assert await conn.fetchval("SELECT current_user") == "mcp_reader"
+        finally:
+            await conn.close()
 
 
 async def test_reconnects_after_sshd_restarts(pg: DemoDatabase, sshd: Sshd, tunnel: SshTunnel) -> None:
