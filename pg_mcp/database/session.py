@@ -121,12 +121,20 @@ class Session:
     """The steps of one call on its connection, inside its read-only transaction."""
 
     def __init__(
-        self, conn: asyncpg.Connection, limits: SessionLimits, *, short_only: bool, analysing: bool
+        self,
+        conn: asyncpg.Connection,
+        limits: SessionLimits,
+        *,
+        short_only: bool,
+        analysing: bool,
+        analysis_logged: bool = True,
     ) -> None:
         self._conn = conn
         self._limits = limits
         self._short_only = short_only
         self._analysing = self._listening = analysing
+        #: Whether the server also writes each analysis to its own log (the role may not stop it).
+        self._analysis_logged = analysis_logged
         self._trees: list[str] = []
         self._started = time.perf_counter()
         if analysing:
@@ -138,7 +146,7 @@ class Session:
                 self._conn.remove_log_listener(self._collect)
 
     def _collect(self, _: object, message: asyncpg.PostgresLogMessage) -> None:
-        if str(message.message).startswith(ANALYSIS_MESSAGE):
+        if self._analysing and str(message.message).startswith(ANALYSIS_MESSAGE):
             self._trees.append(str(message.detail or ""))
 
     async def analyse(self, sql: str, checked: CheckedQuery) -> Analysis:
@@ -164,10 +172,13 @@ class Session:
         return Analysis(self._trees[0] if self._trees else None, statement, None)
 
     async def _stop_analysing(self) -> None:
-        """Judged: the plan, the wrapper and the server's log need no more trees."""
+        """Judged: the plan, the wrapper and the run need no more trees. When they reach only this
+        client, later ones are ignored, which costs less than a round trip to stop them; when the server
+        also writes them to its log, they are stopped, to keep that log from growing threefold."""
         if self._analysing:
             self._analysing = False
-            await self._conn.execute("SET LOCAL debug_print_rewritten = off")
+            if self._analysis_logged:
+                await self._conn.execute("SET LOCAL debug_print_rewritten = off")
 
     async def explain(self, sql: str, checked: CheckedQuery, *, verbose: bool = True) -> dict[str, Any]:
         """PostgreSQL's plan of `sql` (EXPLAIN FORMAT JSON, which executes nothing)."""
