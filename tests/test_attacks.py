@@ -895,7 +895,7 @@ class SharedServer:
 
     async def _serve(self) -> None:
         try:
-            async with mcp_client(self.url, PG_MCP_STATEMENT_TIMEOUT="5") as client:
+            async with mcp_client(self.url, statement_timeout=5) as client:
                 self._ready.set_result(None)
                 while (request := await self._requests.get()) is not None:
                     tool, arguments, future = request

@@ -43,7 +43,7 @@ GRANT SELECT ON ALL TABLES IN SCHEMA store TO reader;
 
 #: Far longer than any test waits; only a recovery conflict (or the statement timeout) ends it.
 ENDLESS = "SELECT count(*) FROM store.churn a CROSS JOIN store.orders b CROSS JOIN store.orders c"
-NO_BUDGET = ("--max-cost", "0", "--max-plan-rows", "0")
+NO_BUDGET = {"max_cost": 0, "max_plan_rows": 0}
 WHERE_AM_I = {"sql": "SELECT pg_is_in_recovery() AS standby"}
 
 
@@ -144,7 +144,7 @@ def test_check_on_a_standby_says_so(replicated: Replicated) -> None:
 
 
 async def test_a_recovery_conflict_is_explained(replicated: Replicated) -> None:
-    async with mcp_client(replicated.standby_url, "--statement-timeout", "20", *NO_BUDGET) as client:
+    async with mcp_client(replicated.standby_url, statement_timeout=20, **NO_BUDGET) as client:
         running = asyncio.create_task(client.call_tool("query", {"sql": ENDLESS}))
         standby_admin = await asyncpg.connect(replicated.admin(on_standby=True))
         try:
