@@ -39,9 +39,9 @@ import mcp.types
 import pytest
 import pytest_asyncio
 from conftest import DemoDatabase
+from factories import database_for
 from mcp_helpers import ROOT, mcp_client, server_env, text_of
 
-from pg_mcp.config import load_settings
 from pg_mcp.database.catalog import FIELD_CALLABLE_FUNCTIONS_SQL
 from pg_mcp.database.executor import Database
 from pg_mcp.errors import GuardError, PgMcpError
@@ -1181,10 +1181,7 @@ def unguarded(sql: str) -> CheckedQuery:
 @pytest_asyncio.fixture(loop_scope="session", scope="module")
 async def superuser_db(pg: DemoDatabase) -> AsyncIterator[Database]:
     """The session layer alone: a superuser connection, one of it, so each call inherits the last one's session."""
-    settings = load_settings(
-        {"database_url": pg.admin_url, "pool_min": 1, "pool_max": 1, "statement_timeout": 1.0}, dotenv=False
-    )
-    database = Database(settings)
+    database = database_for(pg.admin_url, pool_min=1, pool_max=1, statement_timeout=1.0)
     yield database
     await database.close()
 

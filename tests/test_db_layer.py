@@ -15,7 +15,7 @@ import asyncpg
 import pytest
 import pytest_asyncio
 from conftest import DemoDatabase
-from factories import database_for, settings_for
+from factories import database_for
 
 from pg_mcp.database.executor import Database
 from pg_mcp.errors import PgMcpError, QueryError
@@ -168,8 +168,7 @@ async def test_fetch_is_bounded_without_the_limit_wrapper(db: Database) -> None:
 
 
 async def test_statement_timeout_applies_without_the_guard(pg: DemoDatabase) -> None:
-    settings = settings_for(pg.url, statement_timeout=0.5, pool_max=1)
-    database = Database(settings)
+    database = database_for(pg.url, statement_timeout=0.5, pool_max=1)
     try:
         with pytest.raises(QueryError, match="cancelled"):
             await database.run_query(unguarded("SELECT pg_sleep(30)"))
