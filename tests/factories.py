@@ -1,4 +1,5 @@
-"""One way to build what tests need from a database URL: settings, a Database, a DatabaseContext, a server.
+"""One way to build what tests need from a database URL: settings, a Database, a DatabaseContext, a server;
+and statements for the database layer on its own.
 
 Nothing here reads or changes the process environment: every setting is given explicitly.
 """
@@ -10,6 +11,7 @@ from typing import Any
 from pg_mcp.config import Settings, single_database
 from pg_mcp.database.executor import Database
 from pg_mcp.explore import DatabaseContext
+from pg_mcp.guard import CheckedQuery
 from pg_mcp.server import build_server
 from pg_mcp.server.app import PgMcpServer
 
@@ -39,3 +41,8 @@ def server_for(url: str, **overrides: Any) -> PgMcpServer:
     """The server `pg-mcp URL --flag value …` builds (one database, named after the URL's), without the
     environment or a .env file; its pool opens when a client connects and closes when it leaves."""
     return build_server(single_database(settings_for(url, **overrides)))
+
+
+def unguarded(sql: str, max_rows: int = 10) -> CheckedQuery:
+    """`sql` as it is, as if the guard had passed it: for `Database.run_query` tested without the guard."""
+    return CheckedQuery(statement=sql, sql=sql, max_rows=max_rows)

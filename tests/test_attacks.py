@@ -39,13 +39,13 @@ import mcp.types
 import pytest
 import pytest_asyncio
 from conftest import DemoDatabase
-from factories import database_for
+from factories import database_for, unguarded
 from mcp_helpers import ROOT, mcp_client, server_env, text_of
 
 from pg_mcp.database.catalog import FIELD_CALLABLE_FUNCTIONS_SQL
 from pg_mcp.database.executor import Database
 from pg_mcp.errors import GuardError, PgMcpError
-from pg_mcp.guard import CheckedQuery, GuardPolicy, check_query
+from pg_mcp.guard import GuardPolicy, check_query
 
 ATTACK_FILES = "/tmp/pg_mcp_attack_"
 VICTIM_APP = "pg_mcp_victim"
@@ -1172,10 +1172,6 @@ async def _count_products(pg: DemoDatabase) -> int:
 
 
 # -------------------------------------------------------------- the database layer on its own
-
-
-def unguarded(sql: str) -> CheckedQuery:
-    return CheckedQuery(statement=sql, sql=sql, max_rows=10)
 
 
 @pytest_asyncio.fixture(loop_scope="session", scope="module")

@@ -16,20 +16,15 @@ import asyncpg
 import pytest
 import pytest_asyncio
 from conftest import DemoDatabase
-from factories import database_for
+from factories import database_for, unguarded
 
 from pg_mcp.database.executor import Database
 from pg_mcp.database.value_cutting import CELL_BYTES_PER_CHAR, CutValue, cell_capped
-from pg_mcp.guard import CheckedQuery
 from pg_mcp.render.results import render_result
 from pg_mcp.render.values import Limits
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 EMOJI_COLUMNS = 550
-
-
-def unguarded(sql: str, max_rows: int) -> CheckedQuery:
-    return CheckedQuery(statement=sql, sql=sql, max_rows=max_rows)
 
 
 #: Every database here: one pooled connection, and callers may ask for up to 1,000 rows.

@@ -13,7 +13,7 @@ import asyncio
 import asyncpg
 import pytest
 from conftest import DemoDatabase
-from factories import database_for
+from factories import database_for, unguarded
 
 from pg_mcp.errors import QueryError
 from pg_mcp.guard import CheckedQuery
@@ -35,7 +35,7 @@ async def test_the_call_answers_at_its_deadline_while_its_backend_is_stuck(pg: D
     try:
         await database.connect()
         with pytest.raises(QueryError, match=r"did not finish within 0\.2 s"):
-            await database.run_query(CheckedQuery(statement=UNINTERRUPTIBLE, sql=UNINTERRUPTIBLE, max_rows=1))
+            await database.run_query(unguarded(UNINTERRUPTIBLE, 1))
         stuck = [row["pid"] for row in await admin.fetch(STUCK)]
         assert len(stuck) == 1, "the call answered while its backend was still running"
         after = await database.run_query(

@@ -15,17 +15,12 @@ import asyncpg
 import pytest
 import pytest_asyncio
 from conftest import DemoDatabase
-from factories import database_for
+from factories import database_for, unguarded
 
 from pg_mcp.database.executor import Database
 from pg_mcp.errors import PgMcpError, QueryError
-from pg_mcp.guard import CheckedQuery
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
-
-
-def unguarded(sql: str, max_rows: int = 10) -> CheckedQuery:
-    return CheckedQuery(statement=sql, sql=sql, max_rows=max_rows)
 
 
 @pytest_asyncio.fixture(loop_scope="session")

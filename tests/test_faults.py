@@ -6,11 +6,10 @@ import asyncio
 
 import pytest
 from conftest import DemoDatabase
-from factories import context_for, database_for
+from factories import context_for, database_for, unguarded
 
 from pg_mcp import explore
 from pg_mcp.errors import DatabaseUnavailableError, QueryError, ServerBusyError
-from pg_mcp.guard import CheckedQuery
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
@@ -129,7 +128,7 @@ async def test_a_connection_refused_for_lack_of_slots_is_explained(pg: DemoDatab
     await pg.admin_fetch("ALTER ROLE mcp_reader CONNECTION LIMIT 1")
     try:
         await db.connect()  # one connection: all the role may have
-        slow = asyncio.create_task(db.run_query(CheckedQuery(slow_sql, slow_sql, 1)))
+        slow = asyncio.create_task(db.run_query(unguarded(slow_sql, 1)))
         await asyncio.sleep(0.3)
         with pytest.raises(DatabaseUnavailableError) as caught:
             await db.fetch_fixed("SELECT 1")

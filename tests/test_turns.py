@@ -7,7 +7,7 @@ import time
 
 import pytest
 from conftest import DemoDatabase
-from factories import context_for, database_for
+from factories import context_for, database_for, unguarded
 
 from pg_mcp import explore
 from pg_mcp.database.turns import LOCAL_CALLER, Turns, current_caller
@@ -79,7 +79,7 @@ async def test_a_cancelled_wait_takes_no_turn() -> None:
 
 
 def _sleep(seconds: float) -> CheckedQuery:
-    return CheckedQuery(f"SELECT pg_sleep({seconds})", f"SELECT pg_sleep({seconds})", 1)
+    return unguarded(f"SELECT pg_sleep({seconds})", 1)
 
 
 async def test_one_caller_with_slow_statements_never_starves_another(pg: DemoDatabase) -> None:
