@@ -1,7 +1,7 @@
 """One way to build what tests need from a database URL: settings, a Database, a DatabaseContext, a server;
 and statements for the database layer on its own.
 
-Nothing here reads or changes the process environment: every setting is given explicitly.
+Every setting is given explicitly, so none comes from the process environment (or .env); nothing here changes it.
 """
 
 from __future__ import annotations
