@@ -1,17 +1,29 @@
-"""One way to build what tests need from a database URL: settings, a Database, a DatabaseContext."""
+"""One way to build what tests need from a database URL: settings, a Database, a DatabaseContext, a server;
+and statements for the database layer on its own.
+
+Every setting is given explicitly, so none comes from the process environment (or .env); nothing here changes it.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
-from pg_mcp.config import Settings, load_settings
+from pg_mcp.config import Settings, single_database
 from pg_mcp.database.executor import Database
 from pg_mcp.explore import DatabaseContext
+from pg_mcp.guard import CheckedQuery
+from pg_mcp.server import build_server
+from pg_mcp.server.app import PgMcpServer
+
+#: Every setting at its default, passed explicitly so that no PG_MCP_* variable of the test run counts.
+_DEFAULTS: dict[str, Any] = {name: field.default for name, field in Settings.model_fields.items()}
 
 
 def settings_for(url: str, **overrides: Any) -> Settings:
     """The settings `pg-mcp URL --flag value …` would have, without the environment or a .env file."""
-    return load_settings({"database_url": url, **overrides}, dotenv=False)
+    if unknown := overrides.keys() - _DEFAULTS.keys():
+        raise TypeError(f"not settings: {', '.join(sorted(unknown))}")  # Settings would ignore them
+    return Settings(**{**_DEFAULTS, "database_url": url, **overrides})
 
 
 def database_for(url: str, **overrides: Any) -> Database:
@@ -23,3 +35,14 @@ def context_for(url: str, name: str = "test", **overrides: Any) -> DatabaseConte
     """What the tools run on; close its database with `await context.db.close()`."""
     settings = settings_for(url, **overrides)
     return DatabaseContext(name, settings, Database(settings))
+
+
+def server_for(url: str, **overrides: Any) -> PgMcpServer:
+    """The server `pg-mcp URL --flag value …` builds (one database, named after the URL's), without the
+    environment or a .env file; its pool opens when a client connects and closes when it leaves."""
+    return build_server(single_database(settings_for(url, **overrides)))
+
+
+def unguarded(sql: str, max_rows: int = 10) -> CheckedQuery:
+    """`sql` as it is, as if the guard had passed it: for `Database.run_query` tested without the guard."""
+    return CheckedQuery(statement=sql, sql=sql, max_rows=max_rows)

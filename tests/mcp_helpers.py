@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from factories import server_for
 from mcp import Client, StdioServerParameters
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -38,21 +39,10 @@ async def stdio_client(url: str, *args: str, **env: str) -> AsyncIterator[Client
 
 
 @asynccontextmanager
-async def mcp_client(url: str, *args: str, **env: str) -> AsyncIterator[Client]:
-    """The official MCP client, in process, on the same server `pg-mcp URL ARGS` would build with the
-    environment ENV: the settings are read by the command line's own code, the transport is in memory."""
-    from pg_mcp.cli import config_from, parse_args
-    from pg_mcp.server import build_server
-
-    saved = dict(os.environ)
-    try:
-        os.environ.clear()
-        os.environ.update(server_env(**env))
-        config = config_from(parse_args(["serve", url, *args]), dotenv=False)
-    finally:
-        os.environ.clear()
-        os.environ.update(saved)
-    async with Client(build_server(config), read_timeout_seconds=60) as client:
+async def mcp_client(url: str, **overrides: Any) -> AsyncIterator[Client]:
+    """The official MCP client, in process (the transport in memory), on the server `pg-mcp URL --flag value …`
+    builds, with `overrides` as the flags (`statement_timeout=2`) and no environment: see `server_for`."""
+    async with Client(server_for(url, **overrides), read_timeout_seconds=60) as client:
         yield client
 
 

@@ -10,7 +10,7 @@ from mcp_helpers import mcp_client, text_of
 from pg_mcp.errors import GuardError
 from pg_mcp.guard.access import AccessPolicy, StoredRelation, check_plan, expand
 
-LIMITS = ("--tables", "sales.*,hr.employees", "--hidden-columns", "hr.employees.salary,customers.email")
+LIMITS = {"tables": "sales.*,hr.employees", "hidden_columns": "hr.employees.salary,customers.email"}
 
 
 OUT_OF_REACH = [
@@ -39,7 +39,7 @@ OUT_OF_REACH = [
 
 async def test_out_of_reach_data_is_refused(pg: DemoDatabase) -> None:
     leaks = {}
-    async with mcp_client(pg.url, *LIMITS) as client:
+    async with mcp_client(pg.url, **LIMITS) as client:
         for sql in OUT_OF_REACH:
             result = await client.call_tool("query", {"sql": sql})
             if not result.is_error or not (
@@ -52,7 +52,7 @@ async def test_out_of_reach_data_is_refused(pg: DemoDatabase) -> None:
 
 
 async def test_everything_else_still_works_and_descriptions_hide_too(pg: DemoDatabase) -> None:
-    async with mcp_client(pg.url, *LIMITS) as client:
+    async with mcp_client(pg.url, **LIMITS) as client:
         ok = await client.call_tool(
             "query",
             {"sql": "SELECT e.id, e.first_name, d.status FROM hr.employees e JOIN sales.orders d ON false"},
@@ -102,8 +102,7 @@ def test_policy_parsing_and_plan_walk() -> None:
 
 async def test_listings_pages_and_completions_show_only_allowed_tables(pg: DemoDatabase) -> None:
     """The allowlist is applied before LIMIT/OFFSET, so pages are full and counts exact."""
-    only = ("--tables", "hr.employees,sales.orders")
-    async with mcp_client(pg.url, *only) as client:
+    async with mcp_client(pg.url, tables="hr.employees,sales.orders") as client:
         schemas = await client.call_tool("list_schemas", {})
         tables = await client.call_tool("list_tables", {})
         resources = await client.list_resources()
@@ -257,7 +256,7 @@ async def test_planner_statistics_of_allowed_tables_and_columns_are_readable(pg:
         "SELECT (SELECT n_distinct FROM pg_stats WHERE tablename = 'employees' LIMIT 1), attname FROM pg_stats "
         "WHERE schemaname = 'sales' AND tablename = 'orders'",
     ]
-    async with mcp_client(pg.url, *LIMITS) as client:
+    async with mcp_client(pg.url, **LIMITS) as client:
         for sql in allowed:
             result = await client.call_tool("query", {"sql": sql})
             assert not result.is_error, (sql, text_of(result))

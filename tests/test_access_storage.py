@@ -13,9 +13,8 @@ import asyncpg
 import pytest
 from analysis_helpers import analysis_of
 from conftest import DemoDatabase
-from factories import database_for
+from factories import context_for, database_for
 
-from pg_mcp.config import load_settings
 from pg_mcp.database.executor import Database
 from pg_mcp.database.lineage import LineagePolicy, expand_policy
 from pg_mcp.database.reach import read_reach
@@ -150,14 +149,9 @@ async def test_a_new_partition_is_covered_at_the_next_call(storage: DemoDatabase
 async def test_denied_relations_are_not_listed(storage: DemoDatabase) -> None:
     """A matview copying a hidden column is refused, and the listings do not offer it either."""
     from pg_mcp import explore
-    from pg_mcp.explore import DatabaseContext
 
-    settings = load_settings(
-        {"database_url": storage.url, "hidden_columns": ",".join(HIDDEN), "schemas": "storage_t"},
-        dotenv=False,
-    )
-    db = Database(settings)
-    explorer = DatabaseContext("test", settings, db)
+    explorer = context_for(storage.url, hidden_columns=",".join(HIDDEN), schemas="storage_t")
+    db = explorer.db
     try:
         listed = await explore.list_tables(explorer, "storage_t")
         names = {table["name"] for table in listed.structured["tables"]}
@@ -187,20 +181,13 @@ async def test_a_failing_cast_does_not_echo_a_value_while_limits_are_set(storage
     """The plan check refuses reading a hidden column; a data error elsewhere still quotes no value."""
     from pg_mcp import explore
     from pg_mcp.errors import QueryError
-    from pg_mcp.explore import DatabaseContext
 
     for hidden, shown in (((), True), (HIDDEN, False)):
-        settings = load_settings(
-            {"database_url": storage.url, "hidden_columns": ",".join(hidden)}, dotenv=False
-        )
-        db = Database(settings)
+        explorer = context_for(storage.url, hidden_columns=",".join(hidden))
         try:
             with pytest.raises(QueryError) as caught:
-                await explore.query(
-                    DatabaseContext("test", settings, db),
-                    "SELECT kind::int FROM (VALUES ('4111-secret')) AS v(kind)",
-                )
+                await explore.query(explorer, "SELECT kind::int FROM (VALUES ('4111-secret')) AS v(kind)")
         finally:
-            await db.close()
+            await explorer.db.close()
         assert ("4111-secret" in caught.value.message) is shown, caught.value.message
         assert "invalid input syntax for type integer" in caught.value.message

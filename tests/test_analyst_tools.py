@@ -170,7 +170,7 @@ async def test_explain_never_executes(pg: DemoDatabase) -> None:
     endless = (
         "SELECT count(*) FROM sales.order_items a CROSS JOIN sales.order_items b CROSS JOIN sales.orders c"
     )
-    async with mcp_client(pg.url, "--statement-timeout", "2") as client:
+    async with mcp_client(pg.url, statement_timeout=2) as client:
         plan = await client.call_tool("explain", {"sql": endless})
         indexed = await client.call_tool(
             "explain", {"sql": "SELECT * FROM sales.orders WHERE customer_id = 42"}

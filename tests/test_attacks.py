@@ -39,13 +39,13 @@ import mcp.types
 import pytest
 import pytest_asyncio
 from conftest import DemoDatabase
+from factories import database_for, unguarded
 from mcp_helpers import ROOT, mcp_client, server_env, text_of
 
-from pg_mcp.config import load_settings
 from pg_mcp.database.catalog import FIELD_CALLABLE_FUNCTIONS_SQL
 from pg_mcp.database.executor import Database
 from pg_mcp.errors import GuardError, PgMcpError
-from pg_mcp.guard import CheckedQuery, GuardPolicy, check_query
+from pg_mcp.guard import GuardPolicy, check_query
 
 ATTACK_FILES = "/tmp/pg_mcp_attack_"
 VICTIM_APP = "pg_mcp_victim"
@@ -895,7 +895,7 @@ class SharedServer:
 
     async def _serve(self) -> None:
         try:
-            async with mcp_client(self.url, PG_MCP_STATEMENT_TIMEOUT="5") as client:
+            async with mcp_client(self.url, statement_timeout=5) as client:
                 self._ready.set_result(None)
                 while (request := await self._requests.get()) is not None:
                     tool, arguments, future = request
@@ -1174,17 +1174,10 @@ async def _count_products(pg: DemoDatabase) -> int:
 # -------------------------------------------------------------- the database layer on its own
 
 
-def unguarded(sql: str) -> CheckedQuery:
-    return CheckedQuery(statement=sql, sql=sql, max_rows=10)
-
-
 @pytest_asyncio.fixture(loop_scope="session", scope="module")
 async def superuser_db(pg: DemoDatabase) -> AsyncIterator[Database]:
     """The session layer alone: a superuser connection, one of it, so each call inherits the last one's session."""
-    settings = load_settings(
-        {"database_url": pg.admin_url, "pool_min": 1, "pool_max": 1, "statement_timeout": 1.0}, dotenv=False
-    )
-    database = Database(settings)
+    database = database_for(pg.admin_url, pool_min=1, pool_max=1, statement_timeout=1.0)
     yield database
     await database.close()
 

@@ -16,11 +16,10 @@ import asyncpg
 import pytest
 import pytest_asyncio
 from conftest import DemoDatabase
+from factories import database_for, unguarded
 
-from pg_mcp.config import load_settings
 from pg_mcp.database.executor import Database
 from pg_mcp.database.value_cutting import CELL_BYTES_PER_CHAR, CutValue, cell_capped
-from pg_mcp.guard import CheckedQuery
 from pg_mcp.render.results import render_result
 from pg_mcp.render.values import Limits
 
@@ -28,18 +27,13 @@ pytestmark = pytest.mark.asyncio(loop_scope="session")
 EMOJI_COLUMNS = 550
 
 
-def unguarded(sql: str, max_rows: int) -> CheckedQuery:
-    return CheckedQuery(statement=sql, sql=sql, max_rows=max_rows)
-
-
-def _database(url: str, **settings: object) -> Database:
-    given = {"database_url": url, "pool_min": 1, "pool_max": 1, "max_rows_limit": 1000, **settings}
-    return Database(load_settings(given, dotenv=False))
+#: Every database here: one pooled connection, and callers may ask for up to 1,000 rows.
+POOL_OF_ONE = {"pool_min": 1, "pool_max": 1, "max_rows_limit": 1000}
 
 
 @pytest_asyncio.fixture(loop_scope="session")
 async def small_budget(pg: DemoDatabase) -> AsyncIterator[Database]:
-    database = _database(pg.url, max_result_bytes=50_000)
+    database = database_for(pg.url, **POOL_OF_ONE, max_result_bytes=50_000)
     yield database
     await database.close()
 
@@ -78,7 +72,7 @@ async def test_a_result_that_fits_is_neither_cut_nor_marked(small_budget: Databa
 async def test_emoji_columns_are_cut_by_bytes_and_one_row_is_fetched(pg: DemoDatabase) -> None:
     """The case that grew the process by 2.2 GB: 550 columns of 1,000 four-byte characters, max_rows=1000."""
     columns = ", ".join(f"repeat(chr(128512), 1000) AS c{i}" for i in range(EMOJI_COLUMNS))
-    database = _database(pg.url)
+    database = database_for(pg.url, **POOL_OF_ONE)
     try:
         result = await database.run_query(unguarded(f"SELECT {columns} FROM generate_series(1, 1000)", 1000))
     finally:
@@ -90,7 +84,7 @@ async def test_emoji_columns_are_cut_by_bytes_and_one_row_is_fetched(pg: DemoDat
 
 
 async def test_cells_are_cut_by_characters_or_bytes(pg: DemoDatabase) -> None:
-    database = _database(pg.url, max_cell_chars=100)
+    database = database_for(pg.url, **POOL_OF_ONE, max_cell_chars=100)
     sql = (
         "SELECT repeat(chr(128512), 80) AS emoji, repeat('a', 150) AS ascii, repeat('a', 100) AS fits, "
         "repeat('a', 90) || repeat(chr(233), 10) AS mixed, repeat('a', 90) || repeat(chr(128512), 12) AS over"
@@ -126,7 +120,8 @@ async def _setting(database: Database, name: str) -> str:
 
 
 async def test_temp_file_limit_is_set_for_a_superuser_and_skipped_for_the_reader(pg: DemoDatabase) -> None:
-    admin, reader = _database(pg.admin_url, temp_file_limit="7MB"), _database(pg.url, temp_file_limit="7MB")
+    admin = database_for(pg.admin_url, **POOL_OF_ONE, temp_file_limit="7MB")
+    reader = database_for(pg.url, **POOL_OF_ONE, temp_file_limit="7MB")
     try:
         assert await _setting(admin, "temp_file_limit") == "7MB"
         assert await _setting(reader, "temp_file_limit") != "7MB", "the reader may not set it: not attempted"
@@ -146,8 +141,9 @@ async def test_temp_file_limit_is_set_where_it_was_granted(pg: DemoDatabase) -> 
         f"CREATE ROLE {role} LOGIN PASSWORD '{password}'; GRANT CONNECT ON DATABASE "
         f"{parts.path.lstrip('/')} TO {role}; GRANT SET ON PARAMETER temp_file_limit TO {role}"
     )
-    database = _database(
+    database = database_for(
         f"postgresql://{role}:{quote(password)}@{parts.hostname}:{parts.port}{parts.path}",
+        **POOL_OF_ONE,
         temp_file_limit="7MB",
     )
     try:
@@ -168,7 +164,7 @@ async def test_a_1600_column_table_can_be_read_whole(pg: DemoDatabase) -> None:
         "INSERT INTO public.wide (c0, c1599) VALUES (repeat('x', 5000), 'last'); "
         "GRANT SELECT ON public.wide TO PUBLIC"
     )
-    database = _database(pg.url)
+    database = database_for(pg.url, **POOL_OF_ONE)
     try:
         result = await database.run_query(unguarded("SELECT * FROM public.wide", 10))
     finally:

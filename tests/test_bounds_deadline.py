@@ -13,9 +13,8 @@ import asyncio
 import asyncpg
 import pytest
 from conftest import DemoDatabase
+from factories import database_for, unguarded
 
-from pg_mcp.config import load_settings
-from pg_mcp.database.executor import Database
 from pg_mcp.errors import QueryError
 from pg_mcp.guard import CheckedQuery
 
@@ -29,17 +28,14 @@ STUCK = "SELECT pid FROM pg_stat_activity WHERE state = 'active' AND query LIKE 
 
 
 async def test_the_call_answers_at_its_deadline_while_its_backend_is_stuck(pg: DemoDatabase) -> None:
-    settings = load_settings(
-        {"database_url": pg.url, "statement_timeout": 0.1, "connect_timeout": 0.1, "lock_timeout": 60,
-         "pool_min": 1, "pool_max": 1},
-        dotenv=False,
-    )  # fmt: skip
-    database = Database(settings)
+    database = database_for(
+        pg.url, statement_timeout=0.1, connect_timeout=0.1, lock_timeout=60, pool_min=1, pool_max=1
+    )
     admin = await asyncpg.connect(pg.admin_url)
     try:
         await database.connect()
         with pytest.raises(QueryError, match=r"did not finish within 0\.2 s"):
-            await database.run_query(CheckedQuery(statement=UNINTERRUPTIBLE, sql=UNINTERRUPTIBLE, max_rows=1))
+            await database.run_query(unguarded(UNINTERRUPTIBLE, 1))
         stuck = [row["pid"] for row in await admin.fetch(STUCK)]
         assert len(stuck) == 1, "the call answered while its backend was still running"
         after = await database.run_query(

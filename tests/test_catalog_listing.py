@@ -185,8 +185,8 @@ async def test_listed_estimates_comments_and_kinds_match_pg_catalog(listing_url:
 
 
 async def test_operator_limits_are_applied_before_paging(listing_url: str) -> None:
-    allowed = ("--tables", "a.*,B.t_001,B.t_449", "--hidden-columns", "a.col_only.secret")
-    async with mcp_client(listing_url, *allowed) as client:
+    allowed = {"tables": "a.*,B.t_001,B.t_449", "hidden_columns": "a.col_only.secret"}
+    async with mcp_client(listing_url, **allowed) as client:
         pages = await all_resource_pages(client)
         b = await client.call_tool("list_tables", {"schema": "B"})
         z = await client.call_tool("list_tables", {"schema": "z z"})

@@ -15,17 +15,12 @@ import asyncpg
 import pytest
 import pytest_asyncio
 from conftest import DemoDatabase
-from factories import database_for, settings_for
+from factories import database_for, unguarded
 
 from pg_mcp.database.executor import Database
 from pg_mcp.errors import PgMcpError, QueryError
-from pg_mcp.guard import CheckedQuery
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
-
-
-def unguarded(sql: str, max_rows: int = 10) -> CheckedQuery:
-    return CheckedQuery(statement=sql, sql=sql, max_rows=max_rows)
 
 
 @pytest_asyncio.fixture(loop_scope="session")
@@ -168,8 +163,7 @@ async def test_fetch_is_bounded_without_the_limit_wrapper(db: Database) -> None:
 
 
 async def test_statement_timeout_applies_without_the_guard(pg: DemoDatabase) -> None:
-    settings = settings_for(pg.url, statement_timeout=0.5, pool_max=1)
-    database = Database(settings)
+    database = database_for(pg.url, statement_timeout=0.5, pool_max=1)
     try:
         with pytest.raises(QueryError, match="cancelled"):
             await database.run_query(unguarded("SELECT pg_sleep(30)"))

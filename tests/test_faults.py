@@ -6,13 +6,10 @@ import asyncio
 
 import pytest
 from conftest import DemoDatabase
-from factories import context_for, settings_for
+from factories import context_for, database_for, unguarded
 
 from pg_mcp import explore
-from pg_mcp.database.executor import Database
 from pg_mcp.errors import DatabaseUnavailableError, QueryError, ServerBusyError
-from pg_mcp.explore import DatabaseContext
-from pg_mcp.guard import CheckedQuery
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
@@ -64,12 +61,11 @@ async def test_the_audit_line_holds_a_bounded_statement(
 
 
 async def test_sample_rows_names_its_own_argument_when_cut(pg: DemoDatabase) -> None:
-    settings = settings_for(pg.url)
-    db = Database(settings)
+    explorer = context_for(pg.url)
     try:
-        output = await explore.sample_rows(DatabaseContext("test", settings, db), "hr.departments", n=2)
+        output = await explore.sample_rows(explorer, "hr.departments", n=2)
     finally:
-        await db.close()
+        await explorer.db.close()
     assert "cut at n=2" in output.text and "pass n up to 100" in output.text and "max_rows" not in output.text
 
 
@@ -102,8 +98,7 @@ async def test_calls_waiting_for_a_connection_are_served_in_arrival_order(pg: De
     """Forty callers that each call again as soon as answered, on one pooled connection: every call is
     served in the order it arrived. Without turns, asyncpg's queue lets a newcomer take the connection
     just handed to a waiter, and some calls are sent to the back again and again."""
-    settings = settings_for(pg.url, pool_max=1)
-    db = Database(settings)
+    db = database_for(pg.url, pool_max=1)
     arrived: list[int] = []
     served: list[int] = []
     counter = iter(range(1_000_000))
@@ -128,13 +123,12 @@ async def test_a_connection_refused_for_lack_of_slots_is_explained(pg: DemoDatab
     """The pool opens a second connection while the role may hold only one (as when the server's
     max_connections is full): the call is told so, like a refused first connection, never an internal
     error."""
-    settings = settings_for(pg.url, pool_min=1, pool_max=3)
-    db = Database(settings)
+    db = database_for(pg.url, pool_min=1, pool_max=3)
     slow_sql = "SELECT pg_sleep(2)"
     await pg.admin_fetch("ALTER ROLE mcp_reader CONNECTION LIMIT 1")
     try:
         await db.connect()  # one connection: all the role may have
-        slow = asyncio.create_task(db.run_query(CheckedQuery(slow_sql, slow_sql, 1)))
+        slow = asyncio.create_task(db.run_query(unguarded(slow_sql, 1)))
         await asyncio.sleep(0.3)
         with pytest.raises(DatabaseUnavailableError) as caught:
             await db.fetch_fixed("SELECT 1")

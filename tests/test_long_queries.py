@@ -6,15 +6,26 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Callable
+from contextlib import AbstractAsyncContextManager
 
 import pytest
 from conftest import DemoDatabase
+from mcp import Client
 from mcp_helpers import mcp_client, stdio_client, text_of
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
 #: pg_sleep is refused unless the operator allows it: these tests do, for a query of a known duration.
 SLEEP_ALLOWED = ("--allow-functions", "pg_sleep")
+
+
+def _client(transport: str, url: str) -> AbstractAsyncContextManager[Client]:
+    """An MCP client of a server that allows pg_sleep: in process, or a `pg-mcp` process over stdio."""
+    if transport == "in process":
+        return mcp_client(url, allow_functions=("pg_sleep",))
+    return stdio_client(url, *SLEEP_ALLOWED)
+
+
 RUNNING_SLEEP = (
     "SELECT pid FROM pg_stat_activity WHERE query LIKE '%pg_sleep(%' AND query LIKE '%{marker}%' "
     "AND pid <> pg_backend_pid()"
@@ -28,8 +39,7 @@ async def test_a_long_query_reports_progress_to_a_client_that_asked(pg: DemoData
     async def progress(progress: float, total: float | None, message: str | None) -> None:
         reports.append((progress, message))
 
-    connect = mcp_client if transport == "in process" else stdio_client
-    async with connect(pg.url, *SLEEP_ALLOWED) as client:
+    async with _client(transport, pg.url) as client:
         started = time.monotonic()
         result = await client.call_tool(
             "query", {"sql": "SELECT pg_sleep(2.5) IS NULL AS slept"}, progress_callback=progress
@@ -58,8 +68,7 @@ async def test_a_cancelled_call_stops_its_statement_on_the_server(pg: DemoDataba
     once, instead of letting it run to its timeout, and keeps serving."""
     marker = f"cancel_{transport.replace(' ', '_')}"
     running = RUNNING_SLEEP.format(marker=marker)
-    connect = mcp_client if transport == "in process" else stdio_client
-    async with connect(pg.url, *SLEEP_ALLOWED) as client:
+    async with _client(transport, pg.url) as client:
         call = asyncio.create_task(
             client.call_tool("query", {"sql": f"SELECT pg_sleep(60) IS NULL AS {marker}"})
         )

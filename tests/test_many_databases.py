@@ -66,21 +66,19 @@ def _write_config(tmp_path: Path, text: str) -> str:
 
 
 @pytest.fixture()
-def two_databases(pg: DemoDatabase, crm_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
-    monkeypatch.setenv("TEST_SALES_URL", pg.url)
-    monkeypatch.setenv("TEST_CRM_URL", crm_url)
+def two_databases(pg: DemoDatabase, crm_url: str, tmp_path: Path) -> str:
     return _write_config(
         tmp_path,
-        """
+        f"""
 [server]
 max_rows = 20
 
 [databases.shop]
-url_env = "TEST_SALES_URL"
+url = "{pg.url}"
 hidden_columns = ["sales.customers.email"]
 
 [databases.crm]
-url_env = "TEST_CRM_URL"
+url = "{crm_url}"
 max_rows = 3
 statement_timeout = 7
 """,
@@ -190,15 +188,12 @@ async def test_resources_and_completions_cover_every_database(two_databases: str
     assert missing.value.error.code == -32602 and "Databases: shop, crm" in missing.value.error.message
 
 
-async def test_a_database_that_is_down_leaves_the_others_serving(
-    pg: DemoDatabase, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setenv("TEST_SALES_URL", pg.url)
+async def test_a_database_that_is_down_leaves_the_others_serving(pg: DemoDatabase, tmp_path: Path) -> None:
     config = _write_config(
         tmp_path,
-        """
+        f"""
 [databases.shop]
-url_env = "TEST_SALES_URL"
+url = "{pg.url}"
 
 [databases.gone]
 url = "postgresql://mcp_reader:secret-pw@127.0.0.1:1/none"

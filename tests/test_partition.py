@@ -21,15 +21,12 @@ from urllib.parse import urlsplit, urlunsplit
 import asyncpg
 import pytest
 from conftest import DemoDatabase
+from factories import context_for, server_for
 from mcp import Client
 from mcp_helpers import password_of, text_of
 
 from pg_mcp import explore
-from pg_mcp.config import Settings, load_settings, single_database
-from pg_mcp.database.executor import Database
 from pg_mcp.errors import DatabaseUnavailableError, PgMcpError, QueryError
-from pg_mcp.explore import DatabaseContext
-from pg_mcp.server import build_server
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
@@ -177,9 +174,8 @@ def _via(url: str, port: int) -> str:
     return urlunsplit(parts._replace(netloc=f"{userinfo}@127.0.0.1:{port}"))
 
 
-def _settings(url: str, **extra: object) -> Settings:
-    given = {"database_url": url, "statement_timeout": STATEMENT_TIMEOUT, "connect_timeout": CONNECT_TIMEOUT}
-    return load_settings({**given, **extra}, dotenv=False)
+#: The timeouts every database here has, behind the proxy.
+TIMEOUTS = {"statement_timeout": STATEMENT_TIMEOUT, "connect_timeout": CONNECT_TIMEOUT}
 
 
 @pytest.fixture
@@ -238,9 +234,8 @@ GONE = "SELECT count(*) = 0 FROM pg_stat_activity WHERE pid = $1"
 async def test_a_partition_during_a_running_query_answers_at_the_deadline(
     pg: DemoDatabase, proxy: PartitionProxy, admin: asyncpg.Connection
 ) -> None:
-    settings = _settings(_via(pg.url, proxy.port))
-    database = Database(settings)
-    context = DatabaseContext("partitioned", settings, database)
+    context = context_for(_via(pg.url, proxy.port), "partitioned", **TIMEOUTS)
+    database = context.db
     try:
         await explore.query(context, BACKEND)  # the guard's catalog lookups are done: next comes LONG alone
         # partitioned for the rest of the test: the call, its cleanup and its backend's end
@@ -271,9 +266,8 @@ async def test_a_partition_while_idle_fails_the_next_call_at_its_deadline(
 ) -> None:
     """The pooled connection's BEGIN is never answered: the call answers, and closes that connection
     rather than keep it checked out (with one connection in the pool, that would fail every later call)."""
-    settings = _settings(_via(pg.url, proxy.port), pool_min=1, pool_max=1)
-    database = Database(settings)
-    context = DatabaseContext("partitioned", settings, database)
+    context = context_for(_via(pg.url, proxy.port), "partitioned", **TIMEOUTS, pool_min=1, pool_max=1)
+    database = context.db
     try:
         [[before]] = (await explore.query(context, BACKEND)).structured["rows"]
         proxy.partition()
@@ -297,11 +291,11 @@ async def test_what_the_client_sees_of_a_partition_never_holds_the_password(
     """Through the MCP server in process: a partition from the start (no pool can be created) and one
     that begins once the pool is up; the server then shuts down while the network is still dead."""
     password = password_of(pg.url)
-    settings = _settings(_via(pg.url, proxy.port))
+    server = server_for(_via(pg.url, proxy.port), **TIMEOUTS)
     texts: list[str] = []
     proxy.partition()
     async with asyncio.timeout(4 * OUTER_BOUND):
-        async with Client(build_server(single_database(settings))) as client:
+        async with Client(server) as client:
             for sql in ("SELECT 1 AS one", LONG):
                 texts.append(text_of(result := await client.call_tool("query", {"sql": sql})))
                 assert result.is_error, texts[-1]

@@ -20,7 +20,7 @@ from replica_helpers import PgBouncer, start_pgbouncer
 
 #: A statement that runs far longer than a 1 s statement timeout (the plan budget is off to allow it).
 SLOW = "SELECT count(*) FROM sales.order_items a CROSS JOIN sales.order_items b"
-NO_BUDGET = ("--max-cost", "0", "--max-plan-rows", "0")
+NO_BUDGET = {"max_cost": 0, "max_plan_rows": 0}
 
 #: Settings pg-mcp sets for its own transactions, which must be back at their defaults afterwards.
 SETTINGS = (
@@ -68,7 +68,7 @@ async def _settings(url: str) -> dict[str, Any]:
 
 
 async def test_the_tools_work_through_pgbouncer(pg: DemoDatabase, bouncer: PgBouncer) -> None:
-    async with mcp_client(bouncer.url, "--statement-timeout", "1", *NO_BUDGET) as client:
+    async with mcp_client(bouncer.url, statement_timeout=1, **NO_BUDGET) as client:
         tables = await client.call_tool("list_tables", {"schema": "hr"})
         described = await client.call_tool("describe_table", {"table": "sales.orders"})
         counted = await client.call_tool("query", {"sql": "SELECT count(*) AS n FROM hr.employees"})
@@ -98,7 +98,7 @@ def test_check_through_pgbouncer(bouncer: PgBouncer) -> None:
 
 async def test_nothing_a_call_sets_reaches_the_next_client(pg: DemoDatabase, bouncer: PgBouncer) -> None:
     defaults = await _settings(pg.url)  # a fresh session of the same role, straight to PostgreSQL
-    async with mcp_client(bouncer.url, "--statement-timeout", "1", *NO_BUDGET) as client:
+    async with mcp_client(bouncer.url, statement_timeout=1, **NO_BUDGET) as client:
         inside = await client.call_tool(
             "query", {"sql": "SELECT pg_backend_pid() AS pid, current_setting('statement_timeout') AS t"}
         )
@@ -133,7 +133,7 @@ async def test_the_idle_transaction_timeout_does_not_reach_the_next_client(
         default = await direct.fetchval(sql)
     finally:
         await direct.close()
-    async with mcp_client(bouncer.url, "--statement-timeout", "1") as client:
+    async with mcp_client(bouncer.url, statement_timeout=1) as client:
         assert not (await client.call_tool("query", {"sql": "SELECT 1 AS one"})).is_error
     conn = await _plain(bouncer.url)
     try:
@@ -149,7 +149,7 @@ async def test_two_servers_and_another_client_share_one_backend(pg: DemoDatabase
     seen: dict[str, list[Any]] = {"fast": [], "slow": [], "plain": []}
 
     async def calls(name: str, timeout: str) -> None:
-        async with mcp_client(bouncer.url, "--statement-timeout", timeout, *NO_BUDGET) as client:
+        async with mcp_client(bouncer.url, statement_timeout=timeout, **NO_BUDGET) as client:
             for _ in range(15):
                 result = await client.call_tool("query", probe)
                 assert not result.is_error, text_of(result)

@@ -18,10 +18,7 @@ from factories import context_for
 from test_readonly_role import STRICT_FUNCTIONS, _run_role_script, _url_for
 
 from pg_mcp import explore
-from pg_mcp.config import load_settings
-from pg_mcp.database.executor import Database
 from pg_mcp.errors import GuardError, QueryError
-from pg_mcp.explore import DatabaseContext
 from pg_mcp.guard import GuardPolicy, check_query, check_query_async
 
 DATA = Path(__file__).parent / "data"
@@ -137,17 +134,12 @@ async def test_plan_shows_what_text_cannot(pg: DemoDatabase) -> None:
             await explore.query(explorer, sql)
         # The database's search_path puts shadow_t first, but every call pins its own: the built-in runs.
         assert (await explore.query(explorer, "SELECT concat('a', 'b') AS c")).text.splitlines()[1] == "ab"
-        allowing = load_settings(
-            {"database_url": pg.admin_url, "allow_functions": "shadow_t.boom"}, dotenv=False
-        )
-        allowed_db = Database(allowing)
+        allowing = context_for(pg.admin_url, allow_functions="shadow_t.boom")
         try:  # once the operator vouches for the function, the view is planned and run: boom() itself fails
             with pytest.raises(QueryError, match="boom ran"):
-                await explore.query(
-                    DatabaseContext("test", allowing, allowed_db), "SELECT * FROM shadow_t.folds"
-                )
+                await explore.query(allowing, "SELECT * FROM shadow_t.folds")
         finally:
-            await allowed_db.close()
+            await allowing.db.close()
     finally:
         await pg.admin_execute("ALTER DATABASE demo RESET search_path; DROP SCHEMA shadow_t CASCADE")
         await db.close()

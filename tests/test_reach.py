@@ -27,9 +27,9 @@ from pg_mcp.guard.node_dump import DumpError, Node, Value, read
 DATA = Path(__file__).parent / "data"
 DATABASE = "reach_t"
 LIMITS = {
-    "PG_MCP_SCHEMAS": "app,public,trap",
-    "PG_MCP_HIDDEN_COLUMNS": "app.people.email",
-    "PG_MCP_ALLOW_FUNCTIONS": "public.percent_change",
+    "schemas": "app,public,trap",
+    "hidden_columns": "app.people.email",
+    "allow_functions": "public.percent_change",
 }
 RAN = "OPERATOR CODE RAN"
 
@@ -79,7 +79,7 @@ async def test_operator_code_never_runs_and_limits_hold(reach_db: dict[str, str]
 
 
 async def test_an_allowed_bare_name_allows_the_function_in_any_schema(reach_db: dict[str, str]) -> None:
-    async with mcp_client(reach_db["reader"], PG_MCP_ALLOW_FUNCTIONS="percent_change") as client:
+    async with mcp_client(reach_db["reader"], allow_functions="percent_change") as client:
         for sql in ("SELECT percent_change(110, 108, 2) AS p", "SELECT public.percent_change(110, 108) AS p"):
             result = await client.call_tool("query", {"sql": sql})
             assert not result.is_error and "1.85" in text_of(result), text_of(result)

@@ -13,6 +13,7 @@ from urllib.parse import quote, urlsplit
 import asyncpg
 import pytest
 from conftest import DemoDatabase
+from factories import context_for
 from mcp_helpers import ROOT, server_env
 
 ROLE, PASSWORD = f"shop_reader_{secrets.token_hex(3)}", "it's a s3cret: @/?"
@@ -212,13 +213,9 @@ async def test_the_report_counts_the_tables_list_tables_lists(
 ) -> None:
     """`pg-mcp check` and the start-up report count in the database what `list_tables` would list,
     under the operator's limits, without holding one row per table."""
-    from pg_mcp.config import load_settings
     from pg_mcp.database.role_report import role_report, visible_tables
-    from pg_mcp.explore import DatabaseContext
 
-    context = DatabaseContext.connect_later(
-        "demo", load_settings({"database_url": pg.url, **limits}, dotenv=False)
-    )
+    context = context_for(pg.url, "demo", **limits)
     try:
         listed = await context.catalog.list_tables(limit=100_000)
         assert listed, "the demo has tables"

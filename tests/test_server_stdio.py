@@ -164,7 +164,7 @@ async def test_huge_results_return_the_first_page_quickly(pg: DemoDatabase) -> N
         "SELECT a.*, b.* FROM sales.order_items a CROSS JOIN sales.order_items b",
         "SELECT generate_series(1, 1000000000) AS n",
     ]
-    async with mcp_client(pg.url, "--statement-timeout", "5") as client:
+    async with mcp_client(pg.url, statement_timeout=5) as client:
         for sql in queries:
             result = await client.call_tool("query", {"sql": sql})
             assert not result.is_error, f"{sql}: not a first page within the timeout: {text_of(result)}"
@@ -246,9 +246,7 @@ async def test_bad_queries_are_refused_clearly(pg: DemoDatabase, sql: str, expec
 
 async def test_statement_timeout_cancels_and_the_next_call_works(pg: DemoDatabase) -> None:
     slow = "SELECT count(*) FROM sales.order_items a CROSS JOIN sales.order_items b"
-    async with mcp_client(
-        pg.url, "--statement-timeout", "1", "--max-cost", "0", "--max-plan-rows", "0"
-    ) as client:
+    async with mcp_client(pg.url, statement_timeout=1, max_cost=0, max_plan_rows=0) as client:
         result = await client.call_tool("query", {"sql": slow})
         after = await client.call_tool("query", {"sql": "SELECT 42 AS answer"})
     assert result.is_error and "cancel" in text_of(result).lower() and "timeout" in text_of(result).lower()
@@ -494,7 +492,7 @@ TRUSTED_ESTIMATES = [
 async def test_estimates_the_planner_only_guesses_are_read_from_the_text(pg: DemoDatabase) -> None:
     """A recursion or a set-returning function whose size the text does not bound is refused before it
     runs when a step would read all of it; bounded ones and lazily read ones run."""
-    async with mcp_client(pg.url, PG_MCP_MAX_PLAN_ROWS="1000000") as client:
+    async with mcp_client(pg.url, max_plan_rows=1_000_000) as client:
         refused = {name: await client.call_tool("query", {"sql": sql}) for name, sql in UNTRUSTED_ESTIMATES}
         served = {name: await client.call_tool("query", {"sql": sql}) for name, sql in TRUSTED_ESTIMATES}
     for name, result in refused.items():

@@ -12,12 +12,12 @@ from typing import Any
 
 import asyncpg
 import pytest
+from factories import unguarded
 from mcp_helpers import fetchval, mcp_client, password_of, run_cli, text_of
 from replica_helpers import Standby, start_standby, wait_for_replay
 
 from pg_mcp.database.driver_errors import describe_target, query_error
 from pg_mcp.errors import ConfigError
-from pg_mcp.guard import CheckedQuery
 from pg_mcp.local_pg import LocalPostgres, find_pg_bin, start_local_postgres
 
 #: A small shop with a least-privilege reader; `churn` is for the recovery conflict.
@@ -43,7 +43,7 @@ GRANT SELECT ON ALL TABLES IN SCHEMA store TO reader;
 
 #: Far longer than any test waits; only a recovery conflict (or the statement timeout) ends it.
 ENDLESS = "SELECT count(*) FROM store.churn a CROSS JOIN store.orders b CROSS JOIN store.orders c"
-NO_BUDGET = ("--max-cost", "0", "--max-plan-rows", "0")
+NO_BUDGET = {"max_cost": 0, "max_plan_rows": 0}
 WHERE_AM_I = {"sql": "SELECT pg_is_in_recovery() AS standby"}
 
 
@@ -144,7 +144,7 @@ def test_check_on_a_standby_says_so(replicated: Replicated) -> None:
 
 
 async def test_a_recovery_conflict_is_explained(replicated: Replicated) -> None:
-    async with mcp_client(replicated.standby_url, "--statement-timeout", "20", *NO_BUDGET) as client:
+    async with mcp_client(replicated.standby_url, statement_timeout=20, **NO_BUDGET) as client:
         running = asyncio.create_task(client.call_tool("query", {"sql": ENDLESS}))
         standby_admin = await asyncpg.connect(replicated.admin(on_standby=True))
         try:
@@ -179,7 +179,7 @@ async def test_a_recovery_conflict_is_explained(replicated: Replicated) -> None:
 
 def test_recovery_conflict_messages() -> None:
     """What asyncpg raises for each kind of recovery conflict, and what is not one."""
-    checked = CheckedQuery(statement="SELECT 1", sql="SELECT 1", max_rows=10)
+    checked = unguarded("SELECT 1")
 
     def error(kind: type[asyncpg.PostgresError], code: str, message: str, detail: str = "") -> Any:
         fields = {"S": "ERROR", "C": code, "M": message} | ({"D": detail} if detail else {})

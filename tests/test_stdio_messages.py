@@ -182,7 +182,7 @@ async def test_resource_errors_say_not_found_or_unavailable(pg: DemoDatabase) ->
             await client.read_resource("postgres://sales/no_such_table")
     assert missing.value.error.code == -32602 and "does not exist" in missing.value.error.message
     down = "postgresql://nobody:x@127.0.0.1:1/none"
-    async with mcp_client(down, "--connect-timeout", "2") as client:
+    async with mcp_client(down, connect_timeout=2) as client:
         with pytest.raises(MCPError) as unavailable:
             await client.read_resource("postgres://database")
         with pytest.raises(MCPError) as listing:

@@ -6,12 +6,10 @@ import asyncio
 
 import pytest
 from conftest import DemoDatabase
-from factories import database_for, settings_for
+from factories import context_for, database_for, unguarded
 
 from pg_mcp import explore
-from pg_mcp.database.executor import Database
 from pg_mcp.database.turns import LOCAL_CALLER, Turns, current_caller
-from pg_mcp.explore import DatabaseContext
 from pg_mcp.guard import CheckedQuery
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
@@ -80,7 +78,7 @@ async def test_a_cancelled_wait_takes_no_turn() -> None:
 
 
 def _sleep(seconds: float) -> CheckedQuery:
-    return CheckedQuery(f"SELECT pg_sleep({seconds})", f"SELECT pg_sleep({seconds})", 1)
+    return unguarded(f"SELECT pg_sleep({seconds})", 1)
 
 
 async def test_one_caller_with_slow_statements_never_starves_another(pg: DemoDatabase) -> None:
@@ -114,9 +112,8 @@ async def test_one_caller_with_slow_statements_never_starves_another(pg: DemoDat
 async def test_a_quick_lookup_passes_the_callers_own_slow_statements(pg: DemoDatabase) -> None:
     """Over stdio (one caller) every general connection runs a slow statement; a primary-key lookup
     plans cheap on the connection kept for short calls and answers while they all still run."""
-    settings = settings_for(pg.url, pool_max=3)
-    db = Database(settings)
-    context = DatabaseContext("test", settings, db)
+    context = context_for(pg.url, pool_max=3)
+    db = context.db
     done: list[str] = []
     current_caller.set(LOCAL_CALLER)
 

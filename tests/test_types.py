@@ -126,7 +126,7 @@ async def typed_table(pg: DemoDatabase) -> AsyncIterator[str]:
 
 async def test_every_type_round_trips_exactly(pg: DemoDatabase, typed_table: str) -> None:
     names = ", ".join(name for name, *_ in CASES)
-    async with mcp_client(pg.url, "--max-cell-chars", "100") as client:
+    async with mcp_client(pg.url, max_cell_chars=100) as client:
         result = await client.call_tool("query", {"sql": f"SELECT {names}, big FROM {typed_table}"})
         described = await client.call_tool("describe_table", {"table": typed_table})
     assert not result.is_error, text_of(result)
