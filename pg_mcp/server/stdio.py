@@ -39,8 +39,9 @@ PARSE_ERROR = -32700
 INVALID_REQUEST = -32600
 #: MCP's code for a request that was cancelled before it finished.
 REQUEST_CANCELLED = -32800
-#: Seconds to let in-flight requests finish once stdin has closed, before answering them as cancelled.
-SHUTDOWN_GRACE = 1.5
+#: Seconds to let in-flight requests finish once stdin has closed (a first call also starts the guard and
+#: the pool), before answering them as cancelled.
+SHUTDOWN_GRACE = 5.0
 #: The id at the start of a response the SDK writes (`{"jsonrpc":"2.0","id":…,"result"|"error"`).
 _RESPONSE_ID = re.compile(r'\{"jsonrpc":"2\.0","id":(-?\d+|"(?:[^"\\]|\\.)*"),"(?:result|error)"')
 #: Deeper JSON than any real message; Python's parser would recurse once per level.
