@@ -231,6 +231,10 @@ async def _until(condition: Callable[[], bool | Awaitable[bool]], what: str) -> 
 GONE = "SELECT count(*) = 0 FROM pg_stat_activity WHERE pid = $1"
 
 
+async def _one_row(admin: asyncpg.Connection, sql: str) -> bool:
+    return len(await admin.fetch(sql)) == 1
+
+
 async def test_a_partition_during_a_running_query_answers_at_the_deadline(
     pg: DemoDatabase, proxy: PartitionProxy, admin: asyncpg.Connection
 ) -> None:
@@ -243,6 +247,8 @@ async def test_a_partition_during_a_running_query_answers_at_the_deadline(
         call = asyncio.create_task(explore.query(context, LONG))
         async with asyncio.timeout(OUTER_BOUND):
             await proxy.partitioned.wait()
+        # The backend reports the statement once it has read the Bind the proxy just passed on.
+        await _until(lambda: _one_row(admin, LONG_BACKEND), "the long statement never started")
         [[pid]] = await admin.fetch(LONG_BACKEND)
 
         error = await _answer(call)
