@@ -34,6 +34,7 @@ from pydantic import (
 from pydantic_settings import BaseSettings, EnvSettingsSource, NoDecode, SettingsConfigDict
 
 from pg_mcp.errors import ConfigError
+from pg_mcp.names import column_setting, function_setting, table_setting
 
 if TYPE_CHECKING:  # the guard is imported where it is used: start-up answers before it needs it
     from pg_mcp.guard.access import AccessPolicy
@@ -124,14 +125,32 @@ class Settings(BaseSettings):
         default=False, description="refuse calls while the audit file cannot be written (false)"
     )
 
-    @field_validator("allow_functions", "allow_secrets")
+    @field_validator("allow_functions")
     @classmethod
-    def _lower_functions(cls, value: tuple[str, ...]) -> tuple[str, ...]:
-        return tuple(name.lower() for name in value)
+    def _one_spelling(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        """The guard and the reach model compare function names as text: one spelling for both."""
+        return tuple(function_setting(name) for name in value)
+
+    @field_validator("tables")
+    @classmethod
+    def _table_names(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        """Refused at start-up, naming where it was set, rather than when the access policy is built."""
+        for entry in value:
+            table_setting(entry)
+        return value
+
+    @field_validator("hidden_columns")
+    @classmethod
+    def _column_names(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        """Refused at start-up, naming where it was set, rather than when the access policy is built."""
+        for entry in value:
+            column_setting(entry)
+        return value
 
     @field_validator("allow_secrets")
     @classmethod
     def _known_secrets(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        value = tuple(name.lower() for name in value)
         if not value:  # the default, validated too: no need to import the guard for it
             return value
         from pg_mcp.guard.secrets import SECRET_NAMES
@@ -188,16 +207,6 @@ class Settings(BaseSettings):
             raise ValueError(
                 f"PG_MCP_MAX_ROWS ({self.max_rows}) exceeds PG_MCP_MAX_ROWS_LIMIT ({self.max_rows_limit})"
             )
-        for name, parts in (("tables", 2), ("hidden_columns", 3)):
-            for entry in getattr(self, name):
-                pieces = [piece for piece in entry.split(".") if piece.strip()]
-                if not (parts - 1 <= len(pieces) <= parts) or (name == "tables" and len(pieces) != 2):
-                    shape = (
-                        "schema.table or schema.*"
-                        if name == "tables"
-                        else "schema.table.column or table.column"
-                    )
-                    raise ValueError(f"{ENV_NAMES[name]}: {entry!r} is not {shape}")
         if self.pool_min > self.pool_max:
             raise ValueError(f"PG_MCP_POOL_MIN ({self.pool_min}) exceeds PG_MCP_POOL_MAX ({self.pool_max})")
         return self

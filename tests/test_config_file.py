@@ -441,6 +441,30 @@ def test_invalid_value_names_where_it_was_set(tmp_path: Path, monkeypatch: pytes
     assert "Invalid setting PG_MCP_POOL_MAX (--pool-max)" in error(tmp_path, base)
 
 
+def test_malformed_dotted_names_are_refused_where_they_were_set(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    base = '[databases.hr]\nurl = "postgresql://h/hr"\n'
+    message = error(tmp_path, base + 'tables = ["hr.employees", "employees"]\n')
+    assert message.endswith(
+        "Invalid setting databases.hr.tables: 'employees' is not schema.table or schema.*"
+    )
+    message = error(tmp_path, "[server]\nhidden_columns = ['hr..salary']\n" + base)
+    assert (
+        "Invalid setting server.hidden_columns: 'hr..salary' is not schema.table.column or table.column"
+        in message
+    )
+    monkeypatch.setenv("PG_MCP_TABLES", "a.b.c")
+    assert "Invalid setting PG_MCP_TABLES (--tables): 'a.b.c' is not schema.table or schema.*" in error(
+        tmp_path, base
+    )
+
+
+def test_allowed_functions_have_one_spelling(tmp_path: Path) -> None:
+    text = '[databases.a]\nurl = "postgresql://h/a"\nallow_functions = ["Safe_Fn", \'"My_Schema" . "Fn"\']\n'
+    assert config(tmp_path, text).databases["a"].allow_functions == ("safe_fn", "my_schema.fn")
+
+
 def test_invalid_combination_names_the_database(tmp_path: Path) -> None:
     message = error(tmp_path, '[databases.hr]\nurl = "postgresql://h/hr"\nmax_rows = 5000\n')
     assert "Invalid settings for [databases.hr]: PG_MCP_MAX_ROWS (5000) exceeds" in message
