@@ -53,6 +53,10 @@ def _comma_separated(value: Any) -> Any:
 CommaList = Annotated[tuple[str, ...], NoDecode, BeforeValidator(_comma_separated)]
 
 
+#: Seconds a call's transaction may sit idle beyond its statement timeout: see Settings.
+IDLE_GRACE = 5.0
+
+
 class Settings(BaseSettings):
     """Everything the server can be told; immutable once validated."""
 
@@ -210,6 +214,16 @@ class Settings(BaseSettings):
         if self.pool_min > self.pool_max:
             raise ValueError(f"PG_MCP_POOL_MIN ({self.pool_min}) exceeds PG_MCP_POOL_MAX ({self.pool_max})")
         return self
+
+    @property
+    def idle_in_transaction_timeout(self) -> float:
+        """Seconds PostgreSQL lets a call's transaction sit idle (`idle_in_transaction_session_timeout`).
+
+        A call waits on the client only between statements, so a transaction idle for longer than a
+        statement may run, plus IDLE_GRACE, has lost its client (a network partition, a ROLLBACK that
+        never arrives): PostgreSQL ends it and frees its locks.
+        """
+        return self.statement_timeout + IDLE_GRACE
 
     @property
     def access(self) -> AccessPolicy:

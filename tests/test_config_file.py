@@ -465,6 +465,10 @@ def test_allowed_functions_have_one_spelling(tmp_path: Path) -> None:
     assert config(tmp_path, text).databases["a"].allow_functions == ("safe_fn", "my_schema.fn")
 
 
+def test_idle_transactions_end_five_seconds_after_the_statement_timeout() -> None:
+    assert load_settings({"statement_timeout": 12.5}, dotenv=False).idle_in_transaction_timeout == 17.5
+
+
 def test_invalid_combination_names_the_database(tmp_path: Path) -> None:
     message = error(tmp_path, '[databases.hr]\nurl = "postgresql://h/hr"\nmax_rows = 5000\n')
     assert "Invalid settings for [databases.hr]: PG_MCP_MAX_ROWS (5000) exceeds" in message
