@@ -306,6 +306,12 @@ def test_server_wide_settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -
     assert result.databases["a"].log_level == "DEBUG" and result.databases["a"].audit_file == "/b.jsonl"
 
 
+def test_server_wide_settings_are_the_servers(tmp_path: Path) -> None:
+    text = '[server]\naudit_required = true\n[databases.a]\nurl = "postgresql://h/a"\n[databases.b]\nurl = "postgresql://h/b"\n'
+    result = config(tmp_path, text)
+    assert result.server.audit_required and all(s.audit_required for s in result.databases.values())
+
+
 def test_file_without_databases_uses_database_url(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("DATABASE_URL", URL)
     monkeypatch.setenv("PG_MCP_LOCK_TIMEOUT", "7")
@@ -508,7 +514,7 @@ def test_secrets_are_never_in_messages(tmp_path: Path, monkeypatch: pytest.Monke
 
 def test_server_config_needs_a_database() -> None:
     with pytest.raises(ConfigError):
-        ServerConfig({}, "INFO", None, "test")
+        ServerConfig({}, "test")
 
 
 def _default_text(value: Any) -> str:
