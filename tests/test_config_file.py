@@ -1,4 +1,5 @@
-"""The TOML config file (several databases), its precedence, its messages, and that settings are documented.
+"""The TOML config file (several databases), its precedence and its messages (tests/test_docs.py: that
+every setting is documented as declared).
 
 Pure configuration tests: no database is needed.
 """
@@ -7,20 +8,15 @@ from __future__ import annotations
 
 import json
 import os
-import re
 from pathlib import Path
 from typing import Any
 
 import pytest
-from mcp_helpers import ROOT
 
 from pg_mcp.config import (
-    ENV_NAMES,
     SERVER_WIDE,
-    TRANSPORT_ENV_NAMES,
     ServerConfig,
     Settings,
-    TransportSettings,
     load_config,
     load_settings,
 )
@@ -88,47 +84,8 @@ def error(tmp_path: Path, text: str, overrides: dict[str, Any] | None = None) ->
     return message
 
 
-# One declaration per setting, and every setting documented.
-
-
-def test_env_names_are_derived_from_the_fields() -> None:
-    assert list(ENV_NAMES) == list(Settings.model_fields)
-    assert ENV_NAMES["database_url"] == "DATABASE_URL"
-    assert ENV_NAMES["max_rows"] == "PG_MCP_MAX_ROWS"
-    assert all(
-        name == f"PG_MCP_{field.upper()}" for field, name in ENV_NAMES.items() if field != "database_url"
-    )
-
-
 def test_the_values_above_cover_every_setting() -> None:
     assert set(VALUES) == set(Settings.model_fields) - {"database_url"}
-
-
-def test_every_setting_is_in_env_example() -> None:
-    text = (ROOT / ".env.example").read_text()
-    names = [*ENV_NAMES.values(), *TRANSPORT_ENV_NAMES.values(), "PG_MCP_CONFIG"]
-    missing = [name for name in names if f"{name}=" not in text]
-    assert not missing, f".env.example does not document {missing}"
-
-
-def test_every_setting_is_in_the_settings_reference() -> None:
-    text = (ROOT / "docs" / "settings.md").read_text()
-    missing = [
-        name for name in [*ENV_NAMES.values(), *TRANSPORT_ENV_NAMES.values()] if f"`{name}`" not in text
-    ]
-    assert not missing, f"docs/settings.md does not document {missing}"
-
-
-def test_the_config_file_is_in_the_settings_reference() -> None:
-    text = (ROOT / "docs" / "settings.md").read_text()
-    assert "`PG_MCP_CONFIG`" in text and "[databases." in text
-
-
-def test_the_readme_links_only_to_files_that_exist() -> None:
-    for page in [ROOT / "README.md", *(ROOT / "docs").glob("*.md")]:
-        for target in re.findall(r"\]\(([^)#]+)(?:#[^)]*)?\)", page.read_text()):
-            if "://" not in target:
-                assert (page.parent / target).exists(), f"{page.name} links to {target}, which does not exist"
 
 
 # Without a config file: today's single database.
@@ -515,61 +472,3 @@ def test_secrets_are_never_in_messages(tmp_path: Path, monkeypatch: pytest.Monke
 def test_server_config_needs_a_database() -> None:
     with pytest.raises(ConfigError):
         ServerConfig({}, "test")
-
-
-def _default_text(value: Any) -> str:
-    """A default as the documentation and .env.example write it."""
-    if value is None or value == ():
-        return ""
-    if isinstance(value, bool):
-        return str(value).lower()
-    if isinstance(value, float) and value.is_integer():
-        return str(int(value))
-    if isinstance(value, tuple):
-        return ",".join(value)
-    return str(value)
-
-
-def _example_values() -> dict[str, str]:
-    """Each setting's value in .env.example."""
-    lines = (ROOT / ".env.example").read_text().splitlines()
-    return {
-        name: value
-        for name, _, value in (line.partition("=") for line in lines)
-        if name.startswith("PG_MCP_")
-    }
-
-
-def _table_defaults(page: Path) -> dict[str, str]:
-    """The default column of a settings table: | `PG_MCP_X` | flag | default | meaning |."""
-    rows = re.finditer(r"^\| `(PG_MCP_[A-Z_]+)`[^|]*\|[^|]*\| ([^|]*) \|", page.read_text(), re.M)
-    return {row.group(1): row.group(2).strip("` ") for row in rows}
-
-
-def test_defaults_agree_between_the_code_the_example_and_the_reference() -> None:
-    """One fact, four places: each default in .env.example is the code's, and the tables of
-    docs/settings.md (every setting) and of the README (the main ones) state it (or say none/all for an
-    empty one). The flags are made from the same fields, so they cannot disagree."""
-    example = _example_values()
-    tables = {"docs/settings.md": _table_defaults(ROOT / "docs" / "settings.md")}
-    tables["README.md"] = _table_defaults(ROOT / "README.md")
-    assert set(tables["README.md"]) <= set(tables["docs/settings.md"]), "the README's are in the reference"
-    fields = {**Settings.model_fields, **TransportSettings.model_fields}
-    names = {**ENV_NAMES, **TRANSPORT_ENV_NAMES}
-    empty = ("none", "all", "discovered", "all the role can use")
-    disagreements = []
-    for field, env in names.items():
-        if field == "database_url":
-            continue  # no default: the one setting every server needs
-        expected = _default_text(fields[field].default)
-        if example.get(env) != expected:
-            disagreements.append(f".env.example {env}={example.get(env)!r}, the code says {expected!r}")
-        for page, table in tables.items():
-            stated = table.get(env)
-            if stated is None and page == "README.md":
-                continue  # the README lists the main settings only
-            if stated is None or not (
-                stated.startswith(expected) if expected else stated.split(" (")[0] in empty
-            ):
-                disagreements.append(f"{page} {env}: {stated!r}, the code says {expected!r}")
-    assert not disagreements, "\n".join(disagreements)
