@@ -160,7 +160,7 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _add_database_commands(commands: Any) -> None:
+def _add_database_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """serve, check, demo and call: the commands that take a database and its settings."""
     from pg_mcp.config import TransportSettings
 
@@ -194,7 +194,7 @@ def _add_database_commands(commands: Any) -> None:
     _add_settings_flags(call)
 
 
-def _add_token_command(commands: Any) -> None:
+def _add_token_command(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """`token add|list|revoke`: the static bearer tokens file of the HTTP transport."""
     from pg_mcp.config import TRANSPORT_ENV_NAMES
 

@@ -34,6 +34,7 @@ from pydantic import (
     Field,
     SecretStr,
     ValidationError,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -152,20 +153,13 @@ class DatabaseSettings(_Scope):
         """The guard and the reach model compare function names as text: one spelling for both."""
         return tuple(function_setting(name) for name in value)
 
-    @field_validator("tables")
+    @field_validator("tables", "hidden_columns")
     @classmethod
-    def _table_names(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+    def _dotted_names(cls, value: tuple[str, ...], info: ValidationInfo) -> tuple[str, ...]:
         """Refused at start-up, naming where it was set, rather than when the access policy is built."""
+        parse = table_setting if info.field_name == "tables" else column_setting
         for entry in value:
-            table_setting(entry)
-        return value
-
-    @field_validator("hidden_columns")
-    @classmethod
-    def _column_names(cls, value: tuple[str, ...]) -> tuple[str, ...]:
-        """Refused at start-up, naming where it was set, rather than when the access policy is built."""
-        for entry in value:
-            column_setting(entry)
+            parse(entry)
         return value
 
     @field_validator("allow_secrets")
