@@ -24,7 +24,9 @@ from pg_mcp import __version__
 from pg_mcp.errors import ConfigError, PgMcpError
 
 if TYPE_CHECKING:
-    from pg_mcp.config import ServerConfig, TransportSettings
+    from pydantic_settings import BaseSettings
+
+    from pg_mcp.config import ServerConfig, ServerWideSettings, TransportSettings
     from pg_mcp.explore import DatabaseContext
     from pg_mcp.server.oauth import OAuthSettings
 
@@ -67,9 +69,8 @@ class _JsonFormatter(_NoTracebackFormatter):
         return json.dumps(entry, ensure_ascii=False)
 
 
-def configure_logging(
-    level: str, audit_file: str | None = None, log_format: str = "text", *, audit_required: bool = False
-) -> None:
+def configure_logging(server: ServerWideSettings, log_format: str = "text") -> None:
+    """Log lines to stderr at the server's level, and audit lines to its audit file too, if any."""
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(
         _JsonFormatter()
@@ -78,39 +79,59 @@ def configure_logging(
     )
     root = logging.getLogger()
     root.handlers[:] = [handler]
-    root.setLevel(level)
-    if audit_file:
-        audit = logging.getLogger("pg_mcp.audit")
-        audit.setLevel(logging.INFO)  # the audit file is complete whatever the log level
-        from pg_mcp.server import audit_file as audit_files
-
-        try:
-            file_handler = audit_files.AuditFile(audit_file)
-        except OSError as exc:
-            raise ConfigError(
-                f"Invalid setting PG_MCP_AUDIT_FILE: cannot open it for appending ({exc.strerror})."
-            ) from None
-        file_handler.setFormatter(_NoTracebackFormatter("%(message)s"))
-        audit.addHandler(file_handler)
-        audit_files.ACTIVE = file_handler
-        audit_files.REQUIRED = audit_required
+    root.setLevel(server.log_level)
+    if server.audit_file:
+        _log_audit_to(server.audit_file, required=server.audit_required)
     for noisy in ("mcp", "httpx", "uvicorn.access"):
-        logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLevelName(level)))
+        logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLevelName(server.log_level)))
     logging.getLogger("sqlglot").setLevel(logging.ERROR)  # it would log statements it cannot classify
 
 
+def _log_audit_to(path: str, *, required: bool) -> None:
+    """Append every audit line to the file at `path`, whatever the log level; `required`: calls are
+    refused while it cannot be written."""
+    from pg_mcp.config import ENV_NAMES
+    from pg_mcp.server import audit_file as audit_files
+
+    audit = logging.getLogger("pg_mcp.audit")
+    audit.setLevel(logging.INFO)  # the audit file is complete whatever the log level
+    try:
+        file_handler = audit_files.AuditFile(path)
+    except OSError as exc:
+        raise ConfigError(
+            f"Invalid setting {ENV_NAMES['audit_file']}: cannot open it for appending ({exc.strerror})."
+        ) from None
+    file_handler.setFormatter(_NoTracebackFormatter("%(message)s"))
+    audit.addHandler(file_handler)
+    audit_files.ACTIVE = file_handler
+    audit_files.REQUIRED = required
+
+
+def _add_flags(group: argparse._ArgumentGroup, model: type[BaseSettings], *, switches: bool) -> None:
+    """One flag per field of the settings model, named, described and defaulted by its declaration
+    (`--max-rows` for max_rows). Values are left as text, validated with the environment's; with
+    `switches`, a yes/no setting is a flag without a value (`--allow-unauthenticated`)."""
+    from pg_mcp.config import flag, flag_help
+
+    for dest, field in model.model_fields.items():
+        if dest == "database_url":
+            continue  # a positional argument, or --url
+        if switches and field.annotation is bool:
+            group.add_argument(flag(dest), dest=dest, action="store_const", const=True, default=None,
+                               help=flag_help(dest, model))  # fmt: skip
+        else:
+            group.add_argument(flag(dest), dest=dest, default=None, help=flag_help(dest, model))
+
+
 def _add_settings_flags(parser: argparse.ArgumentParser) -> None:
-    """One flag per setting, named and described by the settings model (`--max-rows` for max_rows)."""
-    from pg_mcp.config import CONFIG_ENV, ENV_NAMES, Settings
+    """The flags of every command that serves a database: --config, and one per setting."""
+    from pg_mcp.config import CONFIG_ENV, Settings
 
     group = parser.add_argument_group("settings (each also an environment variable)")
     group.add_argument(
         "--config", dest="config", default=None, help=f"a TOML file listing several databases [{CONFIG_ENV}]"
     )
-    for dest, field in Settings.model_fields.items():  # values are validated with the environment's
-        if dest != "database_url":
-            flag = "--" + dest.replace("_", "-")
-            group.add_argument(flag, dest=dest, default=None, help=f"{field.description} [{ENV_NAMES[dest]}]")
+    _add_flags(group, Settings, switches=False)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -130,13 +151,26 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"pg-mcp {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    _add_database_commands(commands)
+    commands.add_parser(
+        "role-sql",
+        help="print the SQL script that creates a least-privilege role for pg-mcp (run it with psql)",
+    )
+    _add_token_command(commands)
+    return parser
+
+
+def _add_database_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """serve, check, demo and call: the commands that take a database and its settings."""
+    from pg_mcp.config import TransportSettings
 
     serve = commands.add_parser("serve", help="serve MCP over stdio (the default)")
     serve.add_argument(
         "database_url", nargs="?", help="postgresql://user:password@host:port/db [DATABASE_URL]"
     )
     _add_settings_flags(serve)
-    _add_transport_flags(serve)
+    transport = serve.add_argument_group("transport (each also an environment variable)")
+    _add_flags(transport, TransportSettings, switches=True)
 
     check = commands.add_parser("check", help="connect, report the role's privileges and risks, and exit")
     check.add_argument("database_url", nargs="?", help="postgresql://... [DATABASE_URL]")
@@ -159,10 +193,10 @@ def _parser() -> argparse.ArgumentParser:
     call.add_argument("--json", action="store_true", help="print the structured content as JSON")
     _add_settings_flags(call)
 
-    commands.add_parser(
-        "role-sql",
-        help="print the SQL script that creates a least-privilege role for pg-mcp (run it with psql)",
-    )
+
+def _add_token_command(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """`token add|list|revoke`: the static bearer tokens file of the HTTP transport."""
+    from pg_mcp.config import TRANSPORT_ENV_NAMES
 
     token = commands.add_parser("token", help="manage the static bearer tokens of the HTTP transport")
     token_commands = token.add_subparsers(dest="token_command", required=True)
@@ -173,25 +207,7 @@ def _parser() -> argparse.ArgumentParser:
     revoke = token_commands.add_parser("revoke", help="remove a token; a running server stops accepting it")
     revoke.add_argument("name")
     for sub in (add, listing, revoke):
-        sub.add_argument("--file", help="the tokens file [PG_MCP_AUTH_TOKENS_FILE]")
-    return parser
-
-
-def _add_transport_flags(parser: argparse.ArgumentParser) -> None:
-    """One flag per transport setting, named and described by its model (`--port` for port)."""
-    from pg_mcp.config import TRANSPORT_ENV_NAMES, TransportSettings
-
-    group = parser.add_argument_group("transport (each also an environment variable)")
-    for dest, field in TransportSettings.model_fields.items():
-        flag = "--" + dest.replace("_", "-")
-        if field.annotation is bool:
-            group.add_argument(
-                flag, dest=dest, action="store_const", const=True, default=None, help=field.description
-            )
-        else:
-            group.add_argument(
-                flag, dest=dest, default=None, help=f"{field.description} [{TRANSPORT_ENV_NAMES[dest]}]"
-            )
+        sub.add_argument("--file", help=f"the tokens file [{TRANSPORT_ENV_NAMES['auth_tokens_file']}]")
 
 
 def parse_args(argv: Sequence[str]) -> argparse.Namespace:
@@ -253,42 +269,37 @@ def _main(argv: Sequence[str] | None) -> int:
         return role_sql()
     if args.command == "token":
         return token(args)
-    if args.command in ("call", "check") and args.log_level is None and "PG_MCP_LOG_LEVEL" not in os.environ:
-        args.log_level = "WARNING"  # the output is the point; keep stderr for problems
     try:
-        config = config_from(args)
-    except ConfigError as exc:
-        print(f"pg-mcp: {exc}", file=sys.stderr)
-        return EXIT_CONFIG
-    try:
-        if args.command == "serve":
-            from pg_mcp.config import TRANSPORT_ENV_NAMES, load_transport
-
-            transport = load_transport({k: getattr(args, k, None) for k in TRANSPORT_ENV_NAMES})
-            required = config.databases[config.default].audit_required
-            configure_logging(
-                config.log_level, config.audit_file, transport.log_format, audit_required=required
-            )
-            return serve(config, transport=transport)
-        _started(serving=False)
-        configure_logging(
-            config.log_level,
-            config.audit_file,
-            audit_required=config.databases[config.default].audit_required,
-        )
-        if args.command == "check":
-            return asyncio.run(check(config))
-        if args.command == "demo":
-            return demo(config)
-        return call(config, args)
-    except ConfigError as exc:
-        print(f"pg-mcp: {exc}", file=sys.stderr)
-        return EXIT_CONFIG
+        return _run(args)
     except PgMcpError as exc:
         print(f"pg-mcp: {exc}", file=sys.stderr)
-        return 1
+        return EXIT_CONFIG if isinstance(exc, ConfigError) else 1
     except KeyboardInterrupt:
         return 130
+
+
+def _run(args: argparse.Namespace) -> int:
+    """A command that serves or inspects databases: its configuration, then logging, then the command."""
+    from pg_mcp.config import ENV_NAMES, TRANSPORT_ENV_NAMES, load_transport
+
+    if (
+        args.command in ("call", "check")
+        and args.log_level is None
+        and ENV_NAMES["log_level"] not in os.environ
+    ):
+        args.log_level = "WARNING"  # the output is the point; keep stderr for problems
+    config = config_from(args)
+    if args.command == "serve":
+        transport = load_transport({k: getattr(args, k, None) for k in TRANSPORT_ENV_NAMES})
+        configure_logging(config.server, transport.log_format)
+        return serve(config, transport=transport)
+    _started(serving=False)
+    configure_logging(config.server)
+    if args.command == "check":
+        return asyncio.run(check(config))
+    if args.command == "demo":
+        return demo(config)
+    return call(config, args)
 
 
 def role_sql() -> int:
@@ -343,12 +354,13 @@ def serve(
 
 def _oauth(transport: TransportSettings) -> OAuthSettings | None:
     """OAuth resource-server settings when an issuer and audience are configured (both or neither)."""
+    from pg_mcp.config import TRANSPORT_ENV_NAMES as NAMES
     from pg_mcp.server.oauth import OAuthSettings
 
     if not transport.oauth_issuer and not transport.oauth_audience:
         return None
     if not (transport.oauth_issuer and transport.oauth_audience):
-        raise ConfigError("OAuth needs both PG_MCP_OAUTH_ISSUER and PG_MCP_OAUTH_AUDIENCE.")
+        raise ConfigError(f"OAuth needs both {NAMES['oauth_issuer']} and {NAMES['oauth_audience']}.")
 
     def split(text: str) -> tuple[str, ...]:
         return tuple(part for part in text.replace(",", " ").split() if part)
@@ -367,12 +379,14 @@ def token(args: argparse.Namespace) -> int:
     """`pg-mcp token add|list|revoke`: the static bearer tokens file."""
     from dotenv import load_dotenv
 
+    from pg_mcp.config import TRANSPORT_ENV_NAMES
     from pg_mcp.server.tokens import TokenStore, token_databases
 
     load_dotenv(".env", override=False)
-    path = args.file or os.environ.get("PG_MCP_AUTH_TOKENS_FILE")
+    variable = TRANSPORT_ENV_NAMES["auth_tokens_file"]
+    path = args.file or os.environ.get(variable)
     if not path:
-        print("pg-mcp: name the tokens file with --file or PG_MCP_AUTH_TOKENS_FILE.", file=sys.stderr)
+        print(f"pg-mcp: name the tokens file with --file or {variable}.", file=sys.stderr)
         return EXIT_CONFIG
     store = TokenStore(path)
     try:

@@ -8,6 +8,12 @@ string, which is the conventional `DATABASE_URL`.
 With a config file (`PG_MCP_CONFIG`, or `config_file=`), each `[databases.NAME]` table is one database
 and `[server]` holds defaults for all of them. Precedence, lowest first: defaults, `[server]`,
 environment variables, command-line flags, the database's own table (the most specific wins).
+
+Each setting is declared once, default, range and description together, in the model of its scope:
+`DatabaseSettings` (each database), `ServerWideSettings` (the process: one log, one audit trail) and
+`TransportSettings` (how the server is reached). `Settings`, the first two together, is what the code
+serving one database receives. Environment variables, flags, their help and the keys a config file
+accepts where are derived from these declarations.
 """
 
 from __future__ import annotations
@@ -28,17 +34,33 @@ from pydantic import (
     Field,
     SecretStr,
     ValidationError,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
+from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, EnvSettingsSource, NoDecode, SettingsConfigDict
 
 from pg_mcp.errors import ConfigError
+from pg_mcp.names import column_setting, function_setting, table_setting
 
 if TYPE_CHECKING:  # the guard is imported where it is used: start-up answers before it needs it
     from pg_mcp.guard.access import AccessPolicy
 
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR"]
+
+#: The environment variable that names the TOML config file (when no path is passed explicitly).
+CONFIG_ENV = "PG_MCP_CONFIG"
+
+#: Database names: short lowercase identifiers, safe to use as tool arguments and in logs.
+DATABASE_NAME = re.compile(r"[a-z][a-z0-9_]{0,62}")
+_NAME_RULE = (
+    "a name is a lowercase letter followed by at most 62 lowercase letters, digits or underscores "
+    "(^[a-z][a-z0-9_]{0,62}$)"
+)
+
+#: The name of an environment variable, as `url_env` gives it.
+_ENV_VAR = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
 def _comma_separated(value: Any) -> Any:
@@ -52,61 +74,69 @@ def _comma_separated(value: Any) -> Any:
 CommaList = Annotated[tuple[str, ...], NoDecode, BeforeValidator(_comma_separated)]
 
 
-class Settings(BaseSettings):
-    """Everything the server can be told; immutable once validated."""
+class _Scope(BaseSettings):
+    """How every settings model reads the environment: `PG_MCP_<NAME>`, immutable once validated."""
 
     model_config = SettingsConfigDict(env_prefix="PG_MCP_", frozen=True, extra="ignore")
+
+
+#: Seconds a call's transaction may sit idle beyond its statement timeout: see DatabaseSettings.
+IDLE_GRACE = 5.0
+
+
+class DatabaseSettings(_Scope):
+    """What each database is served with (connection, pool, limits, access lists, allowances): a config
+    file's `[server]` sets defaults for every database, and its `[databases.NAME]` overrides them."""
 
     database_url: SecretStr | None = Field(
         default=None, validation_alias=AliasChoices("DATABASE_URL", "PG_MCP_DATABASE_URL", "database_url")
     )
     max_rows: int = Field(
-        default=100,
-        ge=1,
-        le=1_000_000,
-        description="rows returned when the caller does not ask (default 100)",
+        default=100, ge=1, le=1_000_000, description="rows returned when the caller does not ask"
     )
     max_rows_limit: int = Field(
-        default=1000, ge=1, le=1_000_000, description="the most rows a caller may ask for (default 1000)"
+        default=1000, ge=1, le=1_000_000, description="the most rows a caller may ask for"
     )
     statement_timeout: float = Field(
-        default=30.0, gt=0, le=86_400, description="seconds before a statement is cancelled (30)"
+        default=30.0, gt=0, le=86_400, description="seconds before a statement is cancelled"
     )
-    lock_timeout: float = Field(default=5.0, gt=0, le=86_400, description="seconds to wait for a lock (5)")
-    connect_timeout: float = Field(
-        default=10.0, gt=0, le=600, description="seconds to wait for a connection (10)"
-    )
-    pool_min: int = Field(default=1, ge=0, le=100, description="connections kept open (1)")
-    pool_max: int = Field(default=5, ge=1, le=100, description="most connections opened (5)")
+    lock_timeout: float = Field(default=5.0, gt=0, le=86_400, description="seconds to wait for a lock")
+    connect_timeout: float = Field(default=10.0, gt=0, le=600, description="seconds to wait for a connection")
+    pool_min: int = Field(default=1, ge=0, le=100, description="connections kept open")
+    pool_max: int = Field(default=5, ge=1, le=100, description="most connections opened")
     pool_share: int = Field(
         default=0,
         ge=0,
         le=100,
-        description="most connections one HTTP caller holds at once (0: half the pool; one is kept for short calls)",
+        description="most connections one HTTP caller holds at once; 0 for half the pool (one is kept for short calls)",
     )
     schemas: CommaList = Field(
-        default=(), description="comma-separated schemas to expose (default: all the role can use)"
+        default=(),
+        description="comma-separated schemas to expose",
+        json_schema_extra={"unset": "all the role can use"},
     )
     tables: CommaList = Field(
-        default=(), description="comma-separated schema.table or schema.* the model may read (default: all)"
+        default=(),
+        description="comma-separated schema.table or schema.* the model may read",
+        json_schema_extra={"unset": "all"},
     )
     hidden_columns: CommaList = Field(
-        default=(), description="comma-separated schema.table.column to hide everywhere"
+        default=(), description="comma-separated schema.table.column (or table.column) to hide everywhere"
     )
     allow_functions: CommaList = Field(
         default=(), description="comma-separated extra functions queries may call"
     )
     max_cell_chars: int = Field(
-        default=1000, ge=16, le=10_000_000, description="characters shown per value before it is cut (1000)"
+        default=1000, ge=16, le=10_000_000, description="characters shown per value before it is cut"
     )
     max_result_bytes: int = Field(
         default=1_000_000, ge=1024, le=100_000_000, description="bytes of text per result before rows are cut"
     )
     max_cost: float = Field(
-        default=1e9, ge=0, description="planner cost above which a query is refused (0: no budget)"
+        default=1e9, ge=0, description="planner cost above which a query is refused; 0 for no budget"
     )
     max_plan_rows: float = Field(
-        default=1e9, ge=0, description="planner row estimate above which a query is refused (0: none)"
+        default=1e9, ge=0, description="planner row estimate above which a query is refused; 0 for no budget"
     )
     temp_file_limit: str = Field(
         default="1GB",
@@ -116,22 +146,26 @@ class Settings(BaseSettings):
     allow_secrets: CommaList = Field(
         default=(), description="comma-separated secrets queries may read after all"
     )
-    log_level: LogLevel = Field(default="INFO", description="DEBUG, INFO, WARNING or ERROR (INFO)")
-    audit_file: str | None = Field(
-        default=None, description="also append the audit log (one JSON object per line) to this file"
-    )
-    audit_required: bool = Field(
-        default=False, description="refuse calls while the audit file cannot be written (false)"
-    )
 
-    @field_validator("allow_functions", "allow_secrets")
+    @field_validator("allow_functions")
     @classmethod
-    def _lower_functions(cls, value: tuple[str, ...]) -> tuple[str, ...]:
-        return tuple(name.lower() for name in value)
+    def _one_spelling(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        """The guard and the reach model compare function names as text: one spelling for both."""
+        return tuple(function_setting(name) for name in value)
+
+    @field_validator("tables", "hidden_columns")
+    @classmethod
+    def _dotted_names(cls, value: tuple[str, ...], info: ValidationInfo) -> tuple[str, ...]:
+        """Refused at start-up, naming where it was set, rather than when the access policy is built."""
+        parse = table_setting if info.field_name == "tables" else column_setting
+        for entry in value:
+            parse(entry)
+        return value
 
     @field_validator("allow_secrets")
     @classmethod
     def _known_secrets(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        value = tuple(name.lower() for name in value)
         if not value:  # the default, validated too: no need to import the guard for it
             return value
         from pg_mcp.guard.secrets import SECRET_NAMES
@@ -149,58 +183,33 @@ class Settings(BaseSettings):
         """A config file may write `temp_file_limit = -1` or `= 1024` (kB) as a TOML integer."""
         return str(value) if isinstance(value, int) and not isinstance(value, bool) else value
 
-    @field_validator("log_level", mode="before")
-    @classmethod
-    def _upper_level(cls, value: Any) -> Any:
-        return value.upper() if isinstance(value, str) else value
-
     @field_validator("database_url")
     @classmethod
     def _check_url(cls, value: SecretStr | None) -> SecretStr | None:
         if value is None or not value.get_secret_value().strip():
             return None
         url = value.get_secret_value().strip()
-        try:
-            parts = urlsplit(url)
-            hosts = parts.netloc.rpartition("@")[2]
-            for host in hosts.split(",") if "," in hosts else [hosts]:  # libpq's h1:p1,h2:p2 form
-                _port = urlsplit(f"//{host}").port  # ValueError for a port that is not a number in 0-65535
-        except ValueError:  # the parser's message may quote part of the password: never shown
-            raise ValueError(
-                "is not a valid URL: expected postgresql://user:password@host:5432/db with a numeric "
-                "port, and special characters in the user or password percent-encoded (@ as %40, "
-                "/ as %2F, : as %3A)"
-            ) from None
-        if parts.netloc.count("@") > 1:
-            raise ValueError(
-                "has more than one '@' before the host, so the host cannot be told apart from the password: "
-                "percent-encode '@' in the user name or password as %40 (p@ss becomes p%40ss)"
-            )
-        if parts.scheme not in ("postgres", "postgresql"):
-            raise ValueError(
-                "must be a URL starting with postgresql:// (e.g. postgresql://user:pass@host/db)"
-            )
+        _check_url_text(url)
         return SecretStr(url)
 
     @model_validator(mode="after")
-    def _check_ranges(self) -> Settings:
-        if self.max_rows > self.max_rows_limit:
-            raise ValueError(
-                f"PG_MCP_MAX_ROWS ({self.max_rows}) exceeds PG_MCP_MAX_ROWS_LIMIT ({self.max_rows_limit})"
-            )
-        for name, parts in (("tables", 2), ("hidden_columns", 3)):
-            for entry in getattr(self, name):
-                pieces = [piece for piece in entry.split(".") if piece.strip()]
-                if not (parts - 1 <= len(pieces) <= parts) or (name == "tables" and len(pieces) != 2):
-                    shape = (
-                        "schema.table or schema.*"
-                        if name == "tables"
-                        else "schema.table.column or table.column"
-                    )
-                    raise ValueError(f"{ENV_NAMES[name]}: {entry!r} is not {shape}")
-        if self.pool_min > self.pool_max:
-            raise ValueError(f"PG_MCP_POOL_MIN ({self.pool_min}) exceeds PG_MCP_POOL_MAX ({self.pool_max})")
+    def _check_ranges(self) -> DatabaseSettings:
+        for low, high in (("max_rows", "max_rows_limit"), ("pool_min", "pool_max")):
+            if getattr(self, low) > getattr(self, high):
+                raise ValueError(
+                    f"{ENV_NAMES[low]} ({getattr(self, low)}) exceeds {ENV_NAMES[high]} ({getattr(self, high)})"
+                )
         return self
+
+    @property
+    def idle_in_transaction_timeout(self) -> float:
+        """Seconds PostgreSQL lets a call's transaction sit idle (`idle_in_transaction_session_timeout`).
+
+        A call waits on the client only between statements, so a transaction idle for longer than a
+        statement may run, plus IDLE_GRACE, has lost its client (a network partition, a ROLLBACK that
+        never arrives): PostgreSQL ends it and frees its locks.
+        """
+        return self.statement_timeout + IDLE_GRACE
 
     @property
     def access(self) -> AccessPolicy:
@@ -227,6 +236,129 @@ class Settings(BaseSettings):
         return redact_dsn(self.dsn) if self.database_url else "(DATABASE_URL not set)"
 
 
+class ServerWideSettings(_Scope):
+    """What one process has once (one log, one audit trail): a config file sets these in `[server]`
+    only, never per database."""
+
+    log_level: LogLevel = Field(default="INFO", description="DEBUG, INFO, WARNING or ERROR")
+    audit_file: str | None = Field(
+        default=None, description="also append the audit log (one JSON object per line) to this file"
+    )
+    audit_required: bool = Field(
+        default=False, description="refuse calls while the audit file cannot be written"
+    )
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _upper_level(cls, value: Any) -> Any:
+        return value.upper() if isinstance(value, str) else value
+
+
+class Settings(ServerWideSettings, DatabaseSettings):  # bases in this order list the database's first
+    """What the code serving one database receives: its own settings and the server's."""
+
+
+class TransportSettings(_Scope):
+    """How the server is reached: stdio (the default) or Streamable HTTP, and the HTTP limits. Set by
+    the environment and `serve`'s flags only, never by a config file."""
+
+    transport: Literal["stdio", "http"] = Field(default="stdio", description="stdio or http")
+    host: str = Field(default="127.0.0.1", description="address the HTTP transport binds")
+    port: int = Field(default=8000, ge=0, le=65_535, description="port the HTTP transport listens on")
+    auth_tokens_file: str | None = Field(
+        default=None, description="the static bearer tokens file (see pg-mcp token add)"
+    )
+    allow_unauthenticated: bool = Field(
+        default=False, description="serve a non-loopback address without authentication"
+    )
+    allowed_hosts: CommaList = Field(
+        default=(), description="comma-separated extra Host values accepted over HTTP (host or host:*)"
+    )
+    allowed_origins: CommaList = Field(
+        default=(), description="comma-separated extra Origin values accepted over HTTP"
+    )
+    max_request_bytes: int = Field(
+        default=1_000_000, ge=1024, le=100_000_000, description="largest HTTP request body, in bytes"
+    )
+    principal_concurrency: int = Field(
+        default=8, ge=1, le=1000, description="HTTP requests one caller may have in flight"
+    )
+    principal_rate: float = Field(
+        default=200.0,
+        gt=0,
+        le=100_000,
+        description="HTTP requests per second one caller may make, burst twice that",
+    )
+    max_concurrent_calls: int = Field(
+        default=32, ge=1, le=10_000, description="calls in flight across the HTTP server"
+    )
+    trusted_proxies: CommaList = Field(
+        default=(), description="comma-separated proxy addresses whose X-Forwarded-For names the client"
+    )
+    max_connections: int = Field(
+        default=512,
+        ge=1,
+        le=100_000,
+        description="open HTTP connections; at the cap the oldest idle one is closed",
+    )
+    request_timeout: float = Field(
+        default=10.0,
+        gt=0,
+        le=600,
+        description="seconds an HTTP request's headers and body may take to arrive",
+    )
+    max_header_bytes: int = Field(
+        default=32_768, ge=1024, le=1_048_576, description="largest HTTP request head, in bytes"
+    )
+    oauth_issuer: str | None = Field(
+        default=None, description="OAuth: the issuer whose JWT access tokens are accepted"
+    )
+    oauth_audience: str | None = Field(
+        default=None,
+        description="OAuth: this server's resource URL, the tokens' audience (e.g. https://db.example.com/mcp)",
+    )
+    oauth_jwks_url: str | None = Field(
+        default=None, description="OAuth: the issuer's JWKS URL", json_schema_extra={"unset": "discovered"}
+    )
+    oauth_scopes: str = Field(default="", description="OAuth: scopes every token must carry, comma-separated")
+    oauth_databases_claim: str = Field(
+        default="pg_mcp_databases",
+        description="OAuth: the claim listing the databases a token may use; empty for all",
+    )
+    oauth_algorithms: str = Field(default="RS256,ES256", description="OAuth: accepted signing algorithms")
+    log_format: Literal["text", "json"] = Field(
+        default="text", description="stderr log lines as text, or json (one JSON object each)"
+    )
+    metrics: Literal["auto", "on", "off"] = Field(
+        default="auto", description="serve /metrics: auto (on loopback binds only), on or off"
+    )
+    shutdown_grace: float = Field(
+        default=10.0, ge=0, le=600, description="seconds calls in flight get to finish at SIGTERM"
+    )
+
+
+def _check_url_text(url: str) -> None:
+    """Refuse a URL libpq would misread, with a message that never quotes it (it may hold a password)."""
+    try:
+        parts = urlsplit(url)
+        hosts = parts.netloc.rpartition("@")[2]
+        for host in hosts.split(",") if "," in hosts else [hosts]:  # libpq's h1:p1,h2:p2 form
+            _port = urlsplit(f"//{host}").port  # ValueError for a port that is not a number in 0-65535
+    except ValueError:  # the parser's message may quote part of the password: never shown
+        raise ValueError(
+            "is not a valid URL: expected postgresql://user:password@host:5432/db with a numeric "
+            "port, and special characters in the user or password percent-encoded (@ as %40, "
+            "/ as %2F, : as %3A)"
+        ) from None
+    if parts.netloc.count("@") > 1:
+        raise ValueError(
+            "has more than one '@' before the host, so the host cannot be told apart from the password: "
+            "percent-encode '@' in the user name or password as %40 (p@ss becomes p%40ss)"
+        )
+    if parts.scheme not in ("postgres", "postgresql"):
+        raise ValueError("must be a URL starting with postgresql:// (e.g. postgresql://user:pass@host/db)")
+
+
 def redact_dsn(dsn: str) -> str:
     """Replace the password in a PostgreSQL URL (userinfo or query string) with `***`."""
     try:
@@ -244,32 +376,63 @@ def redact_dsn(dsn: str) -> str:
     return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
 
 
-def _env_name(field: str) -> str:
+# What follows is derived from the declarations above: environment variables, flags, their help, the
+# keys a config file accepts where, and the defaults as the documentation writes them (a test holds
+# .env.example, docs/settings.md and the README to these).
+
+
+def env_name(field: str, model: type[BaseSettings] = Settings) -> str:
     """A field's environment variable: its first declared alias (DATABASE_URL), else PG_MCP_<NAME>."""
-    alias = Settings.model_fields[field].validation_alias
+    alias = model.model_fields[field].validation_alias
     if isinstance(alias, AliasChoices) and isinstance(alias.choices[0], str):
         return alias.choices[0]
     if isinstance(alias, str):
         return alias
-    return f"{Settings.model_config.get('env_prefix', '')}{field}".upper()
+    return f"{model.model_config.get('env_prefix', '')}{field}".upper()
 
 
-#: Environment variable for each field, used in error messages, the flags' help and docs/settings.md. Derived
-#: from Settings so that a setting is declared once; a test checks each is documented.
-ENV_NAMES: dict[str, str] = {field: _env_name(field) for field in Settings.model_fields}
+#: Environment variable for each setting, used in error messages and the flags' help.
+ENV_NAMES: dict[str, str] = {field: env_name(field) for field in Settings.model_fields}
 
-#: The environment variable that names the TOML config file (when no path is passed explicitly).
-CONFIG_ENV = "PG_MCP_CONFIG"
+#: Environment variable for each transport setting.
+TRANSPORT_ENV_NAMES: dict[str, str] = {
+    field: env_name(field, TransportSettings) for field in TransportSettings.model_fields
+}
 
 #: Settings of the server as a whole (one log, one audit trail): only `[server]` may set them.
-SERVER_WIDE: frozenset[str] = frozenset({"log_level", "audit_file", "audit_required"})
+SERVER_WIDE: frozenset[str] = frozenset(ServerWideSettings.model_fields)
 
-#: Database names: short lowercase identifiers, safe to use as tool arguments and in logs.
-DATABASE_NAME = re.compile(r"[a-z][a-z0-9_]{0,62}")
-_NAME_RULE = (
-    "a name is a lowercase letter followed by at most 62 lowercase letters, digits or underscores "
-    "(^[a-z][a-z0-9_]{0,62}$)"
-)
+
+def flag(field: str) -> str:
+    """A setting's command-line flag: `--max-rows` for max_rows."""
+    return "--" + field.replace("_", "-")
+
+
+def env_default(info: FieldInfo) -> str:
+    """A default as the environment writes it (.env.example): empty when the setting has none."""
+    value = info.default
+    if value is None or value == ():
+        return ""
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    if isinstance(value, tuple):
+        return ",".join(value)
+    return str(value)
+
+
+def stated_default(info: FieldInfo) -> str:
+    """A default as people read it (flags' help, settings tables): the value, else what none means."""
+    extra = info.json_schema_extra if isinstance(info.json_schema_extra, dict) else {}
+    return env_default(info) or str(extra.get("unset", "none"))
+
+
+def flag_help(field: str, model: type[BaseSettings] = Settings) -> str:
+    """A flag's help: what the setting means, its default and its environment variable."""
+    info = model.model_fields[field]
+    return f"{info.description} (default: {stated_default(info)}) [{env_name(field, model)}]"
+
 
 # Every spelling under which a field can reach the model (aliases of database_url), lowercased.
 _FIELD_BY_KEY: dict[str, str] = {field: field for field in Settings.model_fields} | {
@@ -280,27 +443,26 @@ _FIELD_BY_KEY: dict[str, str] = {field: field for field in Settings.model_fields
     if isinstance(choice, str)
 }
 _SETTING_KEYS = tuple(field for field in Settings.model_fields if field != "database_url")
-_DATABASE_KEYS = (*(key for key in _SETTING_KEYS if key not in SERVER_WIDE), "url", "url_env")
+_DATABASE_KEYS = (*(key for key in DatabaseSettings.model_fields if key != "database_url"), "url", "url_env")
 _SERVER_SPECIAL = dict.fromkeys(
     ("database_url", "url", "url_env"),
     "belongs in a [databases.NAME] table: each database has its own url or url_env "
     "(or leave [databases] out and use DATABASE_URL)",
 )
-_ENV_VAR = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_DATABASE_SPECIAL = dict.fromkeys(SERVER_WIDE, "is server-wide: set it in [server], not per database")
 
 
 @dataclass(frozen=True)
 class ServerConfig:
-    """Every database one server serves, by name, plus what belongs to the server as a whole.
+    """Every database one server serves, by name, and where the configuration came from (`source`,
+    for messages).
 
     `databases` keeps the config file's order; the first is the default, used when a caller names none.
-    `log_level` and `audit_file` are server-wide (one process, one log); each database's Settings carries
-    the same values. `source` says where the configuration came from, for messages.
+    Every database carries the same server-wide settings (only `[server]`, the environment and flags
+    set them), so `server` reads them from the default one.
     """
 
     databases: dict[str, Settings]
-    log_level: LogLevel
-    audit_file: str | None
     source: str
 
     def __post_init__(self) -> None:
@@ -312,116 +474,41 @@ class ServerConfig:
         """The name of the database used when a caller does not name one: the first configured."""
         return next(iter(self.databases))
 
+    @property
+    def server(self) -> ServerWideSettings:
+        """The settings of the process as a whole: its log and audit trail."""
+        return self.databases[self.default]
+
+    @property
+    def log_level(self) -> LogLevel:
+        return self.server.log_level
+
+    @property
+    def audit_file(self) -> str | None:
+        return self.server.audit_file
+
+
+def _given(overrides: Mapping[str, Any] | None) -> dict[str, Any]:
+    """The overrides actually given: a flag left out is None, and leaves the environment's value."""
+    return {key: value for key, value in (overrides or {}).items() if value is not None}
+
 
 def load_settings(overrides: dict[str, Any] | None = None, *, dotenv: bool = True) -> Settings:
     """Build Settings from the environment (and `.env`) plus explicit overrides, or raise ConfigError."""
     if dotenv:
         load_dotenv(".env", override=False)
-    given = {key: value for key, value in (overrides or {}).items() if value is not None}
     try:
-        return Settings(**given)
+        return Settings(**_given(overrides))
     except ValidationError as exc:
         raise ConfigError(_describe(exc)) from None
 
 
-class TransportSettings(BaseSettings):
-    """How the server is reached: stdio (the default) or Streamable HTTP, and the HTTP limits."""
-
-    model_config = SettingsConfigDict(env_prefix="PG_MCP_", frozen=True, extra="ignore")
-
-    transport: Literal["stdio", "http"] = Field(default="stdio", description="stdio or http (stdio)")
-    host: str = Field(default="127.0.0.1", description="address the HTTP transport binds (127.0.0.1)")
-    port: int = Field(default=8000, ge=0, le=65_535, description="port the HTTP transport listens on (8000)")
-    auth_tokens_file: str | None = Field(
-        default=None, description="the static bearer tokens file (see pg-mcp token add)"
-    )
-    allow_unauthenticated: bool = Field(
-        default=False, description="serve a non-loopback address without authentication"
-    )
-    allowed_hosts: CommaList = Field(
-        default=(), description="comma-separated extra Host values accepted over HTTP (host or host:*)"
-    )
-    allowed_origins: CommaList = Field(
-        default=(), description="comma-separated extra Origin values accepted over HTTP"
-    )
-    max_request_bytes: int = Field(
-        default=1_000_000, ge=1024, le=100_000_000, description="largest HTTP request body (1 MB)"
-    )
-    principal_concurrency: int = Field(
-        default=8, ge=1, le=1000, description="HTTP requests one caller may have in flight (8)"
-    )
-    principal_rate: float = Field(
-        default=200.0,
-        gt=0,
-        le=100_000,
-        description="HTTP requests per second one caller may make, burst twice that (200)",
-    )
-    max_concurrent_calls: int = Field(
-        default=32, ge=1, le=10_000, description="calls in flight across the HTTP server (32)"
-    )
-    trusted_proxies: CommaList = Field(
-        default=(),
-        description="comma-separated proxy addresses whose X-Forwarded-For names the client (default: none)",
-    )
-    max_connections: int = Field(
-        default=512,
-        ge=1,
-        le=100_000,
-        description="open HTTP connections; at the cap the oldest idle one is closed (512)",
-    )
-    request_timeout: float = Field(
-        default=10.0,
-        gt=0,
-        le=600,
-        description="seconds an HTTP request's headers and body may take to arrive (10)",
-    )
-    max_header_bytes: int = Field(
-        default=32_768, ge=1024, le=1_048_576, description="largest HTTP request head, in bytes (32 KiB)"
-    )
-    oauth_issuer: str | None = Field(
-        default=None, description="OAuth: the issuer whose JWT access tokens are accepted"
-    )
-    oauth_audience: str | None = Field(
-        default=None,
-        description="OAuth: this server's resource URL, the tokens' audience (e.g. https://db.example.com/mcp)",
-    )
-    oauth_jwks_url: str | None = Field(
-        default=None, description="OAuth: the issuer's JWKS URL (default: discovered)"
-    )
-    oauth_scopes: str = Field(default="", description="OAuth: scopes every token must carry, comma-separated")
-    oauth_databases_claim: str = Field(
-        default="pg_mcp_databases",
-        description="OAuth: the claim listing the databases a token may use (empty: all)",
-    )
-    oauth_algorithms: str = Field(default="RS256,ES256", description="OAuth: accepted signing algorithms")
-    log_format: Literal["text", "json"] = Field(
-        default="text", description="stderr log lines as text or as one JSON object each (json)"
-    )
-    metrics: Literal["auto", "on", "off"] = Field(
-        default="auto", description="serve /metrics: auto (on loopback binds only), on or off"
-    )
-    shutdown_grace: float = Field(
-        default=10.0, ge=0, le=600, description="seconds calls in flight get to finish at SIGTERM (10)"
-    )
-
-
-#: Environment variable for each transport setting.
-TRANSPORT_ENV_NAMES: dict[str, str] = {
-    name: f"PG_MCP_{name.upper()}" for name in TransportSettings.model_fields
-}
-
-
 def load_transport(overrides: dict[str, Any] | None = None) -> TransportSettings:
     """Transport settings from the environment (and `.env`, already loaded) plus flags, or ConfigError."""
-    given = {key: value for key, value in (overrides or {}).items() if value is not None}
     try:
-        return TransportSettings(**given)
+        return TransportSettings(**_given(overrides))
     except ValidationError as exc:
-        lines = _problems(
-            exc, lambda field: (f"{TRANSPORT_ENV_NAMES[field]} (--{field.replace('_', '-')})", False), "", None,
-            TransportSettings,
-        )  # fmt: skip
-        raise ConfigError("\n".join(lines)) from None
+        raise ConfigError(_describe(exc, TransportSettings)) from None
 
 
 def load_config(
@@ -449,7 +536,7 @@ def load_config(
 def single_database(settings: Settings, source: str = "DATABASE_URL") -> ServerConfig:
     """One database, named after the database in its URL so that messages and tools say something useful."""
     url = settings.database_url.get_secret_value() if settings.database_url else None
-    return ServerConfig({_name_from_url(url): settings}, settings.log_level, settings.audit_file, source)
+    return ServerConfig({_name_from_url(url): settings}, source)
 
 
 def _name_from_url(url: str | None) -> str:
@@ -483,10 +570,32 @@ def _read_toml(path: str, from_env: bool) -> dict[str, Any]:
 def _from_document(document: dict[str, Any], path: str, overrides: dict[str, Any] | None) -> ServerConfig:
     """Check the file's tables and keys, then build and validate each database's settings."""
     problems: list[str] = []  # file problems carry the path; every one is reported at once
+    file_problem = _in_file(path, problems)
+    _check_top_level(document, file_problem)
+    server = document.get("server", {})
+    server_values = _known_keys("[server]", server if isinstance(server, dict) else {}, _SETTING_KEYS,
+                                _SERVER_SPECIAL, file_problem)  # fmt: skip
+    given = _given(overrides)
+    databases = document.get("databases")
+    if not isinstance(databases, dict):  # no [databases]: one database, from DATABASE_URL or the flags
+        layers = [("server", server_values), ("env", _environment()), ("override", given)]
+        settings = _build(layers, None, "", path, problems)
+        if problems or settings is None:
+            raise ConfigError("\n".join(dict.fromkeys(problems)))
+        return single_database(settings, path)
+    built = _listed_databases(databases, server_values, given, path, problems)
+    if problems or not built:
+        raise ConfigError("\n".join(dict.fromkeys(problems)))
+    return ServerConfig(built, path)
 
-    def file_problem(text: str) -> None:
-        problems.append(f"{path}: {text}")
 
+def _in_file(path: str, problems: list[str]) -> Callable[[str], None]:
+    """Report a problem of the config file at `path` (its messages start with the path)."""
+    return lambda text: problems.append(f"{path}: {text}")
+
+
+def _check_top_level(document: dict[str, Any], file_problem: Callable[[str], None]) -> None:
+    """Only `[server]` and `[databases.NAME]` tables at the top: a setting there is in no table."""
     for key, value in document.items():
         if key in ("server", "databases"):
             if not isinstance(value, dict):
@@ -495,20 +604,13 @@ def _from_document(document: dict[str, Any], path: str, overrides: dict[str, Any
             file_problem(f"{key} is outside any table: put it in [server] or a [databases.NAME] table")
         else:
             file_problem(f"unknown top-level key {_shown(key)}{_guess(key, ('server', 'databases'))}")
-    server = document.get("server", {})
-    databases = document.get("databases")
-    server_values = _known_keys("[server]", server if isinstance(server, dict) else {}, _SETTING_KEYS,
-                                _SERVER_SPECIAL, file_problem)  # fmt: skip
-    given = {key: value for key, value in (overrides or {}).items() if value is not None}
-    environment = _environment()
 
-    if not isinstance(databases, dict):  # no [databases]: one database, from DATABASE_URL or the flags
-        layers = [("server", server_values), ("env", environment), ("override", given)]
-        settings = _build(layers, None, "", path, problems)
-        if problems or settings is None:
-            raise ConfigError("\n".join(dict.fromkeys(problems)))
-        return single_database(settings, path)
 
+def _listed_databases(
+    databases: dict[str, Any], server: dict[str, Any], given: dict[str, Any], path: str, problems: list[str]
+) -> dict[str, Settings]:
+    """Each `[databases.NAME]` table over `[server]`, the environment and the flags: the most specific
+    wins. DATABASE_URL is not used, and a URL on the command line is refused."""
     if not databases and not problems:
         raise ConfigError(
             f"{path}: [databases] lists no databases, and DATABASE_URL is not used when it is present.",
@@ -520,30 +622,37 @@ def _from_document(document: dict[str, Any], path: str, overrides: dict[str, Any
             f"A database URL was given on the command line, but the config file {path} lists its "
             "databases in [databases]: give one or the other."
         )
-    environment.pop("database_url", None)  # DATABASE_URL is not used when the file lists databases
+    environment = _environment()
+    environment.pop("database_url", None)
     built: dict[str, Settings] = {}
     for name, table in databases.items():
-        where = f"[databases.{_shown(name, quoted=False)}]"
-        if not DATABASE_NAME.fullmatch(name):
-            file_problem(f"{where} invalid database name: {_NAME_RULE}")
+        own = _database_table(name, table, _in_file(path, problems))
+        if own is None:
             continue
-        if not isinstance(table, dict):
-            file_problem(f"{where} must be a table with url or url_env, not a single value")
-            continue
-        special = dict.fromkeys(SERVER_WIDE, "is server-wide: set it in [server], not per database")
-        values = _known_keys(where, table, _DATABASE_KEYS, special, file_problem)
-        url = _database_url(where, values.pop("url", None), values.pop("url_env", None), table, file_problem)
-        if url is None:
-            continue
-        values["database_url"] = url[0]
-        layers = [("server", server_values), ("env", environment), ("override", given), ("database", values)]
-        settings = _build(layers, (name, url[1]), f" for [databases.{name}]", path, problems)
+        layers = [("server", server), ("env", environment), ("override", given), ("database", own[0])]
+        settings = _build(layers, (name, own[1]), f" for [databases.{name}]", path, problems)
         if settings is not None:
             built[name] = settings
-    if problems or not built:
-        raise ConfigError("\n".join(dict.fromkeys(problems)))
-    first = next(iter(built.values()))
-    return ServerConfig(built, first.log_level, first.audit_file, path)
+    return built
+
+
+def _database_table(
+    name: str, table: Any, file_problem: Callable[[str], None]
+) -> tuple[dict[str, Any], str] | None:
+    """A database's own settings, its URL among them, and the key that gave the URL (for messages)."""
+    where = f"[databases.{_shown(name, quoted=False)}]"
+    if not DATABASE_NAME.fullmatch(name):
+        file_problem(f"{where} invalid database name: {_NAME_RULE}")
+        return None
+    if not isinstance(table, dict):
+        file_problem(f"{where} must be a table with url or url_env, not a single value")
+        return None
+    values = _known_keys(where, table, _DATABASE_KEYS, _DATABASE_SPECIAL, file_problem)
+    url = _database_url(where, values.pop("url", None), values.pop("url_env", None), table, file_problem)
+    if url is None:
+        return None
+    values["database_url"] = url[0]
+    return values, url[1]
 
 
 def _shown(text: str, *, quoted: bool = True) -> str:
@@ -649,15 +758,17 @@ def _build(
         return None
 
 
-def _describe(exc: ValidationError) -> str:
+def _describe(exc: ValidationError, model: type[BaseSettings] = Settings) -> str:
     """One line per invalid setting, naming its variable and flag and what it accepts (never the value)."""
-    return "\n".join(_problems(exc, lambda field: (_env_label(field), False), "", None))
+    return "\n".join(_problems(exc, lambda field: (_env_label(field, model), False), "", None, model))
 
 
-def _env_label(field: str) -> str:
+def _env_label(field: str, model: type[BaseSettings] = Settings) -> str:
     """How the environment and the command line name a setting: `PG_MCP_MAX_ROWS (--max-rows)`."""
-    name = ENV_NAMES.get(field, field.upper())
-    return name if field == "database_url" else f"{name} (--{field.replace('_', '-')})"
+    if field not in model.model_fields:
+        return field.upper()
+    name = env_name(field, model)
+    return name if field == "database_url" else f"{name} ({flag(field)})"
 
 
 def _problems(

@@ -1,4 +1,5 @@
-"""Parsing and quoting PostgreSQL identifiers given as tool arguments (pure, no I/O).
+"""Parsing and quoting PostgreSQL identifiers (pure, no I/O): tool arguments, and the dotted names
+an operator writes in settings.
 
 Names are only ever compared with catalog values passed as query parameters; nothing here
 produces SQL that is executed.
@@ -174,6 +175,41 @@ def parse_qualified_name(value: str) -> list[NamePart]:
     if len(parts) > 2 or any(not part.text for part in parts):
         raise NotFoundError(f"{value!r} is not a table name.", "Use table or schema.table.")
     return parts
+
+
+def setting_parts(entry: str) -> tuple[str, ...]:
+    """The parts of a dotted name in a setting (`sales.orders`, `hr.employees.salary`, `my_schema.fn`),
+    each without surrounding blanks or double quotes.
+
+    Unlike `parse_qualified_name` (what a model writes, folded as PostgreSQL folds it), case is kept: an
+    operator names objects as the catalog spells them (`B.t_001` is schema "B"). A part holds no dot.
+    """
+    return tuple(part.strip().strip('"') for part in entry.split("."))
+
+
+def table_setting(entry: str) -> tuple[str, str]:
+    """`schema.table`, or `schema.*` for every table of the schema (PG_MCP_TABLES); ValueError otherwise."""
+    parts = setting_parts(entry)
+    if len(parts) != 2 or not all(parts):
+        raise ValueError(f"{entry!r} is not schema.table or schema.*")
+    return parts[0], parts[1]
+
+
+def column_setting(entry: str) -> tuple[str, str, str]:
+    """`schema.table.column`, or `table.column` for that table in any schema (schema `*`), as
+    PG_MCP_HIDDEN_COLUMNS lists them; ValueError otherwise."""
+    parts = setting_parts(entry)
+    if len(parts) == 2:
+        parts = ("*", *parts)
+    if len(parts) != 3 or not all(parts):
+        raise ValueError(f"{entry!r} is not schema.table.column or table.column")
+    return parts[0], parts[1], parts[2]
+
+
+def function_setting(entry: str) -> str:
+    """`name` or `schema.name` as PG_MCP_ALLOW_FUNCTIONS lists it, in the one spelling every reader
+    compares: lowercase, without blanks or quotes around its parts."""
+    return ".".join(setting_parts(entry)).lower()
 
 
 def quote_ident(name: str) -> str:

@@ -1,4 +1,5 @@
-"""The TOML config file (several databases), its precedence, its messages, and that settings are documented.
+"""The TOML config file (several databases), its precedence and its messages (tests/test_docs.py: that
+every setting is documented as declared).
 
 Pure configuration tests: no database is needed.
 """
@@ -7,20 +8,15 @@ from __future__ import annotations
 
 import json
 import os
-import re
 from pathlib import Path
 from typing import Any
 
 import pytest
-from mcp_helpers import ROOT
 
 from pg_mcp.config import (
-    ENV_NAMES,
     SERVER_WIDE,
-    TRANSPORT_ENV_NAMES,
     ServerConfig,
     Settings,
-    TransportSettings,
     load_config,
     load_settings,
 )
@@ -88,47 +84,8 @@ def error(tmp_path: Path, text: str, overrides: dict[str, Any] | None = None) ->
     return message
 
 
-# One declaration per setting, and every setting documented.
-
-
-def test_env_names_are_derived_from_the_fields() -> None:
-    assert list(ENV_NAMES) == list(Settings.model_fields)
-    assert ENV_NAMES["database_url"] == "DATABASE_URL"
-    assert ENV_NAMES["max_rows"] == "PG_MCP_MAX_ROWS"
-    assert all(
-        name == f"PG_MCP_{field.upper()}" for field, name in ENV_NAMES.items() if field != "database_url"
-    )
-
-
 def test_the_values_above_cover_every_setting() -> None:
     assert set(VALUES) == set(Settings.model_fields) - {"database_url"}
-
-
-def test_every_setting_is_in_env_example() -> None:
-    text = (ROOT / ".env.example").read_text()
-    names = [*ENV_NAMES.values(), *TRANSPORT_ENV_NAMES.values(), "PG_MCP_CONFIG"]
-    missing = [name for name in names if f"{name}=" not in text]
-    assert not missing, f".env.example does not document {missing}"
-
-
-def test_every_setting_is_in_the_settings_reference() -> None:
-    text = (ROOT / "docs" / "settings.md").read_text()
-    missing = [
-        name for name in [*ENV_NAMES.values(), *TRANSPORT_ENV_NAMES.values()] if f"`{name}`" not in text
-    ]
-    assert not missing, f"docs/settings.md does not document {missing}"
-
-
-def test_the_config_file_is_in_the_settings_reference() -> None:
-    text = (ROOT / "docs" / "settings.md").read_text()
-    assert "`PG_MCP_CONFIG`" in text and "[databases." in text
-
-
-def test_the_readme_links_only_to_files_that_exist() -> None:
-    for page in [ROOT / "README.md", *(ROOT / "docs").glob("*.md")]:
-        for target in re.findall(r"\]\(([^)#]+)(?:#[^)]*)?\)", page.read_text()):
-            if "://" not in target:
-                assert (page.parent / target).exists(), f"{page.name} links to {target}, which does not exist"
 
 
 # Without a config file: today's single database.
@@ -306,6 +263,12 @@ def test_server_wide_settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -
     assert result.databases["a"].log_level == "DEBUG" and result.databases["a"].audit_file == "/b.jsonl"
 
 
+def test_server_wide_settings_are_the_servers(tmp_path: Path) -> None:
+    text = '[server]\naudit_required = true\n[databases.a]\nurl = "postgresql://h/a"\n[databases.b]\nurl = "postgresql://h/b"\n'
+    result = config(tmp_path, text)
+    assert result.server.audit_required and all(s.audit_required for s in result.databases.values())
+
+
 def test_file_without_databases_uses_database_url(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("DATABASE_URL", URL)
     monkeypatch.setenv("PG_MCP_LOCK_TIMEOUT", "7")
@@ -441,6 +404,34 @@ def test_invalid_value_names_where_it_was_set(tmp_path: Path, monkeypatch: pytes
     assert "Invalid setting PG_MCP_POOL_MAX (--pool-max)" in error(tmp_path, base)
 
 
+def test_malformed_dotted_names_are_refused_where_they_were_set(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    base = '[databases.hr]\nurl = "postgresql://h/hr"\n'
+    message = error(tmp_path, base + 'tables = ["hr.employees", "employees"]\n')
+    assert message.endswith(
+        "Invalid setting databases.hr.tables: 'employees' is not schema.table or schema.*"
+    )
+    message = error(tmp_path, "[server]\nhidden_columns = ['hr..salary']\n" + base)
+    assert (
+        "Invalid setting server.hidden_columns: 'hr..salary' is not schema.table.column or table.column"
+        in message
+    )
+    monkeypatch.setenv("PG_MCP_TABLES", "a.b.c")
+    assert "Invalid setting PG_MCP_TABLES (--tables): 'a.b.c' is not schema.table or schema.*" in error(
+        tmp_path, base
+    )
+
+
+def test_allowed_functions_have_one_spelling(tmp_path: Path) -> None:
+    text = '[databases.a]\nurl = "postgresql://h/a"\nallow_functions = ["Safe_Fn", \'"My_Schema" . "Fn"\']\n'
+    assert config(tmp_path, text).databases["a"].allow_functions == ("safe_fn", "my_schema.fn")
+
+
+def test_idle_transactions_end_five_seconds_after_the_statement_timeout() -> None:
+    assert load_settings({"statement_timeout": 12.5}, dotenv=False).idle_in_transaction_timeout == 17.5
+
+
 def test_invalid_combination_names_the_database(tmp_path: Path) -> None:
     message = error(tmp_path, '[databases.hr]\nurl = "postgresql://h/hr"\nmax_rows = 5000\n')
     assert "Invalid settings for [databases.hr]: PG_MCP_MAX_ROWS (5000) exceeds" in message
@@ -480,62 +471,4 @@ def test_secrets_are_never_in_messages(tmp_path: Path, monkeypatch: pytest.Monke
 
 def test_server_config_needs_a_database() -> None:
     with pytest.raises(ConfigError):
-        ServerConfig({}, "INFO", None, "test")
-
-
-def _default_text(value: Any) -> str:
-    """A default as the documentation and .env.example write it."""
-    if value is None or value == ():
-        return ""
-    if isinstance(value, bool):
-        return str(value).lower()
-    if isinstance(value, float) and value.is_integer():
-        return str(int(value))
-    if isinstance(value, tuple):
-        return ",".join(value)
-    return str(value)
-
-
-def _example_values() -> dict[str, str]:
-    """Each setting's value in .env.example."""
-    lines = (ROOT / ".env.example").read_text().splitlines()
-    return {
-        name: value
-        for name, _, value in (line.partition("=") for line in lines)
-        if name.startswith("PG_MCP_")
-    }
-
-
-def _table_defaults(page: Path) -> dict[str, str]:
-    """The default column of a settings table: | `PG_MCP_X` | flag | default | meaning |."""
-    rows = re.finditer(r"^\| `(PG_MCP_[A-Z_]+)`[^|]*\|[^|]*\| ([^|]*) \|", page.read_text(), re.M)
-    return {row.group(1): row.group(2).strip("` ") for row in rows}
-
-
-def test_defaults_agree_between_the_code_the_example_and_the_reference() -> None:
-    """One fact, four places: each default in .env.example is the code's, and the tables of
-    docs/settings.md (every setting) and of the README (the main ones) state it (or say none/all for an
-    empty one). The flags are made from the same fields, so they cannot disagree."""
-    example = _example_values()
-    tables = {"docs/settings.md": _table_defaults(ROOT / "docs" / "settings.md")}
-    tables["README.md"] = _table_defaults(ROOT / "README.md")
-    assert set(tables["README.md"]) <= set(tables["docs/settings.md"]), "the README's are in the reference"
-    fields = {**Settings.model_fields, **TransportSettings.model_fields}
-    names = {**ENV_NAMES, **TRANSPORT_ENV_NAMES}
-    empty = ("none", "all", "discovered", "all the role can use")
-    disagreements = []
-    for field, env in names.items():
-        if field == "database_url":
-            continue  # no default: the one setting every server needs
-        expected = _default_text(fields[field].default)
-        if example.get(env) != expected:
-            disagreements.append(f".env.example {env}={example.get(env)!r}, the code says {expected!r}")
-        for page, table in tables.items():
-            stated = table.get(env)
-            if stated is None and page == "README.md":
-                continue  # the README lists the main settings only
-            if stated is None or not (
-                stated.startswith(expected) if expected else stated.split(" (")[0] in empty
-            ):
-                disagreements.append(f"{page} {env}: {stated!r}, the code says {expected!r}")
-    assert not disagreements, "\n".join(disagreements)
+        ServerConfig({}, "test")

@@ -1,11 +1,18 @@
-"""Table-name arguments: quoting, case folding, and refusal of junk."""
+"""Names: table-name arguments (quoting, case folding, refusal of junk) and the dotted names of settings."""
 
 from __future__ import annotations
 
 import pytest
 
 from pg_mcp.errors import NotFoundError
-from pg_mcp.names import parse_qualified_name, quote_ident
+from pg_mcp.names import (
+    column_setting,
+    function_setting,
+    parse_qualified_name,
+    quote_ident,
+    setting_parts,
+    table_setting,
+)
 
 
 @pytest.mark.parametrize(
@@ -41,3 +48,53 @@ def test_parse_refuses(value: str) -> None:
 )
 def test_quote_ident(name: str, quoted: str) -> None:
     assert quote_ident(name) == quoted
+
+
+# Dotted names in settings (PG_MCP_TABLES, PG_MCP_HIDDEN_COLUMNS, PG_MCP_ALLOW_FUNCTIONS): case kept,
+# quotes and blanks around each part dropped.
+
+
+@pytest.mark.parametrize(
+    ("entry", "expected"),
+    [
+        ("sales.orders", ("sales", "orders")),
+        ("sales.*", ("sales", "*")),
+        ("B.t_001", ("B", "t_001")),
+        ('"Sales" . "Orders"', ("Sales", "Orders")),
+    ],
+)
+def test_table_setting(entry: str, expected: tuple[str, str]) -> None:
+    assert table_setting(entry) == expected
+
+
+@pytest.mark.parametrize(
+    ("entry", "expected"),
+    [
+        ("hr.employees.salary", ("hr", "employees", "salary")),
+        ("users.password_hash", ("*", "users", "password_hash")),
+        ('"HR".employees."Salary"', ("HR", "employees", "Salary")),
+    ],
+)
+def test_column_setting(entry: str, expected: tuple[str, str, str]) -> None:
+    assert column_setting(entry) == expected
+
+
+@pytest.mark.parametrize("entry", ["orders", "a.b.c", "a..b", ".a", "a.", '"".a', " . "])
+def test_table_setting_refuses(entry: str) -> None:
+    with pytest.raises(ValueError, match=r"is not schema\.table or schema"):
+        table_setting(entry)
+
+
+@pytest.mark.parametrize("entry", ["salary", "a.b.c.d", "a..b", "a.b.", '"".b.c'])
+def test_column_setting_refuses(entry: str) -> None:
+    with pytest.raises(ValueError, match=r"is not schema\.table\.column or table\.column"):
+        column_setting(entry)
+
+
+@pytest.mark.parametrize(
+    ("entry", "expected"),
+    [("My.Fn", "my.fn"), ("safe_fn", "safe_fn"), ('"my_schema" . "Fn"', "my_schema.fn"), ('"fn"', "fn")],
+)
+def test_function_setting(entry: str, expected: str) -> None:
+    assert function_setting(entry) == expected
+    assert setting_parts(expected)[-1] == expected.rpartition(".")[2]

@@ -408,7 +408,7 @@ class Database:
             + "".join(f"SET LOCAL {name} = {value}; " for name, value in PINNED_SETTINGS)
             + f"SET LOCAL statement_timeout = {int(s.statement_timeout * 1000)}; "
             f"SET LOCAL lock_timeout = {int(s.lock_timeout * 1000)}; "
-            f"SET LOCAL idle_in_transaction_session_timeout = {int((s.statement_timeout + 5) * 1000)};"
+            f"SET LOCAL idle_in_transaction_session_timeout = {int(s.idle_in_transaction_timeout * 1000)};"
         )
         if self._may_set_temp_file_limit:  # the Settings pattern admits only digits, a unit and -1
             sql += f" SET LOCAL temp_file_limit = '{s.temp_file_limit}';"

@@ -256,7 +256,7 @@ def format_report(report: RoleReport, settings: Settings) -> str:
         f"Role defaults: {', '.join(f.role_settings) or 'none'}",
         "Every statement pg-mcp runs: a READ ONLY transaction that is always rolled back, "
         f"statement_timeout {settings.statement_timeout:g} s, lock_timeout {settings.lock_timeout:g} s, "
-        f"idle_in_transaction_session_timeout {settings.statement_timeout + 5:g} s, at most "
+        f"idle_in_transaction_session_timeout {settings.idle_in_transaction_timeout:g} s, at most "
         f"{settings.max_rows_limit} rows and {settings.max_result_bytes:,} bytes per result; "
         "anything but a read is refused before it reaches the database.",
         f"Visible tables and views: {report.visible_tables}",

@@ -20,6 +20,7 @@ from functools import cached_property
 from typing import Any
 
 from pg_mcp.errors import GuardError
+from pg_mcp.names import column_setting, table_setting
 
 SYSTEM_SCHEMAS = frozenset({"pg_catalog", "information_schema"})
 STATISTICS_RELATIONS = frozenset(
@@ -61,8 +62,8 @@ class AccessPolicy:
     ) -> AccessPolicy:
         return cls(
             schemas=frozenset(schemas),
-            tables=frozenset(_split(name, 2) for name in tables),  # type: ignore[misc]
-            hidden_columns=frozenset(_split(name, 3) for name in hidden),  # type: ignore[misc]
+            tables=frozenset(table_setting(name) for name in tables),
+            hidden_columns=frozenset(column_setting(name) for name in hidden),
         )
 
     @property
@@ -224,16 +225,6 @@ class _Expansion:
             if column is None and relation.whole_row and hidden:
                 return f"whole rows of {self._display(ref)}, which has hidden columns"
         return None
-
-
-def _split(name: str, parts: int) -> tuple[str, ...]:
-    """`sales.orders` / `sales.*` (parts=2); `sales.users.password_hash` or `users.password_hash` (parts=3)."""
-    pieces = tuple(piece.strip().strip('"') for piece in name.split("."))
-    if parts == 3 and len(pieces) == 2:
-        pieces = ("*", *pieces)
-    if len(pieces) != parts or not all(pieces):
-        raise ValueError(f"{name!r} is not a {'schema.table' if parts == 2 else 'schema.table.column'} name")
-    return pieces
 
 
 def statistics_allowed(

@@ -7,6 +7,8 @@ the operator adds with PG_MCP_ALLOW_FUNCTIONS. `DENIED_REASONS` only improves th
 for well-known dangerous names; a name missing from both lists is refused all the same.
 """
 
+from pg_mcp.names import setting_parts
+
 _AGGREGATES = """
     count sum avg min max string_agg array_agg json_agg json_agg_strict jsonb_agg jsonb_agg_strict
     json_object_agg json_object_agg_strict json_object_agg_unique json_object_agg_unique_strict
@@ -280,7 +282,7 @@ def operator_allowed(name: str, schema: str | None, extra: frozenset[str]) -> bo
         return True
     if schema is not None:
         return f"{schema}.{name}" in extra
-    return any(entry.rpartition(".")[2] == name for entry in extra)
+    return any(setting_parts(entry)[-1] == name for entry in extra)
 
 
 def is_function_allowed(name: str, schema: str | None, extra: frozenset[str]) -> tuple[bool, str | None]:
