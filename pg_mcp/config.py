@@ -146,6 +146,38 @@ class DatabaseSettings(_Scope):
     allow_secrets: CommaList = Field(
         default=(), description="comma-separated secrets queries may read after all"
     )
+    insight: bool = Field(
+        default=False,
+        description="offer the DBA insight tools: slow_queries, index_health, table_health, database_health, "
+        "explain_analyze",
+    )
+    ssh: str | None = Field(
+        default=None, description="reach the database through this SSH bastion: user@host[:port]"
+    )
+    ssh_key: str | None = Field(default=None, description="SSH: the private key file")
+    ssh_key_passphrase_env: str | None = Field(
+        default=None, description="SSH: the environment variable holding the key's passphrase"
+    )
+    ssh_known_hosts: str | None = Field(
+        default=None,
+        description="SSH: the known_hosts file the bastion's host key is checked against (~/.ssh/known_hosts)",
+    )
+    ssh_jump: str | None = Field(
+        default=None, description="SSH: a jump host before the bastion: user@host[:port]"
+    )
+    password_command: str | None = Field(
+        default=None,
+        description="a command that prints the password, run for new connections (output cached)",
+    )
+    password_cache: float = Field(
+        default=300.0, gt=0, le=86_400, description="seconds a password_command's output is reused"
+    )
+    aws_iam: bool = Field(
+        default=False, description="sign in with an AWS RDS IAM token (needs the aws extra)"
+    )
+    aws_region: str | None = Field(
+        default=None, description="AWS: the region of the RDS database (default: from its host name)"
+    )
 
     @field_validator("allow_functions")
     @classmethod
@@ -199,6 +231,19 @@ class DatabaseSettings(_Scope):
                 raise ValueError(
                     f"{ENV_NAMES[low]} ({getattr(self, low)}) exceeds {ENV_NAMES[high]} ({getattr(self, high)})"
                 )
+        return self
+
+    @model_validator(mode="after")
+    def _check_reach(self) -> DatabaseSettings:
+        """An SSH tunnel needs its key; a password comes from one source at most."""
+        if self.ssh and not self.ssh_key:
+            raise ValueError(
+                f"{ENV_NAMES['ssh']} needs {ENV_NAMES['ssh_key']}: the private key to sign in with"
+            )
+        if self.password_command and self.aws_iam:
+            raise ValueError(
+                f"{ENV_NAMES['password_command']} and {ENV_NAMES['aws_iam']} both give the password: choose one"
+            )
         return self
 
     @property

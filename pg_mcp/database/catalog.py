@@ -43,7 +43,7 @@ KINDS = {
 }
 
 #: A schema is exposed when it is not a system schema, the role can use it, and it is in $1 (if given).
-_EXPOSED_SCHEMA = """
+EXPOSED_SCHEMA = """
     n.nspname NOT IN ('pg_catalog', 'information_schema', 'pg_toast')
     AND n.nspname NOT LIKE 'pg\\_temp\\_%' AND n.nspname NOT LIKE 'pg\\_toast\\_temp\\_%'
     AND has_schema_privilege(n.oid, 'USAGE')
@@ -51,7 +51,7 @@ _EXPOSED_SCHEMA = """
 """
 
 
-def _listed_relation(first: int) -> str:
+def listed_relation(first: int) -> str:
     """A relation is listed when it is a readable table-like object, not a partition, and allowed.
 
     `$first` / `$first+1` are the operator's table allowlist as parallel schema / table arrays
@@ -91,8 +91,8 @@ LIST_SCHEMAS_SQL = f"""
 SELECT n.nspname AS name, obj_description(n.oid, 'pg_namespace') AS comment,
        count(c.oid) AS tables
 FROM pg_namespace n
-LEFT JOIN pg_class c ON c.relnamespace = n.oid AND {_listed_relation(2)}
-WHERE {_EXPOSED_SCHEMA}
+LEFT JOIN pg_class c ON c.relnamespace = n.oid AND {listed_relation(2)}
+WHERE {EXPOSED_SCHEMA}
 GROUP BY n.oid, n.nspname ORDER BY n.nspname
 """
 
@@ -110,10 +110,10 @@ WITH page AS MATERIALIZED (
         SELECT c.oid, c.relname, c.relkind, c.reltuples FROM pg_class c
         WHERE c.relnamespace = n.oid
           AND c.relname > CASE WHEN n.nspname = $3::name THEN $4::name ELSE ''::name END
-          AND {_listed_relation(7)}
+          AND {listed_relation(7)}
         ORDER BY c.relname LIMIT CASE WHEN $6::int8 <= 9223372036854775807 - $5::int8 THEN $5 + $6 END
     ) c
-    WHERE {_EXPOSED_SCHEMA} AND ($2::text IS NULL OR n.nspname = $2) AND n.nspname >= $3::name
+    WHERE {EXPOSED_SCHEMA} AND ($2::text IS NULL OR n.nspname = $2) AND n.nspname >= $3::name
     ORDER BY n.nspname, c.relname
     LIMIT $5 OFFSET $6
 ), partitioned AS (
@@ -135,14 +135,14 @@ ORDER BY t.nspname, t.relname
 #: How many relations of the exposed schema $2 are listed (the schema's pg_class rows only).
 COUNT_TABLES_SQL = f"""
 SELECT count(*) FROM pg_namespace n
-CROSS JOIN LATERAL (SELECT FROM pg_class c WHERE c.relnamespace = n.oid AND {_listed_relation(3)}) AS listed
-WHERE {_EXPOSED_SCHEMA} AND n.nspname = $2
+CROSS JOIN LATERAL (SELECT FROM pg_class c WHERE c.relnamespace = n.oid AND {listed_relation(3)}) AS listed
+WHERE {EXPOSED_SCHEMA} AND n.nspname = $2
 """
 
 FIND_RELATION_SQL = f"""
 SELECT c.oid, n.nspname AS schema, c.relname AS name, pg_table_is_visible(c.oid) AS visible
 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-WHERE {_EXPOSED_SCHEMA} AND c.relkind IN ('r', 'p', 'v', 'm', 'f')
+WHERE {EXPOSED_SCHEMA} AND c.relkind IN ('r', 'p', 'v', 'm', 'f')
   AND (has_table_privilege(c.oid, 'SELECT') OR has_any_column_privilege(c.oid, 'SELECT'))
   AND lower(c.relname) = lower($2) AND ($3::text IS NULL OR lower(n.nspname) = lower($3))
 """
@@ -150,10 +150,10 @@ WHERE {_EXPOSED_SCHEMA} AND c.relkind IN ('r', 'p', 'v', 'm', 'f')
 ALL_RELATION_NAMES_SQL = f"""
 SELECT n.nspname AS schema, c.relname AS name
 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-WHERE {_EXPOSED_SCHEMA} AND {_listed_relation(2)}
+WHERE {EXPOSED_SCHEMA} AND {listed_relation(2)}
 """
 
-EXPOSED_SCHEMA_NAMES_SQL = f"SELECT n.nspname FROM pg_namespace n WHERE {_EXPOSED_SCHEMA}"
+EXPOSED_SCHEMA_NAMES_SQL = f"SELECT n.nspname FROM pg_namespace n WHERE {EXPOSED_SCHEMA}"
 
 RELATION_SQL = f"""
 SELECT n.nspname AS schema, c.relname AS name, c.relkind::text AS kind, {_ROW_ESTIMATE} AS estimated_rows,
@@ -221,7 +221,7 @@ SEARCH_SQL = f"""
 WITH rels AS (
     SELECT c.oid, n.nspname, c.relname, c.relkind, obj_description(c.oid, 'pg_class') AS comment
     FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-    WHERE {_EXPOSED_SCHEMA} AND {_listed_relation(4)}
+    WHERE {EXPOSED_SCHEMA} AND {listed_relation(4)}
 ), hits AS (
     SELECT r.nspname AS schema, r.relname AS table_name, r.relkind::text AS kind, NULL::text AS column_name,
            NULL::text AS type, r.comment,
@@ -252,8 +252,8 @@ FROM pg_constraint con
 JOIN pg_class s ON s.oid = con.conrelid JOIN pg_namespace sn ON sn.oid = s.relnamespace
 JOIN pg_class t ON t.oid = con.confrelid JOIN pg_namespace tn ON tn.oid = t.relnamespace
 WHERE con.contype = 'f' AND con.conparentid = 0 AND NOT s.relispartition
-  AND EXISTS (SELECT 1 FROM pg_namespace n WHERE n.oid = s.relnamespace AND {_EXPOSED_SCHEMA})
-  AND EXISTS (SELECT 1 FROM pg_namespace n WHERE n.oid = t.relnamespace AND {_EXPOSED_SCHEMA})
+  AND EXISTS (SELECT 1 FROM pg_namespace n WHERE n.oid = s.relnamespace AND {EXPOSED_SCHEMA})
+  AND EXISTS (SELECT 1 FROM pg_namespace n WHERE n.oid = t.relnamespace AND {EXPOSED_SCHEMA})
 ORDER BY sn.nspname, s.relname, con.conname
 """
 
@@ -282,13 +282,13 @@ SEARCH_LIMIT = 50
 
 COMPLETE_SCHEMAS_SQL = f"""
 SELECT n.nspname FROM pg_namespace n
-WHERE {_EXPOSED_SCHEMA} AND starts_with(lower(n.nspname), lower($2))
+WHERE {EXPOSED_SCHEMA} AND starts_with(lower(n.nspname), lower($2))
 ORDER BY n.nspname LIMIT 100
 """
 
 COMPLETE_TABLES_SQL = f"""
 SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-WHERE {_EXPOSED_SCHEMA} AND {_listed_relation(4)}
+WHERE {EXPOSED_SCHEMA} AND {listed_relation(4)}
   AND ($2::text IS NULL OR n.nspname = $2) AND starts_with(lower(c.relname), lower($3))
 ORDER BY c.relname LIMIT 100
 """
@@ -347,7 +347,7 @@ class Catalog:
 
     @property
     def _allowlist(self) -> tuple[list[str] | None, list[str] | None, list[str], list[str]]:
-        """The parameters of `_listed_relation`, from the current (expanded) policy."""
+        """The parameters of `listed_relation`, from the current (expanded) policy."""
         pairs = sorted(self.access.tables)
         denied = sorted(self.access.denied)
         return (
@@ -476,12 +476,12 @@ class Catalog:
         constraints = [
             con
             for con in await fetch(CONSTRAINTS_SQL, ref.oid)
-            if not _mentions(con["definition"], hidden) and self._visible_constraint(con)
+            if not mentions(con["definition"], hidden) and self._visible_constraint(con)
         ]
         indexes = [
             Index(name=row["name"], definition=row["definition"], unique=row["is_unique"])
             for row in await fetch(INDEXES_SQL, ref.oid)
-            if not _mentions(row["definition"], hidden)
+            if not mentions(row["definition"], hidden)
         ]
         return TableDescription(
             schema=info["schema"],
@@ -581,7 +581,7 @@ def shown(name: str) -> str:
     return name if name.startswith('"') else f'"{name}"'
 
 
-def _mentions(definition: str | None, names: frozenset[str]) -> bool:
+def mentions(definition: str | None, names: frozenset[str]) -> bool:
     """Whether a constraint or index definition uses one of `names` (plain or quoted)."""
     return bool(definition) and any(
         re.search(rf'(^|[^\w$]){re.escape(name)}"?($|[^\w$])', definition or "") for name in names

@@ -30,8 +30,8 @@ from pg_mcp.database.codecs import BINARY_DECODERS, refuse_encoding
 from pg_mcp.database.driver_errors import (
     CONNECTION_LOST,
     describe_target,
-    unavailable,
 )
+from pg_mcp.database.endpoint import Endpoint
 from pg_mcp.database.session import QueryResult, Session, SessionLimits
 from pg_mcp.database.turns import Turn, Turns, current_caller
 from pg_mcp.errors import DatabaseUnavailableError, QueryError, ServerBusyError
@@ -107,6 +107,8 @@ class Database:
         self._turn_of: dict[asyncpg.Connection, Turn] = {}
         #: Readiness's own connection (see `probe`).
         self._probe_conn: asyncpg.Connection | None = None
+        #: The URL, tunnel and password source of every connection (see `endpoint`).
+        self._endpoint = Endpoint(settings)
         self._probe_lock = asyncio.Lock()
 
     @property
@@ -128,6 +130,7 @@ class Database:
                     if self._probe_conn is None or self._probe_conn.is_closed():
                         self._probe_conn = await asyncpg.connect(
                             self.settings.dsn,
+                            **await self._endpoint.connect_args(),
                             timeout=timeout,
                             statement_cache_size=0,
                             server_settings={"application_name": "pg-mcp probe"},
@@ -142,7 +145,7 @@ class Database:
                         f"{describe_target(self.settings.dsn)} did not answer within {timeout:g} s.",
                         "Check the database server and the network.",
                     ) from None
-                raise unavailable(exc, self.settings.dsn) from None
+                raise self._endpoint.unavailable(exc) from None
 
     async def connect(self) -> None:
         """Create the pool now (raising DatabaseUnavailableError) instead of at the first call."""
@@ -166,6 +169,7 @@ class Database:
                 await asyncio.wait_for(pool.close(), timeout=5)
             except (TimeoutError, Exception):
                 pool.terminate()
+        await self._endpoint.close()
 
     @asynccontextmanager
     async def call(
@@ -230,7 +234,7 @@ class Database:
                     raise
                 except CONNECTION_LOST as exc:
                     await self._discard_pool(pool)
-                    raise unavailable(exc, self.settings.dsn) from None
+                    raise self._endpoint.unavailable(exc) from None
                 finally:
                     if cancelled:
                         await self._abandon(pool, conn)
@@ -268,12 +272,14 @@ class Database:
                     await self._release(pool, conn)
                 await self._discard_pool(pool)
                 if attempt == 2:
-                    raise unavailable(exc, self.settings.dsn) from None
+                    raise self._endpoint.unavailable(exc) from None
                 log.warning("database connection lost (%s); reconnecting", type(exc).__name__)
             except CONNECT_ERRORS as exc:  # the pool opened a connection, and the server refused it
                 if conn is not None:
                     await self._release(pool, conn)
-                raise unavailable(exc, self.settings.dsn) from None
+                if attempt == 1 and self._endpoint.password_rotated(exc):
+                    continue  # asked again, the password source gives the new password
+                raise self._endpoint.unavailable(exc) from None
         raise AssertionError("unreachable")
 
     async def _acquire(self, pool: asyncpg.Pool, short: bool) -> asyncpg.Connection:
@@ -361,7 +367,9 @@ class Database:
         """`pg_terminate_backend` for an abandoned call's backend; best effort, never raises."""
         try:
             async with asyncio.timeout(self.settings.connect_timeout):
-                conn = await asyncpg.connect(self.settings.dsn, statement_cache_size=0)  # not the pool:
+                conn = await asyncpg.connect(  # not the pool: it may be closing, at shutdown
+                    self.settings.dsn, statement_cache_size=0, **await self._endpoint.connect_args()
+                )
                 try:  # it may be closing, at shutdown
                     stopped = await conn.fetchval(
                         "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE pid = $1", pid
@@ -444,10 +452,24 @@ class Database:
             return self._pool
 
     async def _create_pool(self) -> asyncpg.Pool:
+        """The pool, its first connections open; a refused password from a password source is asked for
+        once more (it may have rotated since it was read)."""
+        try:
+            return await self._open_pool()
+        except asyncpg.InvalidPasswordError as exc:
+            if not self._endpoint.password_rotated(exc):
+                raise self._endpoint.unavailable(exc) from None
+        try:
+            return await self._open_pool()
+        except asyncpg.InvalidPasswordError as exc:
+            raise self._endpoint.unavailable(exc) from None
+
+    async def _open_pool(self) -> asyncpg.Pool:
         s = self.settings
         try:
             pool: asyncpg.Pool = await asyncpg.create_pool(
                 s.dsn,
+                **await self._endpoint.connect_args(),
                 min_size=s.pool_min,
                 max_size=s.pool_max,
                 timeout=s.connect_timeout,
@@ -466,7 +488,9 @@ class Database:
             ValueError,
             OverflowError,
         ) as exc:
-            raise unavailable(exc, s.dsn) from None
+            if isinstance(exc, asyncpg.InvalidPasswordError):
+                raise
+            raise self._endpoint.unavailable(exc) from None
         return pool
 
     async def _discard_pool(self, pool: asyncpg.Pool) -> None:

@@ -19,7 +19,7 @@ from typing import Any, Literal
 
 from pydantic import Field
 
-from pg_mcp.database.catalog import _EXPOSED_SCHEMA, _listed_relation, _mentions
+from pg_mcp.database.catalog import EXPOSED_SCHEMA, listed_relation, mentions
 from pg_mcp.database.executor import Database
 from pg_mcp.database.records import Record
 from pg_mcp.errors import QueryError
@@ -279,14 +279,14 @@ class AnalyzedPlan(Record):
 
 
 def _schemas(access: AccessPolicy) -> list[str] | None:
-    """`$1` of `_EXPOSED_SCHEMA`: the operator's schemas, None for all."""
+    """`$1` of `EXPOSED_SCHEMA`: the operator's schemas, None for all."""
     return sorted(access.schemas) or None
 
 
 def _allowlist(
     access: AccessPolicy, *, partitions: bool = False
 ) -> tuple[list[str] | None, list[str] | None, list[str], list[str]]:
-    """The allowlist and denylist of `_listed_relation` (as `Catalog._allowlist`); with `partitions`,
+    """The allowlist and denylist of `listed_relation` (as `Catalog._allowlist`); with `partitions`,
     the partitions allowed because their parent is (`AccessPolicy.inherited`) join the allowlist."""
     pairs = sorted(access.tables | access.inherited) if partitions else sorted(access.tables)
     denied = sorted(access.denied)
@@ -313,7 +313,7 @@ def _uses_hidden(table: str, schema: str, column: str, first: int) -> str:
 
 def _stored_relation(first: int) -> str:
     """A relation holding rows (table, partition or materialized view) the role may read and the operator
-    allows: `_listed_relation` with partitions, which hold a partitioned table's rows and dead rows."""
+    allows: `listed_relation` with partitions, which hold a partitioned table's rows and dead rows."""
     schemas, tables = f"${first}::text[]", f"${first + 1}::text[]"
     denied_schemas, denied_tables = f"${first + 2}::text[]", f"${first + 3}::text[]"
     return f"""
@@ -539,7 +539,7 @@ WITH idx AS MATERIALIZED (
     FROM pg_index i
     JOIN pg_class ic ON ic.oid = i.indexrelid
     JOIN pg_class c ON c.oid = i.indrelid JOIN pg_namespace n ON n.oid = c.relnamespace
-    WHERE {_EXPOSED_SCHEMA} AND {_listed_relation(2)} AND ($9::text IS NULL OR n.nspname = $9)
+    WHERE {EXPOSED_SCHEMA} AND {listed_relation(2)} AND ($9::text IS NULL OR n.nspname = $9)
       AND NOT EXISTS (
           SELECT 1 FROM pg_depend d
           JOIN pg_attribute a ON a.attrelid = d.refobjid AND a.attnum = d.refobjsubid
@@ -600,7 +600,7 @@ ORDER BY v.schema, v.table_name, v.index_name
 def _exposed_relation(oid: str) -> str:
     """SQL: the relation `oid` is listed (exposed schema, readable, allowed by the operator)."""
     return f"""EXISTS (SELECT 1 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-        WHERE c.oid = {oid} AND {_EXPOSED_SCHEMA} AND {_listed_relation(2)})"""
+        WHERE c.oid = {oid} AND {EXPOSED_SCHEMA} AND {listed_relation(2)})"""
 
 
 def _key_uses_hidden(key: str, relation: str) -> str:
@@ -670,7 +670,7 @@ async def index_health(
 
     def visible(row: Mapping[str, Any]) -> bool:  # the SQL already left these out: a second check
         hidden = access.hidden(row["schema"], row["table_name"])
-        return access.table_allowed(row["schema"], row["table_name"]) and not _mentions(
+        return access.table_allowed(row["schema"], row["table_name"]) and not mentions(
             row["definition"], hidden
         )
 
@@ -804,7 +804,7 @@ SELECT t.* FROM (
               FROM pg_stats ps
               WHERE ps.schemaname = n.nspname AND ps.tablename = c.relname AND NOT ps.inherited) st
     ) w
-    WHERE {_EXPOSED_SCHEMA} AND {_stored_relation(2)} AND ($6::text IS NULL OR n.nspname = $6)
+    WHERE {EXPOSED_SCHEMA} AND {_stored_relation(2)} AND ($6::text IS NULL OR n.nspname = $6)
     ORDER BY CASE $7::text
                  WHEN 'dead_ratio' THEN CASE WHEN s.n_live_tup + s.n_dead_tup >= $9
                                              THEN s.n_dead_tup::float8 / (s.n_live_tup + s.n_dead_tup) END

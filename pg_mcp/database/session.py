@@ -190,6 +190,17 @@ class Session:
             raise query_error(exc, checked, explain, redact=self._limits.redact) from None
         return plan
 
+    async def explain_analyze(self, sql: str, checked: CheckedQuery) -> dict[str, Any]:
+        """EXPLAIN (ANALYZE, BUFFERS, VERBOSE, FORMAT JSON) of the judged `sql`: it executes the statement
+        in this read-only transaction (EXPLAIN discards its rows); the whole document, timings and all."""
+        await self._stop_analysing()
+        explain = f"EXPLAIN (ANALYZE, BUFFERS, VERBOSE, FORMAT JSON)\n{sql}"
+        try:
+            explained: dict[str, Any] = json.loads(await self._conn.fetchval(explain))[0]
+        except asyncpg.PostgresError as exc:
+            raise query_error(exc, checked, explain, redact=self._limits.redact) from None
+        return explained
+
     def keep_turn_for(self, plan: dict[str, Any]) -> None:
         """Raise NeedsGeneralTurn when this call holds a turn kept for short calls and `plan` is not short."""
         if self._short_only and float(plan.get("Total Cost", 0)) > SHORT_PLAN_COST:

@@ -34,12 +34,15 @@ import shutil
 import socket
 import sys
 import tempfile
+import warnings
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-import asyncssh
+with warnings.catch_warnings():  # asyncssh names DSA keys, which cryptography deprecates: said on import
+    warnings.filterwarnings("ignore", message="DSA is deprecated")
+    import asyncssh
 
 from pg_mcp.errors import ConfigError, DatabaseUnavailableError
 

@@ -9,15 +9,11 @@ read-only transaction, which is rolled back.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any, get_args
 
-import asyncpg
-
 from pg_mcp.database import insight
-from pg_mcp.database.driver_errors import query_error
 from pg_mcp.database.insight import (
     DEFAULT_LIMIT,
     MAX_LIMIT,
@@ -30,8 +26,8 @@ from pg_mcp.database.insight import (
 from pg_mcp.database.session import Judge, Session
 from pg_mcp.errors import InvalidArgumentError
 from pg_mcp.explore.context import DatabaseContext, ToolOutput
-from pg_mcp.explore.statements import _check_plan, _in_judged_call, _judged
-from pg_mcp.guard import CheckedQuery, check_query_async
+from pg_mcp.explore.statements import check_plan_of, in_judged_call, judged_statement
+from pg_mcp.guard import check_query_async
 from pg_mcp.render.insight_text import (
     node_label,
     render_analyzed_plan,
@@ -138,32 +134,17 @@ async def explain_analyze(ctx: DatabaseContext, sql: str, max_rows: int | None =
     checked = await check_query_async(sql, rows_cap, policy)
 
     async def checked_then_analysed(session: Session, judge: Judge) -> dict[str, Any]:
-        await _judged(session, checked, judge)
+        await judged_statement(session, checked, judge)
         plan = await session.explain(checked.sql, checked)  # the plan whose cost is the call's
-        _check_plan(ctx, plan, policy, checked)
+        check_plan_of(ctx, plan, policy, checked)
         session.keep_turn_for(plan)
-        return await explain_analyze_in(session, checked)
+        return await session.explain_analyze(checked.sql, checked)
 
-    explained = await _in_judged_call(ctx, checked, checked_then_analysed, short=True)
-    _check_plan(ctx, explained["Plan"], policy, checked, budget=False)  # what ran, before it is shown
+    explained = await in_judged_call(ctx, checked, checked_then_analysed, short=True)
+    check_plan_of(ctx, explained["Plan"], policy, checked, budget=False)  # what ran, before it is shown
     text = render_analyzed_plan(explained, rows_cap, ctx.limits)
     record = analyzed_plan(explained, rows_cap)
     return ToolOutput(text, bounded_structured(record.as_json(), ctx.limits))
-
-
-async def explain_analyze_in(session: Session, checked: CheckedQuery) -> dict[str, Any]:
-    """EXPLAIN (ANALYZE, BUFFERS, VERBOSE, FORMAT JSON) of the judged `checked.sql` in `session`'s
-    read-only transaction: it executes the statement; its rows are discarded by EXPLAIN.
-
-    It belongs beside `Session.explain` (it uses the session's connection); kept here until it moves.
-    """
-    conn: asyncpg.Connection = session._conn
-    explain = f"EXPLAIN (ANALYZE, BUFFERS, VERBOSE, FORMAT JSON)\n{checked.sql}"
-    try:
-        explained: dict[str, Any] = json.loads(await conn.fetchval(explain))[0]
-    except asyncpg.PostgresError as exc:
-        raise query_error(exc, checked, explain, redact=session._limits.redact) from None
-    return explained
 
 
 def analyzed_plan(explained: Mapping[str, Any], row_cap: int) -> AnalyzedPlan:

@@ -32,13 +32,13 @@ async def query(
     checked = await check_query_async(sql, rows_cap, policy)
 
     async def plan_check_run(session: Session, judge: Judge) -> QueryResult:
-        statement = await _judged(session, checked, judge)
+        statement = await judged_statement(session, checked, judge)
         plan = await session.explain(checked.sql, checked)  # the plan whose cost is the call's
-        _check_plan(ctx, plan, policy, checked)
+        check_plan_of(ctx, plan, policy, checked)
         session.keep_turn_for(plan)
         return await session.run(statement, checked)
 
-    result = await _in_judged_call(ctx, checked, plan_check_run, short=True)
+    result = await in_judged_call(ctx, checked, plan_check_run, short=True)
     name, most = row_argument or ("max_rows", ctx.settings.max_rows_limit)
     rendered = render_result(result, rows_cap, ctx.limits, most, name)
     return ToolOutput(rendered.text, rendered.structured)
@@ -51,11 +51,11 @@ async def explain(ctx: DatabaseContext, sql: str) -> ToolOutput:
     checked = await check_query_async(sql, 1, policy)
 
     async def plan(session: Session, judge: Judge) -> dict[str, Any]:
-        await _judged(session, checked, judge)  # the bounded statement, as query would run it
+        await judged_statement(session, checked, judge)  # the bounded statement, as query would run it
         return await session.explain(checked.statement, checked)
 
-    found = await _in_judged_call(ctx, checked, plan, short=False)
-    _check_plan(ctx, found, policy, checked, budget=False)
+    found = await in_judged_call(ctx, checked, plan, short=False)
+    check_plan_of(ctx, found, policy, checked, budget=False)
     budget = (
         f"Budget: query refuses a statement whose plan (capped at max_rows) costs more than "
         f"{ctx.budget.max_cost:,.0f} (PG_MCP_MAX_COST) or feeds more than {ctx.budget.max_rows:,.0f} rows "
@@ -70,7 +70,7 @@ def _statistics(ctx: DatabaseContext, checked: CheckedQuery) -> bool:
     return ctx.access.active and statistics_allowed(ctx.access, checked.statistics_of)
 
 
-def _check_plan(
+def check_plan_of(
     ctx: DatabaseContext,
     plan: dict[str, Any],
     policy: GuardPolicy,
@@ -85,7 +85,7 @@ def _check_plan(
         check_budget(plan, ctx.budget, checked.recursion)
 
 
-async def _judged(session: Session, checked: CheckedQuery, judge: Judge) -> PreparedStatement:
+async def judged_statement(session: Session, checked: CheckedQuery, judge: Judge) -> PreparedStatement:
     """`checked.sql` prepared, once `judge` accepted PostgreSQL's analysis of it (judged even when
     preparing failed: a refusal says more than the failure)."""
     analysis = await session.analyse(checked.sql, checked)
@@ -96,7 +96,7 @@ async def _judged(session: Session, checked: CheckedQuery, judge: Judge) -> Prep
     return statement
 
 
-async def _in_judged_call(
+async def in_judged_call(
     ctx: DatabaseContext,
     checked: CheckedQuery,
     steps: Callable[[Session, Judge], Awaitable[T]],
