@@ -54,7 +54,7 @@ from pg_mcp.server.resources import (
 )
 from pg_mcp.server.schemas import compact_output_schema, without_titles
 from pg_mcp.server.stdio import fast_stdio_server
-from pg_mcp.server.tools import READ_ONLY, TOOLS, bind_database
+from pg_mcp.server.tools import READ_ONLY, TOOLS, Tool, bind_database
 
 if TYPE_CHECKING:
     from pg_mcp.explore import DatabaseContext, ToolOutput
@@ -359,7 +359,7 @@ def build_server(
             return tool_error(exc)
         return _tool_result(output)
 
-    for tool in TOOLS:
+    for tool in (*TOOLS, *_insight_tools(config)):
         app.add_tool(bind_database(tool, run), name=tool.name, annotations=READ_ONLY)
 
     @app.resource(
@@ -446,6 +446,16 @@ def _load_for_calls() -> None:
 
     explore.load()
     start_workers()
+
+
+def _insight_tools(config: ServerConfig) -> tuple[Tool, ...]:
+    """The DBA insight tools, when a served database turns them on (imported only then: they load the
+    driver)."""
+    if not any(settings.insight for settings in config.databases.values()):
+        return ()
+    from pg_mcp.server.insight_tools import INSIGHT_TOOLS
+
+    return INSIGHT_TOOLS
 
 
 def _instructions(names: Sequence[str]) -> str:
