@@ -17,6 +17,7 @@ import os
 import signal
 import sys
 from collections.abc import Iterator, Sequence
+from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
@@ -220,7 +221,17 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
         )
     if not args or (args[0] not in COMMANDS and args[0] not in ("-h", "--help", "--version")):
         args.insert(0, "serve")
-    return _parser().parse_args(args)
+    parsed = _parser().parse_args(args)
+    if parsed.command == "call" and _is_url(parsed.tool) and parsed.database_url is None:
+        # `pg-mcp call postgresql://... list_tables`, as `pg-mcp postgresql://...` serves: the URL first
+        if not parsed.arguments:
+            _parser().error("call needs a tool after the URL: pg-mcp call --url postgresql://... list_tables")
+        parsed.database_url, parsed.tool = parsed.tool, parsed.arguments.pop(0)
+    return parsed
+
+
+def _is_url(text: str) -> bool:
+    return text.startswith(("postgresql://", "postgres://"))
 
 
 def config_from(args: argparse.Namespace, *, dotenv: bool = True) -> ServerConfig:
@@ -436,6 +447,14 @@ async def check(config: ServerConfig) -> int:
     return 1 if failed else 0
 
 
+def _this_command(*args: str) -> dict[str, Any]:
+    """This very command, by absolute path: a desktop host does not search the shell's PATH."""
+    script = Path(sys.argv[0])
+    if script.name == "pg-mcp" and script.exists():
+        return {"command": str(script.absolute()), "args": list(args)}
+    return {"command": sys.executable, "args": ["-m", "pg_mcp", *args]}
+
+
 def demo(config: ServerConfig) -> int:
     from pg_mcp.database.executor import Database
     from pg_mcp.demo_cluster import demo_database
@@ -446,7 +465,7 @@ def demo(config: ServerConfig) -> int:
         passfile = cluster.root / "pgpass"
         passfile.write_text(f"127.0.0.1:{cluster.port}:*:*:{cluster.password}\n")
         passfile.chmod(0o600)
-        entry = {"mcpServers": {"postgres-demo": {"command": "pg-mcp", "args": ["demo"]}}}
+        entry = {"mcpServers": {"postgres-demo": _this_command("demo")}}
         print(
             f"Demo database at 127.0.0.1:{cluster.port} (data in {cluster.root}; the server stops "
             "when pg-mcp does).\n"

@@ -19,6 +19,7 @@ accepts where are derived from these declarations.
 from __future__ import annotations
 
 import difflib
+import logging
 import os
 import re
 from collections.abc import Callable, Iterable, Mapping
@@ -46,6 +47,8 @@ from pg_mcp.names import column_setting, function_setting, table_setting
 
 if TYPE_CHECKING:  # the guard is imported where it is used: start-up answers before it needs it
     from pg_mcp.guard.access import AccessPolicy
+
+log = logging.getLogger(__name__)
 
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR"]
 
@@ -269,9 +272,10 @@ class DatabaseSettings(_Scope):
         if self.database_url is None:
             raise ConfigError(
                 "DATABASE_URL is not set.",
-                "Pass it as the first argument (pg-mcp postgresql://user@host/db), set the DATABASE_URL "
-                "environment variable, put it in a .env file in the working directory, or list databases "
-                "as [databases.NAME] tables in a TOML config file named by PG_MCP_CONFIG.",
+                "Pass it as the first argument (pg-mcp postgresql://user@host/db; for call: pg-mcp call "
+                "--url postgresql://user@host/db TOOL), set the DATABASE_URL environment variable, put it in "
+                "a .env file in the working directory, or list databases as [databases.NAME] tables in a "
+                "TOML config file named by PG_MCP_CONFIG.",
             )
         return self.database_url.get_secret_value()
 
@@ -395,6 +399,12 @@ def _check_url_text(url: str) -> None:
             "port, and special characters in the user or password percent-encoded (@ as %40, "
             "/ as %2F, : as %3A)"
         ) from None
+    if "@" in parts.path:
+        raise ValueError(
+            "has an '@' after the first '/', so a '/' in the password ended the host part early: "
+            "percent-encode '/' in the user name or password as %2F and '@' as %40 (s3cr@t/pw becomes "
+            "s3cr%40t%2Fpw)"
+        )
     if parts.netloc.count("@") > 1:
         raise ValueError(
             "has more than one '@' before the host, so the host cannot be told apart from the password: "
@@ -571,11 +581,29 @@ def load_config(
     """
     if dotenv:
         load_dotenv(".env", override=False)
+    warn_unknown_environment()
     from_env = not config_file
     path = (config_file or os.environ.get(CONFIG_ENV, "")).strip()
     if not path:
         return single_database(load_settings(overrides, dotenv=False), "DATABASE_URL")
     return _from_document(_read_toml(path, from_env), path, overrides)
+
+
+#: PG_MCP_ variables read outside the settings (the demo's cache, the tests' own).
+OTHER_ENV_NAMES = frozenset(
+    {"PG_MCP_DATABASE_URL", "PG_MCP_DEMO_CACHE", "PG_MCP_TEST_DATABASE_URL", "PG_MCP_EXPECT_SQLGLOT_BUILD"}
+)
+
+
+def warn_unknown_environment() -> None:
+    """A misspelt PG_MCP_ variable (in the environment or `.env`) would be ignored in silence, while the
+    same typo in a config file is refused: say so on stderr, with the setting it was probably meant as."""
+    known = {CONFIG_ENV, *ENV_NAMES.values(), *TRANSPORT_ENV_NAMES.values(), *OTHER_ENV_NAMES}
+    for name in sorted(key for key in os.environ if key.upper().startswith("PG_MCP_")):
+        if name.upper() not in known:
+            close = difflib.get_close_matches(name.upper(), sorted(known), n=1, cutoff=0.7)
+            guess = f"; did you mean {close[0]}?" if close else ""
+            log.warning("%s is not a pg-mcp setting and is ignored%s", name, guess)
 
 
 def single_database(settings: Settings, source: str = "DATABASE_URL") -> ServerConfig:

@@ -163,7 +163,13 @@ def test_demo_says_where_it_runs_and_prints_a_claude_desktop_entry(built_demo: P
     assert re.search(r"Demo database at 127\.0\.0\.1:\d+ \(data in .+; the server stops when", err), err
     assert "PGPASSFILE=" in err and "psql -h 127.0.0.1" in err
     entry = json.loads(err[err.index("{") : err.index("\n}\n") + 2])
-    assert entry["mcpServers"]["postgres-demo"] == {"command": "pg-mcp", "args": ["demo"]}
+    # run as `python -m pg_mcp`: the entry names this interpreter by its absolute path, which a
+    # desktop host can start without the shell's PATH
+    assert entry["mcpServers"]["postgres-demo"] == {
+        "command": sys.executable,
+        "args": ["-m", "pg_mcp", "demo"],
+    }
+    assert Path(entry["mcpServers"]["postgres-demo"]["command"]).is_absolute()
     assert "ERROR" not in err and "Traceback" not in err
     data_dir = re.search(r"data in (\S+);", err)
     assert data_dir and not (Path(data_dir.group(1)) / "data" / "postmaster.pid").exists(), (

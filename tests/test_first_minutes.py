@@ -3,6 +3,8 @@ after calls that went well."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from conftest import DemoDatabase
 from mcp_helpers import mcp_client, password_of, text_of
@@ -48,3 +50,36 @@ async def test_a_missing_name_is_shown_in_double_quotes_once(pg: DemoDatabase) -
     assert text_of(quoted).startswith('Table "nosuch" does not exist'), text_of(quoted)
     assert text_of(plain).startswith('Table "nosuch" does not exist'), text_of(plain)
     assert text_of(column).startswith('Column "stauts" does not exist'), text_of(column)
+
+
+def test_call_takes_the_url_first_as_serving_does(pg: DemoDatabase) -> None:
+    result = run("call", pg.url, "query", "sql=SELECT 41 + 1 AS answer")
+    assert result.returncode == 0, result.stderr
+    assert "42" in result.stdout
+
+
+def test_call_without_a_url_says_how_to_give_one() -> None:
+    result = run("call", "list_tables")
+    assert result.returncode != 0
+    assert "--url" in result.stderr, result.stderr
+
+
+def test_a_slash_in_a_password_is_explained_with_its_encoding() -> None:
+    result = run("call", "--url", "postgresql://u:s3cr@t/pw@localhost/db", "list_tables")
+    assert result.returncode != 0
+    assert "percent-encode '/'" in result.stderr and "%2F" in result.stderr, result.stderr
+    assert "s3cr@t/pw@" not in result.stderr
+
+
+def test_a_misspelt_setting_in_the_environment_is_named(pg: DemoDatabase) -> None:
+    result = run("check", pg.url, PG_MCP_MAX_ROW="5", PG_MCP_STATEMENT_TIMEOUT="30")
+    assert "PG_MCP_MAX_ROW is not a pg-mcp setting" in result.stderr, result.stderr
+    assert "did you mean PG_MCP_MAX_ROWS?" in result.stderr
+    assert "PG_MCP_STATEMENT_TIMEOUT is not" not in result.stderr
+
+
+def test_the_demo_entry_names_the_command_by_its_absolute_path() -> None:
+    from pg_mcp.cli import _this_command
+
+    entry = _this_command("demo")
+    assert Path(entry["command"]).is_absolute(), entry
