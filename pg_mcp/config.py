@@ -23,7 +23,7 @@ import logging
 import os
 import re
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 from urllib.parse import unquote, urlsplit, urlunsplit
@@ -44,6 +44,7 @@ from pydantic_settings import BaseSettings, EnvSettingsSource, NoDecode, Setting
 
 from pg_mcp.errors import ConfigError
 from pg_mcp.names import column_setting, function_setting, table_setting
+from pg_mcp.operator_tools import ToolDefinition, read_tools
 
 if TYPE_CHECKING:  # the guard is imported where it is used: start-up answers before it needs it
     from pg_mcp.guard.access import AccessPolicy
@@ -519,6 +520,8 @@ class ServerConfig:
 
     databases: dict[str, Settings]
     source: str
+    #: The operator's own tools (`[tools.NAME]` in the config file), each checked by the guard.
+    tools: tuple[ToolDefinition, ...] = ()
 
     def __post_init__(self) -> None:
         if not self.databases:
@@ -655,11 +658,56 @@ def _from_document(document: dict[str, Any], path: str, overrides: dict[str, Any
         settings = _build(layers, None, "", path, problems)
         if problems or settings is None:
             raise ConfigError("\n".join(dict.fromkeys(problems)))
-        return single_database(settings, path)
+        single = single_database(settings, path)
+        return replace(single, tools=_operator_tools(document, path, single.databases))
     built = _listed_databases(databases, server_values, given, path, problems)
     if problems or not built:
         raise ConfigError("\n".join(dict.fromkeys(problems)))
-    return ServerConfig(built, path)
+    return ServerConfig(built, path, _operator_tools(document, path, built))
+
+
+def _operator_tools(
+    document: dict[str, Any], path: str, databases: dict[str, Settings]
+) -> tuple[ToolDefinition, ...]:
+    """The `[tools.NAME]` tables, each statement checked by the guard as it will run (its parameters as
+    parameters): a definition the guard refuses stops the server, naming its line."""
+    tables = document.get("tools", {})
+    if not tables:
+        return ()
+    from pg_mcp.errors import GuardError
+    from pg_mcp.guard import GuardPolicy
+    from pg_mcp.guard.checking import verdict
+
+    text = Path(path).expanduser().read_text(encoding="utf-8")
+
+    def where(name: str) -> str:
+        return f"{path} line {_line_of(text, name)} ([tools.{name}])"
+
+    try:
+        tools = read_tools(tables, list(databases), (), where)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+    for tool in tools:
+        settings = databases[tool.database]
+        policy = GuardPolicy(
+            allowed_functions=frozenset(settings.allow_functions),
+            allowed_secrets=frozenset(settings.allow_secrets),
+            parameters=len(tool.parameters),
+        )
+        try:
+            verdict(tool.sql, tool.max_rows or settings.max_rows, policy)
+        except GuardError as refusal:
+            raise ConfigError(
+                f"{where(tool.name)}: the guard refuses its sql: {refusal.message}", refusal.hint
+            ) from None
+    return tools
+
+
+def _line_of(text: str, name: str) -> int | str:
+    """The line of `[tools.NAME]` in the file (`?` when it is written another way)."""
+    header = re.compile(rf'^\s*\[\s*tools\s*\.\s*"?{re.escape(name)}"?\s*\]', re.MULTILINE)
+    found = header.search(text)
+    return text.count("\n", 0, found.start()) + 1 if found else "?"
 
 
 def _in_file(path: str, problems: list[str]) -> Callable[[str], None]:
@@ -670,13 +718,15 @@ def _in_file(path: str, problems: list[str]) -> Callable[[str], None]:
 def _check_top_level(document: dict[str, Any], file_problem: Callable[[str], None]) -> None:
     """Only `[server]` and `[databases.NAME]` tables at the top: a setting there is in no table."""
     for key, value in document.items():
-        if key in ("server", "databases"):
+        if key in ("server", "databases", "tools"):
             if not isinstance(value, dict):
-                file_problem(f"{key} must be a table ([{'server' if key == 'server' else 'databases.NAME'}])")
+                file_problem(f"{key} must be a table ([{'server' if key == 'server' else key + '.NAME'}])")
         elif key in _SETTING_KEYS or key in ("url", "url_env"):
             file_problem(f"{key} is outside any table: put it in [server] or a [databases.NAME] table")
         else:
-            file_problem(f"unknown top-level key {_shown(key)}{_guess(key, ('server', 'databases'))}")
+            file_problem(
+                f"unknown top-level key {_shown(key)}{_guess(key, ('server', 'databases', 'tools'))}"
+            )
 
 
 def _listed_databases(

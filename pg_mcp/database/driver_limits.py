@@ -17,10 +17,13 @@ import asyncpg
 _BIND_EXECUTE = "_PreparedStatement__bind_execute"
 
 
-async def fetch_at_most(statement: asyncpg.prepared_stmt.PreparedStatement, limit: int) -> list[Any] | None:
-    """At most `limit` rows of the prepared statement in one round trip; None when this asyncpg cannot."""
+async def fetch_at_most(
+    statement: asyncpg.prepared_stmt.PreparedStatement, limit: int, args: tuple[Any, ...] = ()
+) -> list[Any] | None:
+    """At most `limit` rows of the prepared statement, bound to `args`, in one round trip; None when
+    this asyncpg cannot."""
     bind_execute = getattr(statement, _BIND_EXECUTE, None)
     if bind_execute is None:
         return None
-    rows: list[Any] = await bind_execute((), limit, None)
+    rows: list[Any] = await bind_execute(args, limit, None)
     return rows

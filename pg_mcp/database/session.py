@@ -180,23 +180,27 @@ class Session:
             if self._analysis_logged:
                 await self._conn.execute("SET LOCAL debug_print_rewritten = off")
 
-    async def explain(self, sql: str, checked: CheckedQuery, *, verbose: bool = True) -> dict[str, Any]:
-        """PostgreSQL's plan of `sql` (EXPLAIN FORMAT JSON, which executes nothing)."""
+    async def explain(
+        self, sql: str, checked: CheckedQuery, *, verbose: bool = True, args: tuple[Any, ...] = ()
+    ) -> dict[str, Any]:
+        """PostgreSQL's plan of `sql` with `args` bound (EXPLAIN FORMAT JSON, which executes nothing)."""
         await self._stop_analysing()
         explain = f"EXPLAIN (FORMAT JSON, VERBOSE {str(verbose).lower()})\n{sql}"
         try:
-            plan: dict[str, Any] = json.loads(await self._conn.fetchval(explain))[0]["Plan"]
+            plan: dict[str, Any] = json.loads(await self._conn.fetchval(explain, *args))[0]["Plan"]
         except asyncpg.PostgresError as exc:
             raise query_error(exc, checked, explain, redact=self._limits.redact) from None
         return plan
 
-    async def explain_analyze(self, sql: str, checked: CheckedQuery) -> dict[str, Any]:
+    async def explain_analyze(
+        self, sql: str, checked: CheckedQuery, args: tuple[Any, ...] = ()
+    ) -> dict[str, Any]:
         """EXPLAIN (ANALYZE, BUFFERS, VERBOSE, FORMAT JSON) of the judged `sql`: it executes the statement
         in this read-only transaction (EXPLAIN discards its rows); the whole document, timings and all."""
         await self._stop_analysing()
         explain = f"EXPLAIN (ANALYZE, BUFFERS, VERBOSE, FORMAT JSON)\n{sql}"
         try:
-            explained: dict[str, Any] = json.loads(await self._conn.fetchval(explain))[0]
+            explained: dict[str, Any] = json.loads(await self._conn.fetchval(explain, *args))[0]
         except asyncpg.PostgresError as exc:
             raise query_error(exc, checked, explain, redact=self._limits.redact) from None
         return explained
@@ -206,8 +210,11 @@ class Session:
         if self._short_only and float(plan.get("Total Cost", 0)) > SHORT_PLAN_COST:
             raise NeedsGeneralTurn
 
-    async def run(self, statement: PreparedStatement, checked: CheckedQuery) -> QueryResult:
-        """At most `checked.max_rows` rows of the prepared (and judged) `checked.sql`.
+    async def run(
+        self, statement: PreparedStatement, checked: CheckedQuery, args: tuple[Any, ...] = ()
+    ) -> QueryResult:
+        """At most `checked.max_rows` rows of the prepared (and judged) `checked.sql`, with `args` bound
+        to its parameters (an operator's tool).
 
         What runs is that statement, or pg-mcp's own cell-capping wrapper around it, which calls only
         `pg_catalog` functions on its columns and converts values with their types' output functions,
@@ -237,6 +244,7 @@ class Session:
                 checked.max_rows,
                 self._limits.max_result_bytes,
                 _row_bytes_at_most(attributes, max_chars),
+                args,
             )
         except asyncpg.PostgresError as exc:
             raise query_error(exc, checked, executed, redact=self._limits.redact) from None
@@ -279,7 +287,7 @@ Judge = Callable[[str], Awaitable[None]]
 
 
 async def _fetch_bounded(
-    statement: PreparedStatement, max_rows: int, budget: int, row_at_most: int
+    statement: PreparedStatement, max_rows: int, budget: int, row_at_most: int, args: tuple[Any, ...] = ()
 ) -> _Fetched:
     """Rows through a cursor in chunks, stopping at max_rows or once they pass `budget` bytes.
 
@@ -293,10 +301,10 @@ async def _fetch_bounded(
     """
     chunk = max(1, budget // row_at_most)
     if max_rows + 1 <= chunk:  # they all fit: one round trip, no cursor, where the driver allows it
-        records = await fetch_at_most(statement, max_rows + 1)
+        records = await fetch_at_most(statement, max_rows + 1, args)
         if records is not None:
             return _Fetched(records[:max_rows], more=len(records) > max_rows, byte_cut=False)
-    cursor = await statement.cursor()
+    cursor = await statement.cursor(*args)
     kept: list[asyncpg.Record] = []
     total = 0
     while True:

@@ -25,7 +25,7 @@ if TYPE_CHECKING:
     )
     from pg_mcp.explore.context import DatabaseContext, ToolOutput
     from pg_mcp.explore.data import column_stats, sample_rows
-    from pg_mcp.explore.statements import explain, query
+    from pg_mcp.explore.statements import explain, query, run_tool
 
 #: Where each public name lives (a module of this package).
 _HOMES = {
@@ -43,6 +43,7 @@ _HOMES = {
     "table_page": "catalog_tools",
     "explain": "statements",
     "query": "statements",
+    "run_tool": "statements",
 }
 
 __all__ = [
@@ -57,6 +58,7 @@ __all__ = [
     "overview",
     "query",
     "relationships",
+    "run_tool",
     "sample_rows",
     "search_schema",
     "table_page",

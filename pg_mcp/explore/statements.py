@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
 from typing import Any, TypeVar
 
 from pg_mcp.database.session import Judge, NeedsGeneralTurn, PreparedStatement, QueryResult, Session
+from pg_mcp.errors import InvalidArgumentError, QueryError
 from pg_mcp.explore.context import DatabaseContext, ToolOutput
 from pg_mcp.guard import CheckedQuery, GuardPolicy, StaleReach, check_query_async, judge_analysis
 from pg_mcp.guard.access import check_plan, statistics_allowed
 from pg_mcp.guard.analysed import CatalogReach
 from pg_mcp.guard.plan import check_budget, check_plan_calls
+from pg_mcp.operator_tools import TYPES, ToolDefinition
 from pg_mcp.render.catalog_text import render_plan
 from pg_mcp.render.results import bounded_structured, render_result
 
@@ -30,18 +33,61 @@ async def query(
     policy = await ctx.guard_policy()
     await ctx.access_policy()
     checked = await check_query_async(sql, rows_cap, policy)
-
-    async def plan_check_run(session: Session, judge: Judge) -> QueryResult:
-        statement = await judged_statement(session, checked, judge)
-        plan = await session.explain(checked.sql, checked)  # the plan whose cost is the call's
-        check_plan_of(ctx, plan, policy, checked)
-        session.keep_turn_for(plan)
-        return await session.run(statement, checked)
-
-    result = await in_judged_call(ctx, checked, plan_check_run, short=True)
+    result = await _run(ctx, checked, policy)
     name, most = row_argument or ("max_rows", ctx.settings.max_rows_limit)
     rendered = render_result(result, rows_cap, ctx.limits, most, name)
     return ToolOutput(rendered.text, rendered.structured)
+
+
+async def run_tool(ctx: DatabaseContext, tool: ToolDefinition, arguments: dict[str, Any]) -> ToolOutput:
+    """An operator's tool: its statement (checked by the guard with its parameters as parameters) run
+    as `query` runs a caller's, with the arguments bound to `$1`, `$2` …, never spliced into the text."""
+    try:
+        values = tool.values(arguments)
+    except ValueError as exc:
+        raise InvalidArgumentError(f"{tool.name}: {exc}.", "Check the tool's input schema.") from None
+    rows_cap = tool.max_rows or ctx.settings.max_rows
+    policy = replace(await ctx.guard_policy(), parameters=len(tool.parameters))
+    await ctx.access_policy()
+    checked = await check_query_async(tool.sql, rows_cap, policy)
+    result = await _run(ctx, checked, policy, values, tool)
+    rendered = render_result(result, rows_cap, ctx.limits, rows_cap, "max_rows")
+    return ToolOutput(rendered.text, rendered.structured)
+
+
+async def _run(
+    ctx: DatabaseContext,
+    checked: CheckedQuery,
+    policy: GuardPolicy,
+    values: tuple[Any, ...] = (),
+    tool: ToolDefinition | None = None,
+) -> QueryResult:
+    """Judge, plan, check the plan, then run: one read-only call."""
+
+    async def plan_check_run(session: Session, judge: Judge) -> QueryResult:
+        statement = await judged_statement(session, checked, judge)
+        if tool is not None:
+            _check_parameter_types(tool, statement)
+        plan = await session.explain(checked.sql, checked, args=values)  # the plan whose cost is the call's
+        check_plan_of(ctx, plan, policy, checked)
+        session.keep_turn_for(plan)
+        return await session.run(statement, checked, values)
+
+    return await in_judged_call(ctx, checked, plan_check_run, short=True)
+
+
+def _check_parameter_types(tool: ToolDefinition, statement: PreparedStatement) -> None:
+    """PostgreSQL reads each `$n` with a type of its own: it must be the one the tool declares (a text
+    value also suits a type of the database's own, an enum or a domain, whose input is text)."""
+    for parameter, read in zip(tool.parameters, statement.get_parameters(), strict=False):
+        own_type = read.schema != "pg_catalog" and parameter.type == "text"
+        if read.name not in TYPES[parameter.type].postgres and not own_type:
+            raise QueryError(
+                f"The tool {tool.name} declares its parameter {parameter.name} as {parameter.type}, but "
+                f"PostgreSQL reads it as {read.name}.",
+                f"In the tool's sql, write the parameter with a cast: ${tool.parameters.index(parameter) + 1}"
+                f"::{parameter.type}.",
+            )
 
 
 async def explain(ctx: DatabaseContext, sql: str) -> ToolOutput:

@@ -21,6 +21,9 @@ class GuardPolicy:
     None when unknown: then a field selection is accepted only if its name is an allowed function."""
     row_functions: frozenset[str] = field(default_factory=frozenset)
     """Names of functions callable with one row argument, which `alias.name` may call."""
+    parameters: int = 0
+    """How many `$n` parameters the statement may use: an operator's tool declares them (their values
+    are bound, never spliced into the text); a caller's own SQL has none."""
 
 
 @dataclass(frozen=True)

@@ -264,12 +264,25 @@ class _Checker:
     def _node(self, kind: str, node: Any, factor: int) -> int:
         """Apply the rule of a node's kind (a kind that is not a read's is refused first); returns the
         amplification factor below the node."""
+        if kind == "ParamRef" and self.policy.parameters:
+            return self._parameter(node, factor)
         if kind not in READ_NODES:
             raise _node_refusal(kind)
         rule = _NODE_RULES.get(kind)
         return rule(self, node, factor) if rule is not None and isinstance(node, dict) else factor
 
     # --- one rule per node kind (_NODE_RULES): each returns the amplification factor below the node ---
+
+    def _parameter(self, node: Any, factor: int) -> int:
+        """`$n` of an operator's tool: one of the parameters it declares."""
+        number = node.get("number") if isinstance(node, dict) else None
+        if not isinstance(number, int) or not 1 <= number <= self.policy.parameters:
+            raise GuardError(
+                Rule.SYNTAX_NOT_ALLOWED,
+                f"The statement uses ${number}, but the tool declares {self.policy.parameters} parameters.",
+                "Number the parameters $1, $2 … in the order they are declared.",
+            )
+        return factor
 
     def _select(self, node: dict[str, Any], factor: int) -> int:
         """A SELECT that creates a table (INTO) or locks rows is not a read."""

@@ -38,7 +38,7 @@ from pydantic import Field, ValidationError
 
 from pg_mcp import __version__, explore
 from pg_mcp.config import ServerConfig
-from pg_mcp.errors import INVALID_PARAMS, PgMcpError
+from pg_mcp.errors import INVALID_PARAMS, ConfigError, PgMcpError
 from pg_mcp.server.arguments import explain_invalid, unknown_arguments
 from pg_mcp.server.audit import audit_refusal, audited
 from pg_mcp.server.databases import Databases
@@ -54,7 +54,7 @@ from pg_mcp.server.resources import (
 )
 from pg_mcp.server.schemas import compact_output_schema, without_titles
 from pg_mcp.server.stdio import fast_stdio_server
-from pg_mcp.server.tools import READ_ONLY, TOOLS, Tool, bind_database
+from pg_mcp.server.tools import READ_ONLY, TOOLS, Tool, bind_database, operator_tool
 
 if TYPE_CHECKING:
     from pg_mcp.explore import DatabaseContext, ToolOutput
@@ -113,6 +113,8 @@ class PgMcpServer(MCPServer[None]):
         self._opening = asyncio.Lock()
         #: The configured database names, the first being the default: known before the databases are made.
         self.database_names = tuple(names)
+        #: The database of each tool that runs on one only (an operator's): listed to callers who may use it.
+        self.tool_databases: dict[str, str] = {}
         #: Set when the stdio client has its `initialize` answer; None until then, and over other transports.
         self.answered: asyncio.Event | None = None
         self._instructions_for = instructions_for
@@ -145,6 +147,7 @@ class PgMcpServer(MCPServer[None]):
         return [  # the schemas were built for every database: the caller's are rebuilt
             tool.model_copy(update={"input_schema": with_database_argument(tool.input_schema, names)})
             for tool in tools
+            if self.tool_databases.get(tool.name, names[0] if names else "") in names
         ]
 
     @property
@@ -359,8 +362,15 @@ def build_server(
             return tool_error(exc)
         return _tool_result(output)
 
-    for tool in (*TOOLS, *_insight_tools(config)):
+    for tool in (*TOOLS, *_insight_tools(config), *map(operator_tool, config.tools)):
+        if app._tool_manager.get_tool(tool.name) is not None:
+            raise ConfigError(
+                f"{config.source}: the tool {tool.name} has the name of one of pg-mcp's own tools.",
+                "Give it another name in its [tools.NAME] table.",
+            )
         app.add_tool(bind_database(tool, run), name=tool.name, annotations=READ_ONLY)
+        if tool.database is not None:
+            app.tool_databases[tool.name] = tool.database
 
     @app.resource(
         OVERVIEW_URI,

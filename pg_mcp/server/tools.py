@@ -26,6 +26,7 @@ from pg_mcp.database.records import (
     TableDescription,
     TableSummary,
 )
+from pg_mcp.operator_tools import ToolDefinition
 
 if TYPE_CHECKING:
     from pg_mcp.explore import DatabaseContext, ToolOutput
@@ -129,6 +130,8 @@ class Tool:
 
     body: Callable[..., Awaitable[ToolOutput]]
     output: type[BaseModel]
+    database: str | None = None
+    """The one database the tool runs on (an operator's tool); None: the caller chooses (`database`)."""
 
     @property
     def name(self) -> str:
@@ -144,15 +147,18 @@ def bind_database(tool: Tool, run: Run) -> Callable[..., Awaitable[CallToolResul
     )
     own = list(inspect.signature(tool.body).parameters.values())[1:]  # after the DatabaseContext
     parameters = [p.replace(annotation=hints[p.name], kind=inspect.Parameter.KEYWORD_ONLY) for p in own]
-    parameters.append(
-        inspect.Parameter("database", inspect.Parameter.KEYWORD_ONLY, default=None, annotation=DatabaseName)
-    )
+    if tool.database is None:
+        parameters.append(
+            inspect.Parameter(
+                "database", inspect.Parameter.KEYWORD_ONLY, default=None, annotation=DatabaseName
+            )
+        )
 
     defaults = {p.name: p.default for p in own}
 
     async def call(**arguments: Any) -> CallToolResult:
         request = arguments.pop(REQUEST_CONTEXT, None)
-        database = arguments.pop("database", None)
+        database = arguments.pop("database", None) if tool.database is None else tool.database
         audited = {name: value for name, value in arguments.items() if value != defaults.get(name)}
         return await run(tool.name, database, audited, lambda ctx: tool.body(ctx, **arguments), request)
 
@@ -164,6 +170,32 @@ def bind_database(tool: Tool, run: Run) -> Callable[..., Awaitable[CallToolResul
         parameters, return_annotation=Annotated[CallToolResult, tool.output]
     )
     return call
+
+
+def operator_tool(definition: ToolDefinition) -> Tool:
+    """An operator's tool (`[tools.NAME]`): its parameters are its arguments, its rows its output, as
+    for query; it runs on its own database."""
+
+    async def body(ctx: DatabaseContext, **arguments: Any) -> ToolOutput:
+        return await explore.run_tool(ctx, definition, arguments)
+
+    body.__name__ = definition.name
+    body.__doc__ = definition.description
+    body.__annotations__ = {p.name: p.annotation() for p in definition.parameters}
+    context = inspect.Parameter("ctx", inspect.Parameter.POSITIONAL_OR_KEYWORD)
+    body.__signature__ = inspect.Signature(  # type: ignore[attr-defined]
+        [context]
+        + [
+            inspect.Parameter(
+                p.name,
+                inspect.Parameter.KEYWORD_ONLY,
+                default=inspect.Parameter.empty if p.required else p.default,
+                annotation=p.annotation(),
+            )
+            for p in definition.parameters
+        ]
+    )
+    return Tool(body, QueryOutput, definition.database)
 
 
 def described(docstring: str) -> str:
