@@ -167,6 +167,13 @@ class Session:
                 "Cast that column to text (column::text).",
             )
             return Analysis(self._trees[0] if self._trees else None, None, failure)
+        except asyncpg.InterfaceError as exc:
+            if isinstance(exc, CONNECTION_LOST):
+                raise
+            failure = QueryError(  # the driver cannot describe the result (a row type it does not support)
+                f"The result cannot be read: {exc}.", "Cast the column to text (column::text) and try again."
+            )
+            return Analysis(self._trees[0] if self._trees else None, None, failure)
         if self._analysing and not self._trees:  # the listener runs soon after the message arrives
             await asyncio.sleep(0)
         return Analysis(self._trees[0] if self._trees else None, statement, None)
