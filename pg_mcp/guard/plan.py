@@ -209,7 +209,9 @@ def _check_call(schema: str | None, name: str, policy: GuardPolicy) -> None:
 
 
 def _calls(text: str) -> Iterator[tuple[str | None, str]]:
-    for match in _CALL.finditer(_STRING_LITERAL.sub("''", text)):
+    if "(" not in text:  # most plan strings (names, directions, keys) call nothing: no pattern needed
+        return
+    for match in _CALL.finditer(_STRING_LITERAL.sub("''", text) if "'" in text else text):
         schema, name = match.group(1), match.group(2)
         yield (_unquote(schema) if schema else None), _unquote(name)
 
