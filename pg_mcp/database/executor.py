@@ -186,11 +186,7 @@ class Database:
         """
         async with self._read_only(jit, analysed, short=short, repeatable=repeatable) as conn:
             session = Session(
-                conn,
-                self._session_limits,
-                short_only=self._turn_of[conn].short_only,
-                analysing=analysed,
-                analysis_logged=self.analysis_logged,
+                conn, self._session_limits, short_only=self._turn_of[conn].short_only, analysing=analysed
             )
             try:
                 yield session

@@ -121,20 +121,12 @@ class Session:
     """The steps of one call on its connection, inside its read-only transaction."""
 
     def __init__(
-        self,
-        conn: asyncpg.Connection,
-        limits: SessionLimits,
-        *,
-        short_only: bool,
-        analysing: bool,
-        analysis_logged: bool = True,
+        self, conn: asyncpg.Connection, limits: SessionLimits, *, short_only: bool, analysing: bool
     ) -> None:
         self._conn = conn
         self._limits = limits
         self._short_only = short_only
         self._analysing = self._listening = analysing
-        #: Whether the server also writes each analysis to its own log (the role may not stop it).
-        self._analysis_logged = analysis_logged
         self._trees: list[str] = []
         self._started = time.perf_counter()
         if analysing:
@@ -146,7 +138,7 @@ class Session:
                 self._conn.remove_log_listener(self._collect)
 
     def _collect(self, _: object, message: asyncpg.PostgresLogMessage) -> None:
-        if self._analysing and str(message.message).startswith(ANALYSIS_MESSAGE):
+        if str(message.message).startswith(ANALYSIS_MESSAGE):
             self._trees.append(str(message.detail or ""))
 
     async def analyse(self, sql: str, checked: CheckedQuery) -> Analysis:
@@ -179,13 +171,10 @@ class Session:
         return Analysis(self._trees[0] if self._trees else None, statement, None)
 
     async def _stop_analysing(self) -> None:
-        """Judged: the plan, the wrapper and the run need no more trees. When they reach only this
-        client, later ones are ignored, which costs less than a round trip to stop them; when the server
-        also writes them to its log, they are stopped, to keep that log from growing threefold."""
+        """Judged: the plan, the wrapper and the server's log need no more trees."""
         if self._analysing:
             self._analysing = False
-            if self._analysis_logged:
-                await self._conn.execute("SET LOCAL debug_print_rewritten = off")
+            await self._conn.execute("SET LOCAL debug_print_rewritten = off")
 
     async def explain(
         self, sql: str, checked: CheckedQuery, *, verbose: bool = True, args: tuple[Any, ...] = ()
