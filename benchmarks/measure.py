@@ -33,6 +33,18 @@ def cpu_seconds(pids: Iterable[int], *, children: bool = False) -> float:
     return ticks / CLOCK_TICKS
 
 
+def child_pids(pid: int) -> list[int]:
+    """The live processes whose parent is `pid` (a postmaster's backends, say)."""
+    children = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            if int(stat.read_text().rsplit(")", 1)[1].split()[1]) == pid:
+                children.append(int(stat.parent.name))
+        except (OSError, ValueError, IndexError):
+            continue
+    return children
+
+
 def io_calls(pid: int | str = "self") -> tuple[int, int]:
     """(read, write) system calls of the read(2)/write(2) family the process made so far, from
     /proc/PID/io (pipes and files; socket recv/send are not counted); (0, 0) when unreadable."""
