@@ -33,6 +33,28 @@ def cpu_seconds(pids: Iterable[int], *, children: bool = False) -> float:
     return ticks / CLOCK_TICKS
 
 
+def child_pids(pid: int) -> list[int]:
+    """The live processes whose parent is `pid` (a postmaster's backends, say)."""
+    children = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            if int(stat.read_text().rsplit(")", 1)[1].split()[1]) == pid:
+                children.append(int(stat.parent.name))
+        except (OSError, ValueError, IndexError):
+            continue
+    return children
+
+
+def io_calls(pid: int | str = "self") -> tuple[int, int]:
+    """(read, write) system calls of the read(2)/write(2) family the process made so far, from
+    /proc/PID/io (pipes and files; socket recv/send are not counted); (0, 0) when unreadable."""
+    try:
+        fields = dict(line.split(": ", 1) for line in Path(f"/proc/{pid}/io").read_text().splitlines())
+        return int(fields["syscr"]), int(fields["syscw"])
+    except (OSError, KeyError, ValueError):
+        return 0, 0
+
+
 def cpu_ticks() -> tuple[int, int]:
     """(all, steal) CPU ticks of the machine so far; steal is time the hypervisor gave to other guests,
     the clearest sign that a run's figures are the neighbours' as much as ours."""
