@@ -38,7 +38,7 @@ from pydantic import Field, ValidationError
 
 from pg_mcp import __version__, explore
 from pg_mcp.config import ServerConfig
-from pg_mcp.errors import INVALID_PARAMS, ConfigError, PgMcpError
+from pg_mcp.errors import INVALID_PARAMS, ConfigError, InvalidArgumentError, NotFoundError, PgMcpError
 from pg_mcp.server.arguments import explain_invalid, unknown_arguments
 from pg_mcp.server.audit import audit_refusal, audited
 from pg_mcp.server.databases import Databases
@@ -113,8 +113,9 @@ class PgMcpServer(MCPServer[None]):
         self._opening = asyncio.Lock()
         #: The configured database names, the first being the default: known before the databases are made.
         self.database_names = tuple(names)
-        #: The database of each tool that runs on one only (an operator's): listed to callers who may use it.
-        self.tool_databases: dict[str, str] = {}
+        #: The databases each tool is offered on, in configured order: an operator's tool runs on its own
+        #: database, and each database's `tools` / `disable_tools` choose among the rest.
+        self.tool_offers: dict[str, tuple[str, ...]] = {}
         #: Set when the stdio client has its `initialize` answer; None until then, and over other transports.
         self.answered: asyncio.Event | None = None
         self._instructions_for = instructions_for
@@ -138,16 +139,24 @@ class PgMcpServer(MCPServer[None]):
             return self.database_names
         return tuple(name for name in self.database_names if principal.may_use(name))
 
+    def offered(self, tool: str, names: Sequence[str]) -> tuple[str, ...]:
+        """The databases among `names` on which the current caller may call `tool` (none when its
+        principal may not call it at all)."""
+        principal = current_principal.get()
+        if principal is not None and not principal.may_call(tool):
+            return ()
+        return tuple(name for name in self.tool_offers.get(tool, ()) if name in names)
+
     async def list_tools(self) -> list[MCPTool]:
-        """The tools, each `database` argument offering only the caller's databases."""
-        tools = await super().list_tools()
+        """The tools the caller may call on one of its databases, each `database` argument offering
+        only the caller's databases."""
         names = self.visible_names()
+        tools = [tool for tool in await super().list_tools() if self.offered(tool.name, names)]
         if names == self.database_names:
             return tools
         return [  # the schemas were built for every database: the caller's are rebuilt
             tool.model_copy(update={"input_schema": with_database_argument(tool.input_schema, names)})
             for tool in tools
-            if self.tool_databases.get(tool.name, names[0] if names else "") in names
         ]
 
     @property
@@ -198,8 +207,14 @@ class PgMcpServer(MCPServer[None]):
     async def call_tool(
         self, name: str, arguments: dict[str, Any], context: Context[None, Any] | None = None
     ) -> CallToolResult | InputRequiredResult:
-        """Unknown argument names are refused and invalid ones explained in one sentence."""
+        """Unknown argument names are refused and invalid ones explained in one sentence; a tool the caller
+        is not offered on any of its databases is answered as one that does not exist."""
         tool = self._tool_manager.get_tool(name)
+        if tool is not None and not self.offered(name, self.visible_names()):
+            database = arguments.get("database")
+            audit_refusal(name, database if isinstance(database, str) else None, arguments,
+                          NotFoundError(f"The tool {name} is not offered to this caller."))  # fmt: skip
+            raise ToolError(f"Unknown tool: {name}")
         if tool is not None:
             problem = unknown_arguments(name, tool.parameters, arguments)
             if problem:
@@ -353,6 +368,7 @@ def build_server(
             databases = await app.open_databases()
             try:
                 context = databases.get(database)
+                _check_offered(tool, context.name, app.offered(tool, tuple(databases.visible())))
             except PgMcpError as exc:  # audited at the edge too: who asked for what they may not use
                 audit_refusal(tool, database, arguments, exc)
                 raise
@@ -362,15 +378,24 @@ def build_server(
             return tool_error(exc)
         return _tool_result(output)
 
+    settings_of = {
+        name: contexts[name].settings if contexts is not None else config.databases[name] for name in names
+    }
+    seen: set[str] = set()
     for tool in (*TOOLS, *_insight_tools(config), *map(operator_tool, config.tools)):
-        if app._tool_manager.get_tool(tool.name) is not None:
+        if tool.name in seen:
             raise ConfigError(
                 f"{config.source}: the tool {tool.name} has the name of one of pg-mcp's own tools.",
                 "Give it another name in its [tools.NAME] table.",
             )
-        app.add_tool(bind_database(tool, run), name=tool.name, annotations=READ_ONLY)
-        if tool.database is not None:
-            app.tool_databases[tool.name] = tool.database
+        seen.add(tool.name)
+        runs_on = names if tool.database is None else [tool.database]
+        offers = tuple(
+            name for name in runs_on if name in settings_of and settings_of[name].offers(tool.name)
+        )
+        if offers:  # a tool no database offers is not there at all
+            app.add_tool(bind_database(tool, run), name=tool.name, annotations=READ_ONLY)
+            app.tool_offers[tool.name] = offers
 
     @app.resource(
         OVERVIEW_URI,
@@ -447,6 +472,19 @@ def build_server(
     _describe_database_argument(app, names)
     _compact_schemas(app)
     return app
+
+
+def _check_offered(tool: str, database: str, offers: Sequence[str]) -> None:
+    """Refuse a call of a tool on a database whose operator does not offer it there, naming the
+    caller's databases that do."""
+    if database in offers:
+        return
+    raise InvalidArgumentError(
+        f"The tool {tool} is not offered on the database {database}.",
+        f"Databases that offer it: {', '.join(offers)}; pass database={offers[0]}."
+        if offers
+        else "No database you may use offers it.",
+    )
 
 
 def _load_for_calls() -> None:

@@ -17,7 +17,7 @@ import logging
 import signal
 import time
 from collections.abc import Awaitable, Callable, Iterator, MutableMapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from mcp.server.transport_security import TransportSecuritySettings
@@ -333,7 +333,7 @@ def http_app(server: PgMcpServer, options: HttpOptions, drain: Drain | None = No
             found = await _authenticate(tokens, verifier, scope, metadata_url, options, send, address)
             if found is None:
                 return
-            principal = Principal(found.name, found.databases, address, found.issuer)
+            principal = replace(found, address=address)
         wait = limits.admit(principal.key)
         if wait is not None:
             await _json(
