@@ -467,6 +467,7 @@ def demo(config: ServerConfig) -> int:
     from pg_mcp.database.executor import Database
     from pg_mcp.demo_cluster import demo_database
     from pg_mcp.explore import DatabaseContext
+    from pg_mcp.operator_notes import NO_NOTES
 
     with _stopped_by_signals(), demo_database() as demo:
         cluster = demo.cluster
@@ -484,16 +485,22 @@ def demo(config: ServerConfig) -> int:
         )
         demo_config = _demo_config(config, demo.url)
         settings = demo_config.databases["demo"]
-        contexts = {"demo": DatabaseContext("demo", settings, Database(settings, ready=demo.wait_ready))}
+        database = Database(settings, ready=demo.wait_ready)
+        contexts = {
+            "demo": DatabaseContext("demo", settings, database, demo_config.notes.get("demo", NO_NOTES))
+        }
         return serve(demo_config, contexts)
 
 
 def _demo_config(config: ServerConfig, url: str) -> ServerConfig:
     """The demo database as the one database served, with the command's other settings."""
+    from dataclasses import replace
+
     from pg_mcp.config import single_database
 
     settings = config.databases[config.default].model_copy(update={"database_url": _secret(url)})
-    return single_database(settings, "the demo")
+    demo = single_database(settings, "the demo")  # what a config file wrote about its database, too
+    return replace(demo, notes={demo.default: notes} if (notes := config.notes.get(config.default)) else {})
 
 
 @contextlib.contextmanager

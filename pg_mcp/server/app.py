@@ -39,6 +39,7 @@ from pydantic import Field, ValidationError
 from pg_mcp import __version__, explore
 from pg_mcp.config import ServerConfig
 from pg_mcp.errors import INVALID_PARAMS, ConfigError, InvalidArgumentError, NotFoundError, PgMcpError
+from pg_mcp.operator_notes import NO_NOTES
 from pg_mcp.server.arguments import explain_invalid, unknown_arguments
 from pg_mcp.server.audit import audit_refusal, audited
 from pg_mcp.server.databases import Databases
@@ -46,6 +47,7 @@ from pg_mcp.server.errors import request_error, tool_error
 from pg_mcp.server.principal import current_principal
 from pg_mcp.server.progress import progress_reported
 from pg_mcp.server.resources import (
+    GLOSSARY_URI,
     MULTI_TABLE_TEMPLATE,
     OVERVIEW_URI,
     SINGLE_TABLE_TEMPLATE,
@@ -93,6 +95,9 @@ Work in this order, and keep each step small:
    max_rows.
 5. Answer in plain language, then show the SQL you ran and state any assumption (time zone, what
    counts as "active", how ties or NULLs were treated)."""
+
+
+GLOSSARY_DESCRIPTION = "Business terms of this data: what each means, the SQL for it, the tables it is about."
 
 
 class PgMcpServer(MCPServer[None]):
@@ -238,7 +243,8 @@ class PgMcpServer(MCPServer[None]):
     ) -> ListResourcesResult:
         cursor = params.cursor if params else None
         try:
-            entries, next_cursor = await resource_page(await self.open_databases(), cursor)
+            databases = await self.open_databases()
+            entries, next_cursor = await resource_page(databases, cursor)
         except PgMcpError as exc:
             raise request_error(exc) from None
         resources = [
@@ -254,7 +260,17 @@ class PgMcpServer(MCPServer[None]):
                 else "The databases, each with its version, size, extensions and schemas. Read this first.",
                 mime_type="text/plain",
             )
-            resources.insert(0, overview)
+            first = [overview]
+            if databases.with_glossary():  # listed only to a caller with a glossary to read
+                first.append(
+                    Resource(
+                        uri=GLOSSARY_URI,
+                        name="glossary",
+                        description=GLOSSARY_DESCRIPTION,
+                        mime_type="text/plain",
+                    )
+                )
+            resources[:0] = first
         return ListResourcesResult(resources=resources, next_cursor=next_cursor)
 
 
@@ -290,7 +306,8 @@ def open_contexts(config: ServerConfig) -> dict[str, "DatabaseContext"]:
     from pg_mcp.explore import DatabaseContext
 
     return {
-        name: DatabaseContext.connect_later(name, settings) for name, settings in config.databases.items()
+        name: DatabaseContext.connect_later(name, settings, config.notes.get(name, NO_NOTES))
+        for name, settings in config.databases.items()
     }
 
 
@@ -305,6 +322,20 @@ def build_server(
     A call that comes first makes what it needs itself.
     """
     names = list(contexts if contexts is not None else config.databases)
+    settings_of = {
+        name: contexts[name].settings if contexts is not None else config.databases[name] for name in names
+    }
+    notes_of = {
+        name: contexts[name].notes if contexts is not None else config.notes.get(name, NO_NOTES)
+        for name in names
+    }
+
+    def instructions(visible: Sequence[str]) -> str:
+        return _instructions(
+            visible,
+            {name: settings_of[name].description for name in visible if name in settings_of},
+            any(notes_of[name].glossary for name in visible if name in notes_of),
+        )
 
     def make_databases() -> Databases:
         return Databases(contexts if contexts is not None else open_contexts(config))
@@ -346,7 +377,7 @@ def build_server(
     app = PgMcpServer(
         make_databases,
         names,
-        _instructions,
+        instructions,
         name="pg-mcp",
         title="PostgreSQL (read-only)",
         version=__version__,
@@ -378,9 +409,6 @@ def build_server(
             return tool_error(exc)
         return _tool_result(output)
 
-    settings_of = {
-        name: contexts[name].settings if contexts is not None else config.databases[name] for name in names
-    }
     seen: set[str] = set()
     for tool in (*TOOLS, *_insight_tools(config), *map(operator_tool, config.tools)):
         if tool.name in seen:
@@ -411,6 +439,23 @@ def build_server(
             return await audited("resource:overview", caller_default, {}, databases.overview)
         except PgMcpError as exc:
             raise request_error(exc) from None
+
+    if any(notes.glossary for notes in notes_of.values()):
+
+        @app.resource(
+            GLOSSARY_URI,
+            name="glossary",
+            title="Glossary",
+            description=GLOSSARY_DESCRIPTION,
+            mime_type="text/plain",
+        )
+        async def glossary_resource() -> str:
+            try:
+                databases = await app.open_databases()
+                described = next(iter(databases.with_glossary()), "none")
+                return await audited("resource:glossary", described, {}, databases.glossary)
+            except PgMcpError as exc:
+                raise request_error(exc) from None
 
     template = MULTI_TABLE_TEMPLATE if app.several else SINGLE_TABLE_TEMPLATE
 
@@ -506,14 +551,28 @@ def _insight_tools(config: ServerConfig) -> tuple[Tool, ...]:
     return INSIGHT_TOOLS
 
 
-def _instructions(names: Sequence[str]) -> str:
-    """The server's instructions for a caller who may use `names`."""
+def _instructions(names: Sequence[str], descriptions: Mapping[str, str | None], glossary: bool) -> str:
+    """The server's instructions for a caller who may use `names`: which database is for what (the
+    operator's descriptions), and where the glossary is when there is one."""
+    text = INSTRUCTIONS
     if len(names) < 2:
-        return INSTRUCTIONS
-    return (
-        f"{INSTRUCTIONS}\nDatabases: {', '.join(names)}. Every tool takes database=NAME; without it, "
-        f"{names[0]} is used. Table resources are postgres://DATABASE/SCHEMA/TABLE."
-    )
+        described = descriptions.get(names[0]) if names else None
+        text += f"\nThis database: {_one_line(described)}" if described else ""
+    else:
+        text += (
+            f"\nDatabases: {', '.join(names)}. Every tool takes database=NAME; without it, "
+            f"{names[0]} is used. Table resources are postgres://DATABASE/SCHEMA/TABLE."
+        )
+        text += "".join(
+            f"\n- {name}: {_one_line(described)}" for name in names if (described := descriptions.get(name))
+        )
+    if glossary:
+        text += f"\nBusiness terms are defined in the resource {GLOSSARY_URI}; search_schema finds them too."
+    return text
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split())
 
 
 def _compact_schemas(app: PgMcpServer) -> None:

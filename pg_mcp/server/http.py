@@ -502,7 +502,7 @@ def _foreign_subscription(
             scheme, _, rest = text.partition("://")
             if scheme != URI_SCHEME:
                 return text
-            if rest == "database":  # the overview: every caller's, of its own databases
+            if rest in ("database", "glossary"):  # every caller's, of its own databases
                 continue
             if not principal.may_use(rest.split("/", 1)[0] if len(names) > 1 else names[0]):
                 return text
