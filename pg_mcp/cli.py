@@ -204,7 +204,8 @@ def _add_token_command(commands: argparse._SubParsersAction[argparse.ArgumentPar
     add = token_commands.add_parser("add", help="create a token, print it once, store only its SHA-256")
     add.add_argument("name", help="who the token is for (shown in audit lines)")
     add.add_argument("--databases", help="comma-separated databases it may use (default: all)")
-    listing = token_commands.add_parser("list", help="the tokens' names, databases and creation times")
+    add.add_argument("--tools", help="comma-separated tools it may call (default: all)")
+    listing = token_commands.add_parser("list", help="the tokens' names, databases, creation times and tools")
     revoke = token_commands.add_parser("revoke", help="remove a token; a running server stops accepting it")
     revoke.add_argument("name")
     for sub in (add, listing, revoke):
@@ -390,8 +391,8 @@ def token(args: argparse.Namespace) -> int:
     """`pg-mcp token add|list|revoke`: the static bearer tokens file."""
     from dotenv import load_dotenv
 
-    from pg_mcp.config import TRANSPORT_ENV_NAMES
-    from pg_mcp.server.tokens import TokenStore, token_databases
+    from pg_mcp.config import INSIGHT_TOOL_NAMES, OWN_TOOL_NAMES, TRANSPORT_ENV_NAMES
+    from pg_mcp.server.tokens import TokenStore, token_databases, token_tools
 
     load_dotenv(".env", override=False)
     variable = TRANSPORT_ENV_NAMES["auth_tokens_file"]
@@ -402,18 +403,25 @@ def token(args: argparse.Namespace) -> int:
     store = TokenStore(path)
     try:
         if args.token_command == "add":
-            print(store.add(args.name, token_databases(args.databases)))
+            tools = token_tools(args.tools)
+            print(store.add(args.name, token_databases(args.databases), tools))
             print(
                 f"Token {args.name!r} stored in {path} (only its SHA-256); it is shown this once.",
                 file=sys.stderr,
             )
+            for name in [t for t in tools or () if t not in (*OWN_TOOL_NAMES, *INSIGHT_TOOL_NAMES)]:
+                print(
+                    f"Note: {name} is not one of pg-mcp's tools: it must be a [tools.{name}] of the config file.",
+                    file=sys.stderr,
+                )
         elif args.token_command == "revoke":
             store.revoke(args.name)
             print(f"Token {args.name!r} revoked.", file=sys.stderr)
         else:
             for entry in store.tokens():
                 scope = ", ".join(entry.databases) if entry.databases is not None else "all databases"
-                print(f"{entry.name}\t{scope}\t{entry.created}")
+                tools_scope = ", ".join(entry.tools) if entry.tools is not None else "all tools"
+                print(f"{entry.name}\t{scope}\t{entry.created}\t{tools_scope}")
     except ConfigError as exc:
         print(f"pg-mcp: {exc}", file=sys.stderr)
         return EXIT_CONFIG
@@ -459,6 +467,7 @@ def demo(config: ServerConfig) -> int:
     from pg_mcp.database.executor import Database
     from pg_mcp.demo_cluster import demo_database
     from pg_mcp.explore import DatabaseContext
+    from pg_mcp.operator_notes import NO_NOTES
 
     with _stopped_by_signals(), demo_database() as demo:
         cluster = demo.cluster
@@ -476,16 +485,22 @@ def demo(config: ServerConfig) -> int:
         )
         demo_config = _demo_config(config, demo.url)
         settings = demo_config.databases["demo"]
-        contexts = {"demo": DatabaseContext("demo", settings, Database(settings, ready=demo.wait_ready))}
+        database = Database(settings, ready=demo.wait_ready)
+        contexts = {
+            "demo": DatabaseContext("demo", settings, database, demo_config.notes.get("demo", NO_NOTES))
+        }
         return serve(demo_config, contexts)
 
 
 def _demo_config(config: ServerConfig, url: str) -> ServerConfig:
     """The demo database as the one database served, with the command's other settings."""
+    from dataclasses import replace
+
     from pg_mcp.config import single_database
 
     settings = config.databases[config.default].model_copy(update={"database_url": _secret(url)})
-    return single_database(settings, "the demo")
+    demo = single_database(settings, "the demo")  # what a config file wrote about its database, too
+    return replace(demo, notes={demo.default: notes} if (notes := config.notes.get(config.default)) else {})
 
 
 @contextlib.contextmanager

@@ -18,6 +18,7 @@ accepts where are derived from these declarations.
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import logging
 import os
@@ -44,6 +45,7 @@ from pydantic_settings import BaseSettings, EnvSettingsSource, NoDecode, Setting
 
 from pg_mcp.errors import ConfigError
 from pg_mcp.names import column_setting, function_setting, table_setting
+from pg_mcp.operator_notes import OperatorNotes, read_notes
 from pg_mcp.operator_tools import ToolDefinition, read_tools
 
 if TYPE_CHECKING:  # the guard is imported where it is used: start-up answers before it needs it
@@ -62,6 +64,17 @@ _NAME_RULE = (
     "a name is a lowercase letter followed by at most 62 lowercase letters, digits or underscores "
     "(^[a-z][a-z0-9_]{0,62}$)"
 )
+
+#: A tool's name, as MCP allows it (pg-mcp's own, and the config file's `[tools.NAME]`).
+TOOL_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]{0,63}")
+
+#: pg-mcp's own tools, and its DBA insight tools, by name: what `tools` and `disable_tools` may name
+#: besides the config file's own tools (tests/test_tool_filter.py holds them to the server's).
+OWN_TOOL_NAMES = (
+    "query", "list_schemas", "list_tables", "describe_table", "search_schema", "relationships", "sample_rows",
+    "column_stats", "explain",
+)  # fmt: skip
+INSIGHT_TOOL_NAMES = ("slow_queries", "index_health", "table_health", "database_health", "explain_analyze")
 
 #: The name of an environment variable, as `url_env` gives it.
 _ENV_VAR = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
@@ -155,6 +168,17 @@ class DatabaseSettings(_Scope):
         description="offer the DBA insight tools: slow_queries, index_health, table_health, database_health, "
         "explain_analyze",
     )
+    description: str | None = Field(
+        default=None, description="what the database holds and what to use it for, shown to the model"
+    )
+    tools: CommaList = Field(
+        default=(),
+        description="comma-separated tools offered on the database",
+        json_schema_extra={"unset": "all"},
+    )
+    disable_tools: CommaList = Field(
+        default=(), description="comma-separated tools not offered on the database"
+    )
     ssh: str | None = Field(
         default=None, description="reach the database through this SSH bastion: user@host[:port]"
     )
@@ -197,6 +221,21 @@ class DatabaseSettings(_Scope):
         for entry in value:
             parse(entry)
         return value
+
+    @field_validator("tools", "disable_tools")
+    @classmethod
+    def _tool_names(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        """Names only here: whether each is a tool is known once the config file's own tools are read
+        (`unknown_tools`)."""
+        for name in value:
+            if not TOOL_NAME.fullmatch(name):
+                raise ValueError(f"{name[:80]!r} is not a tool name")
+        return tuple(dict.fromkeys(value))
+
+    @field_validator("description")
+    @classmethod
+    def _no_blank_description(cls, value: str | None) -> str | None:
+        return (value.strip() or None) if value is not None else None
 
     @field_validator("allow_secrets")
     @classmethod
@@ -249,6 +288,10 @@ class DatabaseSettings(_Scope):
                 f"{ENV_NAMES['password_command']} and {ENV_NAMES['aws_iam']} both give the password: choose one"
             )
         return self
+
+    def offers(self, tool: str) -> bool:
+        """Whether `tool` is offered on this database: named by `tools` (when set), not by `disable_tools`."""
+        return (not self.tools or tool in self.tools) and tool not in self.disable_tools
 
     @property
     def idle_in_transaction_timeout(self) -> float:
@@ -504,7 +547,13 @@ _SERVER_SPECIAL = dict.fromkeys(
     ("database_url", "url", "url_env"),
     "belongs in a [databases.NAME] table: each database has its own url or url_env "
     "(or leave [databases] out and use DATABASE_URL)",
-)
+) | {
+    key: f"is a table of each database: [databases.NAME.{key}], or [{key}] at the top of the file for "
+    "the single database"
+    for key in ("descriptions", "glossary")
+}
+#: Tables of their own in a database's table, and at the top of a file without [databases].
+_NOTE_TABLES = ("descriptions", "glossary")
 _DATABASE_SPECIAL = dict.fromkeys(SERVER_WIDE, "is server-wide: set it in [server], not per database")
 
 
@@ -522,6 +571,8 @@ class ServerConfig:
     source: str
     #: The operator's own tools (`[tools.NAME]` in the config file), each checked by the guard.
     tools: tuple[ToolDefinition, ...] = ()
+    #: What the operator wrote about each database (descriptions, glossary), by database name.
+    notes: Mapping[str, OperatorNotes] = dataclasses.field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if not self.databases:
@@ -561,6 +612,20 @@ def load_settings(overrides: dict[str, Any] | None = None, *, dotenv: bool = Tru
         raise ConfigError(_describe(exc)) from None
 
 
+def unknown_tools(settings: DatabaseSettings, known: Iterable[str]) -> list[tuple[str, str]]:
+    """(field, problem) for each name in `tools` or `disable_tools` that is not a tool of the server:
+    pg-mcp's own (`OWN_TOOL_NAMES`, `INSIGHT_TOOL_NAMES`) or the config file's."""
+    known = tuple(dict.fromkeys(known))
+    found = []
+    for field in ("tools", "disable_tools"):
+        for name in getattr(settings, field):
+            if name not in known:
+                close = difflib.get_close_matches(name, known, n=1, cutoff=0.6)
+                guess = f" (did you mean {close[0]}?)" if close else ""
+                found.append((field, f"unknown tool {name!r}{guess}; the tools are {', '.join(known)}"))
+    return found
+
+
 def load_transport(overrides: dict[str, Any] | None = None) -> TransportSettings:
     """Transport settings from the environment (and `.env`, already loaded) plus flags, or ConfigError."""
     try:
@@ -588,7 +653,13 @@ def load_config(
     from_env = not config_file
     path = (config_file or os.environ.get(CONFIG_ENV, "")).strip()
     if not path:
-        return single_database(load_settings(overrides, dotenv=False), "DATABASE_URL")
+        settings = load_settings(overrides, dotenv=False)
+        problems = unknown_tools(settings, (*OWN_TOOL_NAMES, *INSIGHT_TOOL_NAMES))
+        if problems:
+            raise ConfigError(
+                "\n".join(f"Invalid setting {_env_label(field)}: {text}" for field, text in problems)
+            )
+        return single_database(settings, "DATABASE_URL")
     return _from_document(_read_toml(path, from_env), path, overrides)
 
 
@@ -652,18 +723,22 @@ def _from_document(document: dict[str, Any], path: str, overrides: dict[str, Any
     server_values = _known_keys("[server]", server if isinstance(server, dict) else {}, _SETTING_KEYS,
                                 _SERVER_SPECIAL, file_problem)  # fmt: skip
     given = _given(overrides)
+    declared = document.get("tools")
+    known_tools = (*OWN_TOOL_NAMES, *INSIGHT_TOOL_NAMES, *(declared if isinstance(declared, dict) else ()))
     databases = document.get("databases")
     if not isinstance(databases, dict):  # no [databases]: one database, from DATABASE_URL or the flags
         layers = [("server", server_values), ("env", _environment()), ("override", given)]
-        settings = _build(layers, None, "", path, problems)
+        settings = _build(layers, None, "", path, problems, known_tools)
+        notes = read_notes(document.get("descriptions"), document.get("glossary"), "", file_problem)
         if problems or settings is None:
             raise ConfigError("\n".join(dict.fromkeys(problems)))
         single = single_database(settings, path)
-        return replace(single, tools=_operator_tools(document, path, single.databases))
-    built = _listed_databases(databases, server_values, given, path, problems)
+        tools = _operator_tools(document, path, single.databases)
+        return replace(single, tools=tools, notes={single.default: notes})
+    built, notes_of = _listed_databases(databases, server_values, given, path, problems, known_tools)
     if problems or not built:
         raise ConfigError("\n".join(dict.fromkeys(problems)))
-    return ServerConfig(built, path, _operator_tools(document, path, built))
+    return ServerConfig(built, path, _operator_tools(document, path, built), notes_of)
 
 
 def _operator_tools(
@@ -716,22 +791,33 @@ def _in_file(path: str, problems: list[str]) -> Callable[[str], None]:
 
 
 def _check_top_level(document: dict[str, Any], file_problem: Callable[[str], None]) -> None:
-    """Only `[server]` and `[databases.NAME]` tables at the top: a setting there is in no table."""
+    """Only `[server]`, `[databases.NAME]` and `[tools.NAME]` tables at the top (and, for the single
+    database, `[descriptions]` and `[glossary.TERM]`): a setting there is in no table."""
+    tables = ("server", "databases", "tools", *_NOTE_TABLES)
     for key, value in document.items():
         if key in ("server", "databases", "tools"):
             if not isinstance(value, dict):
                 file_problem(f"{key} must be a table ([{'server' if key == 'server' else key + '.NAME'}])")
+        elif key in _NOTE_TABLES:
+            if "databases" in document:
+                file_problem(
+                    f"[{key}] is for the single database of a file without [databases]: "
+                    f"put it in [databases.NAME.{key}]"
+                )
         elif key in _SETTING_KEYS or key in ("url", "url_env"):
             file_problem(f"{key} is outside any table: put it in [server] or a [databases.NAME] table")
         else:
-            file_problem(
-                f"unknown top-level key {_shown(key)}{_guess(key, ('server', 'databases', 'tools'))}"
-            )
+            file_problem(f"unknown top-level key {_shown(key)}{_guess(key, tables)}")
 
 
 def _listed_databases(
-    databases: dict[str, Any], server: dict[str, Any], given: dict[str, Any], path: str, problems: list[str]
-) -> dict[str, Settings]:
+    databases: dict[str, Any],
+    server: dict[str, Any],
+    given: dict[str, Any],
+    path: str,
+    problems: list[str],
+    known_tools: Iterable[str],
+) -> tuple[dict[str, Settings], dict[str, OperatorNotes]]:
     """Each `[databases.NAME]` table over `[server]`, the environment and the flags: the most specific
     wins. DATABASE_URL is not used, and a URL on the command line is refused."""
     if not databases and not problems:
@@ -748,15 +834,18 @@ def _listed_databases(
     environment = _environment()
     environment.pop("database_url", None)
     built: dict[str, Settings] = {}
+    notes: dict[str, OperatorNotes] = {}
     for name, table in databases.items():
         own = _database_table(name, table, _in_file(path, problems))
         if own is None:
             continue
         layers = [("server", server), ("env", environment), ("override", given), ("database", own[0])]
-        settings = _build(layers, (name, own[1]), f" for [databases.{name}]", path, problems)
+        settings = _build(layers, (name, own[1]), f" for [databases.{name}]", path, problems, known_tools)
+        notes[name] = read_notes(table.get("descriptions"), table.get("glossary"), f"databases.{name}.",
+                                 _in_file(path, problems))  # fmt: skip
         if settings is not None:
             built[name] = settings
-    return built
+    return built, notes
 
 
 def _database_table(
@@ -770,7 +859,8 @@ def _database_table(
     if not isinstance(table, dict):
         file_problem(f"{where} must be a table with url or url_env, not a single value")
         return None
-    values = _known_keys(where, table, _DATABASE_KEYS, _DATABASE_SPECIAL, file_problem)
+    settings = {key: value for key, value in table.items() if key not in _NOTE_TABLES}
+    values = _known_keys(where, settings, _DATABASE_KEYS, _DATABASE_SPECIAL, file_problem)
     url = _database_url(where, values.pop("url", None), values.pop("url_env", None), table, file_problem)
     if url is None:
         return None
@@ -857,8 +947,10 @@ def _build(
     scope: str,
     path: str,
     problems: list[str],
+    known_tools: Iterable[str],
 ) -> Settings | None:
-    """Settings from the layers (later wins), or None with each invalid value reported under its source."""
+    """Settings from the layers (later wins), or None with each invalid value reported under its source
+    (a tool that `tools` or `disable_tools` names must be one of `known_tools`)."""
     data: dict[str, Any] = {}
     origin: dict[str, str] = {}
     for layer, values in layers:
@@ -875,10 +967,17 @@ def _build(
         return _env_label(field), False
 
     try:
-        return Settings(**data)
+        settings = Settings(**data)
     except ValidationError as exc:
         problems.extend(_problems(exc, label, scope, path))
         return None
+    unknown = unknown_tools(settings, known_tools)
+    for field_name, text in unknown:
+        name, in_file = label(field_name)
+        problems.append(
+            f"{path}: Invalid setting {name}: {text}" if in_file else f"Invalid setting {name}: {text}"
+        )
+    return None if unknown else settings
 
 
 def _describe(exc: ValidationError, model: type[BaseSettings] = Settings) -> str:

@@ -21,6 +21,7 @@ from pg_mcp.database.records import (
     ForeignKey,
     ForeignKeyLink,
     Index,
+    NoteHit,
     Overview,
     Partition,
     Reference,
@@ -33,6 +34,7 @@ from pg_mcp.database.records import (
 from pg_mcp.errors import NotFoundError
 from pg_mcp.guard.access import AccessPolicy
 from pg_mcp.names import parse_qualified_name, qualified
+from pg_mcp.operator_notes import NO_NOTES, GlossaryTerm, OperatorNotes
 
 KINDS = {
     "r": "table",
@@ -240,6 +242,21 @@ WITH rels AS (
 SELECT * FROM hits ORDER BY rank, schema, table_name, column_name NULLS FIRST LIMIT $3
 """
 
+#: The listed relations ($2 schemas, $3 names) and columns ($4, NULL for the relation itself) of those the
+#: operator described, as search hits: what is not exposed, not listed or not there is not returned.
+DESCRIBED_SQL = f"""
+SELECT n.nspname AS schema, c.relname AS table_name, c.relkind::text AS kind, a.attname AS column_name,
+       CASE WHEN a.attnum IS NOT NULL THEN format_type(a.atttypid, a.atttypmod) END AS type,
+       CASE WHEN a.attnum IS NULL THEN obj_description(c.oid, 'pg_class')
+            ELSE col_description(c.oid, a.attnum) END AS comment
+FROM unnest($2::text[], $3::text[], $4::text[]) AS wanted(schema_name, table_name, column_name)
+JOIN pg_namespace n ON n.nspname = wanted.schema_name
+JOIN pg_class c ON c.relnamespace = n.oid AND c.relname = wanted.table_name
+LEFT JOIN pg_attribute a ON a.attrelid = c.oid AND a.attname = wanted.column_name AND a.attnum > 0
+     AND NOT a.attisdropped
+WHERE {EXPOSED_SCHEMA} AND {listed_relation(5)} AND (wanted.column_name IS NULL OR a.attnum IS NOT NULL)
+"""
+
 #: Foreign keys among exposed relations (partition copies of a parent's key left out).
 FOREIGN_KEYS_SQL = f"""
 SELECT con.conname AS name, con.conrelid AS source_oid, sn.nspname AS source_schema, s.relname AS source_table,
@@ -340,9 +357,13 @@ class RelationSize:
 class Catalog:
     """Read-only views of the schema, limited to what the operator exposed."""
 
-    def __init__(self, db: Database, access: AccessPolicy | None = None) -> None:
+    def __init__(
+        self, db: Database, access: AccessPolicy | None = None, notes: OperatorNotes = NO_NOTES
+    ) -> None:
         self.db = db
         self.access = access or AccessPolicy()
+        #: What the operator wrote about the database's objects: attached to what is exposed only.
+        self.notes = notes
         self._schemas: list[str] | None = sorted(self.access.schemas) or None
 
     @property
@@ -362,7 +383,15 @@ class Catalog:
 
     async def list_schemas(self) -> list[SchemaSummary]:
         rows = await self.db.fetch_fixed(LIST_SCHEMAS_SQL, self._schemas, *self._allowlist)
-        return [SchemaSummary(name=row["name"], comment=row["comment"], tables=row["tables"]) for row in rows]
+        return [
+            SchemaSummary(
+                name=row["name"],
+                comment=row["comment"],
+                tables=row["tables"],
+                description=self.notes.schema(row["name"]),
+            )
+            for row in rows
+        ]
 
     async def list_tables(
         self,
@@ -376,7 +405,7 @@ class Catalog:
         rows = await self.db.fetch_fixed(
             LIST_TABLES_SQL, self._schemas, schema, after[0], after[1], limit, offset, *self._allowlist
         )
-        return [_table_summary(row) for row in rows]
+        return [_table_summary(row, self.notes.table(row["schema"], row["name"])) for row in rows]
 
     async def count_tables(self, schema: str) -> int:
         """How many relations `list_tables(schema)` lists in all: one schema's rows, not every schema's."""
@@ -471,7 +500,11 @@ class Catalog:
             )
         info = rel[0]
         hidden = self.access.hidden(ref.schema, ref.name)
-        columns = [_column(r) for r in await fetch(COLUMNS_SQL, ref.oid) if r["name"] not in hidden]
+        columns = [
+            _column(r, self.notes.column(info["schema"], info["name"], r["name"]))
+            for r in await fetch(COLUMNS_SQL, ref.oid)
+            if r["name"] not in hidden
+        ]
         partitions = await fetch(PARTITIONS_SQL, ref.oid) if info["partition_key"] else []
         constraints = [
             con
@@ -489,6 +522,7 @@ class Catalog:
             kind=KINDS.get(info["kind"], info["kind"]),
             estimated_rows=info["estimated_rows"],
             comment=info["comment"],
+            description=self.notes.table(info["schema"], info["name"]),
             columns=columns,
             definition=info["definition"],
             partition_key=info["partition_key"],
@@ -501,15 +535,78 @@ class Catalog:
             **_constraints(constraints, ref),
         )
 
-    async def search(self, pattern: str, limit: int = SEARCH_LIMIT) -> list[SearchHit]:
-        """Tables, views and columns matching `pattern` in name or comment, best first."""
+    async def search(self, pattern: str, limit: int = SEARCH_LIMIT) -> list[SearchHit | NoteHit]:
+        """Tables, views and columns matching `pattern` in name, comment or the operator's description,
+        exposed schemas by their description and glossary terms by name or meaning: best first."""
         escaped = pattern.strip().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
         rows = await self.db.fetch_fixed(SEARCH_SQL, self._schemas, escaped, limit, *self._allowlist)
-        return [
-            SearchHit(**{**dict(row), "kind": KINDS.get(row["kind"], row["kind"])})
-            for row in rows
-            if row["column_name"] not in self.access.hidden(row["schema"], row["table_name"])
+        hits: list[SearchHit | NoteHit] = [
+            self._hit(row, row["rank"]) for row in rows if self._visible_hit(row)
         ]
+        found = {(hit.schema_, hit.table_name, hit.column_name) for hit in hits if isinstance(hit, SearchHit)}
+        described = [key for key in self.notes.described(pattern) if key not in found]
+        if described:
+            rows = await self.db.fetch_fixed(
+                DESCRIBED_SQL, self._schemas, *(list(part) for part in zip(*described, strict=True)),
+                *self._allowlist,
+            )  # fmt: skip
+            hits += [
+                self._hit(row, 4 if row["column_name"] is None else 5)
+                for row in rows
+                if self._visible_hit(row)
+            ]
+        hits += await self._note_hits(pattern)
+        return sorted(hits, key=lambda hit: hit.rank)[:limit]  # stable: each source's order within a rank
+
+    def _visible_hit(self, row: Mapping[str, Any]) -> bool:
+        return row["column_name"] not in self.access.hidden(row["schema"], row["table_name"])
+
+    def _hit(self, row: Mapping[str, Any], rank: int) -> SearchHit:
+        schema, table, column = row["schema"], row["table_name"], row["column_name"]
+        return SearchHit(
+            schema=schema,
+            table_name=table,
+            kind=KINDS.get(row["kind"], row["kind"]),
+            column_name=column,
+            type=row["type"],
+            comment=row["comment"],
+            rank=rank,
+            description=self.notes.table(schema, table)
+            if column is None
+            else self.notes.column(schema, table, column),
+        )
+
+    async def _note_hits(self, pattern: str) -> list[NoteHit]:
+        """Exposed schemas whose description matches, and glossary terms (within the limits) that do."""
+        hits = []
+        schemas = self.notes.described_schemas(pattern)
+        if schemas:
+            exposed = {
+                str(row[0]) for row in await self.db.fetch_fixed(EXPOSED_SCHEMA_NAMES_SQL, self._schemas)
+            }
+            hits += [
+                NoteHit(kind="schema", name=name, text=self.notes.schemas[name], rank=4)
+                for name in sorted(schemas)
+                if name in exposed
+            ]
+        for term in self.glossary():
+            rank = term.rank(pattern)
+            if rank is not None:
+                hits.append(
+                    NoteHit(
+                        kind="glossary",
+                        name=term.term,
+                        text=term.meaning,
+                        rank=rank,
+                        sql=term.sql,
+                        related=term.related,
+                    )
+                )
+        return hits
+
+    def glossary(self) -> tuple[GlossaryTerm, ...]:
+        """The operator's glossary, without the terms that name a table or column out of reach."""
+        return self.notes.terms(self.access)
 
     async def foreign_keys(self) -> list[ForeignKeyLink]:
         """Every foreign key between exposed relations, with the join columns on both sides."""
@@ -588,17 +685,18 @@ def mentions(definition: str | None, names: frozenset[str]) -> bool:
     )
 
 
-def _table_summary(row: Mapping[str, Any]) -> TableSummary:
+def _table_summary(row: Mapping[str, Any], description: str | None) -> TableSummary:
     return TableSummary(
         schema=row["schema"],
         name=row["name"],
         kind=KINDS[row["kind"]],
         estimated_rows=row["estimated_rows"],
         comment=row["comment"],
+        description=description,
     )
 
 
-def _column(row: Mapping[str, Any]) -> Column:
+def _column(row: Mapping[str, Any], description: str | None) -> Column:
     """Only the facts that apply: an identity column's default is its sequence, a generated one's its
     expression."""
     identity, generated, default = row["identity"], row["generated"], row["default"]
@@ -615,6 +713,7 @@ def _column(row: Mapping[str, Any]) -> Column:
         collation=row["collation"] or None,
         enum_values=list(row["enum_values"]) if row["enum_values"] else None,
         comment=row["comment"] or None,
+        description=description,
     )
 
 

@@ -8,9 +8,10 @@ field is a type error here, not a silent change on the wire.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, SerializerFunctionWrapHandler, model_serializer
+from pydantic.json_schema import SkipJsonSchema
 
 
 class Record(BaseModel):
@@ -26,10 +27,16 @@ def as_json(records: Sequence[Record]) -> list[dict[str, Any]]:
     return [record.as_json() for record in records]
 
 
+#: What the operator wrote about an object (pg_mcp.operator_notes), beside PostgreSQL's comment: sent
+#: only when there is some, so an answer without it is what it always was.
+OperatorText = Annotated[str | SkipJsonSchema[None], Field(exclude_if=lambda value: value is None)]
+
+
 class SchemaSummary(Record):
     name: str
     comment: str | None
     tables: int
+    description: OperatorText = None
 
 
 class TableSummary(Record):
@@ -40,6 +47,7 @@ class TableSummary(Record):
     kind: str
     estimated_rows: int | None
     comment: str | None
+    description: OperatorText = None
 
 
 class ColumnType(Record):
@@ -61,6 +69,7 @@ class Column(Record):
     collation: str | None = None
     enum_values: list[str] | None = None
     comment: str | None = None
+    description: OperatorText = None
 
     @model_serializer(mode="wrap")
     def _only_set(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
@@ -116,6 +125,7 @@ class TableDescription(Record):
     kind: str
     estimated_rows: int | None
     comment: str | None
+    description: OperatorText = None
     columns: list[Column]
     primary_key: list[str] = []
     foreign_keys: list[ForeignKey] = []
@@ -131,7 +141,8 @@ class TableDescription(Record):
 
 
 class SearchHit(Record):
-    """A table (column_name None) or a column whose name or comment matched; lower rank is better."""
+    """A table (column_name None) or a column whose name, comment or description matched; lower rank is
+    better."""
 
     schema_: str = Field(alias="schema")
     table_name: str
@@ -140,6 +151,20 @@ class SearchHit(Record):
     type: str | None
     comment: str | None
     rank: int
+    description: OperatorText = None
+
+
+class NoteHit(Record):
+    """A search hit in what the operator wrote: a schema by its description (kind "schema"), or a
+    glossary term by its name or meaning (kind "glossary", with its SQL and the tables and columns it
+    is about)."""
+
+    kind: str
+    name: str
+    text: str
+    rank: int
+    sql: OperatorText = None
+    related: Annotated[list[str] | SkipJsonSchema[None], Field(exclude_if=lambda value: not value)] = None
 
 
 class ForeignKeyLink(Record):
@@ -194,6 +219,8 @@ class Overview(Record):
     size_bytes: int
     extensions: list[str]
     schemas: list[SchemaSummary]
+    #: The operator's description of the database (its `description` setting).
+    description: str | None = None
 
 
 class RoleFacts(Record):

@@ -16,6 +16,7 @@ if TYPE_CHECKING:
     from pg_mcp.explore.catalog_tools import (
         complete,
         describe_table,
+        glossary,
         list_schemas,
         list_tables,
         overview,
@@ -35,6 +36,7 @@ _HOMES = {
     "sample_rows": "data",
     "complete": "catalog_tools",
     "describe_table": "catalog_tools",
+    "glossary": "catalog_tools",
     "list_schemas": "catalog_tools",
     "list_tables": "catalog_tools",
     "overview": "catalog_tools",
@@ -53,6 +55,7 @@ __all__ = [
     "complete",
     "describe_table",
     "explain",
+    "glossary",
     "list_schemas",
     "list_tables",
     "overview",

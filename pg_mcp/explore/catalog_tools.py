@@ -10,6 +10,7 @@ from pg_mcp.names import qualified, quote_ident
 from pg_mcp.render.catalog_text import (
     render_catalog_summary,
     render_description,
+    render_glossary,
     render_overview,
     render_relationships,
     render_schemas,
@@ -113,10 +114,20 @@ def _edge(key: ForeignKeyLink) -> Edge:
     )
 
 
-async def overview(ctx: DatabaseContext) -> str:
-    """Server version, size, extensions and schemas: what a model reads first about a database."""
+async def overview(ctx: DatabaseContext, *, described: bool = True) -> str:
+    """Server version, size, extensions and schemas: what a model reads first about a database; with
+    the operator's description of it unless `described` is False (said once beside the others')."""
     await ctx.access_policy()
-    return render_overview(await ctx.catalog.overview(), ctx.limits)
+    info = await ctx.catalog.overview()
+    if described and ctx.settings.description:
+        info = info.model_copy(update={"description": ctx.settings.description})
+    return render_overview(info, ctx.limits)
+
+
+async def glossary(ctx: DatabaseContext) -> str:
+    """The operator's glossary of the database, without the terms that name what is out of reach."""
+    await ctx.access_policy()
+    return render_glossary(ctx.catalog.glossary(), ctx.limits)
 
 
 async def table_page(ctx: DatabaseContext, after: tuple[str, str], limit: int) -> list[TableSummary]:

@@ -16,6 +16,7 @@ from pg_mcp.guard import GuardPolicy
 from pg_mcp.guard.access import AccessPolicy
 from pg_mcp.guard.analysed import CatalogReach
 from pg_mcp.guard.plan import Budget
+from pg_mcp.operator_notes import NO_NOTES, OperatorNotes
 from pg_mcp.render.values import Limits
 
 #: Seconds before the database's function names (used by the guard) are read again.
@@ -35,6 +36,8 @@ class DatabaseContext:
     name: str
     settings: Settings
     db: Database
+    #: What the operator wrote about the database's objects: descriptions and glossary.
+    notes: OperatorNotes = NO_NOTES
     catalog: Catalog = field(init=False)
     lineage: LineagePolicy = field(init=False)
     reach_model: ReachModel = field(init=False)
@@ -45,7 +48,7 @@ class DatabaseContext:
 
     def __post_init__(self) -> None:
         s = self.settings
-        self.catalog = Catalog(self.db, s.access)
+        self.catalog = Catalog(self.db, s.access, self.notes)
         self.lineage = LineagePolicy(s.access)
         self.reach_model = ReachModel(s.allow_functions, s.allow_secrets)
         self.limits = Limits(s.max_cell_chars, s.max_result_bytes)
@@ -55,9 +58,9 @@ class DatabaseContext:
         )
 
     @classmethod
-    def connect_later(cls, name: str, settings: Settings) -> DatabaseContext:
+    def connect_later(cls, name: str, settings: Settings, notes: OperatorNotes = NO_NOTES) -> DatabaseContext:
         """A context whose pool is created at the first call (or by the server's warm-up)."""
-        return cls(name, settings, Database(settings))
+        return cls(name, settings, Database(settings), notes)
 
     @property
     def access(self) -> AccessPolicy:

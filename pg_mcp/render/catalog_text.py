@@ -10,6 +10,7 @@ from pg_mcp.database.records import (
     Column,
     ColumnStatistics,
     Edge,
+    NoteHit,
     Overview,
     SchemaSummary,
     SearchHit,
@@ -17,6 +18,7 @@ from pg_mcp.database.records import (
     TableSummary,
 )
 from pg_mcp.names import qualified, quote_ident
+from pg_mcp.operator_notes import GlossaryTerm
 from pg_mcp.render.results import bounded_text
 from pg_mcp.render.values import Limits, parse_pg_array
 
@@ -38,8 +40,7 @@ def render_tables(
             parts.append(f"[{t.kind}]")
         if t.estimated_rows is not None:
             parts.append(f"~{t.estimated_rows:,} rows")
-        if t.comment:
-            parts.append(f"— {_clip(_one_line(t.comment), 160)}")
+        parts += [f"— {_clip(_one_line(note), 160)}" for note in _notes(t.comment, t.description)]
         lines.append(" ".join(parts))
     if not tables:
         lines.append("(no tables visible to this role here)")
@@ -69,7 +70,8 @@ def render_schemas(schemas: Sequence[SchemaSummary], limits: Limits = Limits()) 
 def _schema_lines(schemas: Sequence[SchemaSummary]) -> str:
     """One line per schema: name, table count, comment on one line."""
     lines = [
-        f"{quote_ident(s.name)} ({s.tables} tables)" + (f" — {_one_line(s.comment)}" if s.comment else "")
+        f"{quote_ident(s.name)} ({s.tables} tables)"
+        + "".join(f" — {_one_line(note)}" for note in _notes(s.comment, s.description))
         for s in schemas
     ]
     return "\n".join(lines) if lines else "(no schemas visible to this role)"
@@ -80,8 +82,7 @@ def render_description(d: TableDescription, limits: Limits = Limits()) -> str:
     rows = f", ~{d.estimated_rows:,} rows" if d.estimated_rows is not None else ""
     size = f", {_size(d.total_bytes)}" if d.total_bytes else ""
     lines = [f"{qualified(d.schema_, d.name)} ({d.kind}{rows}{size})"]
-    if d.comment:
-        lines.append(_one_line(d.comment))
+    lines += [_one_line(note) for note in _notes(d.comment, d.description)]
     fk_by_column = {
         fk.columns[0]: f"→ {fk.references}({', '.join(fk.referenced_columns)})"
         for fk in d.foreign_keys
@@ -139,8 +140,7 @@ def _column_line(c: Column, fk: str | None) -> str:
         parts.append(fk)
     if c.enum_values is not None:
         parts.append("{" + "|".join(c.enum_values) + "}")
-    if c.comment is not None:
-        parts.append(f"— {_one_line(c.comment)}")
+    parts += [f"— {_one_line(note)}" for note in _notes(c.comment, c.description)]
     return " ".join(parts)
 
 
@@ -166,23 +166,62 @@ def _one_line(text: str) -> str:
     return " ".join(text.split())
 
 
-def render_search(pattern: str, hits: Sequence[SearchHit], limit: int, limits: Limits = Limits()) -> str:
-    """One line per hit: the table (and column with its type) and the comment that matched."""
+def _notes(comment: str | None, description: str | None) -> list[str]:
+    """PostgreSQL's comment, then the operator's description (unless it says the same)."""
+    notes = [comment] if comment else []
+    if description and _one_line(description) != _one_line(comment or ""):
+        notes.append(description)
+    return notes
+
+
+def render_search(
+    pattern: str, hits: Sequence[SearchHit | NoteHit], limit: int, limits: Limits = Limits()
+) -> str:
+    """One line per hit: the table (and column with its type), the schema or the glossary term, and the
+    comment or description that matched."""
     if not hits:
         return f"(nothing matches {_clip(pattern, MAX_PATTERN_SHOWN)!r}; try a shorter word, or list_tables)"
     lines = []
     for hit in hits:
+        if isinstance(hit, NoteHit):
+            lines.append(_note_hit_line(hit))
+            continue
         where = qualified(hit.schema_, hit.table_name)
         if hit.column_name is None:
             line = f"{where} [{hit.kind}]"
         else:
             line = f"{where}.{quote_ident(hit.column_name)} {hit.type}"
-        if hit.comment:
-            line += f" — {_clip(_one_line(hit.comment), 120)}"
+        line += "".join(f" — {_clip(_one_line(note), 120)}" for note in _notes(hit.comment, hit.description))
         lines.append(line)
     if len(hits) >= limit:
         lines.append(f"(first {limit} matches; use a more specific pattern for the rest)")
     return bounded_text("\n".join(lines), limits, "use a more specific pattern")
+
+
+def _note_hit_line(hit: NoteHit) -> str:
+    if hit.kind == "schema":
+        return f"{quote_ident(hit.name)} [schema] — {_clip(hit.text, 120)}"
+    line = f"{hit.name!r} [glossary] — {_clip(hit.text, 200)}"
+    if hit.sql:
+        line += f"; sql: {_clip(_one_line(hit.sql), 200)}"
+    if hit.related:
+        line += f"; about {', '.join(hit.related)}"
+    return line
+
+
+def render_glossary(terms: Sequence[GlossaryTerm], limits: Limits = Limits()) -> str:
+    """The operator's glossary, a term per paragraph: its meaning, the SQL for it, what it is about."""
+    if not terms:
+        return "(no glossary terms here)"
+    entries = []
+    for term in terms:
+        lines = [f"{term.term}: {term.meaning}"]
+        if term.sql:
+            lines.append(f"  sql: {_one_line(term.sql)}")
+        if term.related:
+            lines.append(f"  about: {', '.join(term.related)}")
+        entries.append("\n".join(lines))
+    return bounded_text("\n".join(entries), limits, "search_schema(pattern) finds one term")
 
 
 def render_relationships(scope: str, edges: Sequence[Edge], limit: int, limits: Limits = Limits()) -> str:
@@ -272,6 +311,7 @@ def _clip(text: str, limit: int) -> str:
 def render_overview(info: Overview, limits: Limits = Limits()) -> str:
     lines = [
         f"Database {info.database} ({_size(info.size_bytes)}), connected as {info.role}",
+        *([_one_line(info.description)] if info.description else []),
         info.version,
         f"Extensions: {', '.join(info.extensions) or 'none'}",
         "Schemas:",

@@ -38,7 +38,8 @@ from pydantic import Field, ValidationError
 
 from pg_mcp import __version__, explore
 from pg_mcp.config import ServerConfig
-from pg_mcp.errors import INVALID_PARAMS, ConfigError, PgMcpError
+from pg_mcp.errors import INVALID_PARAMS, ConfigError, InvalidArgumentError, NotFoundError, PgMcpError
+from pg_mcp.operator_notes import NO_NOTES
 from pg_mcp.server.arguments import explain_invalid, unknown_arguments
 from pg_mcp.server.audit import audit_refusal, audited
 from pg_mcp.server.databases import Databases
@@ -46,6 +47,7 @@ from pg_mcp.server.errors import request_error, tool_error
 from pg_mcp.server.principal import current_principal
 from pg_mcp.server.progress import progress_reported
 from pg_mcp.server.resources import (
+    GLOSSARY_URI,
     MULTI_TABLE_TEMPLATE,
     OVERVIEW_URI,
     SINGLE_TABLE_TEMPLATE,
@@ -95,6 +97,9 @@ Work in this order, and keep each step small:
    counts as "active", how ties or NULLs were treated)."""
 
 
+GLOSSARY_DESCRIPTION = "Business terms of this data: what each means, the SQL for it, the tables it is about."
+
+
 class PgMcpServer(MCPServer[None]):
     """MCPServer whose resource list is read from the databases page by page (cursor pagination), and
     whose databases are made at their first use."""
@@ -113,8 +118,9 @@ class PgMcpServer(MCPServer[None]):
         self._opening = asyncio.Lock()
         #: The configured database names, the first being the default: known before the databases are made.
         self.database_names = tuple(names)
-        #: The database of each tool that runs on one only (an operator's): listed to callers who may use it.
-        self.tool_databases: dict[str, str] = {}
+        #: The databases each tool is offered on, in configured order: an operator's tool runs on its own
+        #: database, and each database's `tools` / `disable_tools` choose among the rest.
+        self.tool_offers: dict[str, tuple[str, ...]] = {}
         #: Set when the stdio client has its `initialize` answer; None until then, and over other transports.
         self.answered: asyncio.Event | None = None
         self._instructions_for = instructions_for
@@ -138,16 +144,24 @@ class PgMcpServer(MCPServer[None]):
             return self.database_names
         return tuple(name for name in self.database_names if principal.may_use(name))
 
+    def offered(self, tool: str, names: Sequence[str]) -> tuple[str, ...]:
+        """The databases among `names` on which the current caller may call `tool` (none when its
+        principal may not call it at all)."""
+        principal = current_principal.get()
+        if principal is not None and not principal.may_call(tool):
+            return ()
+        return tuple(name for name in self.tool_offers.get(tool, ()) if name in names)
+
     async def list_tools(self) -> list[MCPTool]:
-        """The tools, each `database` argument offering only the caller's databases."""
-        tools = await super().list_tools()
+        """The tools the caller may call on one of its databases, each `database` argument offering
+        only the caller's databases."""
         names = self.visible_names()
+        tools = [tool for tool in await super().list_tools() if self.offered(tool.name, names)]
         if names == self.database_names:
             return tools
         return [  # the schemas were built for every database: the caller's are rebuilt
             tool.model_copy(update={"input_schema": with_database_argument(tool.input_schema, names)})
             for tool in tools
-            if self.tool_databases.get(tool.name, names[0] if names else "") in names
         ]
 
     @property
@@ -198,8 +212,14 @@ class PgMcpServer(MCPServer[None]):
     async def call_tool(
         self, name: str, arguments: dict[str, Any], context: Context[None, Any] | None = None
     ) -> CallToolResult | InputRequiredResult:
-        """Unknown argument names are refused and invalid ones explained in one sentence."""
+        """Unknown argument names are refused and invalid ones explained in one sentence; a tool the caller
+        is not offered on any of its databases is answered as one that does not exist."""
         tool = self._tool_manager.get_tool(name)
+        if tool is not None and not self.offered(name, self.visible_names()):
+            database = arguments.get("database")
+            audit_refusal(name, database if isinstance(database, str) else None, arguments,
+                          NotFoundError(f"The tool {name} is not offered to this caller."))  # fmt: skip
+            raise ToolError(f"Unknown tool: {name}")
         if tool is not None:
             problem = unknown_arguments(name, tool.parameters, arguments)
             if problem:
@@ -223,7 +243,8 @@ class PgMcpServer(MCPServer[None]):
     ) -> ListResourcesResult:
         cursor = params.cursor if params else None
         try:
-            entries, next_cursor = await resource_page(await self.open_databases(), cursor)
+            databases = await self.open_databases()
+            entries, next_cursor = await resource_page(databases, cursor)
         except PgMcpError as exc:
             raise request_error(exc) from None
         resources = [
@@ -239,7 +260,17 @@ class PgMcpServer(MCPServer[None]):
                 else "The databases, each with its version, size, extensions and schemas. Read this first.",
                 mime_type="text/plain",
             )
-            resources.insert(0, overview)
+            first = [overview]
+            if databases.with_glossary():  # listed only to a caller with a glossary to read
+                first.append(
+                    Resource(
+                        uri=GLOSSARY_URI,
+                        name="glossary",
+                        description=GLOSSARY_DESCRIPTION,
+                        mime_type="text/plain",
+                    )
+                )
+            resources[:0] = first
         return ListResourcesResult(resources=resources, next_cursor=next_cursor)
 
 
@@ -275,7 +306,8 @@ def open_contexts(config: ServerConfig) -> dict[str, "DatabaseContext"]:
     from pg_mcp.explore import DatabaseContext
 
     return {
-        name: DatabaseContext.connect_later(name, settings) for name, settings in config.databases.items()
+        name: DatabaseContext.connect_later(name, settings, config.notes.get(name, NO_NOTES))
+        for name, settings in config.databases.items()
     }
 
 
@@ -290,6 +322,20 @@ def build_server(
     A call that comes first makes what it needs itself.
     """
     names = list(contexts if contexts is not None else config.databases)
+    settings_of = {
+        name: contexts[name].settings if contexts is not None else config.databases[name] for name in names
+    }
+    notes_of = {
+        name: contexts[name].notes if contexts is not None else config.notes.get(name, NO_NOTES)
+        for name in names
+    }
+
+    def instructions(visible: Sequence[str]) -> str:
+        return _instructions(
+            visible,
+            {name: settings_of[name].description for name in visible if name in settings_of},
+            any(notes_of[name].glossary for name in visible if name in notes_of),
+        )
 
     def make_databases() -> Databases:
         return Databases(contexts if contexts is not None else open_contexts(config))
@@ -331,7 +377,7 @@ def build_server(
     app = PgMcpServer(
         make_databases,
         names,
-        _instructions,
+        instructions,
         name="pg-mcp",
         title="PostgreSQL (read-only)",
         version=__version__,
@@ -353,6 +399,7 @@ def build_server(
             databases = await app.open_databases()
             try:
                 context = databases.get(database)
+                _check_offered(tool, context.name, app.offered(tool, tuple(databases.visible())))
             except PgMcpError as exc:  # audited at the edge too: who asked for what they may not use
                 audit_refusal(tool, database, arguments, exc)
                 raise
@@ -362,15 +409,21 @@ def build_server(
             return tool_error(exc)
         return _tool_result(output)
 
+    seen: set[str] = set()
     for tool in (*TOOLS, *_insight_tools(config), *map(operator_tool, config.tools)):
-        if app._tool_manager.get_tool(tool.name) is not None:
+        if tool.name in seen:
             raise ConfigError(
                 f"{config.source}: the tool {tool.name} has the name of one of pg-mcp's own tools.",
                 "Give it another name in its [tools.NAME] table.",
             )
-        app.add_tool(bind_database(tool, run), name=tool.name, annotations=READ_ONLY)
-        if tool.database is not None:
-            app.tool_databases[tool.name] = tool.database
+        seen.add(tool.name)
+        runs_on = names if tool.database is None else [tool.database]
+        offers = tuple(
+            name for name in runs_on if name in settings_of and settings_of[name].offers(tool.name)
+        )
+        if offers:  # a tool no database offers is not there at all
+            app.add_tool(bind_database(tool, run), name=tool.name, annotations=READ_ONLY)
+            app.tool_offers[tool.name] = offers
 
     @app.resource(
         OVERVIEW_URI,
@@ -386,6 +439,23 @@ def build_server(
             return await audited("resource:overview", caller_default, {}, databases.overview)
         except PgMcpError as exc:
             raise request_error(exc) from None
+
+    if any(notes.glossary for notes in notes_of.values()):
+
+        @app.resource(
+            GLOSSARY_URI,
+            name="glossary",
+            title="Glossary",
+            description=GLOSSARY_DESCRIPTION,
+            mime_type="text/plain",
+        )
+        async def glossary_resource() -> str:
+            try:
+                databases = await app.open_databases()
+                described = next(iter(databases.with_glossary()), "none")
+                return await audited("resource:glossary", described, {}, databases.glossary)
+            except PgMcpError as exc:
+                raise request_error(exc) from None
 
     template = MULTI_TABLE_TEMPLATE if app.several else SINGLE_TABLE_TEMPLATE
 
@@ -449,6 +519,19 @@ def build_server(
     return app
 
 
+def _check_offered(tool: str, database: str, offers: Sequence[str]) -> None:
+    """Refuse a call of a tool on a database whose operator does not offer it there, naming the
+    caller's databases that do."""
+    if database in offers:
+        return
+    raise InvalidArgumentError(
+        f"The tool {tool} is not offered on the database {database}.",
+        f"Databases that offer it: {', '.join(offers)}; pass database={offers[0]}."
+        if offers
+        else "No database you may use offers it.",
+    )
+
+
 def _load_for_calls() -> None:
     """Load what calls need beyond the databases (in the warm-up thread): the tools' modules, and the
     guard's worker processes with their SQL parsers, so that the first call finds them ready."""
@@ -468,14 +551,28 @@ def _insight_tools(config: ServerConfig) -> tuple[Tool, ...]:
     return INSIGHT_TOOLS
 
 
-def _instructions(names: Sequence[str]) -> str:
-    """The server's instructions for a caller who may use `names`."""
+def _instructions(names: Sequence[str], descriptions: Mapping[str, str | None], glossary: bool) -> str:
+    """The server's instructions for a caller who may use `names`: which database is for what (the
+    operator's descriptions), and where the glossary is when there is one."""
+    text = INSTRUCTIONS
     if len(names) < 2:
-        return INSTRUCTIONS
-    return (
-        f"{INSTRUCTIONS}\nDatabases: {', '.join(names)}. Every tool takes database=NAME; without it, "
-        f"{names[0]} is used. Table resources are postgres://DATABASE/SCHEMA/TABLE."
-    )
+        described = descriptions.get(names[0]) if names else None
+        text += f"\nThis database: {_one_line(described)}" if described else ""
+    else:
+        text += (
+            f"\nDatabases: {', '.join(names)}. Every tool takes database=NAME; without it, "
+            f"{names[0]} is used. Table resources are postgres://DATABASE/SCHEMA/TABLE."
+        )
+        text += "".join(
+            f"\n- {name}: {_one_line(described)}" for name in names if (described := descriptions.get(name))
+        )
+    if glossary:
+        text += f"\nBusiness terms are defined in the resource {GLOSSARY_URI}; search_schema finds them too."
+    return text
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split())
 
 
 def _compact_schemas(app: PgMcpServer) -> None:

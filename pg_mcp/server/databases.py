@@ -46,15 +46,41 @@ class Databases:
         return context
 
     async def overview(self) -> str:
-        """The overview resource: the caller's database, or each database it may use, naming the default."""
+        """The overview resource: the caller's database, or each database it may use, naming the default
+        and saying first what each is for (the operator's descriptions)."""
         if not self.several:
             return await explore.overview(self.get(None))
         visible = self.visible()
         default = next(iter(visible), "none")
-        parts = [f"Databases: {', '.join(visible)} (default {default}). Pass database=NAME to any tool."]
+        head = f"Databases: {', '.join(visible)} (default {default}). Pass database=NAME to any tool."
+        head += "".join(
+            f"\n- {name}: {' '.join(context.settings.description.split())}"
+            for name, context in visible.items()
+            if context.settings.description
+        )
+        parts = [head]
         for name, context in visible.items():
             try:
-                parts.append(f"## {name}\n" + await explore.overview(context))
+                parts.append(f"## {name}\n" + await explore.overview(context, described=False))
+            except PgMcpError as exc:
+                parts.append(f"## {name}\nUnavailable: {exc.message}")
+        return "\n\n".join(parts)
+
+    def with_glossary(self) -> dict[str, DatabaseContext]:
+        """The caller's databases whose operator wrote a glossary."""
+        return {name: context for name, context in self.visible().items() if context.notes.glossary}
+
+    async def glossary(self) -> str:
+        """The glossary resource: the caller's database's, or each of its databases' by name."""
+        described = self.with_glossary()
+        if not described:
+            raise NotFoundError("There is no glossary here.", "search_schema finds tables and columns.")
+        if not self.several:
+            return await explore.glossary(next(iter(described.values())))
+        parts = []
+        for name, context in described.items():
+            try:
+                parts.append(f"## {name}\n" + await explore.glossary(context))
             except PgMcpError as exc:
                 parts.append(f"## {name}\nUnavailable: {exc.message}")
         return "\n\n".join(parts)

@@ -17,7 +17,7 @@ import logging
 import signal
 import time
 from collections.abc import Awaitable, Callable, Iterator, MutableMapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from mcp.server.transport_security import TransportSecuritySettings
@@ -333,7 +333,7 @@ def http_app(server: PgMcpServer, options: HttpOptions, drain: Drain | None = No
             found = await _authenticate(tokens, verifier, scope, metadata_url, options, send, address)
             if found is None:
                 return
-            principal = Principal(found.name, found.databases, address, found.issuer)
+            principal = replace(found, address=address)
         wait = limits.admit(principal.key)
         if wait is not None:
             await _json(
@@ -502,7 +502,7 @@ def _foreign_subscription(
             scheme, _, rest = text.partition("://")
             if scheme != URI_SCHEME:
                 return text
-            if rest == "database":  # the overview: every caller's, of its own databases
+            if rest in ("database", "glossary"):  # every caller's, of its own databases
                 continue
             if not principal.may_use(rest.split("/", 1)[0] if len(names) > 1 else names[0]):
                 return text

@@ -12,15 +12,20 @@ from dataclasses import dataclass
 @dataclass(frozen=True)
 class Principal:
     """A caller: its name (token name or JWT subject), the databases it may use (None: all), its address,
-    and how it authenticated (`issuer`: "token" for the tokens file, the issuer's URL for OAuth)."""
+    how it authenticated (`issuer`: "token" for the tokens file, the issuer's URL for OAuth), and the
+    tools it may call (None: all)."""
 
     name: str
     databases: frozenset[str] | None = None
     address: str | None = None
     issuer: str = "none"
+    tools: frozenset[str] | None = None
 
     def may_use(self, database: str) -> bool:
         return self.databases is None or database in self.databases
+
+    def may_call(self, tool: str) -> bool:
+        return self.tools is None or tool in self.tools
 
     @property
     def key(self) -> str:

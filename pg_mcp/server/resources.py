@@ -3,7 +3,8 @@
 URI scheme. With one database (as pg-mcp always had): `postgres://database` is the overview and
 `postgres://{schema}/{table}` one table. With several: `postgres://database` is the overview of every
 database, `postgres://{database}/{schema}/{table}` one table in a named database. Path segments are
-percent-encoded, so any schema or table name fits.
+percent-encoded, so any schema or table name fits. `postgres://glossary`, when the operator wrote one,
+is the glossary (of every database the caller may use, by database, when there are several).
 """
 
 from __future__ import annotations
@@ -22,6 +23,8 @@ from pg_mcp.server.databases import Databases
 
 URI_SCHEME = "postgres"
 OVERVIEW_URI = f"{URI_SCHEME}://database"
+#: The operator's glossary: of the database, or of every database the caller may use, by database.
+GLOSSARY_URI = f"{URI_SCHEME}://glossary"
 SINGLE_TABLE_TEMPLATE = f"{URI_SCHEME}://{{schema}}/{{table}}"
 MULTI_TABLE_TEMPLATE = f"{URI_SCHEME}://{{database}}/{{schema}}/{{table}}"
 RESOURCE_PAGE_SIZE = 200
@@ -96,8 +99,7 @@ def _resource_description(table: TableSummary) -> str:
     parts = [table.kind]
     if table.estimated_rows is not None:
         parts.append(f"~{table.estimated_rows:,} rows")
-    text = ", ".join(parts)
-    return f"{text}. {table.comment}" if table.comment else text
+    return ". ".join([", ".join(parts), *(note for note in (table.comment, table.description) if note)])
 
 
 def _encode_cursor(database: str, schema: str, name: str) -> str:

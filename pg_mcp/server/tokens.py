@@ -1,7 +1,7 @@
 """Static bearer tokens for small teams: only each token's SHA-256 is stored, compared in constant time.
 
 The tokens file is JSON: `{"tokens": [{"name": ..., "sha256": ..., "databases": [...] | null,
-"created": ...}]}`, written with mode 0600 and re-read whenever it changes on disk, so `pg-mcp token
+"created": ..., "tools": [...]}]}` (`tools` only for a token limited to some tools), written with mode 0600 and re-read whenever it changes on disk, so `pg-mcp token
 add` and `token revoke` take effect on a running server without a restart.
 """
 
@@ -21,7 +21,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from pg_mcp.config import DATABASE_NAME
+from pg_mcp.config import DATABASE_NAME, TOOL_NAME
 from pg_mcp.errors import ConfigError
 from pg_mcp.server.principal import Principal
 
@@ -37,6 +37,8 @@ class StoredToken:
     sha256: str
     databases: tuple[str, ...] | None
     created: str
+    #: The tools the token may call; None: every tool the server offers.
+    tools: tuple[str, ...] | None = None
 
 
 def _digest(token: str) -> str:
@@ -58,6 +60,24 @@ def token_databases(given: str | None) -> tuple[str, ...] | None:
         raise ConfigError(
             f"--databases has {', '.join(repr(w[:64]) for w in wrong)}, not a database name.",
             "Database names are lower-case letters, digits and _, starting with a letter, as in the config file.",
+        )
+    return names
+
+
+def token_tools(given: str | None) -> tuple[str, ...] | None:
+    """`--tools` as given to `pg-mcp token add`: None (all) only when it is not given at all. The names
+    are checked as names only: the server's own tools (`[tools.NAME]` of its config file) are not known
+    here, so a name that is not one of pg-mcp's tools is named on stderr by the command."""
+    if given is None:
+        return None
+    names = tuple(dict.fromkeys(name.strip() for name in given.split(",")))
+    if not any(names):
+        raise ConfigError("--tools names no tool.", "Omit --tools for a token that may call every tool.")
+    wrong = [name for name in names if not TOOL_NAME.fullmatch(name)]
+    if wrong:
+        raise ConfigError(
+            f"--tools has {', '.join(repr(w[:64]) for w in wrong)}, not a tool name.",
+            "Tool names are letters, digits and _, starting with a letter: query,list_tables,describe_table.",
         )
     return names
 
@@ -113,10 +133,12 @@ class TokenStore:
         if found is None:
             return None
         databases = frozenset(found.databases) if found.databases is not None else None
-        return Principal(found.name, databases, issuer="token")
+        tools = frozenset(found.tools) if found.tools is not None else None
+        return Principal(found.name, databases, issuer="token", tools=tools)
 
-    def add(self, name: str, databases: tuple[str, ...] | None) -> str:
-        """Create a token for `name` (replacing none: names are unique); return it, the only time it is seen."""
+    def add(self, name: str, databases: tuple[str, ...] | None, tools: tuple[str, ...] | None = None) -> str:
+        """Create a token for `name` (replacing none: names are unique) that may use `databases` and call
+        `tools` (None: all); return it, the only time it is seen."""
         if not _NAME.fullmatch(name):
             raise ConfigError(
                 f"Token name {name[:80]!r} is not valid.", "Use letters, digits and . _ @ - (at most 64)."
@@ -128,7 +150,7 @@ class TokenStore:
             )
         token = TOKEN_PREFIX + secrets.token_urlsafe(32)
         created = datetime.now(UTC).isoformat(timespec="seconds")
-        existing.append(StoredToken(name, _digest(token), databases, created))
+        existing.append(StoredToken(name, _digest(token), databases, created, tools))
         self._write(existing)
         return token
 
@@ -144,7 +166,7 @@ class TokenStore:
         document = {
             "tokens": [
                 {"name": t.name, "sha256": t.sha256, "databases": list(t.databases) if t.databases is not None else None,
-                 "created": t.created}
+                 "created": t.created, **({"tools": list(t.tools)} if t.tools is not None else {})}
                 for t in tokens
             ]
         }  # fmt: skip
@@ -170,6 +192,7 @@ def _parse(path: Path) -> tuple[StoredToken, ...]:
                 str(e["sha256"]).lower(),
                 tuple(str(d) for d in e["databases"]) if e.get("databases") is not None else None,
                 str(e.get("created", "")),
+                tuple(str(t) for t in e["tools"]) if e.get("tools") is not None else None,
             )
             for e in entries
         )

@@ -21,6 +21,7 @@ from pg_mcp import explore
 from pg_mcp.database.records import (
     ColumnStatistics,
     Edge,
+    NoteHit,
     SchemaSummary,
     SearchHit,
     TableDescription,
@@ -70,7 +71,7 @@ class DescriptionOutput(TableDescription):
 
 
 class SearchOutput(_Open):
-    hits: list[SearchHit]
+    hits: list[SearchHit | NoteHit]
 
 
 class RelationshipsOutput(_Open):
@@ -237,7 +238,8 @@ async def describe_table(ctx: DatabaseContext, table: TableName, schema: SchemaN
 
 async def search_schema(ctx: DatabaseContext, pattern: Pattern) -> ToolOutput:
     """Find tables, views and columns whose name or comment contains pattern (case-insensitive), best
-    first: for a concept ("churn", "invoice") you cannot place yet.
+    first: for a concept ("churn", "invoice") you cannot place yet. Searches the operator's
+    descriptions and glossary terms too.
     """
     return await explore.search_schema(ctx, pattern)
 
