@@ -37,7 +37,7 @@ from mcp_types import Tool as MCPTool
 from pydantic import Field, ValidationError
 
 from pg_mcp import __version__, explore
-from pg_mcp.config import ServerConfig
+from pg_mcp.config import ServerConfig, Settings
 from pg_mcp.errors import INVALID_PARAMS, ConfigError, InvalidArgumentError, NotFoundError, PgMcpError
 from pg_mcp.operator_notes import NO_NOTES
 from pg_mcp.server.arguments import explain_invalid, unknown_arguments
@@ -56,7 +56,7 @@ from pg_mcp.server.resources import (
 )
 from pg_mcp.server.schemas import compact_output_schema, without_titles
 from pg_mcp.server.stdio import fast_stdio_server
-from pg_mcp.server.tools import READ_ONLY, TOOLS, Tool, bind_database, operator_tool
+from pg_mcp.server.tools import READ_ONLY, TOOLS, Run, Tool, bind_database, operator_tool
 
 if TYPE_CHECKING:
     from pg_mcp.explore import DatabaseContext, ToolOutput
@@ -409,6 +409,23 @@ def build_server(
             return tool_error(exc)
         return _tool_result(output)
 
+    _add_tools(app, config, names, settings_of, run)
+    _add_resources(app, any(notes.glossary for notes in notes_of.values()))
+    _add_prompts(app)
+    _describe_database_argument(app, names)
+    _compact_schemas(app)
+    return app
+
+
+def _add_tools(
+    app: PgMcpServer,
+    config: ServerConfig,
+    names: Sequence[str],
+    settings_of: Mapping[str, Settings],
+    run: Run,
+) -> None:
+    """pg-mcp's tools, the insight tools when turned on, and the operator's; each registered when at
+    least one database offers it (a tool no database offers is not there at all)."""
     seen: set[str] = set()
     for tool in (*TOOLS, *_insight_tools(config), *map(operator_tool, config.tools)):
         if tool.name in seen:
@@ -421,9 +438,14 @@ def build_server(
         offers = tuple(
             name for name in runs_on if name in settings_of and settings_of[name].offers(tool.name)
         )
-        if offers:  # a tool no database offers is not there at all
+        if offers:
             app.add_tool(bind_database(tool, run), name=tool.name, annotations=READ_ONLY)
             app.tool_offers[tool.name] = offers
+
+
+def _add_resources(app: PgMcpServer, glossary: bool) -> None:
+    """The overview, the glossary (when there is one), one resource per table, and completions of
+    their names."""
 
     @app.resource(
         OVERVIEW_URI,
@@ -440,7 +462,7 @@ def build_server(
         except PgMcpError as exc:
             raise request_error(exc) from None
 
-    if any(notes.glossary for notes in notes_of.values()):
+    if glossary:
 
         @app.resource(
             GLOSSARY_URI,
@@ -502,6 +524,8 @@ def build_server(
             values = []
         return Completion(values=values, total=len(values), has_more=len(values) >= 100)
 
+
+def _add_prompts(app: PgMcpServer) -> None:
     @app.prompt(title="Explore this database")
     def explore_database() -> str:
         """How to get oriented in an unfamiliar database with these tools."""
@@ -513,10 +537,6 @@ def build_server(
     ) -> str:
         """A disciplined workflow for answering one question from the data, showing the SQL used."""
         return ANSWER_PROMPT.format(question=question)
-
-    _describe_database_argument(app, names)
-    _compact_schemas(app)
-    return app
 
 
 def _check_offered(tool: str, database: str, offers: Sequence[str]) -> None:
