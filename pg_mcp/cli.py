@@ -548,10 +548,21 @@ async def _call(config: ServerConfig, args: argparse.Namespace, arguments: dict[
     if result is None:  # raised out here: inside, the client's task group would wrap it in an ExceptionGroup
         raise ConfigError(f"Unknown tool {args.tool!r}.", f"Tools: {', '.join(sorted(tools))}.")
     if args.json and result.structured_content is not None:
-        print(json.dumps(result.structured_content, indent=2, ensure_ascii=False))
+        _print(json.dumps(result.structured_content, indent=2, ensure_ascii=False))
     else:
-        print("\n".join(getattr(block, "text", "") for block in result.content))
+        _print("\n".join(getattr(block, "text", "") for block in result.content))
     return 1 if result.is_error else 0
+
+
+def _print(text: str) -> None:
+    """The answer on stdout in one write; a reader that has read enough and gone (`| grep -q`, `| head`)
+    is not an error."""
+    try:
+        sys.stdout.write(text + "\n")
+        sys.stdout.flush()
+    except BrokenPipeError:
+        devnull = os.open(os.devnull, os.O_WRONLY)  # nothing more to say: exit without a second error
+        os.dup2(devnull, sys.stdout.fileno())
 
 
 def _parse_argument(item: str) -> tuple[str, str]:

@@ -83,3 +83,22 @@ def test_the_demo_entry_names_the_command_by_its_absolute_path() -> None:
 
     entry = _this_command("demo")
     assert Path(entry["command"]).is_absolute(), entry
+
+
+def test_a_reader_that_stops_early_is_not_an_error(pg: DemoDatabase) -> None:
+    """`pg-mcp call … | grep -q …`: the reader may go away before the answer is written."""
+    import subprocess
+    import sys
+
+    from mcp_helpers import ROOT, server_env
+
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "pg_mcp", "call", "--url", pg.url, "query", "sql=SELECT 1 AS one"],
+        stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        env=server_env(PYTHONUNBUFFERED="1"), cwd=ROOT,
+    )  # fmt: skip
+    assert proc.stdout is not None and proc.stderr is not None
+    proc.stdout.close()  # the reader is gone before the answer is written: every write fails
+    error = proc.stderr.read().decode()
+    assert proc.wait(timeout=60) == 0, error
+    assert "Traceback" not in error and "BrokenPipe" not in error, error
