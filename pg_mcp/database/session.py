@@ -14,7 +14,6 @@ import json
 import math
 import time
 from collections.abc import Awaitable, Callable
-from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,6 +22,7 @@ from asyncpg.prepared_stmt import PreparedStatement as PreparedStatement
 
 from pg_mcp.database.driver_errors import CONNECTION_LOST, query_error
 from pg_mcp.database.driver_limits import fetch_at_most
+from pg_mcp.database.fetch_progress import fetch_progress
 from pg_mcp.database.value_cutting import (
     CELL_BYTES_PER_CHAR,
     SCALAR_BYTES,
@@ -265,17 +265,6 @@ class Session:
         except asyncpg.PostgresError as exc:
             raise QueryError(f"Catalog query failed: {exc}") from None
         return rows
-
-
-@dataclass
-class FetchProgress:
-    """Rows fetched so far by the running call, for its progress reports."""
-
-    rows: int = 0
-
-
-#: The running call's progress, when its client asked for reports (pg_mcp.server.progress).
-fetch_progress: ContextVar[FetchProgress | None] = ContextVar("fetch_progress", default=None)
 
 
 #: A judge of PostgreSQL's analysis of a statement: returns, or raises a refusal.

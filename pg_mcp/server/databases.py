@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import TYPE_CHECKING
 
 from pg_mcp import explore
 from pg_mcp.errors import NotFoundError, PgMcpError
-from pg_mcp.explore import DatabaseContext
 from pg_mcp.server.principal import current_principal
+
+if TYPE_CHECKING:  # the contexts load the driver: made after `initialize` is answered
+    from pg_mcp.explore import DatabaseContext
 
 
 class Databases:

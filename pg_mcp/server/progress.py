@@ -14,7 +14,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-from pg_mcp.database.session import FetchProgress, fetch_progress
+from pg_mcp.database.fetch_progress import FetchProgress, fetch_progress
 
 #: Seconds before the first report, and between reports.
 REPORT_AFTER = 1.0
