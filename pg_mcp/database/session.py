@@ -183,7 +183,7 @@ class Session:
         await self._stop_analysing()
         explain = f"EXPLAIN (FORMAT JSON, VERBOSE {str(verbose).lower()})\n{sql}"
         try:
-            plan: dict[str, Any] = json.loads(await self._conn.fetchval(explain, *args))[0]["Plan"]
+            plan: dict[str, Any] = json.loads(await self._one_value(explain, args))[0]["Plan"]
         except asyncpg.PostgresError as exc:
             raise query_error(exc, checked, explain, redact=self._limits.redact) from None
         return plan
@@ -196,10 +196,20 @@ class Session:
         await self._stop_analysing()
         explain = f"EXPLAIN (ANALYZE, BUFFERS, VERBOSE, FORMAT JSON)\n{sql}"
         try:
-            explained: dict[str, Any] = json.loads(await self._conn.fetchval(explain, *args))[0]
+            explained: dict[str, Any] = json.loads(await self._one_value(explain, args))[0]
         except asyncpg.PostgresError as exc:
             raise query_error(exc, checked, explain, redact=self._limits.redact) from None
         return explained
+
+    async def _one_value(self, sql: str, args: tuple[Any, ...]) -> Any:
+        """The first column of the one row `sql` returns, prepared once: `fetchval` would parse and
+        analyse the statement again to run it (an unnamed statement), which for an EXPLAIN is a second
+        analysis of the whole query."""
+        statement = await self._conn.prepare(sql)
+        rows = await fetch_at_most(statement, 1, args)
+        if rows is None:  # this asyncpg lacks the row-limited execute: one value all the same
+            return await statement.fetchval(*args)
+        return rows[0][0]
 
     def keep_turn_for(self, plan: dict[str, Any]) -> None:
         """Raise NeedsGeneralTurn when this call holds a turn kept for short calls and `plan` is not short."""
