@@ -219,7 +219,7 @@ class Database:
         deadline = self.settings.statement_timeout + self.settings.connect_timeout
         began = False
         try:
-            async with asyncio.timeout(deadline):
+            async with asyncio.timeout(deadline) as timer:
                 pool, conn = await self._begin(jit, analysed, short, repeatable)
                 began = True
                 cancelled = False
@@ -233,7 +233,7 @@ class Database:
                     raise self._endpoint.unavailable(exc) from None
                 finally:
                     if cancelled:
-                        await self._abandon(pool, conn)
+                        await self._abandon(pool, conn, at_deadline=timer.expired())
                     else:
                         self._finish_soon(pool, conn)
         except TimeoutError:
@@ -344,7 +344,9 @@ class Database:
             raise
         await self._release(pool, conn)
 
-    async def _abandon(self, pool: asyncpg.Pool, conn: asyncpg.Connection) -> None:
+    async def _abandon(
+        self, pool: asyncpg.Pool, conn: asyncpg.Connection, *, at_deadline: bool = False
+    ) -> None:
         """Close a connection without waiting for its backend, and ask the server to end that backend.
 
         FINISH_SQL would wait for the running statement, which may never end; closing the socket
@@ -355,11 +357,11 @@ class Database:
         pid = conn.get_server_pid()
         conn.terminate()
         await self._release(pool, conn)
-        task = asyncio.get_running_loop().create_task(self._stop_backend(pid))
+        task = asyncio.get_running_loop().create_task(self._stop_backend(pid, at_deadline))
         self._stoppers.add(task)
         task.add_done_callback(self._stoppers.discard)
 
-    async def _stop_backend(self, pid: int) -> None:
+    async def _stop_backend(self, pid: int, at_deadline: bool = False) -> None:
         """`pg_terminate_backend` for an abandoned call's backend; best effort, never raises."""
         try:
             async with asyncio.timeout(self.settings.connect_timeout):
@@ -378,8 +380,13 @@ class Database:
         if stopped is None:  # it ended with its connection: the usual case for a call cut between steps
             log.debug("abandoned backend %d had already ended", pid)
         elif stopped:
-            log.warning(
-                "abandoned backend %d was still running (deadline or cancelled call): terminated", pid
+            # past its deadline is worth a warning; a call its client cancelled (its audit line says so),
+            # or that the server ended as it stopped, is what was asked for
+            log.log(
+                logging.WARNING if at_deadline else logging.DEBUG,
+                "abandoned backend %d was still running (%s): terminated",
+                pid,
+                "past its deadline" if at_deadline else "the call was cancelled",
             )
         else:
             log.warning(
