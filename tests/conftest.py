@@ -13,6 +13,7 @@ import os
 import secrets
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import asyncpg
 import pytest
@@ -94,3 +95,12 @@ async def _drop(admin_url: str, database: str, reader: str) -> None:
         await conn.execute(f"DROP ROLE IF EXISTS {reader}")
     finally:
         await conn.close()
+
+
+@pytest.fixture
+def clean_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """No inherited settings, and no `.env` in the working directory: for tests of the config file."""
+    for key in list(os.environ):
+        if key.startswith("PG_MCP_") or key.endswith("DATABASE_URL"):
+            monkeypatch.delenv(key)
+    monkeypatch.chdir(tmp_path)

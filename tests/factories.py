@@ -6,9 +6,14 @@ Every setting is given explicitly, so none comes from the process environment (o
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
 
-from pg_mcp.config import Settings, single_database
+from mcp import Client
+
+from pg_mcp.config import Settings, load_config, single_database
 from pg_mcp.database.executor import Database
 from pg_mcp.explore import DatabaseContext
 from pg_mcp.guard import CheckedQuery
@@ -46,3 +51,18 @@ def server_for(url: str, **overrides: Any) -> PgMcpServer:
 def unguarded(sql: str, max_rows: int = 10) -> CheckedQuery:
     """`sql` as it is, as if the guard had passed it: for `Database.run_query` tested without the guard."""
     return CheckedQuery(statement=sql, sql=sql, max_rows=max_rows)
+
+
+def write_config(directory: Path, text: str) -> str:
+    """A config file `pg-mcp.toml` with `text` in `directory`; its path."""
+    path = directory / "pg-mcp.toml"
+    path.write_text(text)
+    return str(path)
+
+
+@asynccontextmanager
+async def config_client(path: str | Path) -> AsyncIterator[Client]:
+    """The official MCP client, in process, on the server a config file describes (no environment)."""
+    server = build_server(load_config(None, str(path), dotenv=False))
+    async with Client(server, read_timeout_seconds=60) as client:
+        yield client

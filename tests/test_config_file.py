@@ -7,11 +7,11 @@ Pure configuration tests: no database is needed.
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Any
 
 import pytest
+from factories import write_config
 
 from pg_mcp.config import (
     SERVER_WIDE,
@@ -64,20 +64,7 @@ VALUES: dict[str, tuple[Any, Any]] = {
 }
 PER_DATABASE = [field for field in VALUES if field not in SERVER_WIDE]
 
-
-@pytest.fixture(autouse=True)
-def clean_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    """No inherited settings, and no `.env` in the working directory."""
-    for key in list(os.environ):
-        if key.startswith("PG_MCP_") or key.endswith("DATABASE_URL"):
-            monkeypatch.delenv(key)
-    monkeypatch.chdir(tmp_path)
-
-
-def write(tmp_path: Path, text: str) -> str:
-    path = tmp_path / "pg-mcp.toml"
-    path.write_text(text)
-    return str(path)
+pytestmark = pytest.mark.usefixtures("clean_environment")
 
 
 def toml_table(header: str, values: dict[str, Any]) -> str:
@@ -86,7 +73,7 @@ def toml_table(header: str, values: dict[str, Any]) -> str:
 
 
 def config(tmp_path: Path, text: str, overrides: dict[str, Any] | None = None) -> ServerConfig:
-    return load_config(overrides, write(tmp_path, text), dotenv=False)
+    return load_config(overrides, write_config(tmp_path, text), dotenv=False)
 
 
 def error(tmp_path: Path, text: str, overrides: dict[str, Any] | None = None) -> str:
@@ -171,7 +158,7 @@ def test_the_example_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> No
     monkeypatch.setenv("SALES_DATABASE_URL", URL)
     monkeypatch.setenv("HR_DATABASE_URL", "postgresql://hr@hr.example.com/hr")
     monkeypatch.setenv("DATABASE_URL", "postgresql://ignored@elsewhere/other")
-    path = write(tmp_path, TWO)
+    path = write_config(tmp_path, TWO)
     monkeypatch.setenv("PG_MCP_CONFIG", path)
     result = load_config(dotenv=False)
     assert list(result.databases) == ["sales", "hr"] and result.default == "sales"
@@ -285,7 +272,7 @@ def test_server_wide_settings_are_the_servers(tmp_path: Path) -> None:
 def test_file_without_databases_uses_database_url(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("DATABASE_URL", URL)
     monkeypatch.setenv("PG_MCP_LOCK_TIMEOUT", "7")
-    path = write(tmp_path, "[server]\nmax_rows = 10\nlock_timeout = 3\n")
+    path = write_config(tmp_path, "[server]\nmax_rows = 10\nlock_timeout = 3\n")
     result = load_config({"max_rows_limit": 20}, path, dotenv=False)
     assert list(result.databases) == ["shop"] and result.source == path
     shop = result.databases["shop"]

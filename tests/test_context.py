@@ -5,16 +5,13 @@ by search_schema, and never for what the operator's limits put out of reach."""
 from __future__ import annotations
 
 import json
-import os
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
 import jsonschema
 import pytest
 from conftest import DemoDatabase
-from mcp import Client
+from factories import config_client, write_config
 from mcp.shared.exceptions import MCPError
 from mcp_helpers import mcp_client, text_of
 
@@ -59,26 +56,7 @@ url = "{url}"
 description = "A scratch copy to try things on."
 """
 
-
-@pytest.fixture(autouse=True)
-def clean_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    """No inherited settings, and no `.env` in the working directory."""
-    for key in list(os.environ):
-        if key.startswith("PG_MCP_") or key.endswith("DATABASE_URL"):
-            monkeypatch.delenv(key)
-    monkeypatch.chdir(tmp_path)
-
-
-def _write(tmp_path: Path, text: str) -> str:
-    path = tmp_path / "pg-mcp.toml"
-    path.write_text(text)
-    return str(path)
-
-
-@asynccontextmanager
-async def _client(path: str) -> AsyncIterator[Client]:
-    async with Client(build_server(load_config(None, path, dotenv=False)), read_timeout_seconds=60) as client:
-        yield client
+pytestmark = pytest.mark.usefixtures("clean_environment")
 
 
 def _resource_text(result: Any) -> str:
@@ -89,7 +67,7 @@ def _resource_text(result: Any) -> str:
 
 
 def test_descriptions_and_glossary_are_read_per_database(tmp_path: Path) -> None:
-    config = load_config(None, _write(tmp_path, SHOP.format(url="postgresql://h/shop")), dotenv=False)
+    config = load_config(None, write_config(tmp_path, SHOP.format(url="postgresql://h/shop")), dotenv=False)
     shop, copy = config.notes["shop"], config.notes["copy"]
     assert (config.databases["shop"].description or "").startswith("The web shop")
     assert shop.schema("sales") == "Where the money is made"
@@ -108,7 +86,7 @@ def test_the_single_database_has_them_at_the_top(tmp_path: Path, monkeypatch: py
         '[server]\ndescription = "The shop"\n[descriptions]\n"sales.orders" = "Checkouts"\n'
         '[glossary.churn]\nmeaning = "A customer who closed the account"\n'
     )
-    config = load_config(None, _write(tmp_path, text), dotenv=False)
+    config = load_config(None, write_config(tmp_path, text), dotenv=False)
     assert config.databases["shop"].description == "The shop"
     assert config.notes["shop"].table("sales", "orders") == "Checkouts"
     assert [term.term for term in config.notes["shop"].glossary] == ["churn"]
@@ -164,7 +142,7 @@ def test_a_description_of_an_unknown_form_stops_start_up_naming_where(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, text: str, expected: str
 ) -> None:
     monkeypatch.setenv("DATABASE_URL", "postgresql://h/shop")
-    path = _write(tmp_path, text)
+    path = write_config(tmp_path, text)
     with pytest.raises(ConfigError) as refused:
         load_config(None, path, dotenv=False)
     assert f"{path}: {expected}" in str(refused.value), refused.value
@@ -174,7 +152,7 @@ def test_a_description_of_an_unknown_form_stops_start_up_naming_where(
 
 
 async def test_descriptions_are_shown_beside_the_comments(pg: DemoDatabase, tmp_path: Path) -> None:
-    async with _client(_write(tmp_path, SHOP.format(url=pg.url))) as client:
+    async with config_client(write_config(tmp_path, SHOP.format(url=pg.url))) as client:
         tools = {tool.name: tool for tool in (await client.list_tools()).tools}
         results = {
             "list_schemas": await client.call_tool("list_schemas", {}),
@@ -231,7 +209,7 @@ async def test_descriptions_are_shown_beside_the_comments(pg: DemoDatabase, tmp_
 async def test_search_finds_descriptions_and_glossary_terms_within_the_limits(
     pg: DemoDatabase, tmp_path: Path
 ) -> None:
-    async with _client(_write(tmp_path, SHOP.format(url=pg.url))) as client:
+    async with config_client(write_config(tmp_path, SHOP.format(url=pg.url))) as client:
         schema = next(t for t in (await client.list_tools()).tools if t.name == "search_schema").output_schema
         found = {
             pattern: await client.call_tool("search_schema", {"pattern": pattern})
@@ -264,7 +242,7 @@ async def test_search_finds_descriptions_and_glossary_terms_within_the_limits(
 async def test_the_overview_glossary_and_instructions_say_which_database_is_for_what(
     pg: DemoDatabase, tmp_path: Path
 ) -> None:
-    async with _client(_write(tmp_path, SHOP.format(url=pg.url))) as client:
+    async with config_client(write_config(tmp_path, SHOP.format(url=pg.url))) as client:
         instructions = client.instructions or ""
         listed = [resource.uri for resource in (await client.list_resources()).resources]
         overview = _resource_text(await client.read_resource("postgres://database"))
@@ -311,7 +289,7 @@ async def test_the_glossary_of_a_single_database_file(
 ) -> None:
     monkeypatch.setenv("DATABASE_URL", pg.url)
     text = "[glossary.revenue]\nmeaning = \"Paid, shipped and delivered orders\"\nsql = \"status IN ('paid', 'shipped', 'delivered')\"\n"
-    async with _client(_write(tmp_path, text)) as client:
+    async with config_client(write_config(tmp_path, text)) as client:
         listed = [resource.uri for resource in (await client.list_resources()).resources]
         glossary = _resource_text(await client.read_resource("postgres://glossary"))
         found = await client.call_tool("search_schema", {"pattern": "revenue"})
@@ -327,7 +305,7 @@ async def test_the_glossary_of_a_single_database_file(
 async def test_a_caller_sees_the_descriptions_and_glossary_of_its_databases_only(
     pg: DemoDatabase, tmp_path: Path
 ) -> None:
-    app = build_server(load_config(None, _write(tmp_path, SHOP.format(url=pg.url)), dotenv=False))
+    app = build_server(load_config(None, write_config(tmp_path, SHOP.format(url=pg.url)), dotenv=False))
     token = current_principal.set(Principal("copy_only", frozenset({"copy"})))
     try:
         instructions = app._instructions_for(app.visible_names())

@@ -4,14 +4,12 @@ naming its line."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from pathlib import Path
 
 import jsonschema
 import pytest
 from conftest import DemoDatabase
-from mcp import Client
+from factories import config_client
 from mcp_helpers import text_of
 
 from pg_mcp.config import load_config
@@ -54,18 +52,10 @@ def _config(tmp_path: Path, url: str, tools: str) -> Path:
     return path
 
 
-@asynccontextmanager
-async def _client(path: Path) -> AsyncIterator[Client]:
-    async with Client(
-        build_server(load_config(None, str(path), dotenv=False)), read_timeout_seconds=60
-    ) as client:
-        yield client
-
-
 async def test_operator_tools_are_listed_and_run_with_their_values_bound(
     pg: DemoDatabase, tmp_path: Path
 ) -> None:
-    async with _client(_config(tmp_path, pg.url, TOOLS)) as client:
+    async with config_client(_config(tmp_path, pg.url, TOOLS)) as client:
         tools = {tool.name: tool for tool in (await client.list_tools()).tools}
         paid = await client.call_tool("orders_in_status", {"status": "paid"})
         one = await client.call_tool("order_by_id", {"id": 1})
@@ -126,7 +116,7 @@ async def test_a_parameter_postgresql_reads_as_another_type_says_how_to_cast(
         '\n[tools.by_id]\ndescription = "x"\nsql = "SELECT id FROM sales.orders WHERE id = $1"\n'
         '[[tools.by_id.parameters]]\nname = "id"\ntype = "text"\ndescription = "the id"\n'
     )
-    async with _client(_config(tmp_path, pg.url, tools)) as client:
+    async with config_client(_config(tmp_path, pg.url, tools)) as client:
         result = await client.call_tool("by_id", {"id": "1"})
     assert result.is_error and "declares its parameter id as text" in text_of(result), text_of(result)
     assert "$1::text" in text_of(result)

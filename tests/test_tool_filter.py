@@ -5,21 +5,17 @@ it is refused naming the ones that do."""
 from __future__ import annotations
 
 import json
-import os
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from pathlib import Path
 
 import pytest
 from conftest import DemoDatabase
-from mcp import Client
+from factories import config_client, write_config
 from mcp_helpers import mcp_client, text_of
 from test_http import http_server, mcp_over_http
 
 from pg_mcp.cli import main
 from pg_mcp.config import INSIGHT_TOOL_NAMES, OWN_TOOL_NAMES, load_config
 from pg_mcp.errors import ConfigError
-from pg_mcp.server import build_server
 from pg_mcp.server.insight_tools import INSIGHT_TOOLS
 from pg_mcp.server.tokens import TokenStore
 from pg_mcp.server.tools import TOOLS
@@ -31,26 +27,7 @@ database = "shop"
 sql = "SELECT count(*) AS n FROM sales.orders"
 """
 
-
-@pytest.fixture(autouse=True)
-def clean_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    """No inherited settings, and no `.env` in the working directory."""
-    for key in list(os.environ):
-        if key.startswith("PG_MCP_") or key.endswith("DATABASE_URL"):
-            monkeypatch.delenv(key)
-    monkeypatch.chdir(tmp_path)
-
-
-def _write(tmp_path: Path, text: str) -> str:
-    path = tmp_path / "pg-mcp.toml"
-    path.write_text(text)
-    return str(path)
-
-
-@asynccontextmanager
-async def _client(path: str) -> AsyncIterator[Client]:
-    async with Client(build_server(load_config(None, path, dotenv=False)), read_timeout_seconds=60) as client:
-        yield client
+pytestmark = pytest.mark.usefixtures("clean_environment")
 
 
 def _names(listing: object) -> set[str]:
@@ -89,7 +66,7 @@ def test_the_names_a_setting_may_use_are_the_servers_tools() -> None:
 def test_an_unknown_tool_name_stops_start_up_naming_where_it_was_set(
     tmp_path: Path, text: str, expected: str
 ) -> None:
-    path = _write(tmp_path, text)
+    path = write_config(tmp_path, text)
     with pytest.raises(ConfigError) as refused:
         load_config(None, path, dotenv=False)
     assert f"{path}: {expected}" in str(refused.value), refused.value
@@ -119,7 +96,7 @@ def test_the_operators_tools_may_be_named(tmp_path: Path) -> None:
     text += (
         'tools = ["query", "order_count"]\n[databases.copy]\nurl = "postgresql://h/copy"\n' + OPERATOR_TOOL
     )
-    config = load_config(None, _write(tmp_path, text), dotenv=False)
+    config = load_config(None, write_config(tmp_path, text), dotenv=False)
     shop, copy = config.databases["shop"], config.databases["copy"]
     assert shop.offers("order_count") and not shop.offers("list_tables") and not shop.offers("explain")
     assert copy.offers("list_tables") and not copy.offers("explain")
@@ -160,7 +137,7 @@ async def test_a_tool_off_on_one_database_is_refused_there_naming_where_it_is_of
         f'[databases.copy]\nurl = "{pg.url}"\ndisable_tools = ["explain", "order_count"]\n'
         f"[databases.spare]\nurl = \"{pg.url}\"\ndisable_tools = ['query', 'explain']\n" + OPERATOR_TOOL
     )
-    async with _client(_write(tmp_path, text)) as client:
+    async with config_client(write_config(tmp_path, text)) as client:
         listed = _names(await client.list_tools())
         on_shop = await client.call_tool("query", {"sql": "SELECT 1 AS one"})  # shop is the default
         on_spare = await client.call_tool("query", {"sql": "SELECT 1 AS one", "database": "spare"})
@@ -182,7 +159,7 @@ async def test_a_tool_off_on_one_database_is_refused_there_naming_where_it_is_of
 
 async def test_an_operators_tool_offered_on_its_database_is_listed(pg: DemoDatabase, tmp_path: Path) -> None:
     text = f'[databases.shop]\nurl = "{pg.url}"\ntools = ["order_count", "list_tables"]\n' + OPERATOR_TOOL
-    async with _client(_write(tmp_path, text)) as client:
+    async with config_client(write_config(tmp_path, text)) as client:
         listed = _names(await client.list_tools())
         counted = await client.call_tool("order_count", {})
     assert listed == {"order_count", "list_tables"}
@@ -218,7 +195,7 @@ def test_token_add_stores_the_tools_a_token_may_call(
 
 
 async def test_a_token_sees_and_calls_only_its_tools(pg: DemoDatabase, tmp_path: Path) -> None:
-    config = _write(
+    config = write_config(
         tmp_path,
         f'[databases.shop]\nurl = "{pg.url}"\ndisable_tools = ["describe_table"]\n'
         f'[databases.copy]\nurl = "{pg.url}"\n',
