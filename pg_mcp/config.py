@@ -752,6 +752,7 @@ def _operator_tools(
     from pg_mcp.errors import GuardError
     from pg_mcp.guard import GuardPolicy
     from pg_mcp.guard.checking import verdict
+    from pg_mcp.guard.postgres_reading import parameter_numbers
 
     text = Path(path).expanduser().read_text(encoding="utf-8")
 
@@ -775,6 +776,14 @@ def _operator_tools(
             raise ConfigError(
                 f"{where(tool.name)}: the guard refuses its sql: {refusal.message}", refusal.hint
             ) from None
+        unused = set(range(1, len(tool.parameters) + 1)) - parameter_numbers(tool.sql)
+        if unused:
+            names = ", ".join(tool.parameters[n - 1].name for n in sorted(unused))
+            raise ConfigError(
+                f"{where(tool.name)}: its sql does not use the parameter {names} "
+                f"(${', $'.join(map(str, sorted(unused)))}).",
+                "Use each declared parameter in the sql, or remove it from the tool.",
+            )
     return tools
 
 

@@ -96,6 +96,12 @@ async def test_operator_tools_are_listed_and_run_with_their_values_bound(
             "type 'geometry' is not one of",
         ),
         ('\n[tools.query]\ndescription = "x"\nsql = "SELECT 1"\n', "pg-mcp's own tools"),
+        (
+            '\n[tools.unused]\ndescription = "x"\nsql = "SELECT $1::int AS n"\n[[tools.unused.parameters]]\n'
+            'name = "n"\ntype = "integer"\ndescription = "n"\n[[tools.unused.parameters]]\nname = "m"\n'
+            'type = "integer"\ndescription = "m"\n',
+            "its sql does not use the parameter m ($2)",
+        ),
         ('\n[tools.nodesc]\nsql = "SELECT 1"\n', "description is missing"),
     ],
 )

@@ -176,6 +176,22 @@ def parse(text: str, indent: int = 0) -> dict[str, Any]:
     return statement
 
 
+def parameter_numbers(text: str) -> set[int]:
+    """The `$n` PostgreSQL reads in `text` (an operator's tool must use each parameter it declares)."""
+    numbers: set[int] = set()
+    stack: list[Any] = [parse(text)["stmt"]]
+    while stack:
+        value = stack.pop()
+        if isinstance(value, dict):
+            reference = value.get("ParamRef")
+            if isinstance(reference, dict) and isinstance(reference.get("number"), int):
+                numbers.add(reference["number"])
+            stack.extend(value.values())
+        elif isinstance(value, list):
+            stack.extend(value)
+    return numbers
+
+
 def _position(text: str, error: PgParseError, indent: int) -> str:
     location = error.args[1] - indent if len(error.args) > 1 and isinstance(error.args[1], int) else None
     if location is None and "end of input" in str(error.args[0]):  # point at the last character
