@@ -9,9 +9,7 @@ from typing import Any
 import pytest
 
 from pg_mcp.database.records import (
-    Column as DescribedColumn,
-)
-from pg_mcp.database.records import (
+    ColumnDescription,
     ColumnStatistics,
     Edge,
     Overview,
@@ -108,7 +106,7 @@ RENDERERS: dict[str, Callable[[Limits], str]] = {
             kind="view",
             estimated_rows=1,
             comment="comment",
-            columns=[DescribedColumn(name=f"c{i}", type="text", nullable=True) for i in range(N)],
+            columns=[ColumnDescription(name=f"c{i}", type="text", nullable=True) for i in range(N)],
             definition="SELECT " + "x, " * 50_000,
         ),
         limits,

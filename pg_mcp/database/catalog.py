@@ -15,7 +15,7 @@ from typing import Any
 
 from pg_mcp.database.executor import Database
 from pg_mcp.database.records import (
-    Column,
+    ColumnDescription,
     ColumnType,
     Definition,
     ForeignKey,
@@ -696,12 +696,12 @@ def _table_summary(row: Mapping[str, Any], description: str | None) -> TableSumm
     )
 
 
-def _column(row: Mapping[str, Any], description: str | None) -> Column:
+def _column(row: Mapping[str, Any], description: str | None) -> ColumnDescription:
     """Only the facts that apply: an identity column's default is its sequence, a generated one's its
     expression."""
     identity, generated, default = row["identity"], row["generated"], row["default"]
     domain = row["domain_base"]
-    return Column(
+    return ColumnDescription(
         name=row["name"],
         type=row["type"],
         nullable=not row["not_null"],

@@ -55,7 +55,7 @@ class ColumnType(Record):
     type: str
 
 
-class Column(Record):
+class ColumnDescription(Record):
     """A column as describe_table reports it; only the facts that apply are set (and sent)."""
 
     name: str
@@ -126,7 +126,7 @@ class TableDescription(Record):
     estimated_rows: int | None
     comment: str | None
     description: OperatorText = None
-    columns: list[Column]
+    columns: list[ColumnDescription]
     primary_key: list[str] = []
     foreign_keys: list[ForeignKey] = []
     referenced_by: list[Reference] = []

@@ -7,7 +7,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from pg_mcp.database.records import (
-    Column,
+    ColumnDescription,
     ColumnStatistics,
     Edge,
     NoteHit,
@@ -122,7 +122,7 @@ def render_description(d: TableDescription, limits: Limits = Limits()) -> str:
     )
 
 
-def _column_line(c: Column, fk: str | None) -> str:
+def _column_line(c: ColumnDescription, fk: str | None) -> str:
     parts = [quote_ident(c.name), c.type]
     if c.domain_base is not None:
         parts.append(f"(domain over {c.domain_base}{''.join(' ' + x for x in c.domain_checks or [])})")
