@@ -19,6 +19,8 @@ import asyncio
 import contextlib
 import logging
 import ssl
+import time
+from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any
@@ -105,6 +107,8 @@ class Database:
         #: One turn per pooled connection, shared fairly between callers (see `turns`).
         self._turns = Turns(settings.pool_max, reserved=SHORT_TURNS, share=settings.pool_share)
         self._turn_of: dict[asyncpg.Connection, Turn] = {}
+        #: How long the latest BEGINs took, from sending to the answer: the fastest is the round trip.
+        self._begin_seconds: deque[float] = deque(maxlen=ROUND_TRIP_WINDOW)
         #: Readiness's own connection (see `probe`).
         self._probe_conn: asyncpg.Connection | None = None
         #: The URL, tunnel and password source of every connection (see `endpoint`).
@@ -114,7 +118,20 @@ class Database:
     @property
     def _session_limits(self) -> SessionLimits:
         s = self.settings
-        return SessionLimits(s.max_cell_chars, s.max_result_bytes, redact=s.access.active)
+        return SessionLimits(
+            s.max_cell_chars,
+            s.max_result_bytes,
+            redact=s.access.active,
+            round_trip=self._skippable_round_trip(),
+        )
+
+    def _skippable_round_trip(self) -> float:
+        """The database's round trip in seconds (the fastest of the latest BEGINs), when a session may
+        save one by letting the server print trees nobody reads; 0 when those trees would also go into
+        the server's log (the role may not keep them out), which is worth a round trip."""
+        if not self._may_quiet_analysis or not self._begin_seconds:
+            return 0.0
+        return min(self._begin_seconds)
 
     def pool_usage(self) -> tuple[int, int]:
         """Open and idle connections of the pool (0, 0 before it exists), for the metrics."""
@@ -257,7 +274,9 @@ class Database:
             conn: asyncpg.Connection | None = None
             try:
                 conn = await self._acquire(pool, short)
+                started = time.perf_counter()
                 await conn.execute(self._begin_sql(conn, jit, analysed, repeatable))
+                self._begin_seconds.append(time.perf_counter() - started)
                 return pool, conn
             except asyncio.CancelledError:  # the deadline fired while BEGIN waited for the backend
                 if conn is not None:
@@ -527,6 +546,8 @@ async def _reset_connection(conn: asyncpg.Connection) -> None:
     """The pool's own reset: nothing left to do, `_finish` has already run FINISH_SQL."""
 
 
+#: BEGINs whose durations estimate the round trip: a few fast ones among calls slowed by load suffice.
+ROUND_TRIP_WINDOW = 16
 #: How long a call waits for a free pooled connection before it is told the server is busy.
 POOL_WAIT_SECONDS = 5.0
 #: Turns kept for short calls (catalog reads, cheap statements), beside the general ones.

@@ -37,6 +37,10 @@ from pg_mcp.guard.rules import Rule
 
 #: The LOG message that carries the server's rewritten parse tree of a prepared statement.
 ANALYSIS_MESSAGE = "rewritten parse tree"
+#: What a tree printed again costs, per character of the judged one: the explained statement and the
+#: wrapper are each analysed twice (prepared, then parsed again to run), and those four trees cost the
+#: server and this process 0.6 ms together for a 6,266-character tree (`benchmarks/bench_lookup_cpu.py`).
+REPRINT_SECONDS_PER_CHAR = 100e-9
 #: The planner's cost above which a statement is not short: it gives a kept turn back before it runs.
 SHORT_PLAN_COST = 1_000.0
 
@@ -78,6 +82,9 @@ class SessionLimits:
     max_result_bytes: int
     #: Operator limits are active: a data error does not quote the value it failed on.
     redact: bool
+    #: Seconds a round trip to the database takes, when saving one may cost the server some work
+    #: instead (`Session._stop_analysing`); 0 when it may not.
+    round_trip: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -128,6 +135,7 @@ class Session:
         self._short_only = short_only
         self._analysing = self._listening = analysing
         self._trees: list[str] = []
+        self._tree_chars = 0
         self._started = time.perf_counter()
         if analysing:
             conn.add_log_listener(self._collect)
@@ -138,7 +146,7 @@ class Session:
                 self._conn.remove_log_listener(self._collect)
 
     def _collect(self, _: object, message: asyncpg.PostgresLogMessage) -> None:
-        if str(message.message).startswith(ANALYSIS_MESSAGE):
+        if self._analysing and str(message.message).startswith(ANALYSIS_MESSAGE):
             self._trees.append(str(message.detail or ""))
 
     async def analyse(self, sql: str, checked: CheckedQuery) -> Analysis:
@@ -168,12 +176,18 @@ class Session:
             return Analysis(self._trees[0] if self._trees else None, None, failure)
         if self._analysing and not self._trees:  # the listener runs soon after the message arrives
             await asyncio.sleep(0)
-        return Analysis(self._trees[0] if self._trees else None, statement, None)
+        tree = self._trees[0] if self._trees else None
+        self._tree_chars = len(tree or "")
+        return Analysis(tree, statement, None)
 
     async def _stop_analysing(self) -> None:
-        """Judged: the plan, the wrapper and the server's log need no more trees."""
+        """Judged: the plan, the wrapper and the server's log need no more trees, so the server is told to
+        stop printing them, unless that round trip costs more than letting it print them for nothing
+        (a distant database; trees that go to no log)."""
         if self._analysing:
             self._analysing = False
+            if self._tree_chars * REPRINT_SECONDS_PER_CHAR < self._limits.round_trip:
+                return
             await self._conn.execute("SET LOCAL debug_print_rewritten = off")
 
     async def explain(
