@@ -113,9 +113,13 @@ class AnalysedStatement:
 
 #: A field with a number, or an OID list, as value. Fields follow whitespace and are never escaped, and
 #: every token that could hold a caller's text (names, strings) has its spaces escaped, so a caller
-#: cannot write one; an extra match would only add an object to judge, never hide one.
-_NUMBER_FIELD = re.compile(r":(\w+)[ \n](\d+)")
-_OID_LIST = re.compile(r":(\w+)[ \n]\(o((?:[ \n]\d+)*)[ \n]*\)")
+#: cannot write one; an extra match would only add an object to judge, never hide one. A field's name
+#: is taken whole (`\w++`: giving characters back could never let a space or newline follow), which
+#: spares the matcher its retries at every field whose value is not a number.
+_NUMBER_FIELD = re.compile(r":(\w++)[ \n](\d+)")
+_OID_LIST = re.compile(r":(\w++)[ \n]\(o((?:[ \n]\d+)*)[ \n]*\)")
+#: What every OID list starts with: a tree without it has none to look for.
+_OID_LIST_START = "(o"
 _TYPE_ENDINGS = ("type", "typid", "typeid", "types", "typeids")
 
 
@@ -132,7 +136,7 @@ def analyse(dump: str) -> AnalysedStatement:
             kind = kinds[name] = _kind_of(name)
         if kind is not None:
             found[kind].add(int(value))
-    for name, values in _OID_LIST.findall(dump):
+    for name, values in _OID_LIST.findall(dump) if _OID_LIST_START in dump else ():
         kind = _kind_of(name)
         if kind is not None:
             found[kind].update(int(value) for value in values.split())
