@@ -1,5 +1,6 @@
 """Round trips a call waits for: on a distant database a call does not stop the server printing trees
-(one round trip saved), on a near one it does (the printing would cost the server more).
+(one round trip saved), on a near one it does (the printing would cost the server more). Which is
+which is decided by the relay's delay against the reprinting's cost, never by this machine's speed.
 
 A relay between pg-mcp and PostgreSQL holds what the server sends for a few milliseconds, as a
 network would, and keeps the simple-protocol statements pg-mcp sent.
@@ -16,6 +17,7 @@ from conftest import DemoDatabase
 from factories import context_for
 
 from pg_mcp import explore
+from pg_mcp.database import session
 from pg_mcp.database.session import REPRINT_SECONDS_PER_CHAR
 
 LOOKUP = "SELECT * FROM sales.orders WHERE id = 42"
@@ -135,8 +137,11 @@ async def test_a_distant_database_is_not_told_to_stop_printing_trees(
     assert not any(STOP_PRINTING in statement for statement in sent)
 
 
-async def test_a_near_database_is_told_to_stop_printing_trees(pg: DemoDatabase, relay: DelayRelay) -> None:
-    relay._delay = 0.0
+async def test_a_database_nearer_than_the_reprinting_is_told_to_stop_printing_trees(
+    pg: DemoDatabase, relay: DelayRelay, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # reprinting made dearer than any round trip: the same relay is now near
+    monkeypatch.setattr(session, "REPRINT_SECONDS_PER_CHAR", 1.0)
     sent = await _lookups(_via(pg.url, relay.port), relay, calls=3)
     assert any(STOP_PRINTING in statement for statement in sent)
 
