@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 from mcp import Client
 
@@ -66,3 +67,10 @@ async def config_client(path: str | Path) -> AsyncIterator[Client]:
     server = build_server(load_config(None, str(path), dotenv=False))
     async with Client(server, read_timeout_seconds=60) as client:
         yield client
+
+
+def relayed(url: str, port: int, *, query: str = "") -> str:
+    """`url` with its host and port replaced by a local relay's (and its query by `query`)."""
+    parts = urlsplit(url)
+    userinfo, _, _ = parts.netloc.rpartition("@")
+    return urlunsplit(parts._replace(netloc=f"{userinfo}@127.0.0.1:{port}", query=query or parts.query))

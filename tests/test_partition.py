@@ -16,12 +16,12 @@ from __future__ import annotations
 import asyncio
 import inspect
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 import asyncpg
 import pytest
 from conftest import DemoDatabase
-from factories import context_for, server_for
+from factories import context_for, relayed, server_for
 from mcp import Client
 from mcp_helpers import password_of, text_of
 
@@ -167,13 +167,6 @@ class PartitionProxy:
             writer.transport.abort()
 
 
-def _via(url: str, port: int) -> str:
-    """`url` with its host and port replaced by the proxy's."""
-    parts = urlsplit(url)
-    userinfo, _, _ = parts.netloc.rpartition("@")
-    return urlunsplit(parts._replace(netloc=f"{userinfo}@127.0.0.1:{port}"))
-
-
 #: The timeouts every database here has, behind the proxy.
 TIMEOUTS = {"statement_timeout": STATEMENT_TIMEOUT, "connect_timeout": CONNECT_TIMEOUT}
 
@@ -238,7 +231,7 @@ async def _one_row(admin: asyncpg.Connection, sql: str) -> bool:
 async def test_a_partition_during_a_running_query_answers_at_the_deadline(
     pg: DemoDatabase, proxy: PartitionProxy, admin: asyncpg.Connection
 ) -> None:
-    context = context_for(_via(pg.url, proxy.port), "partitioned", **TIMEOUTS)
+    context = context_for(relayed(pg.url, proxy.port), "partitioned", **TIMEOUTS)
     database = context.db
     try:
         await explore.query(context, BACKEND)  # the guard's catalog lookups are done: next comes LONG alone
@@ -272,7 +265,7 @@ async def test_a_partition_while_idle_fails_the_next_call_at_its_deadline(
 ) -> None:
     """The pooled connection's BEGIN is never answered: the call answers, and closes that connection
     rather than keep it checked out (with one connection in the pool, that would fail every later call)."""
-    context = context_for(_via(pg.url, proxy.port), "partitioned", **TIMEOUTS, pool_min=1, pool_max=1)
+    context = context_for(relayed(pg.url, proxy.port), "partitioned", **TIMEOUTS, pool_min=1, pool_max=1)
     database = context.db
     try:
         [[before]] = (await explore.query(context, BACKEND)).structured["rows"]
@@ -297,7 +290,7 @@ async def test_what_the_client_sees_of_a_partition_never_holds_the_password(
     """Through the MCP server in process: a partition from the start (no pool can be created) and one
     that begins once the pool is up; the server then shuts down while the network is still dead."""
     password = password_of(pg.url)
-    server = server_for(_via(pg.url, proxy.port), **TIMEOUTS)
+    server = server_for(relayed(pg.url, proxy.port), **TIMEOUTS)
     texts: list[str] = []
     proxy.partition()
     async with asyncio.timeout(4 * OUTER_BOUND):

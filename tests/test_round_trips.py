@@ -14,7 +14,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 from conftest import DemoDatabase
-from factories import context_for
+from factories import context_for, relayed
 
 from pg_mcp import explore
 from pg_mcp.database import session
@@ -22,6 +22,8 @@ from pg_mcp.database.session import REPRINT_SECONDS_PER_CHAR
 
 LOOKUP = "SELECT * FROM sales.orders WHERE id = 42"
 STOP_PRINTING = "debug_print_rewritten = off"
+#: No TLS through the relay, so that it can read what it passes on.
+PLAIN = "sslmode=disable"
 #: What the relay adds to each answer: a round trip of this many seconds, like a nearby zone's.
 DELAY_SECONDS = 0.004
 
@@ -107,13 +109,6 @@ async def relay(pg: DemoDatabase) -> AsyncIterator[DelayRelay]:
     await relay.close()
 
 
-def _via(url: str, port: int) -> str:
-    """`url` through the relay, without TLS, so that the relay can read what it passes on."""
-    parts = urlsplit(url)
-    userinfo, _, _ = parts.netloc.rpartition("@")
-    return urlunsplit(parts._replace(netloc=f"{userinfo}@127.0.0.1:{port}", query="sslmode=disable"))
-
-
 async def _lookups(url: str, relay: DelayRelay, calls: int) -> list[str]:
     """The simple-protocol statements sent during the last of `calls` lookups, and checks each answer."""
     ctx = context_for(url, pool_min=1, pool_max=1)
@@ -132,7 +127,7 @@ async def test_a_distant_database_is_not_told_to_stop_printing_trees(
 ) -> None:
     # the tree of this lookup costs far less to print again than the relay's round trip
     assert 10_000 * REPRINT_SECONDS_PER_CHAR < DELAY_SECONDS
-    sent = await _lookups(_via(pg.url, relay.port), relay, calls=3)
+    sent = await _lookups(relayed(pg.url, relay.port, query=PLAIN), relay, calls=3)
     assert any(statement.startswith("BEGIN") for statement in sent)
     assert not any(STOP_PRINTING in statement for statement in sent)
 
@@ -142,7 +137,7 @@ async def test_a_database_nearer_than_the_reprinting_is_told_to_stop_printing_tr
 ) -> None:
     # reprinting made dearer than any round trip: the same relay is now near
     monkeypatch.setattr(session, "REPRINT_SECONDS_PER_CHAR", 1.0)
-    sent = await _lookups(_via(pg.url, relay.port), relay, calls=3)
+    sent = await _lookups(relayed(pg.url, relay.port, query=PLAIN), relay, calls=3)
     assert any(STOP_PRINTING in statement for statement in sent)
 
 
@@ -156,9 +151,7 @@ async def test_trees_the_server_would_log_are_stopped_however_far_it_is(
     )
     try:
         parts = urlsplit(pg.url)
-        loud = urlunsplit(
-            parts._replace(netloc=f"mcp_loud:loud@127.0.0.1:{relay.port}", query="sslmode=disable")
-        )
+        loud = urlunsplit(parts._replace(netloc=f"mcp_loud:loud@127.0.0.1:{relay.port}", query=PLAIN))
         sent = await _lookups(loud, relay, calls=3)
         assert any(STOP_PRINTING in statement for statement in sent)
     finally:
