@@ -18,7 +18,7 @@ from factories import context_for, relayed
 
 from pg_mcp import explore
 from pg_mcp.database import session
-from pg_mcp.database.session import REPRINT_SECONDS_PER_CHAR
+from pg_mcp.database.session import REPRINTS_DIRECT, TREE_SECONDS_PER_CHAR
 
 LOOKUP = "SELECT * FROM sales.orders WHERE id = 42"
 STOP_PRINTING = "debug_print_rewritten = off"
@@ -126,7 +126,7 @@ async def test_a_distant_database_is_not_told_to_stop_printing_trees(
     pg: DemoDatabase, relay: DelayRelay
 ) -> None:
     # the tree of this lookup costs far less to print again than the relay's round trip
-    assert 10_000 * REPRINT_SECONDS_PER_CHAR < DELAY_SECONDS
+    assert 10_000 * REPRINTS_DIRECT * TREE_SECONDS_PER_CHAR < DELAY_SECONDS
     sent = await _lookups(relayed(pg.url, relay.port, query=PLAIN), relay, calls=3)
     assert any(statement.startswith("BEGIN") for statement in sent)
     assert not any(STOP_PRINTING in statement for statement in sent)
@@ -136,7 +136,7 @@ async def test_a_database_nearer_than_the_reprinting_is_told_to_stop_printing_tr
     pg: DemoDatabase, relay: DelayRelay, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # reprinting made dearer than any round trip: the same relay is now near
-    monkeypatch.setattr(session, "REPRINT_SECONDS_PER_CHAR", 1.0)
+    monkeypatch.setattr(session, "TREE_SECONDS_PER_CHAR", 1.0)
     sent = await _lookups(relayed(pg.url, relay.port, query=PLAIN), relay, calls=3)
     assert any(STOP_PRINTING in statement for statement in sent)
 

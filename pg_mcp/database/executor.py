@@ -33,8 +33,9 @@ from pg_mcp.database.driver_errors import (
     CONNECTION_LOST,
     describe_target,
 )
+from pg_mcp.database.driver_limits import CAN_KEEP_NAMED, underlying
 from pg_mcp.database.endpoint import Endpoint
-from pg_mcp.database.session import QueryResult, Session, SessionLimits
+from pg_mcp.database.session import Kept, QueryResult, Session, SessionLimits
 from pg_mcp.database.turns import Turn, Turns, current_caller
 from pg_mcp.errors import DatabaseUnavailableError, QueryError, ServerBusyError
 from pg_mcp.guard import CheckedQuery
@@ -100,6 +101,8 @@ class Database:
         self._may_set_temp_file_limit = False
         #: Whether the role may keep the analysis out of the server's log (`SET log_min_messages`).
         self._may_quiet_analysis = False
+        #: What each connection straight to the server keeps between calls (`Kept`); none through a pooler.
+        self._kept: dict[asyncpg.Connection, Kept] = {}
         #: Background requests to end backends whose calls were abandoned at their deadline.
         self._stoppers: set[asyncio.Task[None]] = set()
         #: Resets still running after their call answered (see `_finish_soon`).
@@ -203,7 +206,11 @@ class Database:
         """
         async with self._read_only(jit, analysed, short=short, repeatable=repeatable) as conn:
             session = Session(
-                conn, self._session_limits, short_only=self._turn_of[conn].short_only, analysing=analysed
+                conn,
+                self._session_limits,
+                short_only=self._turn_of[conn].short_only,
+                analysing=analysed,
+                kept=self._kept.get(underlying(conn)),
             )
             try:
                 yield session
@@ -453,10 +460,19 @@ class Database:
         return sql + " SAVEPOINT pg_mcp_call;"
 
     async def _init_connection(self, conn: asyncpg.Connection) -> None:
-        """Type codecs, and whether this role may set temp_file_limit (asked once per connection)."""
+        """Type codecs; whether this role may set temp_file_limit and log_min_messages; and whether the
+        connection reaches the server itself, with no pooler in between (asked once per connection)."""
         await _set_codecs(conn)
-        self._may_set_temp_file_limit = await _may_set(conn, "temp_file_limit")
-        self._may_quiet_analysis = await _may_set(conn, "log_min_messages")
+        facts = await conn.fetchrow(
+            CONNECTION_FACTS_SQL if conn.get_server_version().major >= 15 else CONNECTION_FACTS_SQL_14
+        )
+        self._may_set_temp_file_limit = bool(facts["temp_file_limit"])
+        self._may_quiet_analysis = bool(facts["log_min_messages"])
+        self._kept = {known: kept for known, kept in self._kept.items() if not known.is_closed()}
+        # A pooler hands out keys of its own instead of the server's (BackendKeyData), so the backend
+        # the connection's key names is the one answering only on a connection straight to it.
+        if CAN_KEEP_NAMED and facts["pid"] == conn.get_server_pid():
+            self._kept[conn] = Kept()
 
     @property
     def analysis_logged(self) -> bool:
@@ -534,12 +550,17 @@ async def _set_codecs(conn: asyncpg.Connection) -> None:
             continue
 
 
-async def _may_set(conn: asyncpg.Connection, parameter: str) -> bool:
-    """Whether the role may set a superuser-only parameter; PostgreSQL 15 can grant it (GRANT SET ON
-    PARAMETER)."""
-    if conn.get_server_version().major >= 15:
-        return bool(await conn.fetchval("SELECT has_parameter_privilege(current_user, $1, 'SET')", parameter))
-    return bool(await conn.fetchval("SELECT current_setting('is_superuser') = 'on'"))
+#: What a connection's role may set of the superuser-only parameters pg-mcp uses (PostgreSQL 15 can
+#: grant them: GRANT SET ON PARAMETER), and the pid of the backend that answers.
+CONNECTION_FACTS_SQL = (
+    "SELECT has_parameter_privilege(current_user, 'temp_file_limit', 'SET') AS temp_file_limit,"
+    " has_parameter_privilege(current_user, 'log_min_messages', 'SET') AS log_min_messages,"
+    " pg_backend_pid() AS pid"
+)
+CONNECTION_FACTS_SQL_14 = (
+    "SELECT current_setting('is_superuser') = 'on' AS temp_file_limit,"
+    " current_setting('is_superuser') = 'on' AS log_min_messages, pg_backend_pid() AS pid"
+)
 
 
 async def _reset_connection(conn: asyncpg.Connection) -> None:

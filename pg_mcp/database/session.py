@@ -21,7 +21,7 @@ import asyncpg
 from asyncpg.prepared_stmt import PreparedStatement as PreparedStatement
 
 from pg_mcp.database.driver_errors import CONNECTION_LOST, query_error
-from pg_mcp.database.driver_limits import fetch_at_most
+from pg_mcp.database.driver_limits import fetch_at_most, never_closed
 from pg_mcp.database.fetch_progress import fetch_progress
 from pg_mcp.database.value_cutting import (
     CELL_BYTES_PER_CHAR,
@@ -37,10 +37,21 @@ from pg_mcp.guard.rules import Rule
 
 #: The LOG message that carries the server's rewritten parse tree of a prepared statement.
 ANALYSIS_MESSAGE = "rewritten parse tree"
-#: What a tree printed again costs, per character of the judged one: the explained statement and the
-#: wrapper are each analysed twice (prepared, then parsed again to run), and those four trees cost the
-#: server and this process 0.6 ms together for a 6,266-character tree (`benchmarks/bench_lookup_cpu.py`).
-REPRINT_SECONDS_PER_CHAR = 100e-9
+#: What printing a tree again costs the server and this process, per character of the judged one: four
+#: trees cost them 0.6 ms together for a 6,266-character tree (`benchmarks/bench_lookup_cpu.py`).
+TREE_SECONDS_PER_CHAR = 25e-9
+#: Trees printed after the judged one when nobody stops the printing: through a pooler the explained
+#: statement and the wrapper are each analysed twice (prepared, then parsed again to run); on a
+#: connection straight to the server (`Kept`) only the wrapper is analysed, once.
+REPRINTS_POOLED = 4
+REPRINTS_DIRECT = 1
+
+#: The judged statement's name on a connection straight to the server (`Kept`), and its wrapper's.
+JUDGED_NAME = "pg_mcp_judged"
+CELLS_NAME = "pg_mcp_cells"
+#: The plan of the judged statement by its name: the very analysis that was judged is planned, and the
+#: plan is kept to run it, so the server neither analyses the text again nor plans it twice.
+EXPLAIN_JUDGED = f"EXPLAIN (FORMAT JSON, VERBOSE true) EXECUTE {JUDGED_NAME}"
 #: The planner's cost above which a statement is not short: it gives a kept turn back before it runs.
 SHORT_PLAN_COST = 1_000.0
 
@@ -115,6 +126,21 @@ class Analysis:
         return self.tree
 
 
+@dataclass
+class Kept:
+    """What a connection straight to PostgreSQL keeps from call to call (none through a pooler).
+
+    On such a connection a call names its judged statement (JUDGED_NAME) and its wrapper
+    (CELLS_NAME), and `DEALLOCATE ALL` drops them when the call ends. Through PgBouncer a named
+    statement may land on another server connection, or be dropped by another client's reset, so
+    there every statement stays unnamed, and is analysed again when it runs.
+    """
+
+    #: EXPLAIN_JUDGED, described once per connection: after that, one round trip explains each call's
+    #: judged statement.
+    explain: PreparedStatement | None = None
+
+
 @dataclass(frozen=True)
 class _Fetched:
     """What `_fetch_bounded` pulled through the cursor, and whether and why it stopped early."""
@@ -128,10 +154,19 @@ class Session:
     """The steps of one call on its connection, inside its read-only transaction."""
 
     def __init__(
-        self, conn: asyncpg.Connection, limits: SessionLimits, *, short_only: bool, analysing: bool
+        self,
+        conn: asyncpg.Connection,
+        limits: SessionLimits,
+        *,
+        short_only: bool,
+        analysing: bool,
+        kept: Kept | None = None,
     ) -> None:
         self._conn = conn
         self._limits = limits
+        self._kept = kept
+        #: The text of the statement prepared as JUDGED_NAME in this call, if one was.
+        self._judged: str | None = None
         self._short_only = short_only
         self._analysing = self._listening = analysing
         self._trees: list[str] = []
@@ -154,8 +189,9 @@ class Session:
         rewritten tree the server sent (in a session opened with `analysed`). A failure to prepare is
         kept, not raised: a refusal of the tree says more than the failure."""
         self._trees.clear()
+        named = self._kept is not None and self._judged is None
         try:
-            statement = await self._conn.prepare(sql)
+            statement = await self._conn.prepare(sql, name=JUDGED_NAME if named else None)
         except asyncpg.PostgresError as exc:
             failure: Exception = query_error(exc, checked, sql, redact=self._limits.redact)
             return Analysis(self._trees[0] if self._trees else None, None, failure)
@@ -174,6 +210,9 @@ class Session:
                 f"The result cannot be read: {exc}.", "Cast the column to text (column::text) and try again."
             )
             return Analysis(self._trees[0] if self._trees else None, None, failure)
+        if named:
+            self._judged = sql
+            never_closed(statement)
         if self._analysing and not self._trees:  # the listener runs soon after the message arrives
             await asyncio.sleep(0)
         tree = self._trees[0] if self._trees else None
@@ -186,7 +225,8 @@ class Session:
         (a distant database; trees that go to no log)."""
         if self._analysing:
             self._analysing = False
-            if self._tree_chars * REPRINT_SECONDS_PER_CHAR < self._limits.round_trip:
+            reprints = REPRINTS_POOLED if self._kept is None else REPRINTS_DIRECT
+            if self._tree_chars * reprints * TREE_SECONDS_PER_CHAR < self._limits.round_trip:
                 return
             await self._conn.execute("SET LOCAL debug_print_rewritten = off")
 
@@ -197,7 +237,12 @@ class Session:
         await self._stop_analysing()
         explain = f"EXPLAIN (FORMAT JSON, VERBOSE {str(verbose).lower()})\n{sql}"
         try:
-            plan: dict[str, Any] = json.loads(await self._one_value(explain, args))[0]["Plan"]
+            if sql == self._judged and verbose and not args:
+                explain = EXPLAIN_JUDGED
+                explained = await self._explain_judged()
+            else:
+                explained = await self._one_value(explain, args)
+            plan: dict[str, Any] = json.loads(explained)[0]["Plan"]
         except asyncpg.PostgresError as exc:
             raise query_error(exc, checked, explain, redact=self._limits.redact) from None
         return plan
@@ -214,6 +259,16 @@ class Session:
         except asyncpg.PostgresError as exc:
             raise query_error(exc, checked, explain, redact=self._limits.redact) from None
         return explained
+
+    async def _explain_judged(self) -> Any:
+        """EXPLAIN_JUDGED's one value, in one round trip once the connection has it described (`Kept`)."""
+        assert self._kept is not None
+        if self._kept.explain is None:
+            self._kept.explain = await self._conn.prepare(EXPLAIN_JUDGED)
+        rows = await fetch_at_most(self._kept.explain, 1)
+        if rows is None:  # this asyncpg lacks the row-limited execute
+            return await self._one_value(EXPLAIN_JUDGED, ())
+        return rows[0][0]
 
     async def _one_value(self, sql: str, args: tuple[Any, ...]) -> Any:
         """The first column of the one row `sql` returns, prepared once: `fetchval` would parse and
@@ -258,7 +313,10 @@ class Session:
         try:
             if capped is not None:  # pg-mcp's own wrapper around the judged statement (value_cutting)
                 executed = capped[0]
-                statement = await self._conn.prepare(executed)
+                if self._judged is None:
+                    statement = await self._conn.prepare(executed)
+                else:  # named, so that the server does not analyse it again to run it
+                    statement = never_closed(await self._conn.prepare(executed, name=CELLS_NAME))
             fetched = await _fetch_bounded(
                 statement,
                 checked.max_rows,
