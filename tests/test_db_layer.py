@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -17,6 +18,7 @@ import pytest_asyncio
 from conftest import DemoDatabase
 from factories import database_for, unguarded
 
+from pg_mcp.database.driver_limits import never_closed, underlying
 from pg_mcp.database.executor import Database
 from pg_mcp.database.session import CELLS_NAME, JUDGED_NAME
 from pg_mcp.errors import PgMcpError, QueryError
@@ -193,6 +195,55 @@ async def test_fetch_at_most_limits_rows_in_one_round_trip_or_says_it_cannot(pg:
     finally:
         await conn.close()
     assert await fetch_at_most(object(), 7) is None
+
+
+async def test_a_named_statement_kept_from_closing_stays_on_the_server(pg: DemoDatabase) -> None:
+    """asyncpg closes a named statement once its object is gone, at the next statement it prepares:
+    `never_closed` keeps it from doing so, for a name the next call uses again."""
+    conn = await asyncpg.connect(pg.url, statement_cache_size=0)
+    try:
+        never_closed(await conn.prepare("SELECT 1", name="kept"))
+        await conn.prepare("SELECT 2", name="dropped")
+        gc.collect()
+        await conn.prepare("SELECT 3")  # asyncpg closes what it may close here
+        names = await conn.fetchval("SELECT array_agg(name::text ORDER BY name) FROM pg_prepared_statements")
+        assert names == ["kept"]
+    finally:
+        await conn.close()
+
+
+async def test_a_pooled_connection_is_the_connection_behind_its_proxy(pg: DemoDatabase) -> None:
+    pool = await asyncpg.create_pool(pg.url, min_size=1, max_size=1)
+    try:
+        async with pool.acquire() as first:
+            inner = underlying(first)
+            assert inner is not first and isinstance(inner, asyncpg.Connection)
+        async with pool.acquire() as second:
+            assert underlying(second) is inner
+    finally:
+        await pool.close()
+
+
+async def test_the_limits_hold_on_every_call_of_a_connection_straight_to_the_server(pg: DemoDatabase) -> None:
+    """Set for the session of such a connection, and again after each reset: in force after a
+    cancelled statement, a failed one, and statements that try to change them."""
+    database = database_for(pg.url, statement_timeout=0.5, pool_max=1)
+    try:
+        for sql in (
+            "SELECT pg_sleep(30)",
+            "SELECT 1/0",
+            "SELECT set_config('statement_timeout', '0', false)",
+        ):
+            with contextlib.suppress(QueryError):
+                await database.run_query(unguarded(sql))
+            settings = await database.run_query(
+                unguarded("SELECT current_setting('statement_timeout'), current_setting('search_path')")
+            )
+            assert settings.rows == [("500ms", '"$user", public')], sql
+        with pytest.raises(QueryError, match="cancelled"):
+            await database.run_query(unguarded("SELECT pg_sleep(30)"))
+    finally:
+        await database.close()
 
 
 async def test_a_snapshot_reads_one_moment_of_the_catalog_on_one_connection(

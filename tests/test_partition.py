@@ -53,7 +53,7 @@ class PartitionProxy:
 
     `partition_at_next_execute(marker)` partitions just after the next Execute message (type `E`, the
     extended protocol's "run the bound statement") of a statement whose text holds `marker` (and is
-    not an EXPLAIN) has been passed to the server: the statement then runs on the server and
+    not an EXPLAIN), named or not, has been passed to the server: the statement then runs on the server and
     nothing of its end gets back. `client_closes` counts
     the connections the server had answered that pg-mcp then closed, whether or not the partition
     let the close reach the server.
@@ -132,7 +132,8 @@ class PartitionProxy:
         during the partition (such as the background request to end an abandoned backend).
         """
         held: asyncio.Queue[bytes] = asyncio.Queue()
-        parsed = b""  # the text of the statement last parsed on this connection
+        parsed: dict[bytes, bytes] = {}  # the text of each statement parsed on this connection, by name
+        bound = b""  # the text of the statement last bound
 
         async def receive() -> None:
             try:
@@ -155,8 +156,11 @@ class PartitionProxy:
                 elif (marker := self._execute_marker) is not None:
                     for kind, body in _messages(data):
                         if kind == b"P":
-                            parsed = body.split(b"\0", 2)[1]
-                        elif kind == b"E" and marker in parsed and not parsed.startswith(b"EXPLAIN"):
+                            name, text, _ = body.split(b"\0", 2)
+                            parsed[name] = text
+                        elif kind == b"B":
+                            bound = parsed.get(body.split(b"\0", 2)[1], b"")
+                        elif kind == b"E" and marker in bound and not bound.startswith(b"EXPLAIN"):
                             self._execute_marker = None
                             self.partition()
             await self._open.wait()

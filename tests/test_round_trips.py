@@ -1,6 +1,8 @@
 """Round trips a call waits for: on a distant database a call does not stop the server printing trees
 (one round trip saved), on a near one it does (the printing would cost the server more). Which is
 which is decided by the relay's delay against the reprinting's cost, never by this machine's speed.
+On a connection straight to the server the judged statement is named, explained by name and run as
+analysed: its text is parsed once per call.
 
 A relay between pg-mcp and PostgreSQL holds what the server sends for a few milliseconds, as a
 network would, and keeps the simple-protocol statements pg-mcp sent.
@@ -18,7 +20,13 @@ from factories import context_for, relayed
 
 from pg_mcp import explore
 from pg_mcp.database import session
-from pg_mcp.database.session import REPRINTS_DIRECT, TREE_SECONDS_PER_CHAR
+from pg_mcp.database.session import (
+    CELLS_NAME,
+    EXPLAIN_JUDGED,
+    JUDGED_NAME,
+    REPRINTS_DIRECT,
+    TREE_SECONDS_PER_CHAR,
+)
 
 LOOKUP = "SELECT * FROM sales.orders WHERE id = 42"
 STOP_PRINTING = "debug_print_rewritten = off"
@@ -38,6 +46,10 @@ class DelayRelay:
         self._server: asyncio.Server | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self.queries: list[str] = []
+        #: The client's messages that wait for the server's answer (Query, Sync, Flush), a Query's with its
+        #: text; and its Parse messages as (statement name, text), in order.
+        self.exchanges: list[str] = []
+        self.parsed: list[tuple[str, str]] = []
         self.port = 0
 
     async def start(self) -> None:
@@ -94,8 +106,14 @@ class DelayRelay:
             length = int.from_bytes(data[offset + 1 : offset + 5], "big")
             if offset + 1 + length > len(data):
                 break
-            if data[offset : offset + 1] == b"Q":
-                self.queries.append(data[offset + 5 : offset + length].decode(errors="replace"))
+            kind, body = data[offset : offset + 1], data[offset + 5 : offset + 1 + length]
+            if kind == b"Q":
+                self.queries.append(body.rstrip(b"\0").decode(errors="replace"))
+            elif kind == b"P":
+                name, text, _ = body.split(b"\0", 2)
+                self.parsed.append((name.decode(), text.decode(errors="replace")))
+            if kind in (b"Q", b"S", b"H"):
+                self.exchanges.append(self.queries[-1] if kind == b"Q" else kind.decode())
             offset += 1 + length
         return data[offset:]
 
@@ -156,3 +174,25 @@ async def test_trees_the_server_would_log_are_stopped_however_far_it_is(
         assert any(STOP_PRINTING in statement for statement in sent)
     finally:
         await pg.admin_execute("DROP OWNED BY mcp_loud; DROP ROLE mcp_loud")
+
+
+async def test_a_direct_connection_parses_the_judged_text_once_and_waits_for_six_answers(
+    pg: DemoDatabase, relay: DelayRelay
+) -> None:
+    ctx = context_for(relayed(pg.url, relay.port, query=PLAIN), pool_min=1, pool_max=1)
+    try:
+        for _ in range(3):
+            parsed = len(relay.parsed)
+            answer = await explore.query(ctx, LOOKUP)
+            assert "42" in answer.text and "1 row" in answer.text
+    finally:
+        await ctx.db.close()  # after the last call's reset
+    call = relay.parsed[parsed:]
+    # the statement under its name, then the value-cutting wrapper around it; EXPLAIN names the statement
+    assert [name for name, text in call if LOOKUP in text] == [JUDGED_NAME, CELLS_NAME], call
+    assert ("", EXPLAIN_JUDGED) in call
+    # BEGIN; Parse of the statement; its EXPLAIN; Parse of the wrapper; its rows; the reset
+    last_call = relay.exchanges[
+        max(i for i, sent in enumerate(relay.exchanges) if sent.startswith("BEGIN")) :
+    ]
+    assert len(last_call) == 6, last_call

@@ -1,18 +1,17 @@
 """The asyncpg pool and the only code that executes SQL.
 
 Every statement runs inside a `READ ONLY` transaction that is always rolled back, with
-`statement_timeout`, `lock_timeout` and `idle_in_transaction_session_timeout` set for that
-transaction (kept in force after a failed statement: see `Database._begin_sql`). Each call is one
-`Session` (`Database.call`): extended protocol (one statement per message), rows pulled through
-a cursor in chunks so that neither more rows than the row cap nor much more data than the
-result-byte budget ever reaches this process (`pg_mcp.database.session`).
-Connections are reset (FINISH_SQL) before they return to the pool (beside the answer, which need not
-wait for it), and asyncpg's statement
-cache is off so no server-side prepared statement outlives a call (and PgBouncer in
-transaction mode works). A call answers at its deadline even when its backend does not: the
-connection is then abandoned, not reset (see `Database._abandon`).
+`statement_timeout`, `lock_timeout` and `idle_in_transaction_session_timeout` in force (for the
+session on a connection straight to the server, for each transaction through a pooler, kept in
+force after a failed statement either way: see `Database._begin_sql`). Each call is one `Session`
+(`Database.call`): extended protocol (one statement per message), rows pulled through a cursor in
+chunks so that neither more rows than the row cap nor much more data than the result-byte budget
+ever reaches this process (`pg_mcp.database.session`). Connections are reset (FINISH_SQL) before
+they return to the pool (beside the answer, which need not wait for it), and asyncpg's statement
+cache is off so no server-side prepared statement outlives a call (and PgBouncer in transaction
+mode works). A call answers at its deadline even when its backend does not: the connection is then
+abandoned, not reset (see `Database._abandon`).
 """
-
 from __future__ import annotations
 
 import asyncio
@@ -74,10 +73,11 @@ PINNED_SETTINGS = (
 )
 
 #: What makes the server send its rewritten parse tree of each prepared statement to this client, as a
-#: LOG message (`pg_mcp.guard.analysed` reads it), in one line.
+#: LOG message (`pg_mcp.guard.analysed` reads it), in one line. Printing is switched on last, so that
+#: these statements themselves are not printed.
 ANALYSIS_SETTINGS = (
-    " SET LOCAL debug_print_rewritten = on; SET LOCAL debug_pretty_print = off;"
-    " SET LOCAL client_min_messages = log;"
+    " SET LOCAL debug_pretty_print = off; SET LOCAL client_min_messages = log;"
+    " SET LOCAL debug_print_rewritten = on;"
 )
 
 #: Ends every call in one round trip: nothing a statement did to the session survives it.
@@ -360,7 +360,8 @@ class Database:
         """Roll back, reset and return the connection; one in an unknown state is closed instead of reused."""
         try:
             if not conn.is_closed():
-                await conn.execute(FINISH_SQL)
+                direct = underlying(conn) in self._kept
+                await conn.execute(FINISH_SQL + (self._settle_sql(conn) if direct else ""))
         except (asyncpg.PostgresError, asyncpg.InterfaceError, *CONNECTION_LOST):
             # A connection lost mid-call may already be back in asyncpg's hands: nothing left to close.
             with contextlib.suppress(asyncpg.InterfaceError):
@@ -426,38 +427,55 @@ class Database:
     ) -> str:
         """One message that opens the call's read-only transaction with its limits.
 
-        The savepoint at the end keeps the limits in force after a failed statement: PostgreSQL
-        undoes a failed transaction's settings at once, so without it an aborted transaction (one
-        cancelled by statement_timeout, say) would fall back to the session's
-        idle_in_transaction_session_timeout, 0 by default, and wait for its ROLLBACK for ever, as it
-        does when a network partition keeps the ROLLBACK from arriving. A failure undoes only what came
-        after the savepoint. Nothing is set for the session, so through PgBouncer in transaction mode
-        nothing reaches the next client of the server connection.
-
         Every setting that changes how a statement is read, planned or printed, and that a database or
-        role default could change, is pinned (PINNED_SETTINGS). With `analysed`, the server sends its
-        rewritten parse tree of each statement prepared (see `_prepare_judged`), and keeps it out of
-        its own log when the role may say so.
+        role default could change, is pinned (PINNED_SETTINGS), and the limits are set. On a connection
+        straight to the server that was done for the session when the connection opened, and again by
+        each reset (`_settle_sql`), so the transaction only says what differs between calls.
+
+        Through a pooler nothing is set for the session, so that nothing reaches the next client of the
+        server connection: the settings are set for the transaction, and the savepoint after them keeps
+        them in force after a failed statement. PostgreSQL undoes a failed transaction's settings at
+        once, so without it an aborted transaction (one cancelled by statement_timeout, say) would fall
+        back to the session's idle_in_transaction_session_timeout, 0 by default, and wait for its
+        ROLLBACK for ever, as it does when a network partition keeps the ROLLBACK from arriving. A
+        failure undoes only what came after the savepoint.
+
+        With `analysed`, the server sends its rewritten parse tree of each statement prepared (see
+        `Session.analyse`), and keeps it out of its own log when the role may say so; printing starts
+        last, so that none of these statements is printed.
         """
-        s = self.settings
-        sql = (
-            f"BEGIN TRANSACTION{' ISOLATION LEVEL REPEATABLE READ' if repeatable else ''} READ ONLY; "
-            + "".join(f"SET LOCAL {name} = {value}; " for name, value in PINNED_SETTINGS)
-            + f"SET LOCAL statement_timeout = {int(s.statement_timeout * 1000)}; "
-            f"SET LOCAL lock_timeout = {int(s.lock_timeout * 1000)}; "
-            f"SET LOCAL idle_in_transaction_session_timeout = {int(s.idle_in_transaction_timeout * 1000)};"
-        )
-        if self._may_set_temp_file_limit:  # the Settings pattern admits only digits, a unit and -1
-            sql += f" SET LOCAL temp_file_limit = '{s.temp_file_limit}';"
+        sql = f"BEGIN TRANSACTION{' ISOLATION LEVEL REPEATABLE READ' if repeatable else ''} READ ONLY;"
+        if underlying(conn) not in self._kept:
+            sql += "".join(f" SET LOCAL {name} = {value};" for name, value in self._settings(conn))
         if not jit:
             sql += " SET LOCAL jit = off;"
+        if underlying(conn) not in self._kept:
+            sql += " SAVEPOINT pg_mcp_call;"
         if analysed:
-            sql += ANALYSIS_SETTINGS + (
+            sql += (
                 " SET LOCAL log_min_messages = fatal;" if self._may_quiet_analysis else ""
-            )
+            ) + ANALYSIS_SETTINGS
+        return sql
+
+    def _settings(self, conn: asyncpg.Connection) -> list[tuple[str, str]]:
+        """The pinned settings and the limits, as every call runs with them."""
+        s = self.settings
+        settings = [
+            *PINNED_SETTINGS,
+            ("statement_timeout", str(int(s.statement_timeout * 1000))),
+            ("lock_timeout", str(int(s.lock_timeout * 1000))),
+            ("idle_in_transaction_session_timeout", str(int(s.idle_in_transaction_timeout * 1000))),
+        ]
+        if self._may_set_temp_file_limit:  # the Settings pattern admits only digits, a unit and -1
+            settings.append(("temp_file_limit", f"'{s.temp_file_limit}'"))
         if conn.get_server_version().major >= 14:  # stop work for a client that went away
-            sql += " SET LOCAL client_connection_check_interval = 1000;"
-        return sql + " SAVEPOINT pg_mcp_call;"
+            settings.append(("client_connection_check_interval", "1000"))
+        return settings
+
+    def _settle_sql(self, conn: asyncpg.Connection) -> str:
+        """The settings and limits for the session of a connection straight to the server: set when it
+        opens, and after each reset's RESET ALL (`_finish`)."""
+        return "".join(f" SET {name} = {value};" for name, value in self._settings(conn))
 
     async def _init_connection(self, conn: asyncpg.Connection) -> None:
         """Type codecs; whether this role may set temp_file_limit and log_min_messages; and whether the
@@ -472,6 +490,7 @@ class Database:
         # A pooler hands out keys of its own instead of the server's (BackendKeyData), so the backend
         # the connection's key names is the one answering only on a connection straight to it.
         if CAN_KEEP_NAMED and facts["pid"] == conn.get_server_pid():
+            await conn.execute(self._settle_sql(conn))
             self._kept[conn] = Kept()
 
     @property
