@@ -12,6 +12,7 @@ cache is off so no server-side prepared statement outlives a call (and PgBouncer
 mode works). A call answers at its deadline even when its backend does not: the connection is then
 abandoned, not reset (see `Database._abandon`).
 """
+
 from __future__ import annotations
 
 import asyncio

@@ -37,14 +37,13 @@ from pg_mcp.guard.rules import Rule
 
 #: The LOG message that carries the server's rewritten parse tree of a prepared statement.
 ANALYSIS_MESSAGE = "rewritten parse tree"
-#: What printing a tree again costs the server and this process, per character of the judged one: four
-#: trees cost them 0.6 ms together for a 6,266-character tree (`benchmarks/bench_lookup_cpu.py`).
-TREE_SECONDS_PER_CHAR = 25e-9
-#: Trees printed after the judged one when nobody stops the printing: through a pooler the explained
-#: statement and the wrapper are each analysed twice (prepared, then parsed again to run); on a
-#: connection straight to the server (`Kept`) only the wrapper is analysed, once.
-REPRINTS_POOLED = 4
-REPRINTS_DIRECT = 1
+#: What the server's printing of a parse tree costs it and this process, per character: the trees of a
+#: lookup's value-cutting wrapper (35,881 characters) cost 0.23 ms together (`benchmarks/bench_lookup_cpu.py`
+#: with the printing stopped after the judged tree, and not).
+TREE_SECONDS_PER_CHAR = 6.5e-9
+#: About what each column the wrapper cuts adds to its tree (`value_cutting.cell_capped`): its CASE
+#: expressions and the functions they call.
+CUT_COLUMN_TREE_CHARS = 8_000
 
 #: The judged statement's name on a connection straight to the server (`Kept`), and its wrapper's.
 JUDGED_NAME = "pg_mcp_judged"
@@ -171,6 +170,8 @@ class Session:
         self._analysing = self._listening = analysing
         self._trees: list[str] = []
         self._tree_chars = 0
+        #: Columns of the judged statement's result that the wrapper would cut (`value_cutting`).
+        self._cut_columns = 0
         self._started = time.perf_counter()
         if analysing:
             conn.add_log_listener(self._collect)
@@ -217,24 +218,35 @@ class Session:
             await asyncio.sleep(0)
         tree = self._trees[0] if self._trees else None
         self._tree_chars = len(tree or "")
+        self._cut_columns = sum(a.type.name not in SMALL_TYPES for a in statement.get_attributes())
         return Analysis(tree, statement, None)
 
-    async def _stop_analysing(self) -> None:
+    async def _stop_analysing(self, checked: CheckedQuery) -> None:
         """Judged: the plan, the wrapper and the server's log need no more trees, so the server is told to
         stop printing them, unless that round trip costs more than letting it print them for nothing
         (a distant database; trees that go to no log)."""
         if self._analysing:
             self._analysing = False
-            reprints = REPRINTS_POOLED if self._kept is None else REPRINTS_DIRECT
-            if self._tree_chars * reprints * TREE_SECONDS_PER_CHAR < self._limits.round_trip:
+            if self._chars_printed_unless_stopped(checked) * TREE_SECONDS_PER_CHAR < self._limits.round_trip:
                 return
             await self._conn.execute("SET LOCAL debug_print_rewritten = off")
+
+    def _chars_printed_unless_stopped(self, checked: CheckedQuery) -> int:
+        """The characters of the trees the server would print after the judged one. On a connection
+        straight to the server (`Kept`) that is the wrapper's, analysed once, if the result is cut at
+        all (EXPLAIN names the statement: its tree is a line). Through a pooler every statement is
+        analysed again to run: the explained text twice, and the wrapper twice or the statement once."""
+        wrapper = self._tree_chars + CUT_COLUMN_TREE_CHARS * self._cut_columns
+        wrapped = checked.cap_cells and self._cut_columns > 0
+        if self._kept is not None:
+            return wrapper if wrapped else 0
+        return 2 * self._tree_chars + (2 * wrapper if wrapped else self._tree_chars)
 
     async def explain(
         self, sql: str, checked: CheckedQuery, *, verbose: bool = True, args: tuple[Any, ...] = ()
     ) -> dict[str, Any]:
         """PostgreSQL's plan of `sql` with `args` bound (EXPLAIN FORMAT JSON, which executes nothing)."""
-        await self._stop_analysing()
+        await self._stop_analysing(checked)
         explain = f"EXPLAIN (FORMAT JSON, VERBOSE {str(verbose).lower()})\n{sql}"
         try:
             if sql == self._judged and verbose and not args:
@@ -252,7 +264,7 @@ class Session:
     ) -> dict[str, Any]:
         """EXPLAIN (ANALYZE, BUFFERS, VERBOSE, FORMAT JSON) of the judged `sql`: it executes the statement
         in this read-only transaction (EXPLAIN discards its rows); the whole document, timings and all."""
-        await self._stop_analysing()
+        await self._stop_analysing(checked)
         explain = f"EXPLAIN (ANALYZE, BUFFERS, VERBOSE, FORMAT JSON)\n{sql}"
         try:
             explained: dict[str, Any] = json.loads(await self._one_value(explain, args))[0]
@@ -300,7 +312,7 @@ class Session:
         fetching stops once the rows fetched pass max_result_bytes (`_fetch_bounded`), which the result
         then reports as a byte cut.
         """
-        await self._stop_analysing()
+        await self._stop_analysing(checked)
         attributes = statement.get_attributes()
         if not attributes:
             raise QueryError(
