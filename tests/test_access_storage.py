@@ -19,7 +19,7 @@ from pg_mcp.database.executor import Database
 from pg_mcp.database.lineage import LineagePolicy, expand_policy
 from pg_mcp.database.reach import read_reach
 from pg_mcp.errors import GuardError
-from pg_mcp.guard import analysed
+from pg_mcp.guard import analysed, judge_analysis
 from pg_mcp.guard.access import AccessPolicy, check_plan
 
 SETUP = """
@@ -191,3 +191,30 @@ async def test_a_failing_cast_does_not_echo_a_value_while_limits_are_set(storage
             await explorer.db.close()
         assert ("4111-secret" in caught.value.message) is shown, caught.value.message
         assert "invalid input syntax for type integer" in caught.value.message
+
+
+async def test_an_accepted_tree_is_not_read_again_while_its_model_stands(
+    pg: DemoDatabase, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The verdict on a tree depends only on the tree and the catalog model: the same tree under the same
+    model is accepted without being read again, and under another model it is judged afresh."""
+    tree = await analysis_of(pg.url, "SELECT * FROM sales.orders WHERE id = 7")
+    conn = await asyncpg.connect(pg.url)
+    try:
+        orders = await conn.fetchval("SELECT 'sales.orders'::regclass::oid")
+    finally:
+        await conn.close()
+    known = frozenset(analysed.analyse(tree).oids())  # every object the tree names, as of now
+    accepting = analysed.CatalogReach(known=known)
+    refusing = analysed.CatalogReach(relations={orders: "sales.orders"}, known=known)
+    await judge_analysis(tree, accepting, limits_active=False, fresh=True)
+    with pytest.raises(GuardError, match=r"sales\.orders"):
+        await judge_analysis(tree, refusing, limits_active=False, fresh=True)
+
+    def unread(_: str) -> analysed.AnalysedStatement:
+        raise AssertionError("the tree was read again")
+
+    monkeypatch.setattr(analysed, "analyse", unread)
+    await judge_analysis(tree, accepting, limits_active=False, fresh=True)
+    with pytest.raises(AssertionError, match="read again"):  # another model: judged afresh
+        await judge_analysis(tree, analysed.CatalogReach(known=known), limits_active=False, fresh=True)

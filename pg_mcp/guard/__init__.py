@@ -13,6 +13,7 @@ reads, before anything is planned. The plan-based checks (`plan`, `access`) come
 from __future__ import annotations
 
 import asyncio
+import weakref
 from collections import OrderedDict
 from concurrent.futures import ThreadPoolExecutor
 
@@ -78,6 +79,12 @@ class StaleReach(Exception):
 #: microseconds), on a thread beyond it; past MAX_ANALYSIS_CHARS it is refused unread.
 INLINE_ANALYSIS_CHARS = 64_000
 MAX_ANALYSIS_CHARS = 16_000_000
+#: Trees accepted lately, each with the catalog model that accepted it: a verdict depends on nothing
+#: else, and the same statement (an operator's tool, whatever its arguments; a query asked again) gets
+#: the same tree, so it is not read again while that model stands. At most this many, each at most
+#: INLINE_ANALYSIS_CHARS.
+ACCEPTED_TREES_KEPT = 64
+_accepted: OrderedDict[tuple[str, bool, bool], weakref.ref[analysed.CatalogReach]] = OrderedDict()
 
 
 async def judge_analysis(
@@ -94,7 +101,14 @@ async def judge_analysis(
         )
     analysed.check_planning_size(tree.count("{RANGETBLENTRY"))  # before reading it: a count costs nothing
     if len(tree) <= INLINE_ANALYSIS_CHARS:
+        key = (tree, limits_active, statistics)
+        if (accepted := _accepted.get(key)) is not None and accepted() is reach:
+            _accepted.move_to_end(key)
+            return
         _judge(tree, reach, limits_active, fresh, statistics)
+        _accepted[key] = weakref.ref(reach)
+        if len(_accepted) > ACCEPTED_TREES_KEPT:
+            _accepted.popitem(last=False)
     else:
         await asyncio.get_running_loop().run_in_executor(
             _EXECUTOR, _judge, tree, reach, limits_active, fresh, statistics
