@@ -221,35 +221,40 @@ class Session:
         self._cut_columns = sum(a.type.name not in SMALL_TYPES for a in statement.get_attributes())
         return Analysis(tree, statement, None)
 
-    async def _stop_analysing(self, checked: CheckedQuery) -> None:
+    async def _stop_analysing(self, checked: CheckedQuery, *, text_explained: bool = False) -> None:
         """Judged: the plan, the wrapper and the server's log need no more trees, so the server is told to
         stop printing them, unless that round trip costs more than letting it print them for nothing
-        (a distant database; trees that go to no log)."""
+        (a distant database; trees that go to no log). `text_explained`: a text is about to be explained,
+        not the judged statement by its name."""
         if self._analysing:
             self._analysing = False
-            if self._chars_printed_unless_stopped(checked) * TREE_SECONDS_PER_CHAR < self._limits.round_trip:
+            printed = self._chars_printed_unless_stopped(checked, text_explained)
+            if printed * TREE_SECONDS_PER_CHAR < self._limits.round_trip:
                 return
             await self._conn.execute("SET LOCAL debug_print_rewritten = off")
 
-    def _chars_printed_unless_stopped(self, checked: CheckedQuery) -> int:
-        """The characters of the trees the server would print after the judged one. On a connection
-        straight to the server (`Kept`) that is the wrapper's, analysed once, if the result is cut at
-        all (EXPLAIN names the statement: its tree is a line). Through a pooler every statement is
-        analysed again to run: the explained text twice, and the wrapper twice or the statement once."""
+    def _chars_printed_unless_stopped(self, checked: CheckedQuery, text_explained: bool) -> int:
+        """The characters of the trees the server would print after the judged one. A text explained is
+        analysed twice (prepared, then parsed again to run), unless EXPLAIN names the judged statement
+        (a tree of a line). On a connection straight to the server (`Kept`) the wrapper is analysed
+        once, if the result is cut at all; through a pooler every statement is analysed again to run:
+        the wrapper twice, or the statement once."""
+        explained = 2 * self._tree_chars if text_explained else 0
         wrapper = self._tree_chars + CUT_COLUMN_TREE_CHARS * self._cut_columns
         wrapped = checked.cap_cells and self._cut_columns > 0
         if self._kept is not None:
-            return wrapper if wrapped else 0
-        return 2 * self._tree_chars + (2 * wrapper if wrapped else self._tree_chars)
+            return explained + (wrapper if wrapped else 0)
+        return explained + (2 * wrapper if wrapped else self._tree_chars)
 
     async def explain(
         self, sql: str, checked: CheckedQuery, *, verbose: bool = True, args: tuple[Any, ...] = ()
     ) -> dict[str, Any]:
         """PostgreSQL's plan of `sql` with `args` bound (EXPLAIN FORMAT JSON, which executes nothing)."""
-        await self._stop_analysing(checked)
+        by_name = sql == self._judged and verbose and not args
+        await self._stop_analysing(checked, text_explained=not by_name)
         explain = f"EXPLAIN (FORMAT JSON, VERBOSE {str(verbose).lower()})\n{sql}"
         try:
-            if sql == self._judged and verbose and not args:
+            if by_name:
                 explain = EXPLAIN_JUDGED
                 explained = await self._explain_judged()
             else:
@@ -264,7 +269,7 @@ class Session:
     ) -> dict[str, Any]:
         """EXPLAIN (ANALYZE, BUFFERS, VERBOSE, FORMAT JSON) of the judged `sql`: it executes the statement
         in this read-only transaction (EXPLAIN discards its rows); the whole document, timings and all."""
-        await self._stop_analysing(checked)
+        await self._stop_analysing(checked, text_explained=True)
         explain = f"EXPLAIN (ANALYZE, BUFFERS, VERBOSE, FORMAT JSON)\n{sql}"
         try:
             explained: dict[str, Any] = json.loads(await self._one_value(explain, args))[0]
