@@ -246,6 +246,26 @@ async def test_the_limits_hold_on_every_call_of_a_connection_straight_to_the_ser
         await database.close()
 
 
+async def test_a_kept_wrapper_is_described_again_when_the_wrapped_columns_change(
+    pg: DemoDatabase, admin_db: Database
+) -> None:
+    """The value-cutting wrapper a connection keeps described is found by the types the statement has
+    now: after its column changes type, the same text is described again and read right."""
+    await pg.admin_execute(
+        "CREATE TABLE kept_wrapper (id int, note text); INSERT INTO kept_wrapper VALUES (7, 'x')"
+    )
+    try:
+        sql = "SELECT * FROM kept_wrapper"
+        for _ in range(2):  # described, then kept
+            assert (await admin_db.run_query(unguarded(sql))).rows == [(7, "x")]
+        # the wrapper's text stays the same (both types are passed through uncut); its columns do not
+        await pg.admin_execute("ALTER TABLE kept_wrapper ALTER COLUMN id TYPE bigint USING id + 2^32")
+        for _ in range(2):
+            assert (await admin_db.run_query(unguarded(sql))).rows == [(7 + 2**32, "x")]
+    finally:
+        await pg.admin_execute("DROP TABLE kept_wrapper")
+
+
 async def test_a_snapshot_reads_one_moment_of_the_catalog_on_one_connection(
     db: Database, pg: DemoDatabase
 ) -> None:

@@ -21,7 +21,6 @@ from factories import context_for, relayed
 from pg_mcp import explore
 from pg_mcp.database import session
 from pg_mcp.database.session import (
-    CELLS_NAME,
     CUT_COLUMN_TREE_CHARS,
     EXPLAIN_JUDGED,
     JUDGED_NAME,
@@ -177,7 +176,7 @@ async def test_trees_the_server_would_log_are_stopped_however_far_it_is(
         await pg.admin_execute("DROP OWNED BY mcp_loud; DROP ROLE mcp_loud")
 
 
-async def test_a_direct_connection_parses_the_judged_text_once_and_waits_for_six_answers(
+async def test_a_direct_connection_parses_the_judged_text_once_and_waits_for_five_answers(
     pg: DemoDatabase, relay: DelayRelay
 ) -> None:
     ctx = context_for(relayed(pg.url, relay.port, query=PLAIN), pool_min=1, pool_max=1)
@@ -189,11 +188,12 @@ async def test_a_direct_connection_parses_the_judged_text_once_and_waits_for_six
     finally:
         await ctx.db.close()  # after the last call's reset
     call = relay.parsed[parsed:]
-    # the statement under its name, then the value-cutting wrapper around it; EXPLAIN names the statement
-    assert [name for name, text in call if LOOKUP in text] == [JUDGED_NAME, CELLS_NAME], call
+    # the statement under its name, then the value-cutting wrapper around it, described in an earlier
+    # call, so parsed with the message that runs it; EXPLAIN names the statement
+    assert [name for name, text in call if LOOKUP in text] == [JUDGED_NAME, ""], call
     assert ("", EXPLAIN_JUDGED) in call
-    # BEGIN; Parse of the statement; its EXPLAIN; Parse of the wrapper; its rows; the reset
+    # BEGIN; Parse of the statement; its EXPLAIN; the wrapper's rows; the reset
     last_call = relay.exchanges[
         max(i for i, sent in enumerate(relay.exchanges) if sent.startswith("BEGIN")) :
     ]
-    assert len(last_call) == 6, last_call
+    assert len(last_call) == 5, last_call

@@ -39,8 +39,13 @@ async def fetch_at_most(
     return rows
 
 
-#: Whether this asyncpg counts the users of a statement's state (`never_closed` can work).
-CAN_KEEP_NAMED = hasattr(PreparedStatementState, "attach") and hasattr(PreparedStatementState, "detach")
+#: Whether this asyncpg counts the users of a statement's state (`never_closed` can work), and has the
+#: row-limited execute (`fetch_at_most`), which also runs a statement prepared in an earlier turn.
+CAN_KEEP_NAMED = (
+    hasattr(PreparedStatementState, "attach")
+    and hasattr(PreparedStatementState, "detach")
+    and hasattr(asyncpg.prepared_stmt.PreparedStatement, _BIND_EXECUTE)
+)
 
 
 def never_closed(

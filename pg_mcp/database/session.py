@@ -13,8 +13,9 @@ import contextlib
 import json
 import math
 import time
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import asyncpg
@@ -51,6 +52,9 @@ CELLS_NAME = "pg_mcp_cells"
 #: The plan of the judged statement by its name: the very analysis that was judged is planned, and the
 #: plan is kept to run it, so the server neither analyses the text again nor plans it twice.
 EXPLAIN_JUDGED = f"EXPLAIN (FORMAT JSON, VERBOSE true) EXECUTE {JUDGED_NAME}"
+#: Wrappers a connection keeps described (`Kept.wrappers`), and the longest text kept.
+KEPT_WRAPPERS = 32
+KEPT_WRAPPER_CHARS = 16_384
 #: The planner's cost above which a statement is not short: it gives a kept turn back before it runs.
 SHORT_PLAN_COST = 1_000.0
 
@@ -138,6 +142,23 @@ class Kept:
     #: EXPLAIN_JUDGED, described once per connection: after that, one round trip explains each call's
     #: judged statement.
     explain: PreparedStatement | None = None
+    #: Value-cutting wrappers described lately, by their text and the types of the columns and parameters
+    #: of the statement they wrap, as described in this call (which decide the wrapper's): one asked
+    #: again runs in one round trip, parsed and run together, with no describe to wait for.
+    wrappers: OrderedDict[tuple[str, tuple[int, ...]], PreparedStatement] = field(default_factory=OrderedDict)
+
+    def wrapper(self, key: tuple[str, tuple[int, ...]]) -> PreparedStatement | None:
+        """The wrapper described under `key`, if it is kept."""
+        statement = self.wrappers.get(key)
+        if statement is not None:
+            self.wrappers.move_to_end(key)
+        return statement
+
+    def keep_wrapper(self, key: tuple[str, tuple[int, ...]], statement: PreparedStatement) -> None:
+        if len(key[0]) <= KEPT_WRAPPER_CHARS:
+            self.wrappers[key] = statement
+            if len(self.wrappers) > KEPT_WRAPPERS:
+                self.wrappers.popitem(last=False)
 
 
 @dataclass(frozen=True)
@@ -283,8 +304,7 @@ class Session:
         if self._kept.explain is None:
             self._kept.explain = await self._conn.prepare(EXPLAIN_JUDGED)
         rows = await fetch_at_most(self._kept.explain, 1)
-        if rows is None:  # this asyncpg lacks the row-limited execute
-            return await self._one_value(EXPLAIN_JUDGED, ())
+        assert rows is not None  # a `Kept` exists only where the driver has it (CAN_KEEP_NAMED)
         return rows[0][0]
 
     async def _one_value(self, sql: str, args: tuple[Any, ...]) -> Any:
@@ -328,19 +348,13 @@ class Session:
         executed = checked.sql
         capped = cell_capped(checked.sql, attributes, max_chars) if checked.cap_cells else None
         try:
+            row_at_most = _row_bytes_at_most(attributes, max_chars)
+            budget = self._limits.max_result_bytes
             if capped is not None:  # pg-mcp's own wrapper around the judged statement (value_cutting)
                 executed = capped[0]
-                if self._judged is None:
-                    statement = await self._conn.prepare(executed)
-                else:  # named, so that the server does not analyse it again to run it
-                    statement = never_closed(await self._conn.prepare(executed, name=CELLS_NAME))
-            fetched = await _fetch_bounded(
-                statement,
-                checked.max_rows,
-                self._limits.max_result_bytes,
-                _row_bytes_at_most(attributes, max_chars),
-                args,
-            )
+                at_once = _fits_at_once(checked.max_rows, budget, row_at_most)
+                statement = await self._wrapper(executed, statement, at_once=at_once)
+            fetched = await _fetch_bounded(statement, checked.max_rows, budget, row_at_most, args)
         except asyncpg.PostgresError as exc:
             raise query_error(exc, checked, executed, redact=self._limits.redact) from None
         except asyncpg.InterfaceError as exc:
@@ -356,6 +370,22 @@ class Session:
             rows = [uncap(record, capped[1]) for record in fetched.records]
         elapsed = (time.perf_counter() - self._started) * 1000
         return QueryResult(columns, rows, fetched.more, elapsed, byte_cut=fetched.byte_cut)
+
+    async def _wrapper(self, sql: str, judged: PreparedStatement, *, at_once: bool) -> PreparedStatement:
+        """The value-cutting wrapper `sql`, prepared. On a connection straight to the server, a wrapper
+        whose rows are fetched at once (`_fits_at_once`) is kept (`Kept.wrappers`), and one kept is
+        not described again; any other is named, so that the server does not analyse it again to run
+        it. Through a pooler it is prepared unnamed."""
+        if self._kept is None:
+            return await self._conn.prepare(sql)
+        if not at_once:
+            return never_closed(await self._conn.prepare(sql, name=CELLS_NAME))
+        key = (sql, _types_of(judged))
+        statement = self._kept.wrapper(key)
+        if statement is None:
+            statement = await self._conn.prepare(sql)
+            self._kept.keep_wrapper(key, statement)
+        return statement
 
     async def fetch(self, sql: str, *args: Any) -> list[asyncpg.Record]:
         """One of this package's own catalog queries (fixed text, `$n` parameters)."""
@@ -384,9 +414,9 @@ async def _fetch_bounded(
     one row when a single row is larger. Bytes are counted as `_approx_bytes` does.
     """
     chunk = max(1, budget // row_at_most)
-    if max_rows + 1 <= chunk:  # they all fit: one round trip, no cursor, where the driver allows it
+    if _fits_at_once(max_rows, budget, row_at_most):  # one round trip, no cursor, where the driver allows it
         records = await fetch_at_most(statement, max_rows + 1, args)
-        if records is not None:
+        if records is not None:  # always where there is a `Kept`, whose wrappers need it
             return _Fetched(records[:max_rows], more=len(records) > max_rows, byte_cut=False)
     cursor = await statement.cursor(*args)
     kept: list[asyncpg.Record] = []
@@ -411,6 +441,21 @@ async def _fetch_bounded(
             return _Fetched(kept, more=more, byte_cut=more)
         remaining = budget - total
         chunk = max(1, min(math.ceil(remaining * len(kept) / total), (remaining + budget) // row_at_most))
+
+
+def _types_of(statement: PreparedStatement) -> tuple[int, ...]:
+    """The type OIDs of a prepared statement's result columns, then of its parameters (after a 0)."""
+    return (
+        *(a.type.oid for a in statement.get_attributes()),
+        0,
+        *(t.oid for t in statement.get_parameters()),
+    )
+
+
+def _fits_at_once(max_rows: int, budget: int, row_at_most: int) -> bool:
+    """Whether max_rows + 1 rows at their largest fit in the result budget, so that they are fetched at
+    once (`_fetch_bounded`)."""
+    return max_rows + 1 <= max(1, budget // row_at_most)
 
 
 def _row_bytes_at_most(attributes: Any, max_chars: int) -> int:
