@@ -81,7 +81,8 @@ ANALYSIS_SETTINGS = (
     " SET LOCAL debug_print_rewritten = on;"
 )
 
-#: Ends every call in one round trip: nothing a statement did to the session survives it.
+#: Ends every call in one round trip: nothing a statement did to the session survives it (on a connection
+#: straight to the server, the session's own settings are set again after it: `Database._settle_sql`).
 FINISH_SQL = (
     "ROLLBACK; RESET ALL; RESET ROLE; RESET SESSION AUTHORIZATION; CLOSE ALL; UNLISTEN *; DEALLOCATE ALL; "
     "SELECT pg_advisory_unlock_all();"
@@ -445,12 +446,13 @@ class Database:
         `Session.analyse`), and keeps it out of its own log when the role may say so; printing starts
         last, so that none of these statements is printed.
         """
+        pooled = underlying(conn) not in self._kept
         sql = f"BEGIN TRANSACTION{' ISOLATION LEVEL REPEATABLE READ' if repeatable else ''} READ ONLY;"
-        if underlying(conn) not in self._kept:
+        if pooled:
             sql += "".join(f" SET LOCAL {name} = {value};" for name, value in self._settings(conn))
         if not jit:
             sql += " SET LOCAL jit = off;"
-        if underlying(conn) not in self._kept:
+        if pooled:
             sql += " SAVEPOINT pg_mcp_call;"
         if analysed:
             sql += (
