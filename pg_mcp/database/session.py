@@ -133,10 +133,11 @@ class Analysis:
 class Kept:
     """What a connection straight to PostgreSQL keeps from call to call (none through a pooler).
 
-    On such a connection a call names its judged statement (JUDGED_NAME) and its wrapper
-    (CELLS_NAME), and `DEALLOCATE ALL` drops them when the call ends. Through PgBouncer a named
-    statement may land on another server connection, or be dropped by another client's reset, so
-    there every statement stays unnamed, and is analysed again when it runs.
+    On such a connection a call names its judged statement (JUDGED_NAME), and a wrapper whose rows
+    come through a cursor (CELLS_NAME); `DEALLOCATE ALL` drops them when the call ends. What is kept
+    is only described statements, sent unnamed with the message that runs them. Through PgBouncer a
+    named statement may land on another server connection, or be dropped by another client's reset,
+    so there every statement stays unnamed, and is analysed again when it runs.
     """
 
     #: EXPLAIN_JUDGED, described once per connection: after that, one round trip explains each call's
