@@ -48,37 +48,42 @@ def _digest(token: str) -> str:
 def token_databases(given: str | None) -> tuple[str, ...] | None:
     """`--databases` as given to `pg-mcp token add`: None (all) only when it is not given at all; an
     empty list or a name that no database can have is an error, never "all"."""
-    if given is None:
-        return None
-    names = tuple(name.strip() for name in given.split(","))
-    if not any(names):
-        raise ConfigError(
-            "--databases names no database.", "Omit --databases for a token that may use every database."
-        )
-    wrong = [name for name in names if not DATABASE_NAME.fullmatch(name)]
-    if wrong:
-        raise ConfigError(
-            f"--databases has {', '.join(repr(w[:64]) for w in wrong)}, not a database name.",
-            "Database names are lower-case letters, digits and _, starting with a letter, as in the config file.",
-        )
-    return names
+    return _names(
+        given,
+        "--databases",
+        "database",
+        DATABASE_NAME,
+        "use every database",
+        "Database names are lower-case letters, digits and _, starting with a letter, as in the config file.",
+    )
 
 
 def token_tools(given: str | None) -> tuple[str, ...] | None:
     """`--tools` as given to `pg-mcp token add`: None (all) only when it is not given at all. The names
     are checked as names only: the server's own tools (`[tools.NAME]` of its config file) are not known
     here, so a name that is not one of pg-mcp's tools is named on stderr by the command."""
+    return _names(
+        given,
+        "--tools",
+        "tool",
+        TOOL_NAME,
+        "call every tool",
+        "Tool names are letters, digits and _, starting with a letter: query,list_tables,describe_table.",
+    )
+
+
+def _names(
+    given: str | None, flag: str, noun: str, pattern: re.Pattern[str], everything: str, form: str
+) -> tuple[str, ...] | None:
+    """A comma-separated list of names given with `flag`, each once, in order; None when not given."""
     if given is None:
         return None
     names = tuple(dict.fromkeys(name.strip() for name in given.split(",")))
     if not any(names):
-        raise ConfigError("--tools names no tool.", "Omit --tools for a token that may call every tool.")
-    wrong = [name for name in names if not TOOL_NAME.fullmatch(name)]
+        raise ConfigError(f"{flag} names no {noun}.", f"Omit {flag} for a token that may {everything}.")
+    wrong = [name for name in names if not pattern.fullmatch(name)]
     if wrong:
-        raise ConfigError(
-            f"--tools has {', '.join(repr(w[:64]) for w in wrong)}, not a tool name.",
-            "Tool names are letters, digits and _, starting with a letter: query,list_tables,describe_table.",
-        )
+        raise ConfigError(f"{flag} has {', '.join(repr(w[:64]) for w in wrong)}, not a {noun} name.", form)
     return names
 
 
