@@ -13,7 +13,6 @@ import contextlib
 import json
 import math
 import time
-from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -35,6 +34,7 @@ from pg_mcp.database.value_cutting import (
 from pg_mcp.errors import GuardError, QueryError
 from pg_mcp.guard import CheckedQuery
 from pg_mcp.guard.rules import Rule
+from pg_mcp.recent import Recent
 
 #: The LOG message that carries the server's rewritten parse tree of a prepared statement.
 ANALYSIS_MESSAGE = "rewritten parse tree"
@@ -146,20 +146,9 @@ class Kept:
     #: Value-cutting wrappers described lately, by their text and the types of the columns and parameters
     #: of the statement they wrap, as described in this call (which decide the wrapper's): one asked
     #: again runs in one round trip, parsed and run together, with no describe to wait for.
-    wrappers: OrderedDict[tuple[str, tuple[int, ...]], PreparedStatement] = field(default_factory=OrderedDict)
-
-    def wrapper(self, key: tuple[str, tuple[int, ...]]) -> PreparedStatement | None:
-        """The wrapper described under `key`, if it is kept."""
-        statement = self.wrappers.get(key)
-        if statement is not None:
-            self.wrappers.move_to_end(key)
-        return statement
-
-    def keep_wrapper(self, key: tuple[str, tuple[int, ...]], statement: PreparedStatement) -> None:
-        if len(key[0]) <= KEPT_WRAPPER_CHARS:
-            self.wrappers[key] = statement
-            if len(self.wrappers) > KEPT_WRAPPERS:
-                self.wrappers.popitem(last=False)
+    wrappers: Recent[tuple[str, tuple[int, ...]], PreparedStatement] = field(
+        default_factory=lambda: Recent(KEPT_WRAPPERS)
+    )
 
 
 @dataclass(frozen=True)
@@ -382,10 +371,11 @@ class Session:
         if not at_once:
             return never_closed(await self._conn.prepare(sql, name=CELLS_NAME))
         key = (sql, _types_of(judged))
-        statement = self._kept.wrapper(key)
+        statement = self._kept.wrappers.get(key)
         if statement is None:
             statement = await self._conn.prepare(sql)
-            self._kept.keep_wrapper(key, statement)
+            if len(sql) <= KEPT_WRAPPER_CHARS:
+                self._kept.wrappers.put(key, statement)
         return statement
 
     async def fetch(self, sql: str, *args: Any) -> list[asyncpg.Record]:

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import weakref
-from collections import OrderedDict
 from concurrent.futures import ThreadPoolExecutor
 
 from pg_mcp.errors import GuardError
@@ -23,6 +22,7 @@ from pg_mcp.guard.operators import BUILTIN_OPERATORS
 from pg_mcp.guard.policy import CheckedQuery, GuardPolicy
 from pg_mcp.guard.pool import POOL
 from pg_mcp.guard.rules import Rule
+from pg_mcp.recent import Recent
 
 __all__ = [
     "BUILTIN_OPERATORS", "CheckedQuery", "GuardPolicy", "Rule", "StaleReach", "check_query", "check_query_async",
@@ -51,22 +51,19 @@ def start_workers() -> None:
 #: short statements are kept, so the cache holds at most VERDICTS_KEPT x CACHED_STATEMENT_CHARS.
 VERDICTS_KEPT = 512
 CACHED_STATEMENT_CHARS = 4_096
-_verdicts: OrderedDict[tuple[str, int, GuardPolicy], CheckedQuery] = OrderedDict()
+_verdicts: Recent[tuple[str, int, GuardPolicy], CheckedQuery] = Recent(VERDICTS_KEPT)
 
 
 async def check_query_async(sql: str, max_rows: int, policy: GuardPolicy) -> CheckedQuery:
     """`check_query` for the event loop: answered within the guard's deadline once a worker takes it."""
     key = (sql, max_rows, policy) if isinstance(sql, str) and len(sql) <= CACHED_STATEMENT_CHARS else None
     if key is not None and (kept := _verdicts.get(key)) is not None:
-        _verdicts.move_to_end(key)
         return kept
     if max_rows < 1:
         raise ValueError("max_rows must be at least 1")
     checked = await asyncio.wrap_future(POOL.submit(sql, max_rows, policy))
     if key is not None:
-        _verdicts[key] = checked
-        if len(_verdicts) > VERDICTS_KEPT:
-            _verdicts.popitem(last=False)
+        _verdicts.put(key, checked)
     return checked
 
 
@@ -84,7 +81,7 @@ MAX_ANALYSIS_CHARS = 16_000_000
 #: the same tree, so it is not read again while that model stands. At most this many, each at most
 #: INLINE_ANALYSIS_CHARS.
 ACCEPTED_TREES_KEPT = 64
-_accepted: OrderedDict[tuple[str, bool, bool], weakref.ref[analysed.CatalogReach]] = OrderedDict()
+_accepted: Recent[tuple[str, bool, bool], weakref.ref[analysed.CatalogReach]] = Recent(ACCEPTED_TREES_KEPT)
 
 
 async def judge_analysis(
@@ -103,12 +100,9 @@ async def judge_analysis(
     if len(tree) <= INLINE_ANALYSIS_CHARS:
         key = (tree, limits_active, statistics)
         if (accepted := _accepted.get(key)) is not None and accepted() is reach:
-            _accepted.move_to_end(key)
             return
         _judge(tree, reach, limits_active, fresh, statistics)
-        _accepted[key] = weakref.ref(reach)
-        if len(_accepted) > ACCEPTED_TREES_KEPT:
-            _accepted.popitem(last=False)
+        _accepted.put(key, weakref.ref(reach))
     else:
         await asyncio.get_running_loop().run_in_executor(
             _EXECUTOR, _judge, tree, reach, limits_active, fresh, statistics
