@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 from mcp.server.caching import CacheableMethod, CacheHint
 from mcp.server.context import ServerRequestContext
+from mcp.server.lowlevel.server import Server
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
 from mcp.shared.exceptions import MCPError
@@ -136,6 +137,11 @@ class PgMcpServer(MCPServer[None]):
                 )
             },
         )
+
+    @property
+    def lowlevel(self) -> Server[None]:
+        """The SDK's low-level server: the handler chain every request goes through."""
+        return self._lowlevel_server
 
     def visible_names(self) -> tuple[str, ...]:
         """The configured databases the current caller may use, in configured order."""

@@ -42,6 +42,7 @@ from pg_mcp.server.oauth import (
 )
 from pg_mcp.server.principal import Principal, current_principal
 from pg_mcp.server.resources import URI_SCHEME
+from pg_mcp.server.single_exchange import single_exchange
 from pg_mcp.server.tokens import TOKEN_PREFIX, TokenStore
 
 log = logging.getLogger(__name__)
@@ -284,6 +285,7 @@ def http_app(server: PgMcpServer, options: HttpOptions, drain: Drain | None = No
     )
 
     security = transport_security(options)
+    lowlevel = server.lowlevel
 
     async def app(scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -344,7 +346,8 @@ def http_app(server: PgMcpServer, options: HttpOptions, drain: Drain | None = No
             body = await _whole_body(receive, send, options.settings.max_request_bytes)
             if body is None:
                 return
-            messages = _messages(body)
+            decoded = _decoded(body)
+            messages = _messages(decoded)
             if cancels.cancel(principal.key, messages):
                 await _respond(send, 202, b"", "application/json")
                 return
@@ -360,9 +363,10 @@ def http_app(server: PgMcpServer, options: HttpOptions, drain: Drain | None = No
             if stream and not limits.open_stream(principal.key):
                 await _json(send, 429, {"error": "too many open streams"}, {"retry-after": "5"})
                 return
+            answering = None if stream else single_exchange(lowlevel, scope, decoded)
             try:
                 await _run_call(
-                    mcp_app, scope, body, _request_id(messages), receive, send, principal, limits, drain,
+                    answering or mcp_app, scope, body, _request_id(messages), receive, send, principal, limits, drain,
                     cancels, stream=stream,
                 )  # fmt: skip
             finally:
@@ -470,13 +474,16 @@ async def _whole_body(receive: Receive, send: Send, limit: int) -> bytes | None:
             return b"".join(chunks)
 
 
-def _messages(body: bytes) -> list[dict[str, Any]]:
-    """The JSON-RPC messages of a request body, read once, as the SDK will read them (a batch is a
-    list); none when it is not JSON (the SDK answers that itself)."""
+def _decoded(body: bytes) -> Any:
+    """The request body, read once as JSON; None when it is not JSON (the SDK answers that itself)."""
     try:
-        decoded = json.loads(body)
+        return json.loads(body)
     except ValueError:
-        return []
+        return None
+
+
+def _messages(decoded: Any) -> list[dict[str, Any]]:
+    """The JSON-RPC messages of a decoded request body, as the SDK will read them (a batch is a list)."""
     return [m for m in (decoded if isinstance(decoded, list) else [decoded]) if isinstance(m, dict)]
 
 
