@@ -1,10 +1,12 @@
-"""Streamable HTTP: the SDK's stateless app on uvicorn, behind bearer tokens, request limits and health.
+"""Streamable HTTP: stateless MCP on uvicorn, behind bearer tokens, request limits and health.
 
-Stateless, so any replica answers any request (no sticky sessions). Layers, outermost first:
-`/healthz` and `/readyz` (never authenticated, never touching secrets), then for `/mcp` the bearer
-token (401 with `WWW-Authenticate`), a per-principal rate limit and concurrency cap (429 with
-`Retry-After`), and the server-wide cap on calls in flight; then the SDK's own app, which checks Host
-and Origin (421/403, DNS-rebinding protection) and the body size (413).
+Stateless, so any replica answers any request (no sticky sessions). Layers, outermost first: Host and
+Origin (421/403, DNS-rebinding protection) on every route; `/healthz` and `/readyz` (never
+authenticated, never touching secrets); then for `/mcp` the bearer token (401 with
+`WWW-Authenticate`), a per-principal rate limit and concurrency cap (429 with `Retry-After`), the body
+size (413) and the server-wide cap on calls in flight. A plain JSON-RPC request is then answered in its
+own task by the SDK's handler chain (`single_exchange`); anything else goes through the SDK's
+stateless transport.
 """
 
 from __future__ import annotations
