@@ -16,7 +16,7 @@ import logging
 import os
 import signal
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
@@ -360,8 +360,20 @@ def serve(
     with _stopped_by_signals():
         server = build_server(config, contexts)
         _started(serving=True)
-        server.run("stdio")
+        import anyio
+
+        anyio.run(server.run_stdio_async, backend_options={"loop_factory": _event_loop_factory()})
     return 0
+
+
+def _event_loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
+    """uvloop's event loop where it is installed (what uvicorn runs HTTP on): each database exchange
+    and each message costs less of the loop's own CPU than on asyncio's; None for asyncio's."""
+    try:
+        import uvloop
+    except ImportError:
+        return None
+    return uvloop.new_event_loop
 
 
 def _oauth(transport: TransportSettings) -> OAuthSettings | None:
