@@ -81,6 +81,8 @@ def _done(
             "db.operation.name": "SELECT" if "sql" in arguments else tool, "pg_mcp.outcome": outcome,
             **({"db.response.returned_rows": rows} if rows is not None else {}),
         })  # fmt: skip
+    if not audit.isEnabledFor(logging.INFO):
+        return
     others = {key: value for key, value in arguments.items() if key != "sql" and value is not None}
     sql = arguments.get("sql")
     if sql is not None and not isinstance(sql, str):
