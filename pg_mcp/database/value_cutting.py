@@ -3,10 +3,13 @@ and its full length, so neither this process nor the wire ever carries a whole h
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import asyncpg
+
+from pg_mcp.recent import Recent
 
 #: A value's text, from its type's output function: `::text` would run a cast to text, which the
 #: database's owner may have written (`CREATE CAST (... AS text) WITH FUNCTION ...`).
@@ -41,7 +44,15 @@ class CutValue:
     unit: str  # "bytes" for bytea, "chars" for everything else
 
 
-def cell_capped(sql: str, attributes: Any, max_chars: int) -> tuple[str, list[str | None]] | None:
+#: Wrappers made lately, for a statement run again (the same text gets the same columns, mostly): a
+#: wrapper is a function of the text, the column types and the cell limit alone. At most this many,
+#: each of a statement at most KEPT_STATEMENT_CHARS long.
+WRAPPERS_KEPT = 64
+KEPT_STATEMENT_CHARS = 16_384
+_made: Recent[tuple[str, tuple[str, ...], int], tuple[str, tuple[str | None, ...]]] = Recent(WRAPPERS_KEPT)
+
+
+def cell_capped(sql: str, attributes: Any, max_chars: int) -> tuple[str, tuple[str | None, ...]] | None:
     """`sql` wrapped so that a value whose text is too long arrives as the start of its text and its
     length: the cut the renderer makes, made before the value is sent.
 
@@ -55,10 +66,21 @@ def cell_capped(sql: str, attributes: Any, max_chars: int) -> tuple[str, list[st
     whole. Returns the SQL and, per original column, the unit of its length (None for a column
     passed through), or None when every column is small.
     """
-    units: list[str | None] = [
-        None if a.type.name in SMALL_TYPES else ("bytes" if a.type.name == "bytea" else "chars")
-        for a in attributes
-    ]
+    key = (sql, tuple(a.type.name for a in attributes), max_chars)
+    made = _made.get(key)
+    if made is None:
+        made = _wrapped(sql, key[1], max_chars)
+        if made is not None and len(sql) <= KEPT_STATEMENT_CHARS:
+            _made.put(key, made)
+    return made
+
+
+def _wrapped(
+    sql: str, type_names: tuple[str, ...], max_chars: int
+) -> tuple[str, tuple[str | None, ...]] | None:
+    units = tuple(
+        None if name in SMALL_TYPES else ("bytes" if name == "bytea" else "chars") for name in type_names
+    )
     if not any(units):
         return None
     names = [f"c{i}" for i in range(len(units))]
@@ -105,7 +127,7 @@ def bytea_bytes_shown(max_chars: int) -> int:
     return max(1, max_chars // 2 - 1)
 
 
-def uncap(record: asyncpg.Record, units: list[str | None]) -> tuple[Any, ...]:
+def uncap(record: asyncpg.Record, units: Sequence[str | None]) -> tuple[Any, ...]:
     """One row of the original columns from a `_cell_capped` row; cut values become CutValue."""
     cuts = iter(record[len(units)])
     values: list[Any] = []
