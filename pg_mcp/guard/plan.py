@@ -20,6 +20,7 @@ from pg_mcp.guard.functions import denial_reason, is_denied, operator_allowed
 from pg_mcp.guard.policy import GuardPolicy
 from pg_mcp.guard.recursion import RecursionBound
 from pg_mcp.guard.rules import Rule
+from pg_mcp.recent import Recent
 
 _BUILT_IN_SCHEMAS = frozenset({"pg_catalog", "information_schema"})
 _STRING_LITERAL = re.compile(r"'(?:[^']|'')*'")
@@ -49,17 +50,20 @@ def check_plan_calls(
     """Refuse a plan that calls a user-defined or dangerous function, or reads a secret relation
     (`harmless_settings`: the text proved that pg_settings is read only for harmless settings)."""
     proven = {SETTINGS_FUNCTION} if harmless_settings else set()
+    checked: set[tuple[str | None, str]] = set()
     for node in _nodes(plan):
         relation, schema = node.get("Relation Name"), node.get("Schema")
         if relation and schema:
             _check_relation(node, str(schema), str(relation), policy)
-        calls = [(node.get("Schema"), node.get("Function Name"))] if node.get("Function Name") else []
+        calls = [(node.get("Schema"), str(node.get("Function Name")))] if node.get("Function Name") else []
         for key, value in node.items():
             if key not in _NOT_EXPRESSIONS and key != "Plans":
-                calls.extend(call for text in _strings(value) for call in _calls(text))
-        for schema_name, name in calls:
-            if not (name in proven and schema_name in (None, "pg_catalog")):
-                _check_call(schema_name, str(name), policy)
+                calls.extend(call for text in _strings(value) for call in _calls_in(text))
+        for call in calls:
+            schema_name, name = call
+            if call not in checked and not (name in proven and schema_name in (None, "pg_catalog")):
+                _check_call(schema_name, name, policy)
+                checked.add(call)
 
 
 def check_budget(plan: Mapping[str, Any], budget: Budget, recursion: Sequence[RecursionBound] = ()) -> None:
@@ -208,9 +212,27 @@ def _check_call(schema: str | None, name: str, policy: GuardPolicy) -> None:
     secrets.check_function(name, policy.allowed_secrets)
 
 
-def _calls(text: str) -> Iterator[tuple[str | None, str]]:
+#: The calls found lately in plan strings of at most CALL_STRING_CHARS: a statement's expressions (and
+#: its value-cutting wrapper's) come back in each of its plans, whatever its literals.
+CALL_STRINGS_KEPT = 1_024
+CALL_STRING_CHARS = 4_096
+_found: Recent[str, tuple[tuple[str | None, str], ...]] = Recent(CALL_STRINGS_KEPT)
+
+
+def _calls_in(text: str) -> tuple[tuple[str | None, str], ...]:
+    """The functions `text` calls, each as (schema or None, name)."""
     if "(" not in text:  # most plan strings (names, directions, keys) call nothing: no pattern needed
-        return
+        return ()
+    if len(text) > CALL_STRING_CHARS:
+        return tuple(_calls(text))
+    found = _found.get(text)
+    if found is None:
+        found = tuple(_calls(text))
+        _found.put(text, found)
+    return found
+
+
+def _calls(text: str) -> Iterator[tuple[str | None, str]]:
     for match in _CALL.finditer(_STRING_LITERAL.sub("''", text) if "'" in text else text):
         schema, name = match.group(1), match.group(2)
         yield (_unquote(schema) if schema else None), _unquote(name)
