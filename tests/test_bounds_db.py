@@ -115,6 +115,23 @@ async def test_each_value_is_converted_to_text_once(pg: DemoDatabase) -> None:
     assert len(re.findall(r"format\('%s'::text, pg_mcp_cells\.c0\)", plan)) == 1, plan
 
 
+async def test_a_wrapper_is_made_again_when_the_columns_change(pg: DemoDatabase) -> None:
+    """The wrappers kept for statements asked again are filed under the column types too: the same text
+    over an int column and then a text one is wrapped only the second time."""
+    conn = await asyncpg.connect(pg.admin_url)
+    try:
+        await conn.execute("CREATE TEMP TABLE shifting (v int)")
+        sql = "SELECT v FROM shifting"
+        assert cell_capped(sql, (await conn.prepare(sql)).get_attributes(), 1000) is None
+        await conn.execute("ALTER TABLE shifting ALTER COLUMN v TYPE text")
+        capped = cell_capped(sql, (await conn.prepare(sql)).get_attributes(), 1000)
+        assert capped is not None and capped[1] == ("chars",)
+        assert cell_capped(sql, (await conn.prepare(sql)).get_attributes(), 1000) == capped
+        assert cell_capped(sql, (await conn.prepare(sql)).get_attributes(), 50) != capped
+    finally:
+        await conn.close()
+
+
 async def _setting(database: Database, name: str) -> str:
     return str((await database.run_query(unguarded(f"SELECT current_setting('{name}')", 1))).rows[0][0])
 
