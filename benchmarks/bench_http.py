@@ -23,8 +23,8 @@ running throughout, same database, same role, the same statement (`SELECT * FROM
 id = 123456` through pg-mcp's `query` and DBHub's `execute_sql`, declared `readonly = true` in its
 dbhub.toml), the same pool size (5) and statement timeout. --rounds interleaved rounds (the order
 alternating) of --clients keep-alive clients for --seconds against one server at a time; per run and
-as medians: calls/s, p50/p95/p99, errors, and CPU per call from /proc of the server's process, of our
-PostgreSQL's processes and of the load generator; then the ratios pg-mcp/DBHub (medians of the
+as medians: calls/s, p50/p95/p99, errors, and CPU per call from /proc of the server's processes (with
+their children: pg-mcp's guard workers), of our PostgreSQL's processes and of the load generator; then the ratios pg-mcp/DBHub (medians of the
 per-round ratios). DBHub answers each call with a text/event-stream; its `data:` event is read.
 A call counts only if its answer holds the row. Other work on the machine moves the absolute figures:
 compare by the ratios of the interleaved rounds.
@@ -95,6 +95,12 @@ def wait_healthy(proc: subprocess.Popen[bytes], base: str, what: str) -> None:
 
 def postmaster_pid(cluster: LocalPostgres) -> int:
     return int((cluster.data_dir / "postmaster.pid").read_text().split()[0])
+
+
+def process_tree_cpu(pids: list[int]) -> float:
+    """CPU seconds of the server processes, of their live children (pg-mcp's guard workers, which
+    parse each new statement) and of the children they have waited for."""
+    return cpu_seconds([*pids, *(child for pid in pids for child in child_pids(pid))], children=True)
 
 
 def postgres_pids(postmaster: int) -> list[int]:
@@ -300,14 +306,14 @@ def layers(url: str, requests: int, postmaster: int) -> None:
         )
         for label, body_of in LAYERS.items():
             before, pg_before = (
-                cpu_seconds([proc.pid], children=True),
+                process_tree_cpu([proc.pid]),
                 cpu_seconds(postgres_pids(postmaster), children=True),
             )
             started = time.perf_counter()
             failed = asyncio.run(sequential(base, body_of, requests))
             elapsed = time.perf_counter() - started
             server, pg = (
-                cpu_seconds([proc.pid], children=True) - before,
+                process_tree_cpu([proc.pid]) - before,
                 cpu_seconds(postgres_pids(postmaster), children=True) - pg_before,
             )
             print(
@@ -353,7 +359,7 @@ class Load:
     latencies: list[float]
     seconds: float
     errors: int
-    server_cpu: float  # seconds, the server's process
+    server_cpu: float  # seconds, the server's processes and their children
     pg_cpu: float  # seconds, our PostgreSQL's processes
     client_cpu: float  # seconds, the load generator
     steal: float
@@ -450,7 +456,7 @@ def first_answer(contender: Contender) -> bytes:
 def run_load(contender: Contender, postmaster: int, clients: int, seconds: float, kind: str) -> Load:
     pids = [contender.proc.pid]
     before = (
-        cpu_seconds(pids, children=True),
+        process_tree_cpu(pids),
         cpu_seconds(postgres_pids(postmaster), children=True),
         cpu_ticks(),
     )
@@ -460,7 +466,7 @@ def run_load(contender: Contender, postmaster: int, clients: int, seconds: float
     )
     elapsed = time.perf_counter() - started
     after = (
-        cpu_seconds(pids, children=True),
+        process_tree_cpu(pids),
         cpu_seconds(postgres_pids(postmaster), children=True),
         cpu_ticks(),
     )
@@ -499,7 +505,8 @@ def head_to_head(
                 asyncio.run(drive([contender.base], 5, 2.0, kind, contender.body, EXPECTED))  # warm up
             print(
                 f"  {rounds} interleaved rounds of {clients} keep-alive clients for {seconds:g} s per server "
-                "(CPU per call from /proc: the server's process, our PostgreSQL's processes, the load generator)"
+                "(CPU per call from /proc: the server's processes with their children, our PostgreSQL's "
+                "processes, the load generator)"
             )
             print(
                 f"  {'round':<6}{'server':<8}{'calls/s':>9}{'p50 ms':>9}{'p95 ms':>9}{'p99 ms':>9}{'errors':>8}"
@@ -578,13 +585,13 @@ def main() -> None:
                 pids = [p.pid for p, _ in procs]
                 asyncio.run(drive(bases, 5, 2.0, args.client))  # warm up
                 before = (
-                    cpu_seconds(pids, children=True),
+                    process_tree_cpu(pids),
                     cpu_seconds(postgres_pids(postmaster), children=True),
                     cpu_ticks(),
                 )
                 latencies, errors, cpu = asyncio.run(drive(bases, args.clients, args.seconds, args.client))
                 after = (
-                    cpu_seconds(pids, children=True),
+                    process_tree_cpu(pids),
                     cpu_seconds(postgres_pids(postmaster), children=True),
                     cpu_ticks(),
                 )
