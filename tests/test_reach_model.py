@@ -1,0 +1,95 @@
+"""The catalog model's age: an aged model is read again once, beside the calls, which go on with it."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from conftest import DemoDatabase
+from factories import database_for
+
+from pg_mcp.database import reach
+from pg_mcp.guard.access import AccessPolicy
+from pg_mcp.guard.analysed import CatalogReach
+
+NO_LIMITS = AccessPolicy()
+
+
+@pytest.fixture
+def readings(monkeypatch: pytest.MonkeyPatch) -> list[CatalogReach]:
+    """Every model `read_reach` reads (from the real database), in order."""
+    read: list[CatalogReach] = []
+    real = reach.read_reach
+
+    async def counted(*args: object, **kwargs: object) -> CatalogReach:
+        model = await real(*args, **kwargs)  # type: ignore[arg-type]
+        read.append(model)
+        return model
+
+    monkeypatch.setattr(reach, "read_reach", counted)
+    return read
+
+
+async def test_an_aged_model_is_read_again_once_while_calls_go_on_with_it(
+    pg: DemoDatabase, readings: list[CatalogReach]
+) -> None:
+    db = database_for(pg.url)
+    try:
+        model = reach.ReachModel((), max_age=0.05)
+        first = await model.get(db, NO_LIMITS)
+        assert readings == [first]
+        await asyncio.sleep(0.1)
+        served = await asyncio.gather(*(model.get(db, NO_LIMITS) for _ in range(20)))
+        assert all(m is first for m in served), "no call waits for the new reading"
+        refreshing = model._refreshing
+        assert refreshing is not None
+        await refreshing
+        assert len(readings) == 2, "twenty calls, one reading"
+        assert await model.get(db, NO_LIMITS) is readings[1]
+    finally:
+        await db.close()
+
+
+async def test_a_fresh_model_or_other_limits_are_read_before_the_call_goes_on(
+    pg: DemoDatabase, readings: list[CatalogReach]
+) -> None:
+    db = database_for(pg.url)
+    try:
+        model = reach.ReachModel(())
+        first = await model.get(db, NO_LIMITS)
+        fresh = await model.get(db, NO_LIMITS, fresh=True)
+        assert fresh is not first and readings == [first, fresh]
+        limited = AccessPolicy(schemas=frozenset({"sales"}))
+        assert await model.get(db, limited) is readings[2]
+        assert await model.get(db, limited) is readings[2]
+    finally:
+        await db.close()
+
+
+async def test_a_reading_that_fails_beside_the_calls_leaves_the_model_and_is_tried_again(
+    pg: DemoDatabase, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    db = database_for(pg.url)
+    try:
+        model = reach.ReachModel((), max_age=0.05)
+        first = await model.get(db, NO_LIMITS)
+        real = reach.read_reach
+
+        async def failing(*args: object, **kwargs: object) -> CatalogReach:
+            raise ConnectionResetError
+
+        monkeypatch.setattr(reach, "read_reach", failing)
+        await asyncio.sleep(0.1)
+        assert await model.get(db, NO_LIMITS) is first
+        refreshing = model._refreshing
+        assert refreshing is not None
+        await refreshing
+        assert model._refreshing is None
+        monkeypatch.setattr(reach, "read_reach", real)
+        assert await model.get(db, NO_LIMITS) is first, "the old model serves while the next reading runs"
+        refreshing = model._refreshing
+        assert refreshing is not None
+        await refreshing
+        assert await model.get(db, NO_LIMITS) is not first
+    finally:
+        await db.close()
