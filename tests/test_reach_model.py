@@ -1,14 +1,16 @@
-"""The catalog model's age: an aged model is read again once, beside the calls, which go on with it."""
+"""What ages with the catalog (its reach model, the expanded limits): read again once, beside the calls,
+which go on with what they have; a change that must count is read before the call goes on."""
 
 from __future__ import annotations
 
 import asyncio
 
+import asyncpg
 import pytest
 from conftest import DemoDatabase
 from factories import database_for
 
-from pg_mcp.database import reach
+from pg_mcp.database import lineage, reach
 from pg_mcp.guard.access import AccessPolicy
 from pg_mcp.guard.analysed import CatalogReach
 
@@ -92,4 +94,44 @@ async def test_a_reading_that_fails_beside_the_calls_leaves_the_model_and_is_tri
         await refreshing
         assert await model.get(db, NO_LIMITS) is not first
     finally:
+        await db.close()
+
+
+@pytest.fixture
+def expansions(monkeypatch: pytest.MonkeyPatch) -> list[AccessPolicy]:
+    """Every policy `expand_policy` expands (from the real database), in order."""
+    made: list[AccessPolicy] = []
+    real = lineage.expand_policy
+
+    async def counted(*args: object, **kwargs: object) -> AccessPolicy:
+        policy = await real(*args, **kwargs)  # type: ignore[arg-type]
+        made.append(policy)
+        return policy
+
+    monkeypatch.setattr(lineage, "expand_policy", counted)
+    return made
+
+
+async def test_old_limits_are_expanded_again_once_and_changed_ones_at_once(
+    pg: DemoDatabase, expansions: list[AccessPolicy]
+) -> None:
+    db = database_for(pg.url)
+    admin = await asyncpg.connect(pg.admin_url)
+    try:
+        policy = lineage.LineagePolicy(AccessPolicy(schemas=frozenset({"sales"})), max_age=0.05)
+        first = await policy.get(db)
+        assert expansions == [first]
+        await asyncio.sleep(0.1)
+        served = await asyncio.gather(*(policy.get(db) for _ in range(10)))
+        assert all(p is first for p in served), "no call waits for an expansion that is only old"
+        refreshing = policy._refreshing
+        assert refreshing is not None
+        await refreshing
+        assert len(expansions) == 2
+        await admin.execute("CREATE VIEW sales.lineage_probe AS SELECT id FROM sales.orders")
+        changed = await policy.get(db)
+        assert changed is expansions[2], "a changed catalog is expanded before the call goes on"
+    finally:
+        await admin.execute("DROP VIEW IF EXISTS sales.lineage_probe")
+        await admin.close()
         await db.close()

@@ -8,6 +8,8 @@ a partition created a second ago is already covered.
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import time
 from dataclasses import replace
 from typing import Protocol
@@ -15,6 +17,8 @@ from typing import Protocol
 import asyncpg
 
 from pg_mcp.guard.access import AccessPolicy, StoredRelation, expand
+
+log = logging.getLogger(__name__)
 
 #: Every relation with a parent, with a child, with a view rule, or read by one; nothing else.
 LINEAGE_SQL = """
@@ -111,7 +115,10 @@ def _relation(row: asyncpg.Record) -> StoredRelation:
 
 
 class LineagePolicy:
-    """The expanded policy, read again when the catalog's trees or view rules change, or is `max_age` old."""
+    """The expanded policy, read again when the catalog's trees or view rules change, or is `max_age` old.
+
+    A change is expanded before the call goes on. An expansion that is only old (a renamed table keeps
+    the version) is made again beside the calls, once, while they go on with the current one."""
 
     def __init__(self, configured: AccessPolicy, max_age: float = 60.0) -> None:
         self.configured = configured.configured
@@ -119,14 +126,29 @@ class LineagePolicy:
         self.max_age = max_age
         self._version: str | None = None
         self._expanded_at = 0.0
+        self._refreshing: asyncio.Task[None] | None = None
 
     async def get(self, db: CatalogReader) -> AccessPolicy:
         """The expanded policy for this call: one small catalog query, plus the expansion on change."""
         if not self.configured.active:
             return self.configured
         version = str((await db.fetch_fixed(LINEAGE_VERSION_SQL))[0][0])  # read first: a change during
-        now = time.monotonic()  # the expansion makes the next call expand again
-        if version != self._version or now - self._expanded_at > self.max_age:
-            self.current = await expand_policy(db, self.configured)
-            self._version, self._expanded_at = version, now
+        if version != self._version:  # the expansion makes the next call expand again
+            await self._expand(db, version)
+        elif time.monotonic() - self._expanded_at > self.max_age and self._refreshing is None:
+            self._refreshing = asyncio.get_running_loop().create_task(self._refresh(db, version))
         return self.current
+
+    async def _expand(self, db: CatalogReader, version: str) -> None:
+        started = time.monotonic()
+        expanded = await expand_policy(db, self.configured)
+        if started >= self._expanded_at:  # an expansion begun earlier never replaces a later one
+            self.current, self._version, self._expanded_at = expanded, version, started
+
+    async def _refresh(self, db: CatalogReader, version: str) -> None:
+        try:
+            await self._expand(db, version)
+        except Exception as exc:  # the next call that finds the expansion old tries again
+            log.debug("the limits could not be expanded again (%s)", type(exc).__name__)
+        finally:
+            self._refreshing = None
