@@ -33,7 +33,7 @@ PostgreSQL's CPU is that of our throwaway cluster (its postmaster and backends),
 `postgres` process on the machine.
 
 Usage: python benchmarks/bench_http.py [--clients 50] [--seconds 30] [--replicas 1,2] [--client raw|httpx]
-       [--layers 1000] [--vs dbhub|none] [--rounds 3] [--dbhub-dir DIR]
+       [--layers 1000] [--vs dbhub|none] [--rounds 3] [--timeline] [--dbhub-dir DIR]
 """
 
 from __future__ import annotations
@@ -194,10 +194,13 @@ async def drive(
     kind: str = "raw",
     body_of: Callable[[int, int], bytes] = call_body,
     expect: bytes | None = None,
+    slowest: dict[int, float] | None = None,
 ) -> tuple[list[float], int, float]:
     """Latencies and errors of `clients` concurrent callers for `seconds`, and the CPU seconds this
     process (the load generator) used meanwhile. Client `index` sends `body_of(index, n)` as its n-th
-    request; with `expect`, an answer counts only if its body holds those bytes."""
+    request; with `expect`, an answer counts only if its body holds those bytes. `slowest` gets, for
+    each second of the run, the longest call begun in it."""
+    began = time.perf_counter()
     latencies: list[float] = []
     errors = 0
     deadline = time.perf_counter() + seconds
@@ -219,6 +222,9 @@ async def drive(
                         TimeoutError, ValueError, IndexError):  # fmt: skip
                     ok = False
                 latencies.append(time.perf_counter() - started)
+                if slowest is not None:
+                    second = int(started - began)
+                    slowest[second] = max(slowest.get(second, 0.0), latencies[-1])
                 errors += 0 if ok else 1
                 n += 1
         finally:
@@ -568,6 +574,8 @@ def main() -> None:
     parser.add_argument("--vs", choices=("dbhub", "none"), default="dbhub",
                         help="run DBHub beside pg-mcp (default) or not")  # fmt: skip
     parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds beside DBHub (3)")
+    parser.add_argument("--timeline", action="store_true",
+                        help="print the slowest call begun in each second of the replica runs")  # fmt: skip
     parser.add_argument("--dbhub-dir", type=Path, default=DEFAULT_DBHUB_DIR,
                         help=f"where DBHub is installed from npm ({DEFAULT_DBHUB_DIR})")  # fmt: skip
     args = parser.parse_args()
@@ -589,7 +597,10 @@ def main() -> None:
                     cpu_seconds(postgres_pids(postmaster), children=True),
                     cpu_ticks(),
                 )
-                latencies, errors, cpu = asyncio.run(drive(bases, args.clients, args.seconds, args.client))
+                slowest: dict[int, float] = {}
+                latencies, errors, cpu = asyncio.run(
+                    drive(bases, args.clients, args.seconds, args.client, slowest=slowest)
+                )
                 after = (
                     process_tree_cpu(pids),
                     cpu_seconds(postgres_pids(postmaster), children=True),
@@ -603,6 +614,9 @@ def main() -> None:
                     f"PostgreSQL {(after[1] - before[1]) * 1000 / calls:.2f} ms; CPU steal "
                     f"{steal_share(before[2], after[2]):.0%} (time the hypervisor gave to other guests)"
                 )
+                if args.timeline:
+                    print("    slowest call begun in each second (ms): " + " ".join(
+                        f"{second}:{slowest[second] * 1000:.0f}" for second in sorted(slowest)))  # fmt: skip
             finally:
                 for proc, _ in procs:
                     proc.terminate()
