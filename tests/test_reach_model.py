@@ -4,6 +4,8 @@ which go on with what they have; a change that must count is read before the cal
 from __future__ import annotations
 
 import asyncio
+from types import ModuleType
+from typing import Any
 
 import asyncpg
 import pytest
@@ -17,19 +19,24 @@ from pg_mcp.guard.analysed import CatalogReach
 NO_LIMITS = AccessPolicy()
 
 
+def recorded(monkeypatch: pytest.MonkeyPatch, module: ModuleType, name: str) -> list[Any]:
+    """What `module.name` returns from now on (from the real database), in order."""
+    made: list[Any] = []
+    real = getattr(module, name)
+
+    async def recording(*args: object, **kwargs: object) -> Any:
+        value = await real(*args, **kwargs)
+        made.append(value)
+        return value
+
+    monkeypatch.setattr(module, name, recording)
+    return made
+
+
 @pytest.fixture
 def readings(monkeypatch: pytest.MonkeyPatch) -> list[CatalogReach]:
-    """Every model `read_reach` reads (from the real database), in order."""
-    read: list[CatalogReach] = []
-    real = reach.read_reach
-
-    async def counted(*args: object, **kwargs: object) -> CatalogReach:
-        model = await real(*args, **kwargs)  # type: ignore[arg-type]
-        read.append(model)
-        return model
-
-    monkeypatch.setattr(reach, "read_reach", counted)
-    return read
+    """Every model `read_reach` reads, in order."""
+    return recorded(monkeypatch, reach, "read_reach")
 
 
 async def test_an_aged_model_is_read_again_once_while_calls_go_on_with_it(
@@ -43,7 +50,7 @@ async def test_an_aged_model_is_read_again_once_while_calls_go_on_with_it(
         await asyncio.sleep(0.1)
         served = await asyncio.gather(*(model.get(db, NO_LIMITS) for _ in range(20)))
         assert all(m is first for m in served), "no call waits for the new reading"
-        refreshing = model._refreshing
+        refreshing = model.aging.remaking
         assert refreshing is not None
         await refreshing
         assert len(readings) == 2, "twenty calls, one reading"
@@ -83,13 +90,13 @@ async def test_a_reading_that_fails_beside_the_calls_leaves_the_model_and_is_tri
         monkeypatch.setattr(reach, "read_reach", failing)
         await asyncio.sleep(0.1)
         assert await model.get(db, NO_LIMITS) is first
-        refreshing = model._refreshing
+        refreshing = model.aging.remaking
         assert refreshing is not None
         await refreshing
-        assert model._refreshing is None
+        assert model.aging.remaking is None
         monkeypatch.setattr(reach, "read_reach", real)
         assert await model.get(db, NO_LIMITS) is first, "the old model serves while the next reading runs"
-        refreshing = model._refreshing
+        refreshing = model.aging.remaking
         assert refreshing is not None
         await refreshing
         assert await model.get(db, NO_LIMITS) is not first
@@ -99,17 +106,8 @@ async def test_a_reading_that_fails_beside_the_calls_leaves_the_model_and_is_tri
 
 @pytest.fixture
 def expansions(monkeypatch: pytest.MonkeyPatch) -> list[AccessPolicy]:
-    """Every policy `expand_policy` expands (from the real database), in order."""
-    made: list[AccessPolicy] = []
-    real = lineage.expand_policy
-
-    async def counted(*args: object, **kwargs: object) -> AccessPolicy:
-        policy = await real(*args, **kwargs)  # type: ignore[arg-type]
-        made.append(policy)
-        return policy
-
-    monkeypatch.setattr(lineage, "expand_policy", counted)
-    return made
+    """Every policy `expand_policy` expands, in order."""
+    return recorded(monkeypatch, lineage, "expand_policy")
 
 
 async def test_old_limits_are_expanded_again_once_and_changed_ones_at_once(
@@ -124,7 +122,7 @@ async def test_old_limits_are_expanded_again_once_and_changed_ones_at_once(
         await asyncio.sleep(0.1)
         served = await asyncio.gather(*(policy.get(db) for _ in range(10)))
         assert all(p is first for p in served), "no call waits for an expansion that is only old"
-        refreshing = policy._refreshing
+        refreshing = policy.aging.remaking
         assert refreshing is not None
         await refreshing
         assert len(expansions) == 2

@@ -8,17 +8,14 @@ a partition created a second ago is already covered.
 
 from __future__ import annotations
 
-import asyncio
-import logging
 import time
 from dataclasses import replace
 from typing import Protocol
 
 import asyncpg
 
+from pg_mcp.database.aging import Aging
 from pg_mcp.guard.access import AccessPolicy, StoredRelation, expand
-
-log = logging.getLogger(__name__)
 
 #: Every relation with a parent, with a child, with a view rule, or read by one; nothing else.
 LINEAGE_SQL = """
@@ -65,7 +62,7 @@ JOIN pg_attribute g ON g.attrelid = c.oid AND g.attnum = ad.adnum AND g.attgener
 
 #: Changes whenever a partition or child is attached or detached, a view rule is created or
 #: replaced, or a schema is renamed: about a millisecond on a 30,000-relation catalog, so it is read
-#: before every call. (Renaming a table does not change it; `LineagePolicy.max_age` covers that.)
+#: before every call. (Renaming a table does not change it; the `max_age` of `LineagePolicy` covers that.)
 LINEAGE_VERSION_SQL = """
 SELECT concat_ws('/',
     (SELECT count(*) || ':' || coalesce(sum(inhrelid::int8 * 3 + inhparent::int8), 0) FROM pg_inherits),
@@ -118,15 +115,13 @@ class LineagePolicy:
     """The expanded policy, read again when the catalog's trees or view rules change, or is `max_age` old.
 
     A change is expanded before the call goes on. An expansion that is only old (a renamed table keeps
-    the version) is made again beside the calls, once, while they go on with the current one."""
+    the version) is made again beside the calls, once (`aging`), while they go on with the current one."""
 
     def __init__(self, configured: AccessPolicy, max_age: float = 60.0) -> None:
         self.configured = configured.configured
         self.current = self.configured
-        self.max_age = max_age
+        self.aging = Aging(max_age, "the expanded limits")
         self._version: str | None = None
-        self._expanded_at = 0.0
-        self._refreshing: asyncio.Task[None] | None = None
 
     async def get(self, db: CatalogReader) -> AccessPolicy:
         """The expanded policy for this call: one small catalog query, plus the expansion on change."""
@@ -135,20 +130,12 @@ class LineagePolicy:
         version = str((await db.fetch_fixed(LINEAGE_VERSION_SQL))[0][0])  # read first: a change during
         if version != self._version:  # the expansion makes the next call expand again
             await self._expand(db, version)
-        elif time.monotonic() - self._expanded_at > self.max_age and self._refreshing is None:
-            self._refreshing = asyncio.get_running_loop().create_task(self._refresh(db, version))
+        elif self.aging.old():
+            self.aging.remake_beside(lambda: self._expand(db, version))
         return self.current
 
     async def _expand(self, db: CatalogReader, version: str) -> None:
         started = time.monotonic()
         expanded = await expand_policy(db, self.configured)
-        if started >= self._expanded_at:  # an expansion begun earlier never replaces a later one
-            self.current, self._version, self._expanded_at = expanded, version, started
-
-    async def _refresh(self, db: CatalogReader, version: str) -> None:
-        try:
-            await self._expand(db, version)
-        except Exception as exc:  # the next call that finds the expansion old tries again
-            log.debug("the limits could not be expanded again (%s)", type(exc).__name__)
-        finally:
-            self._refreshing = None
+        if self.aging.newest(started):
+            self.current, self._version = expanded, version

@@ -14,8 +14,6 @@ numbers. `pg_mcp.guard.analysed` judges each statement's tree against the model.
 
 from __future__ import annotations
 
-import asyncio
-import logging
 import time
 from collections import defaultdict
 from collections.abc import Iterable
@@ -23,11 +21,10 @@ from typing import Protocol
 
 import asyncpg
 
+from pg_mcp.database.aging import Aging
 from pg_mcp.guard.access import AccessPolicy
 from pg_mcp.guard.analysed import CatalogReach
 from pg_mcp.guard.secrets import SECRET_COLUMNS, SECRET_FUNCTION_COLUMNS
-
-log = logging.getLogger(__name__)
 
 #: Functions of pg_catalog that return text the catalog stores about an object, not its name.
 CATALOG_TEXT_FUNCTIONS = (
@@ -278,10 +275,9 @@ class ReachModel:
     """The model for one database, read again when a statement names an object it does not know, or
     when it is `max_age` seconds old (a new index or domain constraint on a known object).
 
-    An aged model is read again beside the calls, once: they go on with it until the new one is read,
-    instead of each waiting for a reading of its own (under load, every call in flight would read the
-    catalog at once, every `max_age` seconds). A model that is missing, made under other limits, or
-    asked for `fresh` is read before the call goes on."""
+    An aged model is read again beside the calls, once (`aging`): they go on with it until the new one
+    is read. A model that is missing, made under other limits, or asked for `fresh` is read before the
+    call goes on."""
 
     def __init__(
         self,
@@ -291,31 +287,21 @@ class ReachModel:
     ) -> None:
         self.allowed_functions = tuple(allowed_functions)
         self.allowed_secrets = tuple(allowed_secrets)
-        self.max_age = max_age
+        self.aging = Aging(max_age, "the catalog model")
         self._current: CatalogReach | None = None
         self._key: AccessPolicy | None = None
-        self._read_at = 0.0
-        self._refreshing: asyncio.Task[None] | None = None
 
     async def get(self, db: CatalogReader, access: AccessPolicy, *, fresh: bool = False) -> CatalogReach:
         current = self._current
         if fresh or current is None or self._key != access:
             return await self._read(db, access)
-        if time.monotonic() - self._read_at > self.max_age and self._refreshing is None:
-            self._refreshing = asyncio.get_running_loop().create_task(self._refresh(db, access))
+        if self.aging.old():
+            self.aging.remake_beside(lambda: self._read(db, access))
         return current
 
     async def _read(self, db: CatalogReader, access: AccessPolicy) -> CatalogReach:
         started = time.monotonic()
         reach = await read_reach(db, self.allowed_functions, access, self.allowed_secrets)
-        if started >= self._read_at:  # a reading begun earlier never replaces a later one
-            self._current, self._key, self._read_at = reach, access, started
+        if self.aging.newest(started):
+            self._current, self._key = reach, access
         return reach
-
-    async def _refresh(self, db: CatalogReader, access: AccessPolicy) -> None:
-        try:
-            await self._read(db, access)
-        except Exception as exc:  # the next call that finds the model aged tries again
-            log.debug("the catalog model could not be read again (%s)", type(exc).__name__)
-        finally:
-            self._refreshing = None
