@@ -30,6 +30,7 @@ import pydantic_core
 from mcp.server.connection import Connection
 from mcp.server.lowlevel.server import Server
 from mcp.server.runner import serve_one
+from mcp.server.streamable_http import check_accept_headers
 from mcp.shared.exceptions import NoBackChannelError
 from mcp.shared.inbound import MCP_PROTOCOL_VERSION_HEADER
 from mcp.shared.jsonrpc_dispatcher import handler_exception_to_error_data
@@ -43,7 +44,6 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 log = logging.getLogger(__name__)
 
-_VERSION_HEADER = MCP_PROTOCOL_VERSION_HEADER.lower().encode("latin-1")
 _JSON = "application/json"
 
 
@@ -114,17 +114,12 @@ def _handshake_version(scope: Scope) -> str | None:
     """The protocol version a request answered here runs at, or None when its headers send it to the
     SDK's transport: a content type other than JSON, an Accept without JSON, or a version header the
     handshake era does not know (the 2026-07-28 entry, or a refusal)."""
-    headers = {name: value.decode("latin-1") for name, value in reversed(scope.get("headers", []))}
-    content_type = headers.get(b"content-type", "").split(";")[0].strip()
-    if content_type != _JSON or not _accepts_json(headers.get(b"accept", "")):
+    request = Request(scope)
+    content_type = request.headers.get("content-type", "").split(";")[0].strip()
+    accepts_json, _ = check_accept_headers(request)
+    if content_type != _JSON or not accepts_json:
         return None
-    version = headers.get(_VERSION_HEADER)
+    version = request.headers.get(MCP_PROTOCOL_VERSION_HEADER)
     if version is None:
         return DEFAULT_NEGOTIATED_VERSION
     return version if version in HANDSHAKE_PROTOCOL_VERSIONS else None
-
-
-def _accepts_json(accept: str) -> bool:
-    """The SDK's reading of Accept (`check_accept_headers`): JSON, `application/*` or `*/*`."""
-    types = {part.split(";")[0].strip().lower() for part in accept.split(",")}
-    return bool(types & {_JSON, "application/*", "*/*"})
